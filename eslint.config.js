@@ -1,0 +1,28 @@
+import js from "@eslint/js";
+import tseslint from "typescript-eslint";
+
+// The boundaries of the design: who may import what.
+const mcpClient = {
+  group: ["@modelcontextprotocol/sdk/client/*"],
+  message: "Only src/fleet/ talks to MCP servers as a client.",
+};
+const grammy = { group: ["grammy", "@grammyjs/*"], message: "The core never imports grammY." };
+const sqlite = { group: ["better-sqlite3"], message: "Only src/store/ writes SQL." };
+const restrict = (...patterns) => ({ "no-restricted-imports": ["error", { patterns }] });
+
+export default tseslint.config(
+  { ignores: ["dist/", "node_modules/", "data/", "logs/", "coverage/"] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    languageOptions: { globals: { process: "readonly", console: "readonly" } },
+    rules: {
+      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_" }],
+      "no-console": "error",
+    },
+  },
+  { files: ["src/**/*.ts"], rules: restrict(mcpClient, grammy, sqlite) },
+  { files: ["src/fleet/**/*.ts"], rules: restrict(grammy, sqlite) },
+  { files: ["src/store/**/*.ts"], rules: restrict(mcpClient, grammy) },
+  { files: ["src/bot/**/*.ts", "handlers/**/*.ts", "scenes/**/*.ts"], rules: restrict(mcpClient, sqlite) },
+);

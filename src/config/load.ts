@@ -1,0 +1,165 @@
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
+import type { z } from "zod";
+import { ConfigError } from "../errors.js";
+import { defaultServers } from "./default.js";
+import {
+  configFileSchema,
+  serverNames,
+  type Config,
+  type ConfigFile,
+  type ServerConfig,
+  type ServerName,
+} from "./schema.js";
+
+export interface LoadOptions {
+  /** Explicit path (from --config); an explicit path that does not exist is an error. */
+  configPath?: string | undefined;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+}
+
+export interface LoadedConfig {
+  config: Config;
+  /** The file it came from, or undefined for the embedded default. */
+  source: string | undefined;
+}
+
+const defaultFileName = "taskfan.config.json";
+
+/** Reads, validates and completes the configuration. Throws ConfigError naming each key. */
+export function loadConfig(options: LoadOptions = {}): LoadedConfig {
+  const env = options.env ?? process.env;
+  const cwd = options.cwd ?? process.cwd();
+  const explicit = options.configPath ?? env.TASKFAN_CONFIG;
+  const file = explicit ? path.resolve(cwd, explicit) : path.resolve(cwd, defaultFileName);
+  let parsed: ConfigFile = {};
+  let source: string | undefined;
+  if (existsSync(file)) {
+    parsed = parseConfigText(readFileSync(file, "utf8"), file);
+    source = file;
+  } else if (explicit) {
+    throw new ConfigError(`config file not found: ${file}`);
+  }
+  return { config: completeConfig(parsed, env, cwd), source };
+}
+
+/** Parses and validates the text of a config file. */
+export function parseConfigText(text: string, file = "config"): ConfigFile {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError(`${file} is not valid JSON: ${(error as Error).message}`, [], {
+      cause: error,
+    });
+  }
+  const result = configFileSchema.safeParse(raw);
+  if (!result.success) {
+    const issues = result.error.issues.map(formatIssue);
+    throw new ConfigError(`${file} is invalid:\n  ${issues.join("\n  ")}`, issues);
+  }
+  return result.data;
+}
+
+function formatIssue(issue: z.core.$ZodIssue): string {
+  const key = issue.path.length > 0 ? issue.path.map(String).join(".") : "(top level)";
+  switch (issue.code) {
+    case "unrecognized_keys":
+      return `${key}: unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys
+        .map((k) => `"${k}"`)
+        .join(", ")}`;
+    case "invalid_key":
+      return `${key}: unknown server name; expected one of ${serverNames.join(", ")}`;
+    default:
+      return `${key}: ${issue.message}`;
+  }
+}
+
+function substitute(value: string, vars: Record<string, string>): string {
+  return value.replace(/\$\{([A-Z_]+)\}/g, (whole, name: string) => vars[name] ?? whole);
+}
+
+function substituteDeep(value: unknown, vars: Record<string, string>): unknown {
+  if (typeof value === "string") return substitute(value, vars);
+  if (Array.isArray(value)) return value.map((v) => substituteDeep(v, vars));
+  if (value && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, substituteDeep(v, vars)]));
+  }
+  return value;
+}
+
+/** Merges a validated file over the embedded default and the environment. */
+export function completeConfig(file: ConfigFile, env: NodeJS.ProcessEnv, cwd: string): Config {
+  const dataDir = path.resolve(cwd, env.DATA_DIR ?? file.data_dir ?? "data");
+  const vars = { DATA_DIR: dataDir };
+  const defaults = defaultServers(dataDir);
+  const servers = {} as Record<ServerName, ServerConfig>;
+  for (const name of serverNames) {
+    const given = (substituteDeep(file.servers?.[name] ?? {}, vars) ?? {}) as NonNullable<
+      NonNullable<ConfigFile["servers"]>[ServerName]
+    >;
+    const d = defaults[name];
+    const ownProcess = given.command !== undefined;
+    servers[name] = {
+      name,
+      enabled: given.enabled ?? d.enabled,
+      priority: given.priority ?? d.priority,
+      timeout: given.timeout ?? d.timeout,
+      retry_attempts: given.retry_attempts ?? d.retry_attempts,
+      required: given.required ?? (given.priority ?? d.priority) === 1,
+      concurrency: given.concurrency ?? d.concurrency,
+      command: given.command ?? d.command,
+      // A server given its own command does not inherit our launch details.
+      args: given.args ?? (ownProcess ? [] : d.args),
+      env: given.env ?? (ownProcess ? {} : d.env),
+      cwd: given.cwd ?? (ownProcess ? undefined : d.cwd),
+      settings: { ...d.settings, ...given.settings },
+    };
+  }
+  const telegram = file.notifications?.telegram ?? {};
+  const botToken = env.BOT_TOKEN ?? telegram.bot_token;
+  const chatId = env.ALERT_CHAT_ID ?? telegram.chat_id;
+  return {
+    data_dir: dataDir,
+    sync_interval: file.sync_interval ?? 300,
+    health_check_interval: file.health_check_interval ?? 60,
+    circuit_breaker_threshold: file.circuit_breaker_threshold ?? 5,
+    circuit_breaker_half_open_after: file.circuit_breaker_half_open_after ?? 30,
+    monitoring_enabled: file.monitoring_enabled ?? true,
+    dispatcher: {
+      concurrency: file.dispatcher?.concurrency ?? 16,
+      lease_seconds: file.dispatcher?.lease_seconds ?? 30,
+      poll_interval: file.dispatcher?.poll_interval ?? 1,
+    },
+    notifications: {
+      telegram: {
+        enabled: telegram.enabled ?? Boolean(botToken),
+        bot_token: botToken || undefined,
+        chat_id: chatId === undefined || chatId === "" ? undefined : String(chatId),
+      },
+    },
+    security: {
+      rate_limiting: {
+        enabled: file.security?.rate_limiting?.enabled ?? true,
+        requests_per_minute: file.security?.rate_limiting?.requests_per_minute ?? 100,
+      },
+    },
+    servers,
+  };
+}
+
+const secretKey = /token|secret|password|passwd|api[_-]?key|auth/i;
+
+/** The effective config with every secret replaced, for `taskfan config print`. */
+export function maskConfig(config: Config): unknown {
+  const mask = (value: unknown, key = ""): unknown => {
+    if (typeof value === "string" && secretKey.test(key) && value !== "") return "********";
+    if (Array.isArray(value)) return value.map((v) => mask(v));
+    if (value && typeof value === "object") {
+      return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, mask(v, k)]));
+    }
+    return value;
+  };
+  return mask(config);
+}

@@ -1,0 +1,105 @@
+import { z } from "zod";
+
+/** The ten roles, in the order the design lists them. A server's name is its role. */
+export const serverNames = [
+  "deltatask",
+  "shrimp-task-manager",
+  "hpkv-memory",
+  "memory",
+  "calendar",
+  "notifications",
+  "time-tracker",
+  "git",
+  "filesystem",
+  "backup",
+] as const;
+
+export type ServerName = (typeof serverNames)[number];
+
+const seconds = z.number().positive().max(3600);
+
+/** One server as the file may give it: every key optional, unknown keys refused. */
+export const serverFileSchema = z.strictObject({
+  enabled: z.boolean().optional(),
+  priority: z.number().int().min(1).max(5).optional(),
+  timeout: seconds.optional(),
+  retry_attempts: z.number().int().min(0).max(10).optional(),
+  required: z.boolean().optional(),
+  concurrency: z.number().int().min(1).max(64).optional(),
+  command: z.string().min(1).optional(),
+  args: z.array(z.string()).optional(),
+  env: z.record(z.string(), z.string()).optional(),
+  cwd: z.string().min(1).optional(),
+  settings: z.record(z.string(), z.unknown()).optional(),
+});
+
+export const configFileSchema = z.strictObject({
+  data_dir: z.string().min(1).optional(),
+  sync_interval: seconds.optional(),
+  health_check_interval: seconds.optional(),
+  circuit_breaker_threshold: z.number().int().min(1).max(100).optional(),
+  circuit_breaker_half_open_after: seconds.optional(),
+  monitoring_enabled: z.boolean().optional(),
+  dispatcher: z
+    .strictObject({
+      concurrency: z.number().int().min(1).max(256).optional(),
+      lease_seconds: z.number().positive().max(3600).optional(),
+      poll_interval: z.number().positive().max(60).optional(),
+    })
+    .optional(),
+  notifications: z
+    .strictObject({
+      telegram: z
+        .strictObject({
+          enabled: z.boolean().optional(),
+          bot_token: z.string().optional(),
+          chat_id: z.union([z.string(), z.number()]).optional(),
+        })
+        .optional(),
+    })
+    .optional(),
+  security: z
+    .strictObject({
+      rate_limiting: z
+        .strictObject({
+          enabled: z.boolean().optional(),
+          requests_per_minute: z.number().int().min(1).max(10_000).optional(),
+        })
+        .optional(),
+    })
+    .optional(),
+  servers: z.partialRecord(z.enum(serverNames), serverFileSchema).optional(),
+});
+
+export type ConfigFile = z.infer<typeof configFileSchema>;
+
+export interface ServerConfig {
+  name: ServerName;
+  enabled: boolean;
+  priority: number;
+  /** Seconds for one attempt. */
+  timeout: number;
+  retry_attempts: number;
+  required: boolean;
+  concurrency: number;
+  command: string;
+  args: string[];
+  env: Record<string, string>;
+  cwd?: string | undefined;
+  settings: Record<string, unknown>;
+}
+
+export interface Config {
+  data_dir: string;
+  sync_interval: number;
+  health_check_interval: number;
+  circuit_breaker_threshold: number;
+  circuit_breaker_half_open_after: number;
+  monitoring_enabled: boolean;
+  dispatcher: { concurrency: number; lease_seconds: number; poll_interval: number };
+  notifications: {
+    telegram: { enabled: boolean; bot_token?: string | undefined; chat_id?: string | undefined };
+  };
+  security: { rate_limiting: { enabled: boolean; requests_per_minute: number } };
+  servers: Record<ServerName, ServerConfig>;
+}

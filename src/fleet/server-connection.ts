@@ -1,0 +1,143 @@
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport, getDefaultEnvironment } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { ErrorCode, McpError } from "@modelcontextprotocol/sdk/types.js";
+import { mkdirSync } from "node:fs";
+import type { ServerConfig } from "../config/schema.js";
+import { MissingToolsError, ServerUnavailableError, describeError } from "../errors.js";
+import type { ToolResult } from "../integrations/integration.js";
+import type { Logger } from "../log.js";
+
+const stderrLinesPerMinute = 30;
+const stderrLineLimit = 500;
+
+/** One MCP server process and the SDK client talking to it over stdio. */
+export class ServerConnection {
+  private client: Client | undefined;
+  private transport: StdioClientTransport | undefined;
+  private starting: Promise<void> | undefined;
+  private toolNames = new Set<string>();
+  private stderrBudget = { windowStart: 0, lines: 0, dropped: 0 };
+  connected = false;
+  lastError: string | undefined;
+  startedAt: number | undefined;
+  pid: number | undefined;
+
+  constructor(
+    readonly config: ServerConfig,
+    private readonly requiredTools: readonly string[],
+    private readonly log: Logger,
+  ) {}
+
+  get tools(): ReadonlySet<string> {
+    return this.toolNames;
+  }
+
+  /** Spawns and connects; resolves once the tools the integration needs are confirmed. */
+  start(): Promise<void> {
+    this.starting ??= this.connect().finally(() => {
+      this.starting = undefined;
+    });
+    return this.starting;
+  }
+
+  private async connect(): Promise<void> {
+    const { config } = this;
+    if (config.cwd) mkdirSync(config.cwd, { recursive: true });
+    const transport = new StdioClientTransport({
+      command: config.command,
+      args: config.args,
+      env: { ...getDefaultEnvironment(), ...config.env },
+      ...(config.cwd ? { cwd: config.cwd } : {}),
+      stderr: "pipe",
+    });
+    // Drain stderr before connecting, or a chatty server blocks on a full pipe.
+    transport.stderr?.on("data", (chunk: Buffer) => this.logStderr(chunk));
+    const client = new Client({ name: "taskfan", version: "0.1.0" }, { capabilities: {} });
+    transport.onclose = () => {
+      if (this.transport !== transport) return;
+      this.connected = false;
+      this.lastError ??= "the server process exited";
+      this.log.warn({ pid: this.pid }, "server connection closed");
+    };
+    try {
+      await client.connect(transport, { timeout: Math.max(config.timeout * 1000, 15_000) });
+      const listed = await client.listTools(undefined, { timeout: config.timeout * 1000 });
+      this.toolNames = new Set(listed.tools.map((t) => t.name));
+    } catch (error) {
+      await transport.close().catch(() => undefined);
+      this.lastError = describeError(error);
+      throw new ServerUnavailableError(config.name, `could not start: ${this.lastError}`, {
+        cause: error,
+      });
+    }
+    const missing = this.requiredTools.filter((t) => !this.toolNames.has(t));
+    if (missing.length > 0) {
+      await transport.close().catch(() => undefined);
+      const error = new MissingToolsError(config.name, missing);
+      this.lastError = error.message;
+      throw error;
+    }
+    this.client = client;
+    this.transport = transport;
+    this.pid = transport.pid ?? undefined;
+    this.connected = true;
+    this.lastError = undefined;
+    this.startedAt = Date.now();
+    this.log.info({ pid: this.pid, tools: this.toolNames.size }, "server connected");
+  }
+
+  /** One tool call with our own timeout and the caller's signal. */
+  async callTool(
+    name: string,
+    args: Record<string, unknown>,
+    signal: AbortSignal,
+    timeoutMs: number,
+  ): Promise<ToolResult> {
+    const client = this.client;
+    if (!client || !this.connected) {
+      throw new ServerUnavailableError(this.config.name, this.lastError ?? "not connected");
+    }
+    try {
+      const result = await client.callTool({ name, arguments: args }, undefined, {
+        signal,
+        timeout: timeoutMs,
+      });
+      return result as ToolResult;
+    } catch (error) {
+      if (error instanceof McpError && error.code === ErrorCode.ConnectionClosed) {
+        this.connected = false;
+        throw new ServerUnavailableError(this.config.name, "connection closed", { cause: error });
+      }
+      throw error;
+    }
+  }
+
+  /** Closes stdin, then SIGTERM, then SIGKILL (the SDK's transport does the escalation). */
+  async close(): Promise<void> {
+    const transport = this.transport;
+    this.transport = undefined;
+    this.client = undefined;
+    this.connected = false;
+    if (transport) await transport.close().catch(() => undefined);
+  }
+
+  private logStderr(chunk: Buffer): void {
+    const now = Date.now();
+    const budget = this.stderrBudget;
+    if (now - budget.windowStart > 60_000) {
+      if (budget.dropped > 0) this.log.debug({ dropped: budget.dropped }, "stderr lines dropped");
+      budget.windowStart = now;
+      budget.lines = 0;
+      budget.dropped = 0;
+    }
+    for (const line of chunk.toString("utf8").split("\n")) {
+      if (!line.trim()) continue;
+      if (budget.lines >= stderrLinesPerMinute) {
+        budget.dropped += 1;
+        continue;
+      }
+      budget.lines += 1;
+      this.log.debug({ stderr: line.slice(0, stderrLineLimit) }, "server stderr");
+    }
+  }
+}

@@ -1,0 +1,57 @@
+import { z } from "zod";
+import { taskMarker } from "../orchestrator/task.js";
+import { jsonOf, parseReply, parseSettings, type Integration } from "./integration.js";
+
+const role = "backup";
+const settingsSchema = z.strictObject({ source_dir: z.string().min(1) });
+const created = z.object({ timestamp: z.string() });
+const listed = z.object({
+  backups: z.array(z.object({ timestamp: z.string(), agent_context: z.string().nullable() })),
+});
+
+/**
+ * Backup: a snapshot of the task's record file, taken after the task's other operations
+ * (phase 1); the task record itself travels as the backup's agent context.
+ */
+export function createBackupIntegration(settings: unknown): Integration {
+  const { source_dir: folder } = parseSettings(settingsSchema, settings, role);
+  return {
+    role,
+    requiredTools: ["backup_folder_create", "backup_folder_list", "backup_delete"],
+    phase: 1,
+    async create(task, call, signal) {
+      const context = JSON.stringify({ marker: taskMarker(task.id), task: { ...task, status: undefined } });
+      const reply = parseReply(
+        created,
+        jsonOf(
+          await call(
+            "backup_folder_create",
+            { folder_path: folder, include_pattern: `${task.id}.md`, agent_context: context },
+            signal,
+          ),
+          role,
+          "backup_folder_create",
+        ),
+        role,
+        "backup_folder_create",
+      );
+      return { remoteId: reply.timestamp };
+    },
+    async verify(task, remoteId, call, signal) {
+      const marker = `"marker":"${taskMarker(task.id)}"`;
+      const reply = parseReply(
+        listed,
+        jsonOf(await call("backup_folder_list", { folder_path: folder }, signal), role, "backup_folder_list"),
+        role,
+        "backup_folder_list",
+      );
+      const hit = reply.backups.find((b) =>
+        remoteId ? b.timestamp === remoteId : b.agent_context?.includes(marker),
+      );
+      return hit ? { found: true, remoteId: hit.timestamp } : { found: false };
+    },
+    async compensate(_task, remoteId, call, signal) {
+      await call("backup_delete", { folder_path: folder, timestamp: remoteId }, signal);
+    },
+  };
+}

@@ -1,0 +1,67 @@
+import { z } from "zod";
+import { MalformedReplyError } from "../errors.js";
+import type { Task } from "../orchestrator/task.js";
+import { taskMarker } from "../orchestrator/task.js";
+import { describeTask, jsonOf, parseReply, parseSettings, textOf, type Integration } from "./integration.js";
+
+const role = "calendar";
+const settingsSchema = z.strictObject({
+  calendar_url: z.string().min(1),
+});
+const todos = z.object({
+  todos: z.array(z.object({ uid: z.string(), summary: z.string(), description: z.string().optional() })),
+  total: z.number(),
+});
+
+export function todoSummary(task: Task): string {
+  return `${task.title} [${taskMarker(task.id)}]`;
+}
+
+/** caldav-mcp (or our local server with its surface): one VTODO per task, due = deadline. */
+export function createCalendarIntegration(settings: unknown): Integration {
+  const { calendar_url: calendarUrl } = parseSettings(settingsSchema, settings, role);
+  return {
+    role,
+    requiredTools: ["create-todo", "list-todos", "delete-todo"],
+    phase: 0,
+    async create(task, call, signal) {
+      const result = await call(
+        "create-todo",
+        {
+          summary: todoSummary(task),
+          calendarUrl,
+          description: describeTask(task),
+          ...(task.deadline ? { due: task.deadline } : {}),
+        },
+        signal,
+      );
+      const uid = textOf(result).trim();
+      if (!uid || /\s/.test(uid))
+        throw new MalformedReplyError(role, "create-todo", `expected a UID, got "${uid.slice(0, 80)}"`);
+      return { remoteId: uid };
+    },
+    async verify(task, remoteId, call, signal) {
+      const marker = taskMarker(task.id);
+      for (let offset = 0; ; offset += 500) {
+        const reply = parseReply(
+          todos,
+          jsonOf(
+            await call("list-todos", { calendarUrl, status: "ALL", limit: 500, offset }, signal),
+            role,
+            "list-todos",
+          ),
+          role,
+          "list-todos",
+        );
+        const hit = reply.todos.find((t) =>
+          remoteId ? t.uid === remoteId : t.summary.includes(`[${marker}]`),
+        );
+        if (hit) return { found: true, remoteId: hit.uid };
+        if (offset + 500 >= reply.total) return { found: false };
+      }
+    },
+    async compensate(_task, remoteId, call, signal) {
+      await call("delete-todo", { uid: remoteId, calendarUrl }, signal);
+    },
+  };
+}

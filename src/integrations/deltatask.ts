@@ -1,0 +1,65 @@
+import { z } from "zod";
+import type { Task } from "../orchestrator/task.js";
+import { taskMarker } from "../orchestrator/task.js";
+import { jsonOf, parseReply, throwIfErrorPayload, type CallTool, type Integration } from "./integration.js";
+
+const role = "deltatask";
+const created = z.object({ id: z.string().min(1) });
+const listed = z.array(z.object({ id: z.string(), tags: z.array(z.string()) }));
+
+async function callJson(call: CallTool, tool: string, args: Record<string, unknown>, signal: AbortSignal) {
+  const value = jsonOf(await call(tool, args, signal), role, tool);
+  throwIfErrorPayload(value, role, tool);
+  return value;
+}
+
+/** Our priority 1 (most important) is DeltaTask's urgency 5. */
+export function urgencyOf(task: Task): number {
+  return 6 - task.priority;
+}
+
+/** DeltaTask: the task itself, tagged with our marker; deadline set by update_task. */
+export function createDeltataskIntegration(): Integration {
+  return {
+    role,
+    requiredTools: ["create_task", "get_task_by_id", "update_task", "delete_task", "list_tasks"],
+    phase: 0,
+    async create(task, call, signal) {
+      const value = await callJson(
+        call,
+        "create_task",
+        {
+          title: task.title,
+          description: task.description,
+          urgency: urgencyOf(task),
+          effort: 1,
+          tags: [...task.tags, taskMarker(task.id)],
+        },
+        signal,
+      );
+      const { id } = parseReply(created, value, role, "create_task");
+      if (task.deadline) {
+        await callJson(call, "update_task", { task_id: id, updates: { deadline: task.deadline } }, signal);
+      }
+      return { remoteId: id };
+    },
+    async verify(task, remoteId, call, signal) {
+      if (remoteId) {
+        const value = jsonOf(
+          await call("get_task_by_id", { task_id: remoteId }, signal),
+          role,
+          "get_task_by_id",
+        );
+        const found = value && typeof value === "object" && "id" in value;
+        return found ? { found: true, remoteId } : { found: false };
+      }
+      const value = await callJson(call, "list_tasks", { tags: [taskMarker(task.id)] }, signal);
+      const tasks = parseReply(listed, value, role, "list_tasks");
+      const match = tasks.find((t) => t.tags.includes(taskMarker(task.id)));
+      return match ? { found: true, remoteId: match.id } : { found: false };
+    },
+    async compensate(_task, remoteId, call, signal) {
+      await callJson(call, "delete_task", { task_id: remoteId }, signal);
+    },
+  };
+}

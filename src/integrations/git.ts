@@ -1,0 +1,74 @@
+import { z } from "zod";
+import { ToolFailedError } from "../errors.js";
+import type { Task } from "../orchestrator/task.js";
+import { jsonOf, parseReply, parseSettings, type Integration } from "./integration.js";
+
+const role = "git";
+const settingsSchema = z.strictObject({ repo_path: z.string().min(1) });
+const committed = z.object({ success: z.boolean(), commitHash: z.string().optional() });
+const logged = z.object({ commits: z.array(z.object({ hash: z.string(), body: z.string().optional() })) });
+
+export function commitTrailer(task: Task): string {
+  return `Taskfan-Task: ${task.id}`;
+}
+
+/**
+ * git: an (empty) commit records each task in the repository's history; undo is a
+ * compensating commit, never a rewrite of history.
+ */
+export function createGitIntegration(settings: unknown): Integration {
+  const { repo_path: repo } = parseSettings(settingsSchema, settings, role);
+
+  async function commit(message: string, call: Parameters<Integration["create"]>[1], signal: AbortSignal) {
+    const reply = parseReply(
+      committed,
+      jsonOf(await call("git_commit", { path: repo, message, allowEmpty: true }, signal), role, "git_commit"),
+      role,
+      "git_commit",
+    );
+    if (!reply.success || !reply.commitHash)
+      throw new ToolFailedError(role, "git_commit", "no commit was made");
+    return reply.commitHash;
+  }
+
+  return {
+    role,
+    requiredTools: ["git_init", "git_commit", "git_log"],
+    phase: 0,
+    async prepare(call, signal) {
+      const log = await call("git_log", { path: repo, maxCount: 1 }, signal).catch(() => undefined);
+      if (log) return;
+      await call("git_init", { path: repo, initialBranch: "main" }, signal);
+      // A first commit, so every later commit has a parent and can be undone.
+      await commit("Start the taskfan task log", call, signal);
+    },
+    async create(task, call, signal) {
+      const body = [`Priority: ${task.priority}`];
+      if (task.deadline) body.push(`Deadline: ${task.deadline}`);
+      if (task.tags.length > 0) body.push(`Tags: ${task.tags.join(", ")}`);
+      const message = `Add task ${task.id}: ${task.title}\n\n${task.description ? `${task.description}\n\n` : ""}${body.join("\n")}\n\n${commitTrailer(task)}`;
+      return { remoteId: await commit(message, call, signal) };
+    },
+    async verify(task, remoteId, call, signal) {
+      const reply = parseReply(
+        logged,
+        jsonOf(
+          await call("git_log", { path: repo, maxCount: 5, grep: `^${commitTrailer(task)}$` }, signal),
+          role,
+          "git_log",
+        ),
+        role,
+        "git_log",
+      );
+      const hit = reply.commits.find((c) => (remoteId ? c.hash === remoteId : true));
+      return hit ? { found: true, remoteId: hit.hash } : { found: false };
+    },
+    async compensate(task, remoteId, call, signal) {
+      await commit(
+        `Withdraw task ${task.id}\n\nReverts: ${remoteId}\nTaskfan-Withdrawn: ${task.id}`,
+        call,
+        signal,
+      );
+    },
+  };
+}

@@ -1,0 +1,54 @@
+import { z } from "zod";
+import { ToolFailedError } from "../errors.js";
+import type { Task } from "../orchestrator/task.js";
+import { jsonOf, parseReply, textOf, type Integration } from "./integration.js";
+
+const role = "hpkv-memory";
+const got = z.object({ items: z.array(z.object({ key: z.string() })) });
+
+/** HPKV-style key: project, date, session, sequence; ours ends with the task id. */
+export function memoryKey(task: Task): string {
+  return `taskfan_task_${task.id}`;
+}
+
+function priorityOf(task: Task): "high" | "normal" | "low" {
+  return task.priority <= 2 ? "high" : task.priority === 3 ? "normal" : "low";
+}
+
+/**
+ * Semantic memory through mcp-memory-keeper (the hosted HPKV server cannot be reached
+ * here): save by key, get by key, delete by key. Saving a key again overwrites it.
+ */
+export function createHpkvMemoryIntegration(): Integration {
+  return {
+    role,
+    requiredTools: ["context_save", "context_get", "context_batch_delete"],
+    phase: 0,
+    async create(task, call, signal) {
+      const key = memoryKey(task);
+      const value = JSON.stringify({
+        id: task.id,
+        title: task.title,
+        description: task.description,
+        priority: task.priority,
+        deadline: task.deadline,
+        tags: task.tags,
+      });
+      const text = textOf(
+        await call("context_save", { key, value, category: "task", priority: priorityOf(task) }, signal),
+      );
+      if (!text.includes(key)) throw new ToolFailedError(role, "context_save", text.slice(0, 300));
+      return { remoteId: key };
+    },
+    async verify(task, _remoteId, call, signal) {
+      const key = memoryKey(task);
+      const result = await call("context_get", { key }, signal);
+      if (/^No matching context/i.test(textOf(result).trim())) return { found: false };
+      const reply = parseReply(got, jsonOf(result, role, "context_get"), role, "context_get");
+      return reply.items.some((i) => i.key === key) ? { found: true, remoteId: key } : { found: false };
+    },
+    async compensate(_task, remoteId, call, signal) {
+      await call("context_batch_delete", { keys: [remoteId] }, signal);
+    },
+  };
+}

@@ -1,0 +1,95 @@
+import type { z } from "zod";
+import type { ServerName } from "../config/schema.js";
+import { ConfigError, MalformedReplyError, ToolFailedError } from "../errors.js";
+import type { Task } from "../orchestrator/task.js";
+
+export interface ToolResult {
+  content?: Array<{ type: string; text?: string }>;
+  structuredContent?: unknown;
+  isError?: boolean;
+}
+
+/** The narrow door an integration gets to its server; `isError` already became a throw. */
+export type CallTool = (
+  name: string,
+  args: Record<string, unknown>,
+  signal: AbortSignal,
+) => Promise<ToolResult>;
+
+export type CreateOutcome = { remoteId: string } | { skipped: string };
+export type LookupResult = { found: true; remoteId: string } | { found: false };
+
+export interface Integration {
+  readonly role: ServerName;
+  readonly requiredTools: readonly string[];
+  /** 1: runs after the task's phase-0 operations settle (irreversible or summarising). */
+  readonly phase: 0 | 1;
+  /** One-time setup after (re)connecting, such as initialising a repository. */
+  prepare?(call: CallTool, signal: AbortSignal): Promise<void>;
+  create(task: Task, call: CallTool, signal: AbortSignal): Promise<CreateOutcome>;
+  /** Looks for the task's record on the server (by remote id, else by our marker). */
+  verify(task: Task, remoteId: string | null, call: CallTool, signal: AbortSignal): Promise<LookupResult>;
+  compensate(task: Task, remoteId: string, call: CallTool, signal: AbortSignal): Promise<void>;
+}
+
+/** All text parts of a tool result, joined. */
+export function textOf(result: ToolResult): string {
+  return (result.content ?? [])
+    .filter((c) => c.type === "text" && typeof c.text === "string")
+    .map((c) => c.text)
+    .join("\n");
+}
+
+/** The result as JSON: structured content when given, else the text parsed. */
+export function jsonOf(result: ToolResult, server: string, tool: string): unknown {
+  if (result.structuredContent !== undefined) return result.structuredContent;
+  const text = textOf(result);
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new MalformedReplyError(server, tool, `expected JSON, got "${text.slice(0, 120)}"`);
+  }
+}
+
+/** Parses a reply with a schema; a reply of another shape is a recorded error. */
+export function parseReply<T>(schema: z.ZodType<T>, value: unknown, server: string, tool: string): T {
+  const result = schema.safeParse(value);
+  if (!result.success) {
+    throw new MalformedReplyError(
+      server,
+      tool,
+      result.error.issues.map((i) => `${i.path.join(".") || "reply"}: ${i.message}`).join("; "),
+    );
+  }
+  return result.data;
+}
+
+/** Servers such as DeltaTask answer failures as `{"error": "..."}` in a normal reply. */
+export function throwIfErrorPayload(value: unknown, server: string, tool: string): void {
+  if (value && typeof value === "object" && "error" in value) {
+    const error = (value as { error: unknown }).error;
+    if (error) throw new ToolFailedError(server, tool, String(error));
+  }
+}
+
+/** Validates an integration's `settings`; the message names the config key. */
+export function parseSettings<T>(schema: z.ZodType<T>, settings: unknown, role: ServerName): T {
+  const result = schema.safeParse(settings ?? {});
+  if (!result.success) {
+    const issues = result.error.issues.map(
+      (i) => `servers.${role}.settings.${i.path.join(".")}: ${i.message}`,
+    );
+    throw new ConfigError(`invalid settings for ${role}:\n  ${issues.join("\n  ")}`, issues);
+  }
+  return result.data;
+}
+
+/** The lines every human-readable record of a task carries. */
+export function describeTask(task: Task): string {
+  const lines = [`Title: ${task.title}`, `Priority: ${task.priority}`];
+  if (task.description) lines.push(`Description: ${task.description}`);
+  if (task.deadline) lines.push(`Deadline: ${task.deadline}`);
+  if (task.tags.length > 0) lines.push(`Tags: ${task.tags.map((t) => `#${t}`).join(" ")}`);
+  lines.push(`Task id: ${task.id}`);
+  return lines.join("\n");
+}

@@ -1,0 +1,49 @@
+import { z } from "zod";
+import type { Task } from "../orchestrator/task.js";
+import { jsonOf, parseReply, type Integration } from "./integration.js";
+
+const role = "memory";
+const graph = z.object({ entities: z.array(z.object({ name: z.string() })) });
+
+export function entityName(task: Task): string {
+  return `taskfan-task-${task.id}`;
+}
+
+function observations(task: Task): string[] {
+  const o = [`title: ${task.title}`, `priority: ${task.priority}`];
+  if (task.description) o.push(`description: ${task.description}`);
+  if (task.deadline) o.push(`deadline: ${task.deadline}`);
+  for (const tag of task.tags) o.push(`tag: ${tag}`);
+  return o;
+}
+
+/** The knowledge graph: one entity per task, named by its id (creating it twice is a no-op). */
+export function createMemoryIntegration(): Integration {
+  return {
+    role,
+    requiredTools: ["create_entities", "open_nodes", "delete_entities"],
+    phase: 0,
+    async create(task, call, signal) {
+      const name = entityName(task);
+      await call(
+        "create_entities",
+        { entities: [{ name, entityType: "task", observations: observations(task) }] },
+        signal,
+      );
+      return { remoteId: name };
+    },
+    async verify(task, _remoteId, call, signal) {
+      const name = entityName(task);
+      const reply = parseReply(
+        graph,
+        jsonOf(await call("open_nodes", { names: [name] }, signal), role, "open_nodes"),
+        role,
+        "open_nodes",
+      );
+      return reply.entities.some((e) => e.name === name) ? { found: true, remoteId: name } : { found: false };
+    },
+    async compensate(_task, remoteId, call, signal) {
+      await call("delete_entities", { entityNames: [remoteId] }, signal);
+    },
+  };
+}

@@ -1,0 +1,79 @@
+import { z } from "zod";
+import type { Task } from "../orchestrator/task.js";
+import { taskMarker } from "../orchestrator/task.js";
+import { jsonOf, parseReply, parseSettings, type Integration } from "./integration.js";
+
+const role = "notifications";
+const settingsSchema = z.strictObject({ topic: z.string().min(1).optional() });
+const published = z.object({ id: z.string(), sequence_id: z.string().optional() });
+const fetched = z.object({
+  messages: z.array(z.object({ id: z.string(), sequence_id: z.string().optional() })),
+});
+
+function messageOf(task: Task): string {
+  const parts = [task.title];
+  if (task.deadline) parts.push(`due ${task.deadline}`);
+  if (task.tags.length > 0) parts.push(task.tags.map((t) => `#${t}`).join(" "));
+  return parts.join(" · ");
+}
+
+/**
+ * ntfy: a notification that the task exists. A person may read it at once, so it runs
+ * after the task's reversible operations (phase 1); its sequence id is our marker.
+ */
+export function createNotificationsIntegration(settings: unknown): Integration {
+  const { topic } = parseSettings(settingsSchema, settings, role);
+  const where = topic ? { topic } : {};
+  return {
+    role,
+    requiredTools: ["ntfy_publish_message", "ntfy_fetch_messages", "ntfy_manage_message"],
+    phase: 1,
+    async create(task, call, signal) {
+      const reply = parseReply(
+        published,
+        jsonOf(
+          await call(
+            "ntfy_publish_message",
+            {
+              ...where,
+              title: `New task (priority ${task.priority})`,
+              message: messageOf(task),
+              priority: 6 - task.priority,
+              tags: ["taskfan", ...task.tags].slice(0, 10),
+              sequence_id: taskMarker(task.id),
+            },
+            signal,
+          ),
+          role,
+          "ntfy_publish_message",
+        ),
+        role,
+        "ntfy_publish_message",
+      );
+      return { remoteId: reply.sequence_id ?? reply.id };
+    },
+    async verify(task, _remoteId, call, signal) {
+      const marker = taskMarker(task.id);
+      const reply = parseReply(
+        fetched,
+        jsonOf(
+          await call("ntfy_fetch_messages", { ...where, since: "all", sequence_id: marker }, signal),
+          role,
+          "ntfy_fetch_messages",
+        ),
+        role,
+        "ntfy_fetch_messages",
+      );
+      return reply.messages.some((m) => m.sequence_id === marker)
+        ? { found: true, remoteId: marker }
+        : { found: false };
+    },
+    async compensate(task, _remoteId, call, signal) {
+      await call(
+        "ntfy_manage_message",
+        { ...where, sequence_id: taskMarker(task.id), operation: "delete" },
+        signal,
+      );
+    },
+  };
+}

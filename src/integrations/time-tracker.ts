@@ -1,0 +1,47 @@
+import { z } from "zod";
+import { taskMarker } from "../orchestrator/task.js";
+import { jsonOf, parseReply, type Integration } from "./integration.js";
+
+const role = "time-tracker";
+const created = z.object({ id: z.string() });
+const listed = z.object({ tasks: z.array(z.object({ id: z.string(), tags: z.array(z.string()) })) });
+
+/** The time tracker: registers the task so time can be tracked against it. */
+export function createTimeTrackerIntegration(): Integration {
+  return {
+    role,
+    requiredTools: ["toggl_create_task", "toggl_list_tasks", "toggl_delete_task"],
+    phase: 0,
+    async create(task, call, signal) {
+      const reply = parseReply(
+        created,
+        jsonOf(
+          await call(
+            "toggl_create_task",
+            { name: task.title, tags: [taskMarker(task.id), ...task.tags] },
+            signal,
+          ),
+          role,
+          "toggl_create_task",
+        ),
+        role,
+        "toggl_create_task",
+      );
+      return { remoteId: reply.id };
+    },
+    async verify(task, remoteId, call, signal) {
+      const marker = taskMarker(task.id);
+      const reply = parseReply(
+        listed,
+        jsonOf(await call("toggl_list_tasks", { tag: marker }, signal), role, "toggl_list_tasks"),
+        role,
+        "toggl_list_tasks",
+      );
+      const hit = reply.tasks.find((t) => (remoteId ? t.id === remoteId : t.tags.includes(marker)));
+      return hit ? { found: true, remoteId: hit.id } : { found: false };
+    },
+    async compensate(_task, remoteId, call, signal) {
+      await call("toggl_delete_task", { task_id: remoteId }, signal);
+    },
+  };
+}

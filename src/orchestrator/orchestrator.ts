@@ -1,0 +1,408 @@
+import { BrokenCircuitError } from "cockatiel";
+import { randomBytes } from "node:crypto";
+import { EventEmitter } from "node:events";
+import type { Config, ServerName } from "../config/schema.js";
+import { ServerUnavailableError, TaskfanError, describeError } from "../errors.js";
+import type { Fleet } from "../fleet/fleet.js";
+import { isTransient, mayHaveReachedServer } from "../fleet/policy.js";
+import type { CreateOutcome } from "../integrations/integration.js";
+import type { Logger } from "../log.js";
+import type { Store } from "../store/store.js";
+import { deriveTaskStatus } from "./status.js";
+import { newTaskId, validateNewTask, type NewTask, type Operation, type Task } from "./task.js";
+
+export interface TaskView {
+  task: Task;
+  operations: Operation[];
+}
+
+export interface OperationEvent {
+  taskId: string;
+  operationId: number;
+  server: string;
+  attempt?: number;
+  ms?: number;
+  remoteId?: string | null;
+  error?: string;
+  retryable?: boolean;
+}
+
+export interface OrchestratorEvents {
+  "operation.started": [OperationEvent];
+  "operation.done": [OperationEvent];
+  "operation.failed": [OperationEvent];
+  "operation.waiting": [OperationEvent];
+  "task.settled": [TaskView];
+}
+
+export interface OrchestratorOptions {
+  store: Store;
+  fleet: Fleet;
+  config: Config;
+  log: Logger;
+  /** Lease owner name; unique per process by default. */
+  owner?: string;
+  now?: () => number;
+}
+
+class LeaseLostError extends TaskfanError {
+  constructor() {
+    super("another dispatcher took over this operation");
+  }
+}
+
+type AttemptOutcome = CreateOutcome & { verified?: boolean };
+
+/**
+ * The core: makes a task durable, then dispatches its operations to the fleet with
+ * leases, priorities and concurrency limits, and keeps the task's status.
+ */
+export class Orchestrator extends EventEmitter<OrchestratorEvents> {
+  readonly owner: string;
+  private readonly store: Store;
+  private readonly fleet: Fleet;
+  private readonly config: Config;
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private readonly leaseMs: number;
+  private readonly inflight = new Map<number, { server: ServerName; done: Promise<void> }>();
+  private readonly abort = new AbortController();
+  private running = false;
+  private stopping = false;
+  private pumpQueued = false;
+  private timers: NodeJS.Timeout[] = [];
+
+  constructor(options: OrchestratorOptions) {
+    super();
+    this.store = options.store;
+    this.fleet = options.fleet;
+    this.config = options.config;
+    this.log = options.log.child({ component: "orchestrator" });
+    this.now = options.now ?? Date.now;
+    this.owner = options.owner ?? `${process.pid}-${randomBytes(4).toString("hex")}`;
+    this.leaseMs = options.config.dispatcher.lease_seconds * 1000;
+    this.fleet.on("breaker", ({ state }) => {
+      if (state !== "open") this.schedulePump();
+    });
+  }
+
+  /** Validates and stores the task and one pending operation per server: durable on return. */
+  createTask(input: NewTask, opts: { idempotencyKey?: string } = {}): string {
+    const key = opts.idempotencyKey ?? null;
+    if (key) {
+      const existing = this.store.tasks.getByIdempotencyKey(key);
+      if (existing) return existing.id;
+    }
+    const valid = validateNewTask(input, this.now());
+    const id = newTaskId();
+    const ops = this.fleet.names.map((server) => ({
+      server,
+      priority: this.fleet.config(server).priority,
+      phase: this.fleet.integration(server).phase,
+      idempotencyKey: `${id}:${server}:create`,
+    }));
+    try {
+      this.store.transaction(() => {
+        this.store.tasks.insertWithOperations(id, valid, key, ops);
+        this.store.events.append("task.created", { taskId: id }, { servers: ops.length });
+      });
+    } catch (error) {
+      // Two requests with one key raced: the other one won, and its task is the answer.
+      const existing = key ? this.store.tasks.getByIdempotencyKey(key) : undefined;
+      if (existing) return existing.id;
+      throw error;
+    }
+    this.log.info({ taskId: id, servers: ops.length }, "task created");
+    this.schedulePump();
+    return id;
+  }
+
+  getTask(id: string): TaskView | undefined {
+    const task = this.store.tasks.get(id);
+    return task ? { task, operations: this.store.operations.forTask(id) } : undefined;
+  }
+
+  /** Re-drives a task's failed operations. Returns how many were queued. */
+  retryFailed(id: string): number {
+    const n = this.store.operations.requeueFailed(id);
+    if (n > 0) {
+      this.refreshTask(id);
+      this.schedulePump();
+    }
+    return n;
+  }
+
+  /** Resolves when the task has settled, or with its current state after `timeoutMs`. */
+  waitForSettled(id: string, timeoutMs: number): Promise<TaskView | undefined> {
+    return new Promise((resolve) => {
+      const view = this.getTask(id);
+      if (!view || isSettled(view)) {
+        resolve(view);
+        return;
+      }
+      const onSettled = (v: TaskView) => {
+        if (v.task.id !== id) return;
+        clearTimeout(timer);
+        this.off("task.settled", onSettled);
+        resolve(v);
+      };
+      const timer = setTimeout(() => {
+        this.off("task.settled", onSettled);
+        resolve(this.getTask(id));
+      }, timeoutMs);
+      this.on("task.settled", onSettled);
+    });
+  }
+
+  /** Starts dispatching: operations left by a dead process are taken once their lease expires. */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    const poll = setInterval(() => this.schedulePump(), this.config.dispatcher.poll_interval * 1000);
+    const heartbeat = setInterval(
+      () => {
+        if (this.inflight.size > 0) this.store.operations.renewLeases(this.owner, this.leaseMs);
+      },
+      Math.max(this.leaseMs / 3, 50),
+    );
+    poll.unref();
+    heartbeat.unref();
+    this.timers.push(poll, heartbeat);
+    this.schedulePump();
+  }
+
+  get inflightCount(): number {
+    return this.inflight.size;
+  }
+
+  /**
+   * Stops taking work, lets in-flight operations finish until `deadlineMs`, then aborts
+   * them; whatever is still running goes back to pending for the next start.
+   */
+  async stop(deadlineMs = 10_000): Promise<void> {
+    this.stopping = true;
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    const all = Promise.all([...this.inflight.values()].map((f) => f.done));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([all, new Promise((r) => (timer = setTimeout(r, deadlineMs)))]);
+    clearTimeout(timer);
+    if (this.inflight.size > 0) {
+      this.abort.abort(new Error("shutting down"));
+      await Promise.race([all, new Promise((r) => setTimeout(r, 1000))]);
+    }
+    const released = this.store.operations.release(this.owner);
+    if (released > 0) this.log.info({ released }, "unfinished operations returned to pending");
+    this.running = false;
+  }
+
+  private schedulePump(): void {
+    if (!this.running || this.stopping || this.pumpQueued) return;
+    this.pumpQueued = true;
+    setImmediate(() => {
+      this.pumpQueued = false;
+      try {
+        this.pump();
+      } catch (error) {
+        this.log.error({ err: error }, "dispatch failed");
+      }
+    });
+  }
+
+  private pump(): void {
+    if (this.stopping) return;
+    const free = this.config.dispatcher.concurrency - this.inflight.size;
+    if (free <= 0) return;
+    const capacity = new Map<string, number>();
+    for (const server of this.fleet.names) {
+      const availability = this.fleet.availability(server);
+      if (!availability.ok) {
+        const touched = this.store.operations.parkServer(server, availability.reason, availability.retryAt);
+        for (const taskId of touched) this.refreshTask(taskId);
+        continue;
+      }
+      let busy = 0;
+      for (const f of this.inflight.values()) if (f.server === server) busy += 1;
+      const cap = this.fleet.config(server).concurrency - busy;
+      if (cap > 0) capacity.set(server, cap);
+    }
+    if (capacity.size === 0) return;
+    const claimed = this.store.operations.claim({
+      owner: this.owner,
+      leaseMs: this.leaseMs,
+      capacity,
+      limit: free,
+    });
+    for (const op of claimed) {
+      const done = this.run(op).finally(() => {
+        this.inflight.delete(op.id);
+        this.schedulePump();
+      });
+      this.inflight.set(op.id, { server: op.server as ServerName, done });
+    }
+  }
+
+  private async run(op: Operation): Promise<void> {
+    const server = op.server as ServerName;
+    const log = this.log.child({ taskId: op.taskId, server, operationId: op.id });
+    const task = this.store.tasks.get(op.taskId);
+    if (!task) return;
+    this.refreshTask(op.taskId);
+    this.emit("operation.started", {
+      taskId: op.taskId,
+      operationId: op.id,
+      server,
+      attempt: op.attempts + 1,
+    });
+    const integration = this.fleet.integration(server);
+    let recheck = op.recheck;
+    const started = performance.now();
+    try {
+      const outcome = await this.fleet.execute<AttemptOutcome>(
+        server,
+        async ({ call, signal, attempt }) => {
+          if (!this.store.operations.startAttempt(op.id, this.owner)) throw new LeaseLostError();
+          if (recheck || attempt > 1) {
+            const found = await integration.verify(task, op.remoteId, call, signal);
+            if (found.found) return { remoteId: found.remoteId, verified: true };
+          }
+          try {
+            return await integration.create(task, call, signal);
+          } catch (error) {
+            if (mayHaveReachedServer(error)) recheck = true;
+            throw error;
+          }
+        },
+        this.abort.signal,
+      );
+      const ms = performance.now() - started;
+      const skipped = "skipped" in outcome;
+      const remoteId = skipped ? null : outcome.remoteId;
+      const written = this.store.transaction(() => {
+        const ok = this.store.operations.finish(op.id, this.owner, {
+          status: skipped ? "skipped" : "done",
+          remoteId,
+          note: skipped ? outcome.skipped : undefined,
+          durationMs: ms,
+        });
+        if (ok) {
+          this.store.events.append(
+            "operation.done",
+            { taskId: op.taskId, operationId: op.id },
+            {
+              server,
+              ms: Math.round(ms),
+              remoteId,
+              ...(skipped ? { skipped: outcome.skipped } : {}),
+              ...(outcome.verified ? { verified: true } : {}),
+            },
+          );
+        }
+        return ok;
+      });
+      if (!written) return;
+      log.info(
+        { ms: Math.round(ms), remoteId, verified: outcome.verified ?? false },
+        skipped ? "operation skipped" : "operation done",
+      );
+      this.emit("operation.done", { taskId: op.taskId, operationId: op.id, server, ms, remoteId });
+    } catch (error) {
+      const ms = performance.now() - started;
+      if (error instanceof LeaseLostError) {
+        log.warn("lease lost; leaving the operation to its new owner");
+        return;
+      }
+      const message = describeError(error);
+      const breakerOpen = error instanceof BrokenCircuitError || this.fleet.breakerState(server) === "open";
+      const shuttingDown = this.abort.signal.aborted;
+      if (shuttingDown) {
+        log.info("operation interrupted by shutdown");
+        return; // stop() returns it to pending
+      }
+      if (
+        breakerOpen ||
+        (error instanceof ServerUnavailableError && !this.fleet.connected(server) && isTransient(error))
+      ) {
+        const availability = this.fleet.availability(server);
+        const retryAt = availability.ok ? this.now() + 1000 : availability.retryAt;
+        const reason = availability.ok ? message : availability.reason;
+        if (breakerOpen || !availability.ok) {
+          this.store.transaction(() => {
+            if (
+              this.store.operations.park(op.id, this.owner, {
+                reason,
+                until: retryAt,
+                durationMs: ms,
+                recheck,
+              })
+            ) {
+              this.store.events.append(
+                "operation.waiting",
+                { taskId: op.taskId, operationId: op.id },
+                { server, reason },
+              );
+            }
+          });
+          log.warn({ reason }, "operation waits for its server");
+          this.emit("operation.waiting", { taskId: op.taskId, operationId: op.id, server, error: reason });
+          this.refreshTask(op.taskId);
+          return;
+        }
+      }
+      const retryable = isTransient(error);
+      this.store.transaction(() => {
+        if (
+          this.store.operations.fail(op.id, this.owner, {
+            error: message,
+            retryable,
+            durationMs: ms,
+            recheck,
+          })
+        ) {
+          this.store.events.append(
+            "operation.failed",
+            { taskId: op.taskId, operationId: op.id },
+            { server, error: message, retryable },
+          );
+        }
+      });
+      log.warn({ err: error, retryable }, "operation failed");
+      this.emit("operation.failed", {
+        taskId: op.taskId,
+        operationId: op.id,
+        server,
+        ms,
+        error: message,
+        retryable,
+      });
+    }
+    this.refreshTask(op.taskId);
+  }
+
+  /** Recomputes a task's status from its operations; emits task.settled on a change. */
+  private refreshTask(taskId: string): void {
+    const task = this.store.tasks.get(taskId);
+    if (!task) return;
+    const operations = this.store.operations.forTask(taskId);
+    const derived = deriveTaskStatus(operations);
+    if (derived.status === task.status && derived.reason === task.statusReason) return;
+    this.store.transaction(() => {
+      this.store.tasks.setStatus(taskId, derived.status, derived.reason, derived.settled);
+      if (derived.settled) {
+        this.store.events.append(
+          "task.settled",
+          { taskId },
+          { status: derived.status, reason: derived.reason },
+        );
+      }
+    });
+    if (derived.settled) {
+      const view = this.getTask(taskId);
+      if (view) this.emit("task.settled", view);
+    }
+  }
+}
+
+function isSettled(view: TaskView): boolean {
+  return deriveTaskStatus(view.operations).settled;
+}

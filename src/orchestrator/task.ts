@@ -1,0 +1,141 @@
+import { randomBytes } from "node:crypto";
+import { z } from "zod";
+import { ValidationError } from "../errors.js";
+
+export type TaskStatus = "pending" | "running" | "done" | "partial" | "failed" | "rolled_back";
+export type OperationStatus = "pending" | "running" | "done" | "failed" | "skipped";
+export type OperationKind = "create" | "compensate";
+
+export interface Task {
+  id: string;
+  title: string;
+  description: string;
+  /** 1 is the most important. */
+  priority: number;
+  /** ISO 8601 with offset, or null. */
+  deadline: string | null;
+  tags: string[];
+  status: TaskStatus;
+  statusReason: string | null;
+  createdAt: number;
+  updatedAt: number;
+  settledAt: number | null;
+}
+
+export interface Operation {
+  id: number;
+  taskId: string;
+  server: string;
+  kind: OperationKind;
+  status: OperationStatus;
+  phase: number;
+  priority: number;
+  attempts: number;
+  idempotencyKey: string;
+  remoteId: string | null;
+  lastError: string | null;
+  retryable: boolean;
+  waiting: string | null;
+  recheck: boolean;
+  nextAttemptAt: number;
+  leaseOwner: string | null;
+  leaseExpiresAt: number | null;
+  durationMs: number | null;
+  totalMs: number;
+  createdAt: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+}
+
+export interface NewTask {
+  title: string;
+  description?: string | undefined;
+  priority?: number | undefined;
+  deadline?: string | Date | null | undefined;
+  tags?: readonly string[] | undefined;
+}
+
+export interface ValidTask {
+  title: string;
+  description: string;
+  priority: number;
+  deadline: string | null;
+  tags: string[];
+}
+
+const tagSchema = z
+  .string()
+  .trim()
+  .transform((t) => t.replace(/^#/, ""))
+  .pipe(
+    z
+      .string()
+      .min(1, "a tag may not be empty")
+      .max(50, "a tag has at most 50 characters")
+      .regex(/^[\p{L}\p{N}_-]+$/u, "a tag holds letters, digits, - and _ only"),
+  );
+
+const newTaskSchema = z.object({
+  title: z
+    .string()
+    .trim()
+    .min(1, "the title may not be empty")
+    .max(200, "the title has at most 200 characters"),
+  description: z.string().trim().max(4000, "the description has at most 4000 characters"),
+  priority: z
+    .number()
+    .int("priority is a whole number from 1 to 5")
+    .min(1, "priority is from 1 (highest) to 5")
+    .max(5, "priority is from 1 (highest) to 5"),
+  tags: z.array(tagSchema).max(10, "at most 10 tags"),
+});
+
+/** Checks a new task; throws ValidationError naming the field. `now` decides "future". */
+export function validateNewTask(input: NewTask, now: number = Date.now()): ValidTask {
+  const result = newTaskSchema.safeParse({
+    title: input.title,
+    description: input.description ?? "",
+    priority: input.priority ?? 3,
+    tags: [...(input.tags ?? [])],
+  });
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    throw new ValidationError(String(issue?.path[0] ?? "task"), issue?.message ?? "invalid task");
+  }
+  let deadline: string | null = null;
+  if (input.deadline !== undefined && input.deadline !== null && input.deadline !== "") {
+    const date = input.deadline instanceof Date ? input.deadline : parseIsoDate(String(input.deadline));
+    if (!date) {
+      throw new ValidationError(
+        "deadline",
+        "the deadline is not a date; use ISO 8601, e.g. 2026-12-01T12:00:00Z",
+      );
+    }
+    if (date.getTime() <= now) throw new ValidationError("deadline", "the deadline is in the past");
+    deadline = date.toISOString();
+  }
+  return { ...result.data, tags: [...new Set(result.data.tags)], deadline };
+}
+
+function parseIsoDate(text: string): Date | undefined {
+  if (!/^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/.test(text)) {
+    return undefined;
+  }
+  const date = new Date(text.replace(" ", "T"));
+  return Number.isNaN(date.getTime()) ? undefined : date;
+}
+
+const alphabet = "0123456789abcdefghjkmnpqrstvwxyz";
+
+/** A short id a person can type: 10 characters of Crockford base32 (50 bits). */
+export function newTaskId(): string {
+  const bytes = randomBytes(10);
+  let id = "";
+  for (const b of bytes) id += alphabet[b & 31];
+  return id;
+}
+
+/** The marker every server's record of a task carries, so we can find it again. */
+export function taskMarker(taskId: string): string {
+  return `taskfan-${taskId}`;
+}

@@ -1,0 +1,48 @@
+import type { Db } from "./open-database.js";
+
+export interface StoredEvent {
+  id: number;
+  taskId: string | null;
+  operationId: number | null;
+  type: string;
+  data: Record<string, unknown>;
+  at: number;
+}
+
+export function createEventStore(db: Db, now: () => number) {
+  const insert = db.prepare<[string | null, number | null, string, string, number]>(
+    "INSERT INTO events (task_id, operation_id, type, data, at) VALUES (?, ?, ?, ?, ?)",
+  );
+  const forTask = db.prepare<
+    [string],
+    {
+      id: number;
+      task_id: string | null;
+      operation_id: number | null;
+      type: string;
+      data: string;
+      at: number;
+    }
+  >("SELECT * FROM events WHERE task_id = ? ORDER BY id");
+  return {
+    append(
+      type: string,
+      refs: { taskId?: string | undefined; operationId?: number | undefined },
+      data: Record<string, unknown> = {},
+    ): void {
+      insert.run(refs.taskId ?? null, refs.operationId ?? null, type, JSON.stringify(data), now());
+    },
+    forTask(taskId: string): StoredEvent[] {
+      return forTask.all(taskId).map((r) => ({
+        id: r.id,
+        taskId: r.task_id,
+        operationId: r.operation_id,
+        type: r.type,
+        data: JSON.parse(r.data) as Record<string, unknown>,
+        at: r.at,
+      }));
+    },
+  };
+}
+
+export type EventStore = ReturnType<typeof createEventStore>;

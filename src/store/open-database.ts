@@ -1,0 +1,39 @@
+import Database from "better-sqlite3";
+import { mkdirSync, readdirSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+export type Db = Database.Database;
+
+export const migrationsDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../migrations");
+
+/** Opens the database file with the pragmas we rely on and applies pending migrations. */
+export function openDatabase(file: string, dir = migrationsDir): Db {
+  if (file !== ":memory:") mkdirSync(path.dirname(file), { recursive: true });
+  const db = new Database(file);
+  db.pragma("journal_mode = WAL");
+  db.pragma("synchronous = FULL");
+  db.pragma("busy_timeout = 5000");
+  db.pragma("foreign_keys = ON");
+  migrate(db, dir);
+  return db;
+}
+
+/** Applies `NNNN_name.sql` files above `PRAGMA user_version`, each in its own transaction. */
+export function migrate(db: Db, dir = migrationsDir): number {
+  const files = readdirSync(dir)
+    .filter((f) => /^\d{4}_[\w-]+\.sql$/.test(f))
+    .sort();
+  let version = db.pragma("user_version", { simple: true }) as number;
+  for (const file of files) {
+    const target = Number(file.slice(0, 4));
+    if (target <= version) continue;
+    const sql = readFileSync(path.join(dir, file), "utf8");
+    db.transaction(() => {
+      db.exec(sql);
+      db.pragma(`user_version = ${target}`);
+    }).immediate();
+    version = target;
+  }
+  return version;
+}

@@ -1,0 +1,214 @@
+import type { Operation, OperationStatus } from "../orchestrator/task.js";
+import type { Db } from "./open-database.js";
+import { toOperation, type OperationRow } from "./rows.js";
+
+export interface ClaimRequest {
+  owner: string;
+  leaseMs: number;
+  /** Free slots per server; a server absent from the map is not claimed from. */
+  capacity: ReadonlyMap<string, number>;
+  /** Free global slots. */
+  limit: number;
+}
+
+export interface Outcome {
+  status: Extract<OperationStatus, "done" | "skipped">;
+  remoteId: string | null;
+  note?: string | undefined;
+  durationMs: number;
+}
+
+export interface Failure {
+  error: string;
+  retryable: boolean;
+  durationMs: number;
+  /** The failed attempt may have reached the server. */
+  recheck: boolean;
+}
+
+export function createOperationStore(db: Db, now: () => number) {
+  // Due for one server: pending and due, or running with an expired lease (its owner died).
+  // A phase-1 operation waits while an earlier phase of its task is still unsettled.
+  const dueForServer = db.prepare<[Record<string, unknown>], OperationRow>(
+    `SELECT * FROM (
+       SELECT * FROM operations WHERE server = @server AND status = 'pending' AND next_attempt_at <= @now
+       UNION ALL
+       SELECT * FROM operations WHERE server = @server AND status = 'running' AND lease_expires_at < @now
+     ) AS o
+     WHERE o.phase = 0 OR NOT EXISTS (
+       SELECT 1 FROM operations p
+       WHERE p.task_id = o.task_id AND p.kind = o.kind AND p.phase < o.phase
+         AND (p.status = 'running' OR (p.status = 'pending' AND p.waiting IS NULL)))
+     ORDER BY o.priority, o.created_at, o.id
+     LIMIT @limit`,
+  );
+  const claimOne = db.prepare<[Record<string, unknown>]>(
+    `UPDATE operations
+     SET recheck = CASE WHEN status = 'running' THEN 1 ELSE recheck END,
+         status = 'running', lease_owner = @owner, lease_expires_at = @expires, waiting = NULL,
+         started_at = coalesce(started_at, @now), updated_at = @now
+     WHERE id = @id AND ((status = 'pending' AND next_attempt_at <= @now)
+                      OR (status = 'running' AND lease_expires_at < @now))`,
+  );
+  const byId = db.prepare<[number], OperationRow>("SELECT * FROM operations WHERE id = ?");
+  const forTask = db.prepare<[string], OperationRow>(
+    "SELECT * FROM operations WHERE task_id = ? ORDER BY priority, id",
+  );
+  const renew = db.prepare<[number, number, string]>(
+    "UPDATE operations SET lease_expires_at = ?, updated_at = ? WHERE lease_owner = ? AND status = 'running'",
+  );
+  const startAttempt = db.prepare<[number, number, string]>(
+    "UPDATE operations SET attempts = attempts + 1, updated_at = ? WHERE id = ? AND lease_owner = ? AND status = 'running'",
+  );
+  const finish = db.prepare<[Record<string, unknown>]>(
+    `UPDATE operations SET status = @status, remote_id = coalesce(@remoteId, remote_id),
+       last_error = @note, retryable = 0, waiting = NULL, recheck = 0, lease_owner = NULL,
+       lease_expires_at = NULL, duration_ms = @ms, total_ms = total_ms + @ms,
+       finished_at = @now, updated_at = @now
+     WHERE id = @id AND lease_owner = @owner AND status = 'running'`,
+  );
+  const fail = db.prepare<[Record<string, unknown>]>(
+    `UPDATE operations SET status = 'failed', last_error = @error, retryable = @retryable,
+       recheck = max(recheck, @recheck), lease_owner = NULL, lease_expires_at = NULL,
+       duration_ms = @ms, total_ms = total_ms + @ms, finished_at = @now, updated_at = @now
+     WHERE id = @id AND lease_owner = @owner AND status = 'running'`,
+  );
+  const park = db.prepare<[Record<string, unknown>]>(
+    `UPDATE operations SET status = 'pending', waiting = @reason, last_error = @reason,
+       recheck = max(recheck, @recheck), next_attempt_at = @until, lease_owner = NULL,
+       lease_expires_at = NULL, total_ms = total_ms + @ms, updated_at = @now
+     WHERE id = @id AND lease_owner = @owner AND status = 'running'`,
+  );
+  const dueTaskIds = db.prepare<[string, number], { task_id: string }>(
+    "SELECT DISTINCT task_id FROM operations WHERE server = ? AND status = 'pending' AND next_attempt_at <= ?",
+  );
+  const parkWaiting = db.prepare<[Record<string, unknown>]>(
+    `UPDATE operations SET waiting = @reason, last_error = @reason, next_attempt_at = @until, updated_at = @now
+     WHERE server = @server AND status = 'pending' AND next_attempt_at <= @now`,
+  );
+  const release = db.prepare<[number, string]>(
+    `UPDATE operations SET status = 'pending', recheck = 1, lease_owner = NULL, lease_expires_at = NULL,
+       updated_at = ? WHERE lease_owner = ? AND status = 'running'`,
+  );
+  const requeueFailed = db.prepare<[number, number, string]>(
+    `UPDATE operations SET status = 'pending', recheck = 1, waiting = NULL, next_attempt_at = ?, updated_at = ?
+     WHERE task_id = ? AND status = 'failed'`,
+  );
+  const countByServerStatus = db.prepare<[], { server: string; status: OperationStatus; n: number }>(
+    "SELECT server, status, count(*) AS n FROM operations GROUP BY server, status",
+  );
+  const pendingTasks = db.prepare<[], { task_id: string }>(
+    "SELECT DISTINCT task_id FROM operations WHERE status IN ('pending', 'running')",
+  );
+
+  const claim = db.transaction((req: ClaimRequest): Operation[] => {
+    const t = now();
+    const candidates: OperationRow[] = [];
+    for (const [server, free] of req.capacity) {
+      if (free <= 0) continue;
+      candidates.push(...dueForServer.all({ server, now: t, limit: Math.min(free, req.limit) }));
+    }
+    candidates.sort((a, b) => a.priority - b.priority || a.created_at - b.created_at || a.id - b.id);
+    const claimed: Operation[] = [];
+    for (const row of candidates) {
+      if (claimed.length >= req.limit) break;
+      const changed = claimOne.run({ id: row.id, owner: req.owner, expires: t + req.leaseMs, now: t });
+      if (changed.changes === 1) claimed.push(toOperation(byId.get(row.id)!));
+    }
+    return claimed;
+  });
+
+  return {
+    /** Claims due operations with a lease; two dispatchers never get the same one. */
+    claim(req: ClaimRequest): Operation[] {
+      return claim.immediate(req);
+    },
+    get(id: number): Operation | undefined {
+      const row = byId.get(id);
+      return row ? toOperation(row) : undefined;
+    },
+    forTask(taskId: string): Operation[] {
+      return forTask.all(taskId).map(toOperation);
+    },
+    renewLeases(owner: string, leaseMs: number): number {
+      const t = now();
+      return renew.run(t + leaseMs, t, owner).changes;
+    },
+    /** Counts an attempt; false when this owner no longer holds the lease. */
+    startAttempt(id: number, owner: string): boolean {
+      return startAttempt.run(now(), id, owner).changes === 1;
+    },
+    finish(id: number, owner: string, outcome: Outcome): boolean {
+      return (
+        finish.run({
+          id,
+          owner,
+          status: outcome.status,
+          remoteId: outcome.remoteId,
+          note: outcome.note ?? null,
+          ms: Math.round(outcome.durationMs),
+          now: now(),
+        }).changes === 1
+      );
+    },
+    fail(id: number, owner: string, failure: Failure): boolean {
+      return (
+        fail.run({
+          id,
+          owner,
+          error: failure.error,
+          retryable: failure.retryable ? 1 : 0,
+          recheck: failure.recheck ? 1 : 0,
+          ms: Math.round(failure.durationMs),
+          now: now(),
+        }).changes === 1
+      );
+    },
+    /** Back to pending, waiting for its server, until `until`. */
+    park(
+      id: number,
+      owner: string,
+      p: { reason: string; until: number; durationMs: number; recheck: boolean },
+    ): boolean {
+      return (
+        park.run({
+          id,
+          owner,
+          reason: p.reason,
+          until: p.until,
+          recheck: p.recheck ? 1 : 0,
+          ms: Math.round(p.durationMs),
+          now: now(),
+        }).changes === 1
+      );
+    },
+    /** Marks a server's due operations as waiting for it; returns the tasks touched. */
+    parkServer(server: string, reason: string, until: number): string[] {
+      return db
+        .transaction(() => {
+          const t = now();
+          const ids = dueTaskIds.all(server, t).map((r) => r.task_id);
+          if (ids.length > 0) parkWaiting.run({ server, reason, until, now: t });
+          return ids;
+        })
+        .immediate();
+    },
+    /** Returns this owner's running operations to pending (graceful shutdown). */
+    release(owner: string): number {
+      return release.run(now(), owner).changes;
+    },
+    /** Failed operations of a task back to pending; they look before creating again. */
+    requeueFailed(taskId: string): number {
+      const t = now();
+      return requeueFailed.run(t, t, taskId).changes;
+    },
+    countByServerStatus() {
+      return countByServerStatus.all();
+    },
+    unsettledTaskIds(): string[] {
+      return pendingTasks.all().map((r) => r.task_id);
+    },
+  };
+}
+
+export type OperationStore = ReturnType<typeof createOperationStore>;

@@ -1,0 +1,84 @@
+import type { Operation, Task } from "../orchestrator/task.js";
+
+export interface TaskRow {
+  id: string;
+  title: string;
+  description: string;
+  priority: number;
+  deadline: string | null;
+  tags: string;
+  status: Task["status"];
+  status_reason: string | null;
+  idempotency_key: string | null;
+  created_at: number;
+  updated_at: number;
+  settled_at: number | null;
+}
+
+export interface OperationRow {
+  id: number;
+  task_id: string;
+  server: string;
+  kind: Operation["kind"];
+  status: Operation["status"];
+  phase: number;
+  priority: number;
+  attempts: number;
+  idempotency_key: string;
+  remote_id: string | null;
+  last_error: string | null;
+  retryable: number;
+  waiting: string | null;
+  recheck: number;
+  next_attempt_at: number;
+  lease_owner: string | null;
+  lease_expires_at: number | null;
+  duration_ms: number | null;
+  total_ms: number;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+}
+
+export function toTask(row: TaskRow): Task {
+  return {
+    id: row.id,
+    title: row.title,
+    description: row.description,
+    priority: row.priority,
+    deadline: row.deadline,
+    tags: JSON.parse(row.tags) as string[],
+    status: row.status,
+    statusReason: row.status_reason,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    settledAt: row.settled_at,
+  };
+}
+
+export function toOperation(row: OperationRow): Operation {
+  return {
+    id: row.id,
+    taskId: row.task_id,
+    server: row.server,
+    kind: row.kind,
+    status: row.status,
+    phase: row.phase,
+    priority: row.priority,
+    attempts: row.attempts,
+    idempotencyKey: row.idempotency_key,
+    remoteId: row.remote_id,
+    lastError: row.last_error,
+    retryable: row.retryable === 1,
+    waiting: row.waiting,
+    recheck: row.recheck === 1,
+    nextAttemptAt: row.next_attempt_at,
+    leaseOwner: row.lease_owner,
+    leaseExpiresAt: row.lease_expires_at,
+    durationMs: row.duration_ms,
+    totalMs: row.total_ms,
+    createdAt: row.created_at,
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+  };
+}

@@ -1,0 +1,31 @@
+import { createEventStore } from "./events.js";
+import { openDatabase, type Db } from "./open-database.js";
+import { createOperationStore } from "./operations.js";
+import { createTaskStore } from "./tasks.js";
+
+export interface Store {
+  db: Db;
+  tasks: ReturnType<typeof createTaskStore>;
+  operations: ReturnType<typeof createOperationStore>;
+  events: ReturnType<typeof createEventStore>;
+  /** Runs `fn` in one IMMEDIATE transaction. */
+  transaction<T>(fn: () => T): T;
+  close(): void;
+}
+
+/** Opens (and migrates) the database file; `now` is injectable for tests. */
+export function createStore(file: string, now: () => number = Date.now): Store {
+  const db = openDatabase(file);
+  return {
+    db,
+    tasks: createTaskStore(db, now),
+    operations: createOperationStore(db, now),
+    events: createEventStore(db, now),
+    transaction<T>(fn: () => T): T {
+      return db.transaction(fn).immediate();
+    },
+    close() {
+      if (db.open) db.close();
+    },
+  };
+}

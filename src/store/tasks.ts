@@ -1,0 +1,90 @@
+import type { Task, TaskStatus, ValidTask } from "../orchestrator/task.js";
+import type { Db } from "./open-database.js";
+import { toTask, type TaskRow } from "./rows.js";
+
+export interface NewOperationRow {
+  server: string;
+  priority: number;
+  phase: number;
+  idempotencyKey: string;
+}
+
+export function createTaskStore(db: Db, now: () => number) {
+  const insertTask = db.prepare<[Record<string, unknown>]>(
+    `INSERT INTO tasks (id, title, description, priority, deadline, tags, status, idempotency_key, created_at, updated_at)
+     VALUES (@id, @title, @description, @priority, @deadline, @tags, 'pending', @key, @now, @now)`,
+  );
+  const insertOp = db.prepare<[Record<string, unknown>]>(
+    `INSERT INTO operations (task_id, server, kind, status, phase, priority, idempotency_key, next_attempt_at, created_at, updated_at)
+     VALUES (@taskId, @server, 'create', 'pending', @phase, @priority, @key, @now, @now, @now)`,
+  );
+  const byId = db.prepare<[string], TaskRow>("SELECT * FROM tasks WHERE id = ?");
+  const byKey = db.prepare<[string], TaskRow>("SELECT * FROM tasks WHERE idempotency_key = ?");
+  const setStatus = db.prepare<[TaskStatus, string | null, number, number | null, string]>(
+    `UPDATE tasks SET status = ?, status_reason = ?, updated_at = ?, settled_at = ? WHERE id = ?`,
+  );
+  const recent = db.prepare<[number], TaskRow>(
+    "SELECT * FROM tasks ORDER BY created_at DESC, rowid DESC LIMIT ?",
+  );
+  const countByStatus = db.prepare<[], { status: TaskStatus; n: number }>(
+    "SELECT status, count(*) AS n FROM tasks GROUP BY status",
+  );
+
+  /** The task and its operations, in one transaction: durable on return. */
+  const insertWithOperations = db.transaction(
+    (id: string, task: ValidTask, key: string | null, ops: readonly NewOperationRow[]) => {
+      const t = now();
+      insertTask.run({
+        id,
+        title: task.title,
+        description: task.description,
+        priority: task.priority,
+        deadline: task.deadline,
+        tags: JSON.stringify(task.tags),
+        key,
+        now: t,
+      });
+      for (const op of ops) {
+        insertOp.run({
+          taskId: id,
+          server: op.server,
+          phase: op.phase,
+          priority: op.priority,
+          key: op.idempotencyKey,
+          now: t,
+        });
+      }
+    },
+  );
+
+  return {
+    insertWithOperations(
+      id: string,
+      task: ValidTask,
+      key: string | null,
+      ops: readonly NewOperationRow[],
+    ): void {
+      insertWithOperations.immediate(id, task, key, ops);
+    },
+    get(id: string): Task | undefined {
+      const row = byId.get(id);
+      return row ? toTask(row) : undefined;
+    },
+    getByIdempotencyKey(key: string): Task | undefined {
+      const row = byKey.get(key);
+      return row ? toTask(row) : undefined;
+    },
+    setStatus(id: string, status: TaskStatus, reason: string | null, settled: boolean): void {
+      const t = now();
+      setStatus.run(status, reason, t, settled ? t : null, id);
+    },
+    recent(limit: number): Task[] {
+      return recent.all(limit).map(toTask);
+    },
+    countByStatus(): Partial<Record<TaskStatus, number>> {
+      return Object.fromEntries(countByStatus.all().map((r) => [r.status, r.n]));
+    },
+  };
+}
+
+export type TaskStore = ReturnType<typeof createTaskStore>;
