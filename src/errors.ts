@@ -65,6 +65,17 @@ export class ServerUnavailableError extends TaskfanError {
   }
 }
 
+/** One attempt ran past the server's timeout. It may have reached the server. */
+export class CallTimeoutError extends TaskfanError {
+  constructor(
+    readonly server: string,
+    readonly timeoutMs: number,
+    options?: { cause?: unknown },
+  ) {
+    super(`${server} did not answer within ${timeoutMs} ms`, options);
+  }
+}
+
 /** A server started but lacks tools its integration needs. */
 export class MissingToolsError extends TaskfanError {
   constructor(

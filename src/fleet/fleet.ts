@@ -1,7 +1,7 @@
 import { bulkhead, CircuitState, type BulkheadPolicy } from "cockatiel";
 import { EventEmitter } from "node:events";
 import type { ServerConfig, ServerName } from "../config/schema.js";
-import { ServerUnavailableError, ToolFailedError, describeError } from "../errors.js";
+import { CallTimeoutError, ServerUnavailableError, ToolFailedError, describeError } from "../errors.js";
 import { textOf, type CallTool, type Integration } from "../integrations/integration.js";
 import type { Logger } from "../log.js";
 import { createServerPolicy, type ServerPolicy } from "./policy.js";
@@ -193,7 +193,15 @@ export class Fleet extends EventEmitter<FleetEvents> {
         if (this.closed) throw new ServerUnavailableError(server, "shutting down");
         await this.reconnect(m);
       }
-      return fn({ call: this.callToolFor(m), signal: attemptSignal, attempt });
+      try {
+        return await fn({ call: this.callToolFor(m), signal: attemptSignal, attempt });
+      } catch (error) {
+        // The attempt's own timeout fired (not shutdown): say so, so it is retried.
+        if (attemptSignal.aborted && !signal.aborted) {
+          throw new CallTimeoutError(server, m.config.timeout * 1000, { cause: error });
+        }
+        throw error;
+      }
     }, signal);
   }
 

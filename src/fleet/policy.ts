@@ -15,7 +15,7 @@ import {
   type IPolicy,
   type RetryPolicy,
 } from "cockatiel";
-import { MalformedReplyError, ServerUnavailableError } from "../errors.js";
+import { CallTimeoutError, MalformedReplyError, ServerUnavailableError } from "../errors.js";
 
 /**
  * Worth another try: the call timed out, or the connection or process went away.
@@ -23,7 +23,7 @@ import { MalformedReplyError, ServerUnavailableError } from "../errors.js";
  */
 export function isTransient(error: unknown): boolean {
   if (error instanceof BrokenCircuitError) return false;
-  if (error instanceof TaskCancelledError) return true;
+  if (error instanceof TaskCancelledError || error instanceof CallTimeoutError) return true;
   if (error instanceof ServerUnavailableError) return true;
   if (error instanceof McpError) {
     return error.code === ErrorCode.RequestTimeout || error.code === ErrorCode.ConnectionClosed;
@@ -39,7 +39,11 @@ export function isServerFault(error: unknown): boolean {
 
 /** May have reached the server before failing: look before creating again. */
 export function mayHaveReachedServer(error: unknown): boolean {
-  return error instanceof TaskCancelledError || (error instanceof McpError && isTransient(error));
+  return (
+    error instanceof TaskCancelledError ||
+    error instanceof CallTimeoutError ||
+    (error instanceof McpError && isTransient(error))
+  );
 }
 
 export interface PolicyOptions {

@@ -52,15 +52,16 @@ export function createShrimpIntegration(): Integration {
         ? { query: remoteId, isId: true }
         : { query: taskMarker(task.id), isId: false, pageSize: 20 };
       const text = textOf(await call("query_task", query, signal));
-      const heading = new RegExp(`\\[${escapeRegExp(taskMarker(task.id))}\\][^\\n]*\\(ID: (${uuid})\\)`);
+      // Result headings read "### <name> (ID: <uuid>)"; the query term is echoed elsewhere.
+      const heading = remoteId
+        ? new RegExp(`^### [^\\n]*\\(ID: (${escapeRegExp(remoteId)})\\)`, "m")
+        : new RegExp(`^### \\[${escapeRegExp(taskMarker(task.id))}\\][^\\n]*\\(ID: (${uuid})\\)`, "m");
       const match = heading.exec(text);
-      if (match?.[1]) return { found: true, remoteId: match[1] };
-      if (remoteId && text.includes(remoteId)) return { found: true, remoteId };
-      return { found: false };
+      return match?.[1] ? { found: true, remoteId: match[1] } : { found: false };
     },
     async compensate(_task, remoteId, call, signal) {
       const text = textOf(await call("delete_task", { taskId: remoteId }, signal));
-      if (!/success|deleted|刪除成功|成功/i.test(text)) {
+      if (!/^## Success|刪除成功/m.test(text)) {
         throw new ToolFailedError(role, "delete_task", text.slice(0, 300));
       }
     },

@@ -1,0 +1,119 @@
+import { writeFileSync } from "node:fs";
+import path from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { loadConfig, maskConfig, parseConfigText } from "../../src/config/load.js";
+import { ConfigError } from "../../src/errors.js";
+import { tempDir } from "../helpers.js";
+
+function issuesOf(text: string): string[] {
+  try {
+    parseConfigText(text, "taskfan.config.json");
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return [...(error as ConfigError).issues, (error as ConfigError).message];
+  }
+  throw new Error("expected a ConfigError");
+}
+
+describe("config file validation", () => {
+  it.each([
+    ['{"servers": {"git": {"timeout": "fast"}}}', "servers.git.timeout"],
+    ['{"servers": {"git": {"timout": 5}}}', 'servers.git: unknown key "timout"'],
+    ['{"servers": {"gitlab": {"enabled": true}}}', 'servers: unknown key "gitlab"'],
+    ['{"servers": {"memory": {"priority": 9}}}', "servers.memory.priority"],
+    ['{"servers": {"memory": {"retry_attempts": -1}}}', "servers.memory.retry_attempts"],
+    ['{"servers": {"memory": {"args": "a b"}}}', "servers.memory.args"],
+    ['{"circuit_breaker_threshold": 0}', "circuit_breaker_threshold"],
+    ['{"notifications": {"telegram": {"chat": 1}}}', 'notifications.telegram: unknown key "chat"'],
+    ['{"security": {"rate_limiting": {"requests_per_minute": "many"}}}', "security.rate_limiting.requests_per_minute"],
+    ['{"sync_interval": null}', "sync_interval"],
+    ["[1, 2]", "(top level)"],
+  ])("%s names %s", (text, key) => {
+    const issues = issuesOf(text);
+    expect(issues.some((i) => i.includes(key))).toBe(true);
+  });
+
+  it("reports broken JSON with the file name", () => {
+    const [message] = issuesOf('{"servers": ');
+    expect(message).toMatch(/taskfan\.config\.json is not valid JSON/);
+  });
+
+  it("accepts the keys an operator of the original system knows", () => {
+    const parsed = parseConfigText(
+      JSON.stringify({
+        sync_interval: 300,
+        health_check_interval: 60,
+        circuit_breaker_threshold: 5,
+        monitoring_enabled: true,
+        notifications: { telegram: { enabled: false, bot_token: "", chat_id: "" } },
+        security: { rate_limiting: { enabled: true, requests_per_minute: 100 } },
+        servers: { deltatask: { enabled: true, priority: 1, timeout: 30, retry_attempts: 3 } },
+      }),
+    );
+    expect(parsed.servers?.deltatask?.priority).toBe(1);
+  });
+});
+
+describe("loadConfig", () => {
+  const dirs: Array<() => void> = [];
+  afterEach(() => dirs.splice(0).forEach((remove) => remove()));
+
+  it("without a file runs the embedded default: ten servers, data under DATA_DIR, absolute", () => {
+    const { dir, remove } = tempDir();
+    dirs.push(remove);
+    const { config, source } = loadConfig({ cwd: dir, env: {} });
+    expect(source).toBeUndefined();
+    expect(config.data_dir).toBe(path.join(dir, "data"));
+    const servers = Object.values(config.servers);
+    expect(servers).toHaveLength(10);
+    for (const s of servers) {
+      expect(s.enabled).toBe(true);
+      expect(path.isAbsolute(s.command)).toBe(true);
+      for (const value of [...Object.values(s.env), ...(s.cwd ? [s.cwd] : [])]) {
+        if (value.startsWith("/")) expect(value.includes("node_modules")).toBe(false);
+      }
+    }
+    // Required defaults to the priority-1 servers.
+    expect(servers.filter((s) => s.required).map((s) => s.name)).toEqual(["deltatask", "shrimp-task-manager"]);
+  });
+
+  it("merges a file over the default and substitutes ${DATA_DIR}", () => {
+    const { dir, remove } = tempDir();
+    dirs.push(remove);
+    const file = path.join(dir, "custom.json");
+    writeFileSync(
+      file,
+      JSON.stringify({
+        data_dir: "state",
+        servers: {
+          backup: { enabled: false },
+          memory: { command: "/usr/bin/node", args: ["${DATA_DIR}/mem.js"], timeout: 3 },
+        },
+      }),
+    );
+    const { config, source } = loadConfig({ configPath: file, cwd: dir, env: {} });
+    expect(source).toBe(file);
+    expect(config.data_dir).toBe(path.join(dir, "state"));
+    expect(config.servers.backup.enabled).toBe(false);
+    expect(config.servers.memory.args).toEqual([path.join(dir, "state", "mem.js")]);
+    expect(config.servers.memory.env).toEqual({});
+    expect(config.servers.memory.timeout).toBe(3);
+    expect(config.servers.git.priority).toBe(4);
+  });
+
+  it("fails on an explicit path that does not exist", () => {
+    expect(() => loadConfig({ configPath: "/nonexistent/taskfan.json", env: {} })).toThrow(/not found/);
+  });
+
+  it("takes secrets from the environment and masks them when printed", () => {
+    const { dir, remove } = tempDir();
+    dirs.push(remove);
+    const token = "123456789:AAAbbbCCCdddEEEfffGGGhhhIIIjjjKKKlll";
+    const { config } = loadConfig({ cwd: dir, env: { BOT_TOKEN: token, ALERT_CHAT_ID: "-100" } });
+    expect(config.notifications.telegram.bot_token).toBe(token);
+    expect(config.notifications.telegram.chat_id).toBe("-100");
+    const printed = JSON.stringify(maskConfig(config));
+    expect(printed).not.toContain(token);
+    expect(printed).toContain("********");
+  });
+});

@@ -1,0 +1,39 @@
+import path from "node:path";
+import type { Config, ConfigFile } from "../src/config/schema.js";
+import { startCore, type Core } from "../src/main.js";
+import type { OperationEvent } from "../src/orchestrator/orchestrator.js";
+import { silentLog, tempDir, testConfig } from "./helpers.js";
+
+export interface Harness {
+  dir: string;
+  config: Config;
+  core: Core;
+  started: OperationEvent[];
+  finished: OperationEvent[];
+  stop(): Promise<void>;
+}
+
+/** A real core (store, fleet of real servers over stdio, orchestrator) on a temp DATA_DIR. */
+export async function startHarness(file: ConfigFile = {}, dataDir?: string): Promise<Harness> {
+  const tmp = dataDir ? { dir: dataDir, remove: () => undefined } : tempDir();
+  const config = testConfig(path.join(tmp.dir, "data"), file);
+  const core = await startCore(config, silentLog);
+  const started: OperationEvent[] = [];
+  const finished: OperationEvent[] = [];
+  core.orchestrator.on("operation.started", (e) => started.push(e));
+  core.orchestrator.on("operation.done", (e) => finished.push(e));
+  core.orchestrator.on("operation.failed", (e) => finished.push(e));
+  return {
+    dir: tmp.dir,
+    config,
+    core,
+    started,
+    finished,
+    async stop() {
+      await core.close(5000);
+      tmp.remove();
+    },
+  };
+}
+
+export const faultServerPath = path.resolve(path.dirname(new URL(import.meta.url).pathname), "fixtures/fault-server.mjs");

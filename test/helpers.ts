@@ -1,0 +1,40 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { pino } from "pino";
+import { completeConfig } from "../src/config/load.js";
+import type { Config, ConfigFile } from "../src/config/schema.js";
+
+export const silentLog = pino({ level: "silent" });
+
+/** A fresh folder under the OS temp dir, removed by the returned function. */
+export function tempDir(prefix = "taskfan-test-"): { dir: string; remove: () => void } {
+  const dir = mkdtempSync(path.join(tmpdir(), prefix));
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** The embedded default under `dataDir`, with the file-shaped overrides applied. */
+export function testConfig(dataDir: string, file: ConfigFile = {}): Config {
+  return completeConfig(file, { DATA_DIR: dataDir }, dataDir);
+}
+
+/** Only these servers enabled. */
+export function onlyServers(names: string[], extra: NonNullable<ConfigFile["servers"]> = {}): ConfigFile["servers"] {
+  const all = [
+    "deltatask",
+    "shrimp-task-manager",
+    "hpkv-memory",
+    "memory",
+    "calendar",
+    "notifications",
+    "time-tracker",
+    "git",
+    "filesystem",
+    "backup",
+  ] as const;
+  return Object.fromEntries(
+    all.map((n) => [n, { enabled: names.includes(n), ...(extra[n] ?? {}) }]),
+  ) as ConfigFile["servers"];
+}
+
+export const repoRoot = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
