@@ -65,6 +65,9 @@ export class ServerUnavailableError extends TaskfanError {
   }
 }
 
+/** The server is down (not connected, restart backing off): wait for it, do not retry now. */
+export class ServerDownError extends ServerUnavailableError {}
+
 /** One attempt ran past the server's timeout. It may have reached the server. */
 export class CallTimeoutError extends TaskfanError {
   constructor(

@@ -36,4 +36,7 @@ export async function startHarness(file: ConfigFile = {}, dataDir?: string): Pro
   };
 }
 
-export const faultServerPath = path.resolve(path.dirname(new URL(import.meta.url).pathname), "fixtures/fault-server.mjs");
+export const faultServerPath = path.resolve(
+  path.dirname(new URL(import.meta.url).pathname),
+  "fixtures/fault-server.mjs",
+);

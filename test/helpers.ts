@@ -19,7 +19,10 @@ export function testConfig(dataDir: string, file: ConfigFile = {}): Config {
 }
 
 /** Only these servers enabled. */
-export function onlyServers(names: string[], extra: NonNullable<ConfigFile["servers"]> = {}): ConfigFile["servers"] {
+export function onlyServers(
+  names: string[],
+  extra: NonNullable<ConfigFile["servers"]> = {},
+): ConfigFile["servers"] {
   const all = [
     "deltatask",
     "shrimp-task-manager",

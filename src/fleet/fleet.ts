@@ -1,7 +1,13 @@
 import { bulkhead, CircuitState, type BulkheadPolicy } from "cockatiel";
 import { EventEmitter } from "node:events";
 import type { ServerConfig, ServerName } from "../config/schema.js";
-import { CallTimeoutError, ServerUnavailableError, ToolFailedError, describeError } from "../errors.js";
+import {
+  CallTimeoutError,
+  ServerDownError,
+  ServerUnavailableError,
+  ToolFailedError,
+  describeError,
+} from "../errors.js";
 import { textOf, type CallTool, type Integration } from "../integrations/integration.js";
 import type { Logger } from "../log.js";
 import { createServerPolicy, type ServerPolicy } from "./policy.js";
@@ -42,10 +48,12 @@ interface Member {
   policy: ServerPolicy;
   queue: BulkheadPolicy;
   openedAt: number | undefined;
-  lastRestart: number;
+  /** Consecutive failed starts; the next start waits 1 s, 2 s, 4 s ... up to a minute. */
+  startFailures: number;
+  nextStartAt: number;
 }
 
-const restartGapMs = 1000;
+const maxRestartDelayMs = 60_000;
 
 /** The MCP servers: spawned, connected, each behind its own policy. */
 export class Fleet extends EventEmitter<FleetEvents> {
@@ -75,7 +83,8 @@ export class Fleet extends EventEmitter<FleetEvents> {
         // Servers that rewrite one file per call get concurrency 1: a serial queue.
         queue: bulkhead(config.concurrency, Number.MAX_SAFE_INTEGER),
         openedAt: undefined,
-        lastRestart: 0,
+        startFailures: 0,
+        nextStartAt: 0,
       };
       policy.breaker.onStateChange((state) => {
         const named = stateName(state);
@@ -129,17 +138,24 @@ export class Fleet extends EventEmitter<FleetEvents> {
   }
 
   private async connect(m: Member): Promise<void> {
-    m.lastRestart = this.now();
-    await m.connection.start();
-    if (m.integration.prepare) {
-      const signal = AbortSignal.timeout(m.config.timeout * 1000 * 2);
-      try {
-        await m.integration.prepare(this.callToolFor(m), signal);
-      } catch (error) {
-        await m.connection.close();
-        m.connection.lastError = `setup failed: ${describeError(error)}`;
-        throw new ServerUnavailableError(m.config.name, m.connection.lastError, { cause: error });
+    try {
+      await m.connection.start();
+      if (m.integration.prepare) {
+        const signal = AbortSignal.timeout(m.config.timeout * 1000 * 2);
+        try {
+          await m.integration.prepare(this.callToolFor(m), signal);
+        } catch (error) {
+          await m.connection.close();
+          m.connection.lastError = `setup failed: ${describeError(error)}`;
+          throw new ServerUnavailableError(m.config.name, m.connection.lastError, { cause: error });
+        }
       }
+      m.startFailures = 0;
+      m.nextStartAt = 0;
+    } catch (error) {
+      m.startFailures += 1;
+      m.nextStartAt = this.now() + Math.min(1000 * 2 ** (m.startFailures - 1), maxRestartDelayMs);
+      throw error;
     }
   }
 
@@ -154,11 +170,11 @@ export class Fleet extends EventEmitter<FleetEvents> {
         retryAt: (m.openedAt ?? this.now()) + this.options.halfOpenAfterMs,
       };
     }
-    if (!m.connection.connected && this.now() - m.lastRestart < restartGapMs) {
+    if (!m.connection.connected && this.now() < m.nextStartAt) {
       return {
         ok: false,
         reason: `server unavailable: ${m.connection.lastError ?? "not connected"}`,
-        retryAt: m.lastRestart + restartGapMs,
+        retryAt: m.nextStartAt,
       };
     }
     return { ok: true };
@@ -189,10 +205,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
     let attempt = 0;
     return m.policy.policy.execute(async ({ signal: attemptSignal }) => {
       attempt += 1;
-      if (!m.connection.connected) {
-        if (this.closed) throw new ServerUnavailableError(server, "shutting down");
-        await this.reconnect(m);
-      }
+      await this.ensureConnected(m);
       try {
         return await fn({ call: this.callToolFor(m), signal: attemptSignal, attempt });
       } catch (error) {
@@ -205,12 +218,20 @@ export class Fleet extends EventEmitter<FleetEvents> {
     }, signal);
   }
 
-  private async reconnect(m: Member): Promise<void> {
-    if (this.now() - m.lastRestart < restartGapMs) {
-      throw new ServerUnavailableError(m.config.name, m.connection.lastError ?? "not connected");
+  /** Restarts a server whose process is gone, at most as often as its backoff allows. */
+  private async ensureConnected(m: Member): Promise<void> {
+    if (m.connection.connected) return;
+    const name = m.config.name;
+    if (this.closed) throw new ServerDownError(name, "shutting down");
+    if (this.now() < m.nextStartAt)
+      throw new ServerDownError(name, m.connection.lastError ?? "not connected");
+    try {
+      await m.connection.close();
+      await this.connect(m);
+      this.options.log.info({ server: name }, "server restarted");
+    } catch (error) {
+      throw new ServerDownError(name, describeError(error), { cause: error });
     }
-    await m.connection.close();
-    await this.connect(m);
   }
 
   private callToolFor(m: Member): CallTool {

@@ -15,14 +15,14 @@ import {
   type IPolicy,
   type RetryPolicy,
 } from "cockatiel";
-import { CallTimeoutError, MalformedReplyError, ServerUnavailableError } from "../errors.js";
+import { CallTimeoutError, MalformedReplyError, ServerDownError, ServerUnavailableError } from "../errors.js";
 
 /**
  * Worth another try: the call timed out, or the connection or process went away.
  * Never a tool's own "no", never an open circuit.
  */
 export function isTransient(error: unknown): boolean {
-  if (error instanceof BrokenCircuitError) return false;
+  if (error instanceof BrokenCircuitError || error instanceof ServerDownError) return false;
   if (error instanceof TaskCancelledError || error instanceof CallTimeoutError) return true;
   if (error instanceof ServerUnavailableError) return true;
   if (error instanceof McpError) {
@@ -34,7 +34,7 @@ export function isTransient(error: unknown): boolean {
 
 /** Counts against the server's health: it is slow, gone, or talks nonsense. */
 export function isServerFault(error: unknown): boolean {
-  return isTransient(error) || error instanceof MalformedReplyError;
+  return isTransient(error) || error instanceof MalformedReplyError || error instanceof ServerDownError;
 }
 
 /** May have reached the server before failing: look before creating again. */

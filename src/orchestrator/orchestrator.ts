@@ -2,7 +2,7 @@ import { BrokenCircuitError } from "cockatiel";
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import type { Config, ServerName } from "../config/schema.js";
-import { ServerUnavailableError, TaskfanError, describeError } from "../errors.js";
+import { ServerDownError, TaskfanError, describeError } from "../errors.js";
 import type { Fleet } from "../fleet/fleet.js";
 import { isTransient, mayHaveReachedServer } from "../fleet/policy.js";
 import type { CreateOutcome } from "../integrations/integration.js";
@@ -319,35 +319,25 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         log.info("operation interrupted by shutdown");
         return; // stop() returns it to pending
       }
-      if (
-        breakerOpen ||
-        (error instanceof ServerUnavailableError && !this.fleet.connected(server) && isTransient(error))
-      ) {
+      if (breakerOpen || error instanceof ServerDownError) {
         const availability = this.fleet.availability(server);
         const retryAt = availability.ok ? this.now() + 1000 : availability.retryAt;
         const reason = availability.ok ? message : availability.reason;
-        if (breakerOpen || !availability.ok) {
-          this.store.transaction(() => {
-            if (
-              this.store.operations.park(op.id, this.owner, {
-                reason,
-                until: retryAt,
-                durationMs: ms,
-                recheck,
-              })
-            ) {
-              this.store.events.append(
-                "operation.waiting",
-                { taskId: op.taskId, operationId: op.id },
-                { server, reason },
-              );
-            }
-          });
-          log.warn({ reason }, "operation waits for its server");
-          this.emit("operation.waiting", { taskId: op.taskId, operationId: op.id, server, error: reason });
-          this.refreshTask(op.taskId);
-          return;
-        }
+        this.store.transaction(() => {
+          if (
+            this.store.operations.park(op.id, this.owner, { reason, until: retryAt, durationMs: ms, recheck })
+          ) {
+            this.store.events.append(
+              "operation.waiting",
+              { taskId: op.taskId, operationId: op.id },
+              { server, reason },
+            );
+          }
+        });
+        log.warn({ reason }, "operation waits for its server");
+        this.emit("operation.waiting", { taskId: op.taskId, operationId: op.id, server, error: reason });
+        this.refreshTask(op.taskId);
+        return;
       }
       const retryable = isTransient(error);
       this.store.transaction(() => {

@@ -25,7 +25,10 @@ describe("config file validation", () => {
     ['{"servers": {"memory": {"args": "a b"}}}', "servers.memory.args"],
     ['{"circuit_breaker_threshold": 0}', "circuit_breaker_threshold"],
     ['{"notifications": {"telegram": {"chat": 1}}}', 'notifications.telegram: unknown key "chat"'],
-    ['{"security": {"rate_limiting": {"requests_per_minute": "many"}}}', "security.rate_limiting.requests_per_minute"],
+    [
+      '{"security": {"rate_limiting": {"requests_per_minute": "many"}}}',
+      "security.rate_limiting.requests_per_minute",
+    ],
     ['{"sync_interval": null}', "sync_interval"],
     ["[1, 2]", "(top level)"],
   ])("%s names %s", (text, key) => {
@@ -74,7 +77,10 @@ describe("loadConfig", () => {
       }
     }
     // Required defaults to the priority-1 servers.
-    expect(servers.filter((s) => s.required).map((s) => s.name)).toEqual(["deltatask", "shrimp-task-manager"]);
+    expect(servers.filter((s) => s.required).map((s) => s.name)).toEqual([
+      "deltatask",
+      "shrimp-task-manager",
+    ]);
   });
 
   it("merges a file over the default and substitutes ${DATA_DIR}", () => {

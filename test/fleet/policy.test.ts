@@ -42,7 +42,12 @@ describe("server policy", () => {
   });
 
   it("does not retry a tool's validation error", async () => {
-    const { policy } = createServerPolicy({ timeoutMs: 1000, retryAttempts: 3, breakerThreshold: 5, halfOpenAfterMs: 1000 });
+    const { policy } = createServerPolicy({
+      timeoutMs: 1000,
+      retryAttempts: 3,
+      breakerThreshold: 5,
+      halfOpenAfterMs: 1000,
+    });
     let calls = 0;
     const run = policy.execute(async () => {
       calls += 1;
@@ -55,7 +60,12 @@ describe("server policy", () => {
   });
 
   it("times out a hung attempt, retries it, then gives up with the timeout", async () => {
-    const { policy } = createServerPolicy({ timeoutMs: 500, retryAttempts: 1, breakerThreshold: 5, halfOpenAfterMs: 1000 });
+    const { policy } = createServerPolicy({
+      timeoutMs: 500,
+      retryAttempts: 1,
+      breakerThreshold: 5,
+      halfOpenAfterMs: 1000,
+    });
     let calls = 0;
     const run = policy.execute(() => {
       calls += 1;
@@ -68,7 +78,12 @@ describe("server policy", () => {
   });
 
   it("opens the circuit after the threshold of consecutive failures and stops calling", async () => {
-    const { policy, breaker } = createServerPolicy({ timeoutMs: 1000, retryAttempts: 0, breakerThreshold: 3, halfOpenAfterMs: 5000 });
+    const { policy, breaker } = createServerPolicy({
+      timeoutMs: 1000,
+      retryAttempts: 0,
+      breakerThreshold: 3,
+      halfOpenAfterMs: 5000,
+    });
     const states: CircuitState[] = [];
     breaker.onStateChange((s) => states.push(s));
     let calls = 0;

@@ -64,16 +64,22 @@ describe("a task fanned out to the ten real servers", () => {
       h.core.orchestrator.getTask(task.id)!.operations.map((o) => [o.server, o.remoteId]),
     ) as Record<ServerName, string>;
 
-    const delta = readJson("deltatask", "tasks.json").tasks.filter((t: { tags: string[] }) => t.tags.includes(marker));
+    const delta = readJson("deltatask", "tasks.json").tasks.filter((t: { tags: string[] }) =>
+      t.tags.includes(marker),
+    );
     expect(delta).toHaveLength(1);
     expect(delta[0]).toMatchObject({ id: remote.deltatask, urgency: 4, deadline: task.deadline });
 
-    const shrimp = readJson("shrimp", "tasks.json").tasks.filter((t: { id: string }) => t.id === remote["shrimp-task-manager"]);
+    const shrimp = readJson("shrimp", "tasks.json").tasks.filter(
+      (t: { id: string }) => t.id === remote["shrimp-task-manager"],
+    );
     expect(shrimp).toHaveLength(1);
     expect(shrimp[0].name).toBe(`[${marker}] Ship the quarterly report`);
 
     const kv = new Database(path.join(h.config.data_dir, "hpkv-memory", "context.db"), { readonly: true });
-    const items = kv.prepare("SELECT key, value FROM context_items WHERE key = ?").all(remote["hpkv-memory"]) as Array<{ value: string }>;
+    const items = kv
+      .prepare("SELECT key, value FROM context_items WHERE key = ?")
+      .all(remote["hpkv-memory"]) as Array<{ value: string }>;
     kv.close();
     expect(items).toHaveLength(1);
     expect(JSON.parse(items[0]!.value)).toMatchObject({ id: task.id, tags: ["work", "report"] });
@@ -89,14 +95,22 @@ describe("a task fanned out to the ten real servers", () => {
       expect.objectContaining({ summary: `Ship the quarterly report [${marker}]`, due: task.deadline }),
     ]);
 
-    const messages = readJson("notifications", "messages.json").messages.filter((m: { sequence_id: string }) => m.sequence_id === marker);
+    const messages = readJson("notifications", "messages.json").messages.filter(
+      (m: { sequence_id: string }) => m.sequence_id === marker,
+    );
     expect(messages).toHaveLength(1);
 
-    const tracked = readJson("time-tracker", "time-tracker.json").tasks.filter((t: { tags: string[] }) => t.tags.includes(marker));
+    const tracked = readJson("time-tracker", "time-tracker.json").tasks.filter((t: { tags: string[] }) =>
+      t.tags.includes(marker),
+    );
     expect(tracked).toHaveLength(1);
 
     const repo = h.config.servers.git.settings.repo_path as string;
-    const log = execFileSync("git", ["-C", repo, "log", "--format=%H %B", `--grep=Taskfan-Task: ${task.id}`], { encoding: "utf8" });
+    const log = execFileSync(
+      "git",
+      ["-C", repo, "log", "--format=%H %B", `--grep=Taskfan-Task: ${task.id}`],
+      { encoding: "utf8" },
+    );
     expect(log.startsWith(remote.git)).toBe(true);
 
     const file = path.join(h.config.data_dir, "files", "tasks", `${task.id}.md`);
@@ -121,11 +135,23 @@ describe("a task fanned out to the ten real servers", () => {
     for (const op of view.operations) {
       const server = op.server as ServerName;
       const integration = h.core.fleet.integration(server);
-      const byMarker = await h.core.fleet.execute(server, ({ call, signal }) => integration.verify(task, null, call, signal), AbortSignal.timeout(20_000));
+      const byMarker = await h.core.fleet.execute(
+        server,
+        ({ call, signal }) => integration.verify(task, null, call, signal),
+        AbortSignal.timeout(20_000),
+      );
       expect(byMarker, server).toEqual({ found: true, remoteId: op.remoteId });
-      await h.core.fleet.execute(server, ({ call, signal }) => integration.compensate(task, op.remoteId!, call, signal), AbortSignal.timeout(20_000));
+      await h.core.fleet.execute(
+        server,
+        ({ call, signal }) => integration.compensate(task, op.remoteId!, call, signal),
+        AbortSignal.timeout(20_000),
+      );
       if (server === "git") continue; // undo is a new commit; history keeps the original
-      const after = await h.core.fleet.execute(server, ({ call, signal }) => integration.verify(task, op.remoteId, call, signal), AbortSignal.timeout(20_000));
+      const after = await h.core.fleet.execute(
+        server,
+        ({ call, signal }) => integration.verify(task, op.remoteId, call, signal),
+        AbortSignal.timeout(20_000),
+      );
       expect(after, server).toEqual({ found: false });
     }
     const repo = h.config.servers.git.settings.repo_path as string;

@@ -1,0 +1,108 @@
+import { execFile } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import path from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { repoRoot, tempDir } from "../helpers.js";
+
+const run = promisify(execFile);
+const bin = path.join(repoRoot, "bin", "taskfan.js");
+const token = "987654321:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawQ";
+
+// The built command, as a user runs it: `taskfan ...` in a folder of their own.
+async function taskfan(args: string[], cwd: string, env: Record<string, string> = {}) {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [bin, ...args], {
+      cwd,
+      env: { ...process.env, DATA_DIR: path.join(cwd, "data"), LOG_LEVEL: "warn", ...env },
+      timeout: 60_000,
+    });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+let dir: string;
+let remove: () => void;
+beforeAll(() => ({ dir, remove } = tempDir()));
+afterAll(() => remove());
+
+describe("taskfan create --json", () => {
+  let created: { task: { id: string; status: string }; results: Array<Record<string, unknown>> };
+
+  it("prints ten results, all ok, and exits 0", async () => {
+    const deadline = new Date(Date.now() + 86_400_000).toISOString();
+    const r = await taskfan(
+      ["create", "--title", "Hello", "--priority", "1", "--deadline", deadline, "--tags", "a,b", "--json"],
+      dir,
+      { BOT_TOKEN: token },
+    );
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    created = JSON.parse(r.stdout);
+    expect(created.task.status).toBe("done");
+    expect(created.results).toHaveLength(10);
+    for (const line of created.results) {
+      expect(line).toMatchObject({ ok: true, remoteId: expect.any(String), ms: expect.any(Number) });
+      expect(Object.keys(line).sort()).toEqual(["ms", "ok", "remoteId", "server"]);
+    }
+  });
+
+  it("shows the stored task with `taskfan task <id> --json`", async () => {
+    const r = await taskfan(["task", created.task.id, "--json"], dir);
+    expect(r.code).toBe(0);
+    const shown = JSON.parse(r.stdout);
+    expect(shown.task).toEqual(created.task);
+    expect(shown.results.map((l: { server: string }) => l.server).sort()).toEqual(
+      created.results.map((l) => l.server).sort(),
+    );
+  });
+
+  it("answers an unknown task with exit 1", async () => {
+    const r = await taskfan(["task", "nosuchtask"], dir);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("no task nosuchtask");
+  });
+
+  it("refuses invalid input with the field named and exit 2, creating nothing", async () => {
+    const r = await taskfan(["create", "--title", "Late", "--deadline", "2001-01-01T00:00:00Z"], dir);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("deadline: the deadline is in the past");
+    const p = await taskfan(["create", "--title", "x", "--priority", "7"], dir);
+    expect(p.code).toBe(2);
+    expect(p.stderr).toContain("priority");
+  });
+});
+
+describe("taskfan config", () => {
+  it("prints the effective config with secrets masked", async () => {
+    const r = await taskfan(["config", "print"], dir, { BOT_TOKEN: token });
+    expect(r.code).toBe(0);
+    expect(r.stdout).not.toContain(token);
+    const printed = JSON.parse(r.stdout);
+    expect(printed.source).toBe("embedded default");
+    expect(printed.notifications.telegram.bot_token).toBe("********");
+    expect(Object.keys(printed.servers)).toHaveLength(10);
+  });
+
+  it("exits 2 naming the key of an invalid file, before touching anything", async () => {
+    const { dir: other, remove: rm } = tempDir();
+    try {
+      writeFileSync(
+        path.join(other, "taskfan.config.json"),
+        JSON.stringify({ servers: { git: { timeout: "soon" } } }),
+      );
+      const r = await taskfan(["create", "--title", "never"], other);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain("servers.git.timeout");
+      const started = await taskfan(["task", "x"], other);
+      expect(started.stderr).toContain("servers.git.timeout");
+      const { existsSync } = await import("node:fs");
+      expect(existsSync(path.join(other, "data"))).toBe(false);
+    } finally {
+      rm();
+    }
+  });
+});

@@ -1,0 +1,178 @@
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import type { Config, ConfigFile, ServerName } from "../../src/config/schema.js";
+import { defaultDataFolders } from "../../src/config/default.js";
+import { Fleet } from "../../src/fleet/fleet.js";
+import { createIntegration } from "../../src/integrations/index.js";
+import { Orchestrator, type OperationEvent } from "../../src/orchestrator/orchestrator.js";
+import { taskMarker } from "../../src/orchestrator/task.js";
+import { createStore, type Store } from "../../src/store/store.js";
+import { mkdirSync } from "node:fs";
+import { onlyServers, silentLog, tempDir, testConfig } from "../helpers.js";
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+/** A store, a fleet of real local servers and an orchestrator, with a movable clock. */
+async function build(
+  dataDir: string,
+  dbFile: string,
+  file: ConfigFile,
+  opts: { owner: string; clock?: { offset: number } },
+) {
+  const config: Config = testConfig(dataDir, file);
+  for (const dir of defaultDataFolders(dataDir)) mkdirSync(dir, { recursive: true });
+  const clock = opts.clock ?? { offset: 0 };
+  const now = () => Date.now() + clock.offset;
+  const store: Store = createStore(dbFile, now);
+  const enabled = Object.values(config.servers).filter((s) => s.enabled);
+  const fleet = new Fleet({
+    servers: enabled,
+    integrations: new Map(enabled.map((s) => [s.name, createIntegration(s)])),
+    breakerThreshold: 5,
+    halfOpenAfterMs: 30_000,
+    log: silentLog,
+  });
+  const report = await fleet.start();
+  expect(report.filter((r) => !r.ok)).toEqual([]);
+  const orchestrator = new Orchestrator({ store, fleet, config, log: silentLog, owner: opts.owner, now });
+  const started: OperationEvent[] = [];
+  orchestrator.on("operation.started", (e) => started.push(e));
+  cleanups.push(async () => {
+    await orchestrator.stop(2000);
+    await fleet.close();
+    store.close();
+  });
+  return { config, store, fleet, orchestrator, started, clock };
+}
+
+function deltaRecords(dataDir: string): Array<{ id: string; tags: string[] }> {
+  return JSON.parse(readFileSync(path.join(dataDir, "deltatask", "tasks.json"), "utf8")).tasks;
+}
+
+describe("dispatcher", () => {
+  it("dispatches in priority order (1 first) under a global limit", async () => {
+    const { dir, remove } = tempDir();
+    cleanups.push(remove);
+    const servers = onlyServers(["deltatask", "memory", "time-tracker", "calendar"], {
+      deltatask: { priority: 1 },
+      memory: { priority: 2 },
+      "time-tracker": { priority: 4 },
+      calendar: { priority: 3 },
+    });
+    const c = await build(
+      path.join(dir, "data"),
+      path.join(dir, "data", "taskfan.db"),
+      { servers, dispatcher: { concurrency: 1 } },
+      { owner: "one" },
+    );
+    const ids = [
+      c.orchestrator.createTask({ title: "first" }),
+      c.orchestrator.createTask({ title: "second" }),
+    ];
+    c.orchestrator.start();
+    for (const id of ids) expect((await c.orchestrator.waitForSettled(id, 20_000))?.task.status).toBe("done");
+    const priority = (s: string) => c.config.servers[s as ServerName].priority;
+    expect(c.started.map((e) => priority(e.server))).toEqual([1, 1, 2, 2, 3, 3, 4, 4]);
+  });
+
+  it("never runs one operation in two dispatchers sharing a database", async () => {
+    const { dir, remove } = tempDir();
+    cleanups.push(remove);
+    const dbFile = path.join(dir, "shared.db");
+    const file: ConfigFile = {
+      servers: onlyServers(["deltatask", "time-tracker"]),
+      dispatcher: { concurrency: 2 },
+    };
+    // Each dispatcher has its own server processes and data, so every record shows who made it.
+    const a = await build(path.join(dir, "a"), dbFile, file, { owner: "a" });
+    const b = await build(path.join(dir, "b"), dbFile, file, { owner: "b" });
+    const ids = Array.from({ length: 20 }, (_, i) => a.orchestrator.createTask({ title: `task ${i}` }));
+    a.orchestrator.start();
+    b.orchestrator.start();
+    await vi.waitFor(() => expect(a.store.tasks.countByStatus()).toEqual({ done: 20 }), {
+      timeout: 30_000,
+      interval: 50,
+    });
+    expect(a.started.length).toBeGreaterThan(0);
+    expect(b.started.length).toBeGreaterThan(0);
+    expect(a.started.length + b.started.length).toBe(40);
+    const records = [...deltaRecords(path.join(dir, "a")), ...deltaRecords(path.join(dir, "b"))];
+    for (const id of ids) {
+      expect(records.filter((r) => r.tags.includes(taskMarker(id)))).toHaveLength(1);
+      for (const op of a.store.operations.forTask(id)) expect(op.attempts).toBe(1);
+    }
+  });
+
+  it("after a crash between a server call and its record, looks before creating: no second copy", async () => {
+    const { dir, remove } = tempDir();
+    cleanups.push(remove);
+    const dataDir = path.join(dir, "data");
+    const dbFile = path.join(dataDir, "taskfan.db");
+    const file: ConfigFile = {
+      servers: onlyServers(["deltatask", "time-tracker", "notifications"]),
+      dispatcher: { lease_seconds: 30 },
+    };
+    const clock = { offset: 0 };
+    const c = await build(dataDir, dbFile, file, { owner: "survivor", clock });
+    const id = c.orchestrator.createTask({ title: "survives a crash", tags: ["crash"] });
+
+    // A dispatcher that dies: it claims the operations, reaches each server, and never records the result.
+    const claimed = c.store.operations.claim({
+      owner: "doomed",
+      leaseMs: 30_000,
+      capacity: new Map(c.fleet.names.map((n) => [n, 1])),
+      limit: 10,
+    });
+    expect(claimed.map((o) => o.server).sort()).toEqual(["deltatask", "time-tracker"]); // notifications waits (phase 1)
+    const task = c.store.tasks.get(id)!;
+    const reached = new Map<string, string>();
+    for (const op of claimed) {
+      expect(c.store.operations.startAttempt(op.id, "doomed")).toBe(true);
+      const server = op.server as ServerName;
+      const outcome = await c.fleet.execute(
+        server,
+        ({ call, signal }) => c.fleet.integration(server).create(task, call, signal),
+        AbortSignal.timeout(10_000),
+      );
+      reached.set(server, (outcome as { remoteId: string }).remoteId);
+    }
+
+    // Its lease runs out; the survivor takes over.
+    clock.offset += 31_000;
+    c.orchestrator.start();
+    const view = await c.orchestrator.waitForSettled(id, 20_000);
+    expect(view?.task.status).toBe("done");
+    for (const op of view!.operations.filter((o) => o.server !== "notifications")) {
+      expect(op.remoteId).toBe(reached.get(op.server));
+      expect(op.attempts).toBe(2);
+    }
+    expect(deltaRecords(dataDir).filter((r) => r.tags.includes(taskMarker(id)))).toHaveLength(1);
+    const tracked = JSON.parse(
+      readFileSync(path.join(dataDir, "time-tracker", "time-tracker.json"), "utf8"),
+    ).tasks;
+    expect(tracked.filter((t: { tags: string[] }) => t.tags.includes(taskMarker(id)))).toHaveLength(1);
+    const verified = c.store.events
+      .forTask(id)
+      .filter((e) => e.type === "operation.done" && e.data.verified === true);
+    expect(verified.map((e) => e.data.server).sort()).toEqual(["deltatask", "time-tracker"]);
+  });
+
+  it("returns the same task for a repeated idempotency key", async () => {
+    const { dir, remove } = tempDir();
+    cleanups.push(remove);
+    const c = await build(
+      path.join(dir, "data"),
+      path.join(dir, "data", "taskfan.db"),
+      { servers: onlyServers(["memory"]) },
+      { owner: "k" },
+    );
+    const first = c.orchestrator.createTask({ title: "once" }, { idempotencyKey: "req-1" });
+    const again = c.orchestrator.createTask({ title: "once" }, { idempotencyKey: "req-1" });
+    expect(again).toBe(first);
+    expect(c.store.tasks.recent(10)).toHaveLength(1);
+  });
+});

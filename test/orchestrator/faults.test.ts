@@ -1,0 +1,90 @@
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import type { ConfigFile } from "../../src/config/schema.js";
+import { faultServerPath, startHarness, type Harness } from "../core-harness.js";
+import { onlyServers } from "../helpers.js";
+
+const harnesses: Harness[] = [];
+afterEach(async () => {
+  for (const h of harnesses.splice(0)) await h.stop();
+});
+
+/** deltatask played by the fault server, next to a well-behaved memory server. */
+async function withFault(fault: string, extra: NonNullable<ConfigFile["servers"]>["deltatask"] = {}) {
+  const h = await startHarness({
+    servers: onlyServers(["deltatask", "memory"], {
+      deltatask: {
+        command: process.execPath,
+        args: [faultServerPath],
+        env: { FAULT: fault, CALLS_FILE: "${DATA_DIR}/calls.txt" },
+        ...extra,
+      },
+    }),
+  });
+  harnesses.push(h);
+  return h;
+}
+
+function calls(h: Harness): string[] {
+  try {
+    return readFileSync(path.join(h.config.data_dir, "calls.txt"), "utf8").split("\n").filter(Boolean);
+  } catch {
+    return [];
+  }
+}
+
+describe("a misbehaving server", () => {
+  it("reports a failure inside a normal reply as that server's message, without retrying", async () => {
+    const h = await withFault("error-payload");
+    const id = h.core.orchestrator.createTask({ title: "payload error" });
+    const view = await h.core.orchestrator.waitForSettled(id, 20_000);
+    expect(view?.task.status).toBe("partial");
+    const [delta, memory] = view!.operations;
+    expect(delta).toMatchObject({ server: "deltatask", status: "failed", retryable: false, attempts: 1 });
+    expect(delta!.lastError).toBe("deltatask: create_task failed: disk full");
+    expect(memory).toMatchObject({ server: "memory", status: "done" });
+    expect(calls(h)).toHaveLength(1);
+  });
+
+  it("records garbage as an unreadable reply, never a crash", async () => {
+    const h = await withFault("garbage");
+    const id = h.core.orchestrator.createTask({ title: "garbage" });
+    const view = await h.core.orchestrator.waitForSettled(id, 20_000);
+    expect(view!.operations[0]).toMatchObject({ status: "failed", retryable: false });
+    expect(view!.operations[0]!.lastError).toMatch(/unreadable reply: expected JSON/);
+  });
+
+  it("turns an isError result into a failure with the server's text", async () => {
+    const h = await withFault("is-error");
+    const id = h.core.orchestrator.createTask({ title: "denied" });
+    const view = await h.core.orchestrator.waitForSettled(id, 20_000);
+    expect(view!.operations[0]!.lastError).toBe("deltatask: create_task failed: Access denied");
+  });
+
+  it("times out a slow call with our own timeout, then finds the record instead of creating it twice", async () => {
+    const h = await withFault("slow-first", { timeout: 0.5, retry_attempts: 2 });
+    const id = h.core.orchestrator.createTask({ title: "slow" });
+    const view = await h.core.orchestrator.waitForSettled(id, 20_000);
+    expect(view?.task.status).toBe("done");
+    expect(view!.operations[0]).toMatchObject({ status: "done", attempts: 2 });
+    expect(calls(h)).toEqual(["slow"]);
+  });
+
+  it("parks the operations of a server that cannot start; the task is partial and says why", async () => {
+    const h = await startHarness({
+      servers: onlyServers(["deltatask", "memory"], {
+        deltatask: { command: process.execPath, args: ["/nonexistent/server.js"] },
+      }),
+    });
+    harnesses.push(h);
+    expect(h.core.started.find((s) => s.server === "deltatask")?.ok).toBe(false);
+    const id = h.core.orchestrator.createTask({ title: "one server down" });
+    const view = await h.core.orchestrator.waitForSettled(id, 20_000);
+    expect(view?.task.status).toBe("partial");
+    const delta = view!.operations.find((o) => o.server === "deltatask")!;
+    expect(delta.status).toBe("pending");
+    expect(delta.waiting).toMatch(/deltatask is unavailable|server unavailable/);
+    expect(view!.operations.find((o) => o.server === "memory")!.status).toBe("done");
+  });
+});
