@@ -173,3 +173,19 @@ export function defaultDataFolders(dataDir: string): string[] {
     "backup",
   ].map((p) => path.join(dataDir, p));
 }
+
+/** How to launch caldav-mcp against a CalDAV server, when `settings.caldav` asks for it. */
+export function caldavLaunch(
+  caldav: { url?: string | undefined; username: string; port: number },
+  env: NodeJS.ProcessEnv,
+): { command: string; args: string[]; env: Record<string, string> } {
+  return {
+    command: process.execPath,
+    args: [npmServerEntry("caldav-mcp")],
+    env: {
+      CALDAV_BASE_URL: caldav.url ?? `http://127.0.0.1:${caldav.port}/`,
+      CALDAV_USERNAME: caldav.username,
+      CALDAV_PASSWORD: env.CALDAV_PASSWORD ?? "taskfan",
+    },
+  };
+}

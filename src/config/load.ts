@@ -2,7 +2,8 @@ import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type { z } from "zod";
 import { ConfigError } from "../errors.js";
-import { defaultServers } from "./default.js";
+import { caldavSettingsSchema } from "../integrations/calendar.js";
+import { caldavLaunch, defaultServers } from "./default.js";
 import {
   configFileSchema,
   serverNames,
@@ -115,6 +116,26 @@ export function completeConfig(file: ConfigFile, env: NodeJS.ProcessEnv, cwd: st
       env: given.env ?? (ownProcess ? {} : d.env),
       cwd: given.cwd ?? (ownProcess ? undefined : d.cwd),
       settings: { ...d.settings, ...given.settings },
+    };
+  }
+  const calendar = servers.calendar;
+  const caldavGiven = calendar.settings.caldav;
+  if (caldavGiven !== undefined && file.servers?.calendar?.command === undefined) {
+    const parsed = caldavSettingsSchema.safeParse(caldavGiven);
+    if (!parsed.success) {
+      const issues = parsed.error.issues.map(
+        (i) => `servers.calendar.settings.caldav.${i.path.join(".")}: ${i.message}`,
+      );
+      throw new ConfigError(`invalid settings for calendar:\n  ${issues.join("\n  ")}`, issues);
+    }
+    const launch = caldavLaunch(parsed.data, env);
+    calendar.command = launch.command;
+    calendar.args = launch.args;
+    calendar.env = { ...launch.env, ...file.servers?.calendar?.env };
+    calendar.settings = {
+      ...calendar.settings,
+      caldav: parsed.data,
+      calendar_url: file.servers?.calendar?.settings?.calendar_url ?? `/${parsed.data.username}/tasks/`,
     };
   }
   const telegram = file.notifications?.telegram ?? {};

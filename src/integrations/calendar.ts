@@ -5,8 +5,19 @@ import { taskMarker } from "../orchestrator/task.js";
 import { describeTask, jsonOf, parseReply, parseSettings, textOf, type Integration } from "./integration.js";
 
 const role = "calendar";
+export const caldavSettingsSchema = z.strictObject({
+  /** The CalDAV server caldav-mcp talks to; default: the Radicale taskfan starts. */
+  url: z.string().url().optional(),
+  username: z.string().min(1).default("taskfan"),
+  /** Start Debian's Radicale under DATA_DIR on this loopback port. */
+  radicale: z.boolean().default(false),
+  port: z.number().int().min(1).max(65535).default(5232),
+  radicale_command: z.string().min(1).optional(),
+});
+
 const settingsSchema = z.strictObject({
   calendar_url: z.string().min(1),
+  caldav: caldavSettingsSchema.optional(),
 });
 const todos = z.object({
   todos: z.array(z.object({ uid: z.string(), summary: z.string(), description: z.string().optional() })),
