@@ -387,6 +387,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       }
     });
     if (derived.settled) {
+      this.log.info({ taskId, status: derived.status, reason: derived.reason }, "task settled");
       const view = this.getTask(taskId);
       if (view) this.emit("task.settled", view);
     }

@@ -107,6 +107,17 @@ describe("loadConfig", () => {
     expect(config.servers.git.priority).toBe(4);
   });
 
+  it("accepts the example file shipped in examples/", () => {
+    const file = path.resolve(
+      path.dirname(new URL(import.meta.url).pathname),
+      "../../examples/taskfan.config.json",
+    );
+    const { config } = loadConfig({ configPath: file, env: {} });
+    expect(config.servers.backup.enabled).toBe(false);
+    expect(config.servers.calendar.args[0]).toMatch(/caldav-mcp/);
+    expect(config.servers.calendar.settings.calendar_url).toBe("/taskfan/tasks/");
+  });
+
   it("fails on an explicit path that does not exist", () => {
     expect(() => loadConfig({ configPath: "/nonexistent/taskfan.json", env: {} })).toThrow(/not found/);
   });

@@ -1,0 +1,71 @@
+import { execFileSync, spawn } from "node:child_process";
+import path from "node:path";
+import { createInterface } from "node:readline";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { repoRoot, tempDir } from "../helpers.js";
+
+const bin = path.join(repoRoot, "bin", "taskfan.js");
+let dir: string;
+let remove: () => void;
+beforeAll(() => ({ dir, remove } = tempDir()));
+afterAll(() => remove());
+
+const env = () => ({ ...process.env, DATA_DIR: path.join(dir, "data"), LOG_LEVEL: "info" });
+
+function childPids(pid: number): number[] {
+  try {
+    return execFileSync("pgrep", ["-P", String(pid)], { encoding: "utf8" })
+      .split("\n")
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
+
+describe("taskfan start", () => {
+  it("re-drives what an earlier run left unfinished, then shuts down cleanly on SIGTERM", async () => {
+    // A create that does not wait: the task is durable, its operations are not all done.
+    let created: { task: { id: string; status: string } } | undefined;
+    try {
+      execFileSync(process.execPath, [bin, "create", "--title", "left for later", "--wait", "0", "--json"], {
+        cwd: dir,
+        env: { ...env(), LOG_LEVEL: "warn" },
+        encoding: "utf8",
+      });
+    } catch (error) {
+      created = JSON.parse((error as { stdout: string }).stdout);
+    }
+    expect(created?.task.status).not.toBe("done");
+    const id = created!.task.id;
+
+    const child = spawn(process.execPath, [bin, "start"], {
+      cwd: dir,
+      env: env(),
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    const lines = createInterface({ input: child.stderr! });
+    const exit = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    let servers: number[] = [];
+    for await (const line of lines) {
+      const entry = JSON.parse(line) as { msg: string; taskId?: string; status?: string; up?: number };
+      if (entry.msg === "taskfan started") {
+        expect(entry.up).toBe(10);
+        servers = childPids(child.pid!);
+      }
+      if (entry.msg === "task settled" && entry.taskId === id) {
+        expect(entry.status).toBe("done");
+        break;
+      }
+    }
+    expect(servers.length).toBeGreaterThanOrEqual(10);
+    child.kill("SIGTERM");
+    expect(await exit).toBe(0);
+    // Every server process went with it.
+    for (const pid of servers) expect(() => process.kill(pid, 0)).toThrow();
+    const shown = JSON.parse(
+      execFileSync(process.execPath, [bin, "task", id, "--json"], { cwd: dir, env: env(), encoding: "utf8" }),
+    );
+    expect(shown.task.status).toBe("done");
+  });
+});
