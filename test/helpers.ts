@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { pino } from "pino";
 import { completeConfig } from "../src/config/load.js";
-import type { Config, ConfigFile } from "../src/config/schema.js";
+import { serverNames, type Config, type ConfigFile } from "../src/config/schema.js";
 
 export const silentLog = pino({ level: "silent" });
 
@@ -23,18 +23,7 @@ export function onlyServers(
   names: string[],
   extra: NonNullable<ConfigFile["servers"]> = {},
 ): ConfigFile["servers"] {
-  const all = [
-    "deltatask",
-    "shrimp-task-manager",
-    "hpkv-memory",
-    "memory",
-    "calendar",
-    "notifications",
-    "time-tracker",
-    "git",
-    "filesystem",
-    "backup",
-  ] as const;
+  const all = serverNames;
   return Object.fromEntries(
     all.map((n) => [n, { enabled: names.includes(n), ...(extra[n] ?? {}) }]),
   ) as ConfigFile["servers"];

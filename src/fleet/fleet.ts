@@ -188,6 +188,12 @@ export class Fleet extends EventEmitter<FleetEvents> {
     return this.member(server).connection.connected;
   }
 
+  /** The server's process id while it is connected. */
+  pid(server: ServerName): number | undefined {
+    const c = this.member(server).connection;
+    return c.connected ? c.pid : undefined;
+  }
+
   lastError(server: ServerName): string | undefined {
     return this.member(server).connection.lastError;
   }

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { taskMarker } from "../orchestrator/task.js";
-import { jsonOf, parseReply, parseSettings, type Integration } from "./integration.js";
+import { callForJson, parseSettings, type Integration } from "./integration.js";
 
 const role = "backup";
 const settingsSchema = z.strictObject({ source_dir: z.string().min(1) });
@@ -21,29 +21,25 @@ export function createBackupIntegration(settings: unknown): Integration {
     phase: 1,
     async create(task, call, signal) {
       const context = JSON.stringify({ marker: taskMarker(task.id), task: { ...task, status: undefined } });
-      const reply = parseReply(
-        created,
-        jsonOf(
-          await call(
-            "backup_folder_create",
-            { folder_path: folder, include_pattern: `${task.id}.md`, agent_context: context },
-            signal,
-          ),
-          role,
-          "backup_folder_create",
-        ),
+      const reply = await callForJson(
+        call,
         role,
         "backup_folder_create",
+        { folder_path: folder, include_pattern: `${task.id}.md`, agent_context: context },
+        created,
+        signal,
       );
       return { remoteId: reply.timestamp };
     },
     async verify(task, remoteId, call, signal) {
       const marker = `"marker":"${taskMarker(task.id)}"`;
-      const reply = parseReply(
-        listed,
-        jsonOf(await call("backup_folder_list", { folder_path: folder }, signal), role, "backup_folder_list"),
+      const reply = await callForJson(
+        call,
         role,
         "backup_folder_list",
+        { folder_path: folder },
+        listed,
+        signal,
       );
       const hit = reply.backups.find((b) =>
         remoteId ? b.timestamp === remoteId : b.agent_context?.includes(marker),

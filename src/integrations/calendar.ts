@@ -2,7 +2,7 @@ import { z } from "zod";
 import { MalformedReplyError } from "../errors.js";
 import type { Task } from "../orchestrator/task.js";
 import { taskMarker } from "../orchestrator/task.js";
-import { describeTask, jsonOf, parseReply, parseSettings, textOf, type Integration } from "./integration.js";
+import { callForJson, describeTask, parseSettings, textOf, type Integration } from "./integration.js";
 
 const role = "calendar";
 export const caldavSettingsSchema = z.strictObject({
@@ -54,15 +54,13 @@ export function createCalendarIntegration(settings: unknown): Integration {
     async verify(task, remoteId, call, signal) {
       const marker = taskMarker(task.id);
       for (let offset = 0; ; offset += 500) {
-        const reply = parseReply(
-          todos,
-          jsonOf(
-            await call("list-todos", { calendarUrl, status: "ALL", limit: 500, offset }, signal),
-            role,
-            "list-todos",
-          ),
+        const reply = await callForJson(
+          call,
           role,
           "list-todos",
+          { calendarUrl, status: "ALL", limit: 500, offset },
+          todos,
+          signal,
         );
         const hit = reply.todos.find((t) =>
           remoteId ? t.uid === remoteId : t.summary.includes(`[${marker}]`),

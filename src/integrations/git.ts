@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { ToolFailedError } from "../errors.js";
 import type { Task } from "../orchestrator/task.js";
-import { jsonOf, parseReply, parseSettings, type Integration } from "./integration.js";
+import { callForJson, parseSettings, type Integration } from "./integration.js";
 
 const role = "git";
 const settingsSchema = z.strictObject({ repo_path: z.string().min(1) });
@@ -20,11 +20,13 @@ export function createGitIntegration(settings: unknown): Integration {
   const { repo_path: repo } = parseSettings(settingsSchema, settings, role);
 
   async function commit(message: string, call: Parameters<Integration["create"]>[1], signal: AbortSignal) {
-    const reply = parseReply(
-      committed,
-      jsonOf(await call("git_commit", { path: repo, message, allowEmpty: true }, signal), role, "git_commit"),
+    const reply = await callForJson(
+      call,
       role,
       "git_commit",
+      { path: repo, message, allowEmpty: true },
+      committed,
+      signal,
     );
     if (!reply.success || !reply.commitHash)
       throw new ToolFailedError(role, "git_commit", "no commit was made");
@@ -50,15 +52,13 @@ export function createGitIntegration(settings: unknown): Integration {
       return { remoteId: await commit(message, call, signal) };
     },
     async verify(task, remoteId, call, signal) {
-      const reply = parseReply(
-        logged,
-        jsonOf(
-          await call("git_log", { path: repo, maxCount: 5, grep: `^${commitTrailer(task)}$` }, signal),
-          role,
-          "git_log",
-        ),
+      const reply = await callForJson(
+        call,
         role,
         "git_log",
+        { path: repo, maxCount: 5, grep: `^${commitTrailer(task)}$` },
+        logged,
+        signal,
       );
       const hit = reply.commits.find((c) => (remoteId ? c.hash === remoteId : true));
       return hit ? { found: true, remoteId: hit.hash } : { found: false };

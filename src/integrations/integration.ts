@@ -64,6 +64,18 @@ export function parseReply<T>(schema: z.ZodType<T>, value: unknown, server: stri
   return result.data;
 }
 
+/** Calls a tool whose reply is JSON, and checks the reply's shape. */
+export async function callForJson<T>(
+  call: CallTool,
+  server: string,
+  tool: string,
+  args: Record<string, unknown>,
+  schema: z.ZodType<T>,
+  signal: AbortSignal,
+): Promise<T> {
+  return parseReply(schema, jsonOf(await call(tool, args, signal), server, tool), server, tool);
+}
+
 /** Servers such as DeltaTask answer failures as `{"error": "..."}` in a normal reply. */
 export function throwIfErrorPayload(value: unknown, server: string, tool: string): void {
   if (value && typeof value === "object" && "error" in value) {

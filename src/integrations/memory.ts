@@ -1,6 +1,6 @@
 import { z } from "zod";
 import type { Task } from "../orchestrator/task.js";
-import { jsonOf, parseReply, type Integration } from "./integration.js";
+import { callForJson, type Integration } from "./integration.js";
 
 const role = "memory";
 const graph = z.object({ entities: z.array(z.object({ name: z.string() })) });
@@ -34,12 +34,7 @@ export function createMemoryIntegration(): Integration {
     },
     async verify(task, _remoteId, call, signal) {
       const name = entityName(task);
-      const reply = parseReply(
-        graph,
-        jsonOf(await call("open_nodes", { names: [name] }, signal), role, "open_nodes"),
-        role,
-        "open_nodes",
-      );
+      const reply = await callForJson(call, role, "open_nodes", { names: [name] }, graph, signal);
       return reply.entities.some((e) => e.name === name) ? { found: true, remoteId: name } : { found: false };
     },
     async compensate(_task, remoteId, call, signal) {

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import type { Task } from "../orchestrator/task.js";
 import { taskMarker } from "../orchestrator/task.js";
-import { jsonOf, parseReply, parseSettings, type Integration } from "./integration.js";
+import { callForJson, parseSettings, type Integration } from "./integration.js";
 
 const role = "notifications";
 const settingsSchema = z.strictObject({ topic: z.string().min(1).optional() });
@@ -29,40 +29,32 @@ export function createNotificationsIntegration(settings: unknown): Integration {
     requiredTools: ["ntfy_publish_message", "ntfy_fetch_messages", "ntfy_manage_message"],
     phase: 1,
     async create(task, call, signal) {
-      const reply = parseReply(
-        published,
-        jsonOf(
-          await call(
-            "ntfy_publish_message",
-            {
-              ...where,
-              title: `New task (priority ${task.priority})`,
-              message: messageOf(task),
-              priority: 6 - task.priority,
-              tags: ["taskfan", ...task.tags].slice(0, 10),
-              sequence_id: taskMarker(task.id),
-            },
-            signal,
-          ),
-          role,
-          "ntfy_publish_message",
-        ),
+      const reply = await callForJson(
+        call,
         role,
         "ntfy_publish_message",
+        {
+          ...where,
+          title: `New task (priority ${task.priority})`,
+          message: messageOf(task),
+          priority: 6 - task.priority,
+          tags: ["taskfan", ...task.tags].slice(0, 10),
+          sequence_id: taskMarker(task.id),
+        },
+        published,
+        signal,
       );
       return { remoteId: reply.sequence_id ?? reply.id };
     },
     async verify(task, _remoteId, call, signal) {
       const marker = taskMarker(task.id);
-      const reply = parseReply(
-        fetched,
-        jsonOf(
-          await call("ntfy_fetch_messages", { ...where, since: "all", sequence_id: marker }, signal),
-          role,
-          "ntfy_fetch_messages",
-        ),
+      const reply = await callForJson(
+        call,
         role,
         "ntfy_fetch_messages",
+        { ...where, since: "all", sequence_id: marker },
+        fetched,
+        signal,
       );
       return reply.messages.some((m) => m.sequence_id === marker)
         ? { found: true, remoteId: marker }

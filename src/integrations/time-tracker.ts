@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { taskMarker } from "../orchestrator/task.js";
-import { jsonOf, parseReply, type Integration } from "./integration.js";
+import { callForJson, type Integration } from "./integration.js";
 
 const role = "time-tracker";
 const created = z.object({ id: z.string() });
@@ -13,30 +13,19 @@ export function createTimeTrackerIntegration(): Integration {
     requiredTools: ["toggl_create_task", "toggl_list_tasks", "toggl_delete_task"],
     phase: 0,
     async create(task, call, signal) {
-      const reply = parseReply(
-        created,
-        jsonOf(
-          await call(
-            "toggl_create_task",
-            { name: task.title, tags: [taskMarker(task.id), ...task.tags] },
-            signal,
-          ),
-          role,
-          "toggl_create_task",
-        ),
+      const reply = await callForJson(
+        call,
         role,
         "toggl_create_task",
+        { name: task.title, tags: [taskMarker(task.id), ...task.tags] },
+        created,
+        signal,
       );
       return { remoteId: reply.id };
     },
     async verify(task, remoteId, call, signal) {
       const marker = taskMarker(task.id);
-      const reply = parseReply(
-        listed,
-        jsonOf(await call("toggl_list_tasks", { tag: marker }, signal), role, "toggl_list_tasks"),
-        role,
-        "toggl_list_tasks",
-      );
+      const reply = await callForJson(call, role, "toggl_list_tasks", { tag: marker }, listed, signal);
       const hit = reply.tasks.find((t) => (remoteId ? t.id === remoteId : t.tags.includes(marker)));
       return hit ? { found: true, remoteId: hit.id } : { found: false };
     },

@@ -313,7 +313,10 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         return;
       }
       const message = describeError(error);
-      const breakerOpen = error instanceof BrokenCircuitError || this.fleet.breakerState(server) === "open";
+      // Not called because the circuit is open, or a transient failure that opened it: wait.
+      const breakerOpen =
+        error instanceof BrokenCircuitError ||
+        (isTransient(error) && this.fleet.breakerState(server) === "open");
       const shuttingDown = this.abort.signal.aborted;
       if (shuttingDown) {
         log.info("operation interrupted by shutdown");

@@ -88,3 +88,49 @@ describe("a misbehaving server", () => {
     expect(view!.operations.find((o) => o.server === "memory")!.status).toBe("done");
   });
 });
+
+describe("circuit breaker and restarts", () => {
+  it("opens a server's breaker after repeated faults; later operations wait instead of failing", async () => {
+    const h = await startHarness({
+      circuit_breaker_threshold: 2,
+      circuit_breaker_half_open_after: 600,
+      servers: onlyServers(["deltatask", "memory"], {
+        deltatask: { command: process.execPath, args: [faultServerPath], env: { FAULT: "garbage" } },
+      }),
+    });
+    harnesses.push(h);
+    const states: string[] = [];
+    h.core.fleet.on("breaker", (e) => states.push(`${e.server}:${e.state}`));
+    for (const title of ["one", "two"]) {
+      const id = h.core.orchestrator.createTask({ title });
+      const view = await h.core.orchestrator.waitForSettled(id, 20_000);
+      expect(view!.operations[0]!.status).toBe("failed");
+    }
+    expect(states).toEqual(["deltatask:open"]);
+    const id = h.core.orchestrator.createTask({ title: "three" });
+    const view = await h.core.orchestrator.waitForSettled(id, 20_000);
+    expect(view?.task.status).toBe("partial");
+    const delta = view!.operations.find((o) => o.server === "deltatask")!;
+    expect(delta).toMatchObject({ status: "pending", attempts: 0 });
+    expect(delta.waiting).toMatch(/circuit open/);
+    expect(view!.operations.find((o) => o.server === "memory")!.status).toBe("done");
+  });
+
+  it("restarts a server whose process died, and the next operation succeeds", async () => {
+    const h = await startHarness({ servers: onlyServers(["memory"]) });
+    harnesses.push(h);
+    const before = h.core.fleet.pid("memory")!;
+    const gone = new Promise<void>((resolve) => {
+      const poll = () => (h.core.fleet.connected("memory") ? setImmediate(poll) : resolve());
+      poll();
+    });
+    process.kill(before, "SIGKILL");
+    await gone;
+    const id = h.core.orchestrator.createTask({ title: "after the crash" });
+    const view = await h.core.orchestrator.waitForSettled(id, 20_000);
+    expect(view?.task.status).toBe("done");
+    const after = h.core.fleet.pid("memory");
+    expect(after).toBeDefined();
+    expect(after).not.toBe(before);
+  });
+});
