@@ -7,6 +7,10 @@ import { startRadicale, type Radicale } from "./fleet/radicale.js";
 import { createIntegration } from "./integrations/index.js";
 import type { Integration } from "./integrations/integration.js";
 import type { Logger } from "./log.js";
+import { wireAlerts } from "./monitoring/alert-rules.js";
+import { HealthMonitor, type ServerHealth } from "./monitoring/health-monitor.js";
+import { collectStats, type Stats } from "./monitoring/stats.js";
+import { Maintenance } from "./orchestrator/maintenance.js";
 import { Orchestrator } from "./orchestrator/orchestrator.js";
 import { createStore, type Store } from "./store/store.js";
 
@@ -15,7 +19,19 @@ export interface Core {
   store: Store;
   fleet: Fleet;
   orchestrator: Orchestrator;
+  health: HealthMonitor;
+  maintenance: Maintenance;
   started: Awaited<ReturnType<Fleet["start"]>>;
+  /** The numbers behind /stats. */
+  getStats(): Stats;
+  /** The latest health of every server (as of the last probe and live facts). */
+  getHealth(): ServerHealth[];
+  /** Probes every server now. */
+  checkHealth(): Promise<ServerHealth[]>;
+  /**
+   * Stops taking work, lets in-flight calls finish up to `deadlineMs`, returns the rest to
+   * pending, stops every server process and closes the database.
+   */
   close(deadlineMs?: number): Promise<void>;
 }
 
@@ -36,8 +52,16 @@ export async function startCore(config: Config, log: Logger): Promise<Core> {
     integrations,
     breakerThreshold: config.circuit_breaker_threshold,
     halfOpenAfterMs: config.circuit_breaker_half_open_after * 1000,
+    sampleWindow: config.health.window,
+    restart: {
+      maxDelayMs: config.restart.max_delay * 1000,
+      crashLoopRestarts: config.restart.crash_loop_restarts,
+      crashLoopWindowMs: config.restart.crash_loop_window * 1000,
+      stableAfterMs: config.restart.stable_after * 1000,
+    },
     log,
   });
+  const startedAt = Date.now();
   let started: Core["started"];
   try {
     started = await fleet.start();
@@ -48,17 +72,30 @@ export async function startCore(config: Config, log: Logger): Promise<Core> {
     throw error;
   }
   const orchestrator = new Orchestrator({ store, fleet, config, log });
+  const health = new HealthMonitor(fleet, config, log);
+  const maintenance = new Maintenance({ store, fleet, orchestrator, health, config, log });
+  wireAlerts({ fleet, health, orchestrator, alerts: store.alerts, log });
   orchestrator.start();
+  health.start();
+  maintenance.start();
   let closing: Promise<void> | undefined;
   return {
     config,
     store,
     fleet,
     orchestrator,
+    health,
+    maintenance,
     started,
+    getStats: () => collectStats({ store, fleet, health, startedAt }),
+    getHealth: () => health.snapshot(),
+    checkHealth: () => health.check(),
     close(deadlineMs = 10_000) {
       closing ??= (async () => {
+        // Stop taking work first, then the loops that would wake it.
         await orchestrator.stop(deadlineMs);
+        await health.stop();
+        await maintenance.stop();
         await fleet.close();
         store.close();
         await radicale?.close();

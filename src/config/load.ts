@@ -153,6 +153,23 @@ export function completeConfig(file: ConfigFile, env: NodeJS.ProcessEnv, cwd: st
       lease_seconds: file.dispatcher?.lease_seconds ?? 30,
       poll_interval: file.dispatcher?.poll_interval ?? 1,
     },
+    recovery: {
+      delay: file.recovery?.delay ?? 30,
+      give_up_after: file.recovery?.give_up_after ?? 86_400,
+    },
+    sync_batch_size: file.sync_batch_size ?? 20,
+    health: {
+      slow_threshold_ms: file.health?.slow_threshold_ms ?? 2000,
+      error_rate_threshold: file.health?.error_rate_threshold ?? 0.5,
+      window: file.health?.window ?? 20,
+      probe_timeout: file.health?.probe_timeout ?? 5,
+    },
+    restart: {
+      max_delay: file.restart?.max_delay ?? 60,
+      crash_loop_restarts: file.restart?.crash_loop_restarts ?? 5,
+      crash_loop_window: file.restart?.crash_loop_window ?? 300,
+      stable_after: file.restart?.stable_after ?? 60,
+    },
     notifications: {
       telegram: {
         enabled: telegram.enabled ?? Boolean(botToken),

@@ -47,6 +47,33 @@ export const configFileSchema = z.strictObject({
       poll_interval: z.number().positive().max(60).optional(),
     })
     .optional(),
+  recovery: z
+    .strictObject({
+      delay: seconds.optional(),
+      give_up_after: z
+        .number()
+        .positive()
+        .max(30 * 86_400)
+        .optional(),
+    })
+    .optional(),
+  sync_batch_size: z.number().int().min(1).max(1000).optional(),
+  health: z
+    .strictObject({
+      slow_threshold_ms: z.number().positive().max(600_000).optional(),
+      error_rate_threshold: z.number().min(0).max(1).optional(),
+      window: z.number().int().min(1).max(1000).optional(),
+      probe_timeout: seconds.optional(),
+    })
+    .optional(),
+  restart: z
+    .strictObject({
+      max_delay: seconds.optional(),
+      crash_loop_restarts: z.number().int().min(1).max(100).optional(),
+      crash_loop_window: seconds.optional(),
+      stable_after: seconds.optional(),
+    })
+    .optional(),
   notifications: z
     .strictObject({
       telegram: z
@@ -97,6 +124,16 @@ export interface Config {
   circuit_breaker_half_open_after: number;
   monitoring_enabled: boolean;
   dispatcher: { concurrency: number; lease_seconds: number; poll_interval: number };
+  /** Re-driving failed operations: wait `delay` s after a failure; give up after `give_up_after` s. */
+  recovery: { delay: number; give_up_after: number };
+  sync_batch_size: number;
+  health: { slow_threshold_ms: number; error_rate_threshold: number; window: number; probe_timeout: number };
+  restart: {
+    max_delay: number;
+    crash_loop_restarts: number;
+    crash_loop_window: number;
+    stable_after: number;
+  };
   notifications: {
     telegram: { enabled: boolean; bot_token?: string | undefined; chat_id?: string | undefined };
   };

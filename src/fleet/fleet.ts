@@ -10,7 +10,7 @@ import {
 } from "../errors.js";
 import { textOf, type CallTool, type Integration } from "../integrations/integration.js";
 import type { Logger } from "../log.js";
-import { createServerPolicy, type ServerPolicy } from "./policy.js";
+import { createServerPolicy, isServerFault, type ServerPolicy } from "./policy.js";
 import { ServerConnection } from "./server-connection.js";
 
 export type BreakerState = "closed" | "open" | "half-open" | "isolated";
@@ -19,6 +19,9 @@ export interface FleetEvents {
   breaker: [{ server: ServerName; state: BreakerState; error?: string | undefined }];
   retry: [{ server: ServerName; attempt: number; delayMs: number; error: string }];
   started: [{ server: ServerName; ok: boolean; error?: string | undefined; ms: number }];
+  exited: [{ server: ServerName; reason: string; restartInMs: number | undefined }];
+  restarted: [{ server: ServerName; restarts: number }];
+  "crash-loop": [{ server: ServerName; restarts: number; windowMs: number; until: number }];
 }
 
 export interface AttemptContext {
@@ -30,15 +33,34 @@ export interface AttemptContext {
 
 export type Availability = { ok: true } | { ok: false; reason: string; retryAt: number };
 
+export interface RestartOptions {
+  /** Cap of the restart backoff (1 s doubling). */
+  maxDelayMs: number;
+  /** This many restarts inside `crashLoopWindowMs` is a crash loop. */
+  crashLoopRestarts: number;
+  crashLoopWindowMs: number;
+  /** Up this long, a process that dies starts the backoff afresh. */
+  stableAfterMs: number;
+}
+
 export interface FleetOptions {
   servers: readonly ServerConfig[];
   integrations: ReadonlyMap<ServerName, Integration>;
   breakerThreshold: number;
   halfOpenAfterMs: number;
   log: Logger;
+  restart?: Partial<RestartOptions>;
+  /** How many recent call outcomes each server keeps for health rating. */
+  sampleWindow?: number;
   /** First retry delay; 1 s in production, shorter only where a test says so. */
   retryInitialDelayMs?: number;
   now?: () => number;
+}
+
+export interface Sample {
+  ok: boolean;
+  ms: number;
+  at: number;
 }
 
 interface Member {
@@ -47,23 +69,39 @@ interface Member {
   connection: ServerConnection;
   policy: ServerPolicy;
   queue: BulkheadPolicy;
+  log: Logger;
   openedAt: number | undefined;
-  /** Consecutive failed starts; the next start waits 1 s, 2 s, 4 s ... up to a minute. */
-  startFailures: number;
+  /** Consecutive failed starts or quick deaths; the next start waits 1 s, 2 s, 4 s ... */
+  backoffStep: number;
   nextStartAt: number;
+  restartTimer: NodeJS.Timeout | undefined;
+  /** When each restart happened, for crash-loop detection. */
+  restarts: number[];
+  totalRestarts: number;
+  crashLoopUntil: number;
+  samples: Sample[];
 }
 
-const maxRestartDelayMs = 60_000;
+const defaultRestart: RestartOptions = {
+  maxDelayMs: 60_000,
+  crashLoopRestarts: 5,
+  crashLoopWindowMs: 300_000,
+  stableAfterMs: 60_000,
+};
 
-/** The MCP servers: spawned, connected, each behind its own policy. */
+/** The MCP servers: spawned, connected, restarted, each behind its own policy. */
 export class Fleet extends EventEmitter<FleetEvents> {
   private readonly members = new Map<ServerName, Member>();
   private readonly now: () => number;
+  private readonly restart: RestartOptions;
+  private readonly sampleWindow: number;
   private closed = false;
 
   constructor(private readonly options: FleetOptions) {
     super();
     this.now = options.now ?? Date.now;
+    this.restart = { ...defaultRestart, ...options.restart };
+    this.sampleWindow = options.sampleWindow ?? 20;
     for (const config of options.servers) {
       const integration = options.integrations.get(config.name);
       if (!integration) throw new Error(`no integration for ${config.name}`);
@@ -82,10 +120,17 @@ export class Fleet extends EventEmitter<FleetEvents> {
         policy,
         // Servers that rewrite one file per call get concurrency 1: a serial queue.
         queue: bulkhead(config.concurrency, Number.MAX_SAFE_INTEGER),
+        log,
         openedAt: undefined,
-        startFailures: 0,
+        backoffStep: 0,
         nextStartAt: 0,
+        restartTimer: undefined,
+        restarts: [],
+        totalRestarts: 0,
+        crashLoopUntil: 0,
+        samples: [],
       };
+      member.connection.onExit = (reason) => this.onExit(member, reason);
       policy.breaker.onStateChange((state) => {
         const named = stateName(state);
         if (named === "open") member.openedAt = this.now();
@@ -129,8 +174,9 @@ export class Fleet extends EventEmitter<FleetEvents> {
             error: describeError(error),
             ms: this.now() - started,
           };
-          this.options.log.error({ server: m.config.name, err: error }, "server did not start");
+          m.log.error({ err: error }, "server did not start");
           this.emit("started", report);
+          this.scheduleRestart(m, this.backoffDelay(m));
           return report;
         }
       }),
@@ -150,31 +196,112 @@ export class Fleet extends EventEmitter<FleetEvents> {
           throw new ServerUnavailableError(m.config.name, m.connection.lastError, { cause: error });
         }
       }
-      m.startFailures = 0;
       m.nextStartAt = 0;
     } catch (error) {
-      m.startFailures += 1;
-      m.nextStartAt = this.now() + Math.min(1000 * 2 ** (m.startFailures - 1), maxRestartDelayMs);
+      m.backoffStep += 1;
+      m.nextStartAt = this.now() + this.backoffDelay(m);
       throw error;
     }
+  }
+
+  private backoffDelay(m: Member): number {
+    return Math.min(1000 * 2 ** Math.max(m.backoffStep - 1, 0), this.restart.maxDelayMs);
+  }
+
+  /** The process went away on its own: restart it with backoff, or declare a crash loop. */
+  private onExit(m: Member, reason: string): void {
+    if (this.closed) return;
+    const upFor = this.now() - (m.connection.startedAt ?? this.now());
+    if (upFor >= this.restart.stableAfterMs) m.backoffStep = 0;
+    m.backoffStep += 1;
+    const delay = this.backoffDelay(m);
+    m.nextStartAt = this.now() + delay;
+    m.log.warn({ reason, restartInMs: delay }, "server exited; restarting");
+    this.emit("exited", { server: m.config.name, reason, restartInMs: delay });
+    this.scheduleRestart(m, delay);
+  }
+
+  private scheduleRestart(m: Member, delay: number): void {
+    clearTimeout(m.restartTimer);
+    m.restartTimer = setTimeout(() => {
+      m.restartTimer = undefined;
+      void this.restartNow(m).catch((error) => {
+        m.log.warn({ err: error }, "restart failed");
+        if (!this.closed && !m.connection.connected) this.scheduleRestart(m, this.backoffDelay(m));
+      });
+    }, delay);
+    m.restartTimer.unref();
+  }
+
+  /** One restart, counted against the crash-loop window. */
+  private async restartNow(m: Member): Promise<void> {
+    if (this.closed || m.connection.connected) return;
+    const t = this.now();
+    m.restarts = m.restarts.filter((at) => t - at < this.restart.crashLoopWindowMs);
+    if (m.restarts.length >= this.restart.crashLoopRestarts) {
+      const until = m.restarts[0]! + this.restart.crashLoopWindowMs;
+      if (m.crashLoopUntil < until) {
+        m.crashLoopUntil = until;
+        m.connection.lastError = `crash loop: ${m.restarts.length} restarts in ${Math.round(this.restart.crashLoopWindowMs / 1000)} s`;
+        m.log.error({ until }, "server is crash-looping; restarts paused");
+        this.emit("crash-loop", {
+          server: m.config.name,
+          restarts: m.restarts.length,
+          windowMs: this.restart.crashLoopWindowMs,
+          until,
+        });
+      }
+      m.nextStartAt = until;
+      this.scheduleRestart(m, until - t);
+      return;
+    }
+    m.restarts.push(t);
+    m.totalRestarts += 1;
+    await m.connection.close();
+    await this.connect(m);
+    m.crashLoopUntil = 0;
+    m.log.info({ restarts: m.totalRestarts }, "server restarted");
+    this.emit("restarted", { server: m.config.name, restarts: m.totalRestarts });
+  }
+
+  /** An operator's restart: clears a crash loop and starts the server now. */
+  async restartServer(server: ServerName): Promise<void> {
+    const m = this.member(server);
+    clearTimeout(m.restartTimer);
+    m.restarts = [];
+    m.crashLoopUntil = 0;
+    m.backoffStep = 0;
+    m.nextStartAt = 0;
+    await m.connection.close();
+    await this.connect(m);
+    m.totalRestarts += 1;
+    this.emit("restarted", { server, restarts: m.totalRestarts });
   }
 
   /** Whether the dispatcher should call this server now, and if not, why and until when. */
   availability(server: ServerName): Availability {
     const m = this.member(server);
+    const t = this.now();
     const state = m.policy.breaker.state;
-    if (state === CircuitState.Open || state === CircuitState.Isolated) {
-      return {
-        ok: false,
-        reason: `circuit open after repeated failures${m.connection.lastError ? ` (${m.connection.lastError})` : ""}`,
-        retryAt: (m.openedAt ?? this.now()) + this.options.halfOpenAfterMs,
-      };
+    if (state === CircuitState.Isolated) {
+      return { ok: false, reason: "circuit held open by an operator", retryAt: t + 60_000 };
     }
-    if (!m.connection.connected && this.now() < m.nextStartAt) {
+    if (state === CircuitState.Open) {
+      const retryAt = (m.openedAt ?? t) + this.options.halfOpenAfterMs;
+      // Past the delay, one call may go through as the half-open probe.
+      if (t < retryAt) {
+        return {
+          ok: false,
+          reason: `circuit open after repeated failures${m.connection.lastError ? ` (${m.connection.lastError})` : ""}`,
+          retryAt,
+        };
+      }
+    }
+    if (!m.connection.connected && (t < m.nextStartAt || m.crashLoopUntil > t)) {
       return {
         ok: false,
         reason: `server unavailable: ${m.connection.lastError ?? "not connected"}`,
-        retryAt: m.nextStartAt,
+        retryAt: Math.max(m.nextStartAt, m.crashLoopUntil),
       };
     }
     return { ok: true };
@@ -188,6 +315,14 @@ export class Fleet extends EventEmitter<FleetEvents> {
     return this.member(server).connection.connected;
   }
 
+  crashLooping(server: ServerName): boolean {
+    return this.member(server).crashLoopUntil > this.now();
+  }
+
+  restarts(server: ServerName): number {
+    return this.member(server).totalRestarts;
+  }
+
   /** The server's process id while it is connected. */
   pid(server: ServerName): number | undefined {
     const c = this.member(server).connection;
@@ -196,6 +331,16 @@ export class Fleet extends EventEmitter<FleetEvents> {
 
   lastError(server: ServerName): string | undefined {
     return this.member(server).connection.lastError;
+  }
+
+  /** The recent call and probe outcomes of a server, oldest first. */
+  samples(server: ServerName): readonly Sample[] {
+    return this.member(server).samples;
+  }
+
+  private record(m: Member, ok: boolean, ms: number): void {
+    m.samples.push({ ok, ms, at: this.now() });
+    if (m.samples.length > this.sampleWindow) m.samples.splice(0, m.samples.length - this.sampleWindow);
   }
 
   /**
@@ -212,31 +357,60 @@ export class Fleet extends EventEmitter<FleetEvents> {
     return m.policy.policy.execute(async ({ signal: attemptSignal }) => {
       attempt += 1;
       await this.ensureConnected(m);
+      const started = performance.now();
       try {
-        return await fn({ call: this.callToolFor(m), signal: attemptSignal, attempt });
+        const result = await fn({ call: this.callToolFor(m), signal: attemptSignal, attempt });
+        this.record(m, true, performance.now() - started);
+        return result;
       } catch (error) {
         // The attempt's own timeout fired (not shutdown): say so, so it is retried.
-        if (attemptSignal.aborted && !signal.aborted) {
-          throw new CallTimeoutError(server, m.config.timeout * 1000, { cause: error });
-        }
-        throw error;
+        const failure =
+          attemptSignal.aborted && !signal.aborted
+            ? new CallTimeoutError(server, m.config.timeout * 1000, { cause: error })
+            : error;
+        if (isServerFault(failure)) this.record(m, false, performance.now() - started);
+        throw failure;
       }
     }, signal);
   }
 
-  /** Restarts a server whose process is gone, at most as often as its backoff allows. */
-  private async ensureConnected(m: Member): Promise<void> {
-    if (m.connection.connected) return;
-    const name = m.config.name;
-    if (this.closed) throw new ServerDownError(name, "shutting down");
-    if (this.now() < m.nextStartAt)
-      throw new ServerDownError(name, m.connection.lastError ?? "not connected");
+  /**
+   * The health probe: an MCP ping, then the integration's cheap read; past an open
+   * breaker's delay it is the half-open probe call (a good one closes the circuit). A probe that times out means a
+   * wedged process: it is killed and restarted.
+   */
+  async probe(
+    server: ServerName,
+    timeoutMs: number,
+  ): Promise<{ ok: true; ms: number } | { ok: false; error: string }> {
+    const m = this.member(server);
+    if (!m.connection.connected) return { ok: false, error: m.connection.lastError ?? "not connected" };
+    const started = performance.now();
+    const signal = AbortSignal.timeout(timeoutMs);
     try {
-      await m.connection.close();
-      await this.connect(m);
-      this.options.log.info({ server: name }, "server restarted");
+      const probe = async () => {
+        await m.connection.ping(signal, timeoutMs);
+        await m.integration.probe(this.callToolFor(m), signal);
+      };
+      // A closed breaker counts the dispatcher's calls only; an open one lets the probe test the water.
+      if (m.policy.breaker.state === CircuitState.Closed) await probe();
+      else await m.policy.breaker.execute(probe);
+      const ms = performance.now() - started;
+      this.record(m, true, ms);
+      return { ok: true, ms };
     } catch (error) {
-      throw new ServerDownError(name, describeError(error), { cause: error });
+      const wedged = signal.aborted;
+      const message = wedged ? `no answer within ${timeoutMs} ms` : describeError(error);
+      this.record(m, false, performance.now() - started);
+      if (wedged && m.connection.connected && !this.closed) {
+        m.log.warn({ timeoutMs }, "server does not answer; restarting it");
+        m.connection.lastError = `wedged: ${message}`;
+        // Closing fires onExit through the transport, which schedules the restart.
+        const connection = m.connection;
+        await connection.close();
+        this.onExit(m, `wedged: ${message}`);
+      }
+      return { ok: false, error: message };
     }
   }
 
@@ -245,14 +419,33 @@ export class Fleet extends EventEmitter<FleetEvents> {
     return (name, args, signal) =>
       m.queue.execute(async () => {
         const result = await m.connection.callTool(name, args, signal, timeoutMs);
-        if (result.isError)
+        if (result.isError) {
           throw new ToolFailedError(m.config.name, name, textOf(result).slice(0, 500) || "isError");
+        }
         return result;
       }, signal);
   }
 
+  /** Restarts a server whose process is gone, at most as often as its backoff allows. */
+  private async ensureConnected(m: Member): Promise<void> {
+    if (m.connection.connected) return;
+    const name = m.config.name;
+    if (this.closed) throw new ServerDownError(name, "shutting down");
+    if (this.now() < m.nextStartAt || m.crashLoopUntil > this.now()) {
+      throw new ServerDownError(name, m.connection.lastError ?? "not connected");
+    }
+    try {
+      clearTimeout(m.restartTimer);
+      await this.restartNow(m);
+      if (!m.connection.connected) throw new Error(m.connection.lastError ?? "not connected");
+    } catch (error) {
+      throw new ServerDownError(name, describeError(error), { cause: error });
+    }
+  }
+
   async close(): Promise<void> {
     this.closed = true;
+    for (const m of this.members.values()) clearTimeout(m.restartTimer);
     await Promise.all([...this.members.values()].map((m) => m.connection.close()));
   }
 

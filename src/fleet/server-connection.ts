@@ -19,6 +19,8 @@ export class ServerConnection {
   private stderrBudget = { windowStart: 0, lines: 0, dropped: 0 };
   connected = false;
   lastError: string | undefined;
+  /** Called when the process goes away without our asking. */
+  onExit: ((reason: string) => void) | undefined;
   startedAt: number | undefined;
   pid: number | undefined;
 
@@ -55,9 +57,12 @@ export class ServerConnection {
     const client = new Client({ name: "taskfan", version: "0.1.0" }, { capabilities: {} });
     transport.onclose = () => {
       if (this.transport !== transport) return;
+      this.transport = undefined;
+      this.client = undefined;
       this.connected = false;
-      this.lastError ??= "the server process exited";
-      this.log.warn({ pid: this.pid }, "server connection closed");
+      this.lastError = "the server process exited";
+      this.log.warn({ pid: this.pid }, "server process exited");
+      this.onExit?.(this.lastError);
     };
     try {
       await client.connect(transport, { timeout: Math.max(config.timeout * 1000, 15_000) });
@@ -110,6 +115,15 @@ export class ServerConnection {
       }
       throw error;
     }
+  }
+
+  /** An MCP ping with our own timeout: answers only if the process reads and writes stdio. */
+  async ping(signal: AbortSignal, timeoutMs: number): Promise<void> {
+    const client = this.client;
+    if (!client || !this.connected) {
+      throw new ServerUnavailableError(this.config.name, this.lastError ?? "not connected");
+    }
+    await client.ping({ signal, timeout: timeoutMs });
   }
 
   /** Closes stdin, then SIGTERM, then SIGKILL (the SDK's transport does the escalation). */

@@ -1,3 +1,4 @@
+import path from "node:path";
 import { z } from "zod";
 import { taskMarker } from "../orchestrator/task.js";
 import { callForJson, parseSettings, type Integration } from "./integration.js";
@@ -45,6 +46,9 @@ export function createBackupIntegration(settings: unknown): Integration {
         remoteId ? b.timestamp === remoteId : b.agent_context?.includes(marker),
       );
       return hit ? { found: true, remoteId: hit.timestamp } : { found: false };
+    },
+    async probe(call, signal) {
+      await call("backup_folder_list", { folder_path: path.join(folder, ".probe") }, signal);
     },
     async compensate(_task, remoteId, call, signal) {
       await call("backup_delete", { folder_path: folder, timestamp: remoteId }, signal);

@@ -69,6 +69,9 @@ export function createCalendarIntegration(settings: unknown): Integration {
         if (offset + 500 >= reply.total) return { found: false };
       }
     },
+    async probe(call, signal) {
+      await call("list-todos", { calendarUrl, status: "ALL", limit: 1 }, signal);
+    },
     async compensate(_task, remoteId, call, signal) {
       await call("delete-todo", { uid: remoteId, calendarUrl }, signal);
     },

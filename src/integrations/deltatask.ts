@@ -22,7 +22,14 @@ export function urgencyOf(task: Task): number {
 export function createDeltataskIntegration(): Integration {
   return {
     role,
-    requiredTools: ["create_task", "get_task_by_id", "update_task", "delete_task", "list_tasks"],
+    requiredTools: [
+      "create_task",
+      "get_task_by_id",
+      "update_task",
+      "delete_task",
+      "list_tasks",
+      "get_statistics",
+    ],
     phase: 0,
     async create(task, call, signal) {
       const value = await callJson(
@@ -57,6 +64,9 @@ export function createDeltataskIntegration(): Integration {
       const tasks = parseReply(listed, value, role, "list_tasks");
       const match = tasks.find((t) => t.tags.includes(taskMarker(task.id)));
       return match ? { found: true, remoteId: match.id } : { found: false };
+    },
+    async probe(call, signal) {
+      await callJson(call, "get_statistics", {}, signal);
     },
     async compensate(_task, remoteId, call, signal) {
       await callJson(call, "delete_task", { task_id: remoteId }, signal);

@@ -34,6 +34,9 @@ export function createFilesystemIntegration(settings: unknown): Integration {
         throw error;
       }
     },
+    async probe(call, signal) {
+      await call("get_file_info", { path: root }, signal);
+    },
     async compensate(task, remoteId, call, signal) {
       const trash = path.join(root, "trash", `${task.id}-${Date.now()}.md`);
       await call("move_file", { source: remoteId, destination: trash }, signal);

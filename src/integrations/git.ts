@@ -63,6 +63,20 @@ export function createGitIntegration(settings: unknown): Integration {
       const hit = reply.commits.find((c) => (remoteId ? c.hash === remoteId : true));
       return hit ? { found: true, remoteId: hit.hash } : { found: false };
     },
+    async probe(call, signal) {
+      await call("git_log", { path: repo, maxCount: 1 }, signal);
+    },
+    async isUndone(task, _remoteId, call, signal) {
+      const reply = await callForJson(
+        call,
+        role,
+        "git_log",
+        { path: repo, maxCount: 1, grep: `^Taskfan-Withdrawn: ${task.id}$` },
+        logged,
+        signal,
+      );
+      return reply.commits.length > 0;
+    },
     async compensate(task, remoteId, call, signal) {
       await commit(
         `Withdraw task ${task.id}\n\nReverts: ${remoteId}\nTaskfan-Withdrawn: ${task.id}`,

@@ -47,6 +47,9 @@ export function createHpkvMemoryIntegration(): Integration {
       const reply = parseReply(got, jsonOf(result, role, "context_get"), role, "context_get");
       return reply.items.some((i) => i.key === key) ? { found: true, remoteId: key } : { found: false };
     },
+    async probe(call, signal) {
+      await call("context_get", { key: "taskfan_probe" }, signal);
+    },
     async compensate(_task, remoteId, call, signal) {
       await call("context_batch_delete", { keys: [remoteId] }, signal);
     },

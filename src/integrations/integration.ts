@@ -30,6 +30,10 @@ export interface Integration {
   /** Looks for the task's record on the server (by remote id, else by our marker). */
   verify(task: Task, remoteId: string | null, call: CallTool, signal: AbortSignal): Promise<LookupResult>;
   compensate(task: Task, remoteId: string, call: CallTool, signal: AbortSignal): Promise<void>;
+  /** Whether the undo already happened, for servers where undo leaves the record (git). */
+  isUndone?(task: Task, remoteId: string, call: CallTool, signal: AbortSignal): Promise<boolean>;
+  /** A cheap read for the health monitor. */
+  probe(call: CallTool, signal: AbortSignal): Promise<void>;
 }
 
 /** All text parts of a tool result, joined. */

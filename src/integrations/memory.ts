@@ -37,6 +37,9 @@ export function createMemoryIntegration(): Integration {
       const reply = await callForJson(call, role, "open_nodes", { names: [name] }, graph, signal);
       return reply.entities.some((e) => e.name === name) ? { found: true, remoteId: name } : { found: false };
     },
+    async probe(call, signal) {
+      await call("open_nodes", { names: [] }, signal);
+    },
     async compensate(_task, remoteId, call, signal) {
       await call("delete_entities", { entityNames: [remoteId] }, signal);
     },

@@ -60,6 +60,9 @@ export function createNotificationsIntegration(settings: unknown): Integration {
         ? { found: true, remoteId: marker }
         : { found: false };
     },
+    async probe(call, signal) {
+      await call("ntfy_fetch_messages", { ...where, since: "1s" }, signal);
+    },
     async compensate(task, _remoteId, call, signal) {
       await call(
         "ntfy_manage_message",

@@ -59,6 +59,9 @@ export function createShrimpIntegration(): Integration {
       const match = heading.exec(text);
       return match?.[1] ? { found: true, remoteId: match[1] } : { found: false };
     },
+    async probe(call, signal) {
+      await call("query_task", { query: "taskfan-probe", pageSize: 1 }, signal);
+    },
     async compensate(_task, remoteId, call, signal) {
       const text = textOf(await call("delete_task", { taskId: remoteId }, signal));
       if (!/^## Success|刪除成功/m.test(text)) {

@@ -29,6 +29,9 @@ export function createTimeTrackerIntegration(): Integration {
       const hit = reply.tasks.find((t) => (remoteId ? t.id === remoteId : t.tags.includes(marker)));
       return hit ? { found: true, remoteId: hit.id } : { found: false };
     },
+    async probe(call, signal) {
+      await call("toggl_list_tasks", { tag: "taskfan-probe" }, signal);
+    },
     async compensate(_task, remoteId, call, signal) {
       await call("toggl_delete_task", { task_id: remoteId }, signal);
     },

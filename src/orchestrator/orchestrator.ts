@@ -5,7 +5,7 @@ import type { Config, ServerName } from "../config/schema.js";
 import { ServerDownError, TaskfanError, describeError } from "../errors.js";
 import type { Fleet } from "../fleet/fleet.js";
 import { isTransient, mayHaveReachedServer } from "../fleet/policy.js";
-import type { CreateOutcome } from "../integrations/integration.js";
+import type { CallTool, CreateOutcome } from "../integrations/integration.js";
 import type { Logger } from "../log.js";
 import type { Store } from "../store/store.js";
 import { deriveTaskStatus } from "./status.js";
@@ -33,6 +33,7 @@ export interface OrchestratorEvents {
   "operation.failed": [OperationEvent];
   "operation.waiting": [OperationEvent];
   "task.settled": [TaskView];
+  "task.rolled_back": [{ taskId: string; reason: string }];
 }
 
 export interface OrchestratorOptions {
@@ -262,6 +263,19 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         server,
         async ({ call, signal, attempt }) => {
           if (!this.store.operations.startAttempt(op.id, this.owner)) throw new LeaseLostError();
+          if (op.kind === "compensate") {
+            // Undo: look first when an earlier attempt may have done it already.
+            if ((recheck || attempt > 1) && (await this.alreadyUndone(op, task, call, signal))) {
+              return { remoteId: op.remoteId ?? "", verified: true };
+            }
+            try {
+              await integration.compensate(task, op.remoteId ?? "", call, signal);
+            } catch (error) {
+              if (mayHaveReachedServer(error)) recheck = true;
+              throw error;
+            }
+            return { remoteId: op.remoteId ?? "" };
+          }
           if (recheck || attempt > 1) {
             const found = await integration.verify(task, op.remoteId, call, signal);
             if (found.found) return { remoteId: found.remoteId, verified: true };
@@ -306,6 +320,10 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         skipped ? "operation skipped" : "operation done",
       );
       this.emit("operation.done", { taskId: op.taskId, operationId: op.id, server, ms, remoteId });
+      // A create that finished after its task was rolled back is undone as well.
+      if (op.kind === "create" && this.store.tasks.get(op.taskId)?.rollbackReason) {
+        if (this.store.operations.rollback(op.taskId) > 0) this.schedulePump();
+      }
     } catch (error) {
       const ms = performance.now() - started;
       if (error instanceof LeaseLostError) {
@@ -350,6 +368,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
             retryable,
             durationMs: ms,
             recheck,
+            recoverAt: retryable ? this.now() + this.config.recovery.delay * 1000 : undefined,
           })
         ) {
           this.store.events.append(
@@ -368,17 +387,64 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         error: message,
         retryable,
       });
+      if (!retryable && op.kind === "create" && this.fleet.config(server).required) {
+        this.rollback(op.taskId, `${server} failed for good: ${message}`);
+        return;
+      }
     }
     this.refreshTask(op.taskId);
   }
 
+  /**
+   * Undoes a task everywhere: unfinished creates are skipped and each create that
+   * succeeded gets a compensation operation, run by the same dispatcher and policies.
+   */
+  rollback(taskId: string, reason: string): void {
+    const fresh = this.store.transaction(() => {
+      if (!this.store.tasks.markRolledBack(taskId, reason)) return false;
+      const n = this.store.operations.rollback(taskId);
+      this.store.events.append("task.rolled_back", { taskId }, { reason, compensations: n });
+      return true;
+    });
+    if (!fresh) return;
+    this.log.warn({ taskId, reason }, "task rolled back");
+    this.emit("task.rolled_back", { taskId, reason });
+    this.refreshTask(taskId);
+    this.schedulePump();
+  }
+
+  /** Whether an earlier attempt already undid this record. */
+  private async alreadyUndone(
+    op: Operation,
+    task: Task,
+    call: CallTool,
+    signal: AbortSignal,
+  ): Promise<boolean> {
+    const integration = this.fleet.integration(op.server as ServerName);
+    if (integration.isUndone) return integration.isUndone(task, op.remoteId ?? "", call, signal);
+    const found = await integration.verify(task, op.remoteId, call, signal);
+    return !found.found;
+  }
+
+  /** Pulls due work now (recovery and sync call this after they requeue operations). */
+  wake(): void {
+    this.schedulePump();
+  }
+
   /** Recomputes a task's status from its operations; emits task.settled on a change. */
-  private refreshTask(taskId: string): void {
+  refreshTask(taskId: string): void {
     const task = this.store.tasks.get(taskId);
     if (!task) return;
     const operations = this.store.operations.forTask(taskId);
-    const derived = deriveTaskStatus(operations);
-    if (derived.status === task.status && derived.reason === task.statusReason) return;
+    const derived = deriveTaskStatus(operations, task.rollbackReason);
+    const wasSettled = task.settledAt !== null;
+    if (
+      derived.status === task.status &&
+      derived.reason === task.statusReason &&
+      derived.settled === wasSettled
+    ) {
+      return;
+    }
     this.store.transaction(() => {
       this.store.tasks.setStatus(taskId, derived.status, derived.reason, derived.settled);
       if (derived.settled) {
@@ -398,5 +464,5 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
 }
 
 function isSettled(view: TaskView): boolean {
-  return deriveTaskStatus(view.operations).settled;
+  return deriveTaskStatus(view.operations, view.task.rollbackReason).settled;
 }

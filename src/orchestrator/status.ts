@@ -7,10 +7,25 @@ export interface DerivedStatus {
   reason: string | null;
 }
 
-/** A task's status follows its create operations. */
-export function deriveTaskStatus(operations: readonly Operation[]): DerivedStatus {
+const isActive = (o: Operation) => o.status === "running" || (o.status === "pending" && !o.waiting);
+
+/**
+ * A task's status follows its operations. Once rolled back (`rollback` holds why), it
+ * stays rolled back and settles when every compensation has finished.
+ */
+export function deriveTaskStatus(operations: readonly Operation[], rollback?: string | null): DerivedStatus {
+  if (rollback) {
+    const undo = operations.filter((o) => o.kind === "compensate");
+    const settled = !operations.some(isActive);
+    const failed = undo.filter((o) => o.status === "failed").map((o) => o.server);
+    const waiting = undo.filter((o) => o.status === "pending" && o.waiting).map((o) => o.server);
+    const parts = [rollback];
+    if (failed.length > 0) parts.push(`undo failed on ${failed.join(", ")}`);
+    if (waiting.length > 0) parts.push(`undo waiting for ${waiting.join(", ")}`);
+    return { status: "rolled_back", settled, reason: parts.join("; ") };
+  }
   const ops = operations.filter((o) => o.kind === "create");
-  const active = ops.filter((o) => o.status === "running" || (o.status === "pending" && !o.waiting));
+  const active = ops.filter(isActive);
   if (active.length > 0) {
     const started = ops.some((o) => o.status !== "pending" || o.attempts > 0);
     return { status: started ? "running" : "pending", settled: false, reason: null };

@@ -20,6 +20,8 @@ export interface Task {
   createdAt: number;
   updatedAt: number;
   settledAt: number | null;
+  /** Set when a required server failed for good and the task was undone everywhere. */
+  rollbackReason: string | null;
 }
 
 export interface Operation {

@@ -24,7 +24,11 @@ export function createEventStore(db: Db, now: () => number) {
       at: number;
     }
   >("SELECT * FROM events WHERE task_id = ? ORDER BY id");
+  const countType = db.prepare<[string], { n: number }>("SELECT count(*) AS n FROM events WHERE type = ?");
   return {
+    count(type: string): number {
+      return countType.get(type)!.n;
+    },
     append(
       type: string,
       refs: { taskId?: string | undefined; operationId?: number | undefined },

@@ -24,6 +24,8 @@ export interface Failure {
   durationMs: number;
   /** The failed attempt may have reached the server. */
   recheck: boolean;
+  /** For a retryable failure: when recovery may re-drive it. */
+  recoverAt?: number | undefined;
 }
 
 export function createOperationStore(db: Db, now: () => number) {
@@ -69,7 +71,8 @@ export function createOperationStore(db: Db, now: () => number) {
   );
   const fail = db.prepare<[Record<string, unknown>]>(
     `UPDATE operations SET status = 'failed', last_error = @error, retryable = @retryable,
-       recheck = max(recheck, @recheck), lease_owner = NULL, lease_expires_at = NULL,
+       recheck = max(recheck, @recheck), next_attempt_at = coalesce(@recoverAt, next_attempt_at),
+       lease_owner = NULL, lease_expires_at = NULL,
        duration_ms = @ms, total_ms = total_ms + @ms, finished_at = @now, updated_at = @now
      WHERE id = @id AND lease_owner = @owner AND status = 'running'`,
   );
@@ -93,6 +96,56 @@ export function createOperationStore(db: Db, now: () => number) {
   const requeueFailed = db.prepare<[number, number, string]>(
     `UPDATE operations SET status = 'pending', recheck = 1, waiting = NULL, next_attempt_at = ?, updated_at = ?
      WHERE task_id = ? AND status = 'failed'`,
+  );
+  const recoverable = db.prepare<[string, number], { id: number; task_id: string }>(
+    `SELECT id, task_id FROM operations WHERE server = ? AND status = 'failed' AND retryable = 1
+       AND next_attempt_at <= ? ORDER BY priority, created_at`,
+  );
+  const recoverOne = db.prepare<[number, number, number]>(
+    `UPDATE operations SET status = 'pending', recheck = 1, waiting = NULL, next_attempt_at = ?, updated_at = ?
+     WHERE id = ? AND status = 'failed' AND retryable = 1`,
+  );
+  const staleFailed = db.prepare<[number], { id: number; task_id: string }>(
+    "SELECT id, task_id FROM operations WHERE status = 'failed' AND retryable = 1 AND created_at < ?",
+  );
+  const staleWaiting = db.prepare<[number], { id: number; task_id: string }>(
+    "SELECT id, task_id FROM operations WHERE status = 'pending' AND waiting IS NOT NULL AND created_at < ?",
+  );
+  const giveUpOne = db.prepare<[string, number, number, number]>(
+    `UPDATE operations SET status = 'failed', retryable = 0, waiting = NULL,
+       last_error = ? || coalesce(last_error, 'no answer'), finished_at = coalesce(finished_at, ?), updated_at = ?
+     WHERE id = ?`,
+  );
+  const skipOpenCreates = db.prepare<[number, string]>(
+    `UPDATE operations SET status = 'skipped', waiting = NULL, retryable = 0, last_error = 'task rolled back', updated_at = ?
+     WHERE task_id = ? AND kind = 'create' AND status = 'pending'`,
+  );
+  const stopRecovery = db.prepare<[number, string]>(
+    "UPDATE operations SET retryable = 0, updated_at = ? WHERE task_id = ? AND kind = 'create' AND status = 'failed'",
+  );
+  const addCompensations = db.prepare<[Record<string, unknown>]>(
+    `INSERT OR IGNORE INTO operations (task_id, server, kind, status, phase, priority, idempotency_key,
+       remote_id, next_attempt_at, created_at, updated_at)
+     SELECT task_id, server, 'compensate', 'pending', 0, priority, task_id || ':' || server || ':compensate',
+       remote_id, @now, @now, @now
+     FROM operations WHERE task_id = @taskId AND kind = 'create' AND status = 'done' AND remote_id IS NOT NULL`,
+  );
+  const recentDone = db.prepare<[string, number], OperationRow>(
+    `SELECT o.* FROM operations o JOIN tasks t ON t.id = o.task_id
+     WHERE o.server = ? AND o.kind = 'create' AND o.status = 'done' AND o.remote_id IS NOT NULL
+       AND t.status <> 'rolled_back'
+     ORDER BY o.finished_at DESC LIMIT ?`,
+  );
+  const repair = db.prepare<[number, number, number]>(
+    `UPDATE operations SET status = 'pending', recheck = 0, waiting = NULL, next_attempt_at = ?, updated_at = ?
+     WHERE id = ? AND status = 'done'`,
+  );
+  const recentDurations = db.prepare<[string, number], { duration_ms: number }>(
+    `SELECT duration_ms FROM operations WHERE server = ? AND status = 'done' AND duration_ms IS NOT NULL
+     ORDER BY finished_at DESC LIMIT ?`,
+  );
+  const queueSize = db.prepare<[], { n: number }>(
+    "SELECT count(*) AS n FROM operations WHERE status IN ('pending', 'running')",
   );
   const countByServerStatus = db.prepare<[], { server: string; status: OperationStatus; n: number }>(
     "SELECT server, status, count(*) AS n FROM operations GROUP BY server, status",
@@ -159,6 +212,7 @@ export function createOperationStore(db: Db, now: () => number) {
           error: failure.error,
           retryable: failure.retryable ? 1 : 0,
           recheck: failure.recheck ? 1 : 0,
+          recoverAt: failure.recoverAt ?? null,
           ms: Math.round(failure.durationMs),
           now: now(),
         }).changes === 1
@@ -201,6 +255,57 @@ export function createOperationStore(db: Db, now: () => number) {
     requeueFailed(taskId: string): number {
       const t = now();
       return requeueFailed.run(t, t, taskId).changes;
+    },
+    /** Failed-but-retryable operations of a server, due for recovery, back to pending. */
+    recover(server: string): string[] {
+      return db
+        .transaction(() => {
+          const t = now();
+          const rows = recoverable.all(server, t);
+          for (const r of rows) recoverOne.run(t, t, r.id);
+          return [...new Set(rows.map((r) => r.task_id))];
+        })
+        .immediate();
+    },
+    /** Operations older than `cutoff` that still wait or wait to be recovered: failed for good. */
+    giveUp(cutoff: number, reason: string): string[] {
+      return db
+        .transaction(() => {
+          const t = now();
+          const rows = [...staleFailed.all(cutoff), ...staleWaiting.all(cutoff)];
+          for (const r of rows) giveUpOne.run(reason, t, t, r.id);
+          return [...new Set(rows.map((r) => r.task_id))];
+        })
+        .immediate();
+    },
+    /**
+     * Rolls a task back: its unfinished creates are skipped, and every create that
+     * succeeded gets a compensation (once; calling again adds only the missing ones).
+     */
+    rollback(taskId: string): number {
+      return db
+        .transaction(() => {
+          const t = now();
+          skipOpenCreates.run(t, taskId);
+          stopRecovery.run(t, taskId);
+          return addCompensations.run({ taskId, now: t }).changes;
+        })
+        .immediate();
+    },
+    /** The most recently finished done creates of a server, for read-back. */
+    recentDone(server: string, limit: number): Operation[] {
+      return recentDone.all(server, limit).map(toOperation);
+    },
+    /** A done operation whose record vanished from its server: create it again. */
+    requeueForRepair(id: number): boolean {
+      const t = now();
+      return repair.run(t, t, id).changes === 1;
+    },
+    recentDurations(server: string, limit: number): number[] {
+      return recentDurations.all(server, limit).map((r) => r.duration_ms);
+    },
+    queueSize(): number {
+      return queueSize.get()!.n;
     },
     countByServerStatus() {
       return countByServerStatus.all();

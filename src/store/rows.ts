@@ -13,6 +13,7 @@ export interface TaskRow {
   created_at: number;
   updated_at: number;
   settled_at: number | null;
+  rollback_reason: string | null;
 }
 
 export interface OperationRow {
@@ -53,6 +54,7 @@ export function toTask(row: TaskRow): Task {
     createdAt: row.created_at,
     updatedAt: row.updated_at,
     settledAt: row.settled_at,
+    rollbackReason: row.rollback_reason,
   };
 }
 

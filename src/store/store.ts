@@ -1,3 +1,4 @@
+import { createAlertStore } from "./alerts.js";
 import { createEventStore } from "./events.js";
 import { openDatabase, type Db } from "./open-database.js";
 import { createOperationStore } from "./operations.js";
@@ -8,6 +9,7 @@ export interface Store {
   tasks: ReturnType<typeof createTaskStore>;
   operations: ReturnType<typeof createOperationStore>;
   events: ReturnType<typeof createEventStore>;
+  alerts: ReturnType<typeof createAlertStore>;
   /** Runs `fn` in one IMMEDIATE transaction. */
   transaction<T>(fn: () => T): T;
   close(): void;
@@ -21,6 +23,7 @@ export function createStore(file: string, now: () => number = Date.now): Store {
     tasks: createTaskStore(db, now),
     operations: createOperationStore(db, now),
     events: createEventStore(db, now),
+    alerts: createAlertStore(db, now),
     transaction<T>(fn: () => T): T {
       return db.transaction(fn).immediate();
     },

@@ -23,6 +23,9 @@ export function createTaskStore(db: Db, now: () => number) {
   const setStatus = db.prepare<[TaskStatus, string | null, number, number | null, string]>(
     `UPDATE tasks SET status = ?, status_reason = ?, updated_at = ?, settled_at = ? WHERE id = ?`,
   );
+  const markRolledBack = db.prepare<[string, number, string]>(
+    "UPDATE tasks SET rollback_reason = ?, updated_at = ? WHERE id = ? AND rollback_reason IS NULL",
+  );
   const recent = db.prepare<[number], TaskRow>(
     "SELECT * FROM tasks ORDER BY created_at DESC, rowid DESC LIMIT ?",
   );
@@ -77,6 +80,10 @@ export function createTaskStore(db: Db, now: () => number) {
     setStatus(id: string, status: TaskStatus, reason: string | null, settled: boolean): void {
       const t = now();
       setStatus.run(status, reason, t, settled ? t : null, id);
+    },
+    /** Records why the task is rolled back; false when it already was. */
+    markRolledBack(id: string, reason: string): boolean {
+      return markRolledBack.run(reason, now(), id).changes === 1;
     },
     recent(limit: number): Task[] {
       return recent.all(limit).map(toTask);

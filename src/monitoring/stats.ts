@@ -1,0 +1,62 @@
+import type { ServerName } from "../config/schema.js";
+import type { Fleet } from "../fleet/fleet.js";
+import type { TaskStatus } from "../orchestrator/task.js";
+import type { Store } from "../store/store.js";
+import type { HealthMonitor, ServerHealth } from "./health-monitor.js";
+import { percentile, type HealthStatus } from "./health-rules.js";
+
+export interface Stats {
+  server_health: Record<string, HealthStatus>;
+  total_operations: number;
+  operations: Record<string, Record<string, number>>;
+  error_rates: Record<string, number>;
+  latency_ms: Record<string, { p50: number | null; p95: number | null }>;
+  queue_size: number;
+  tasks_by_status: Partial<Record<TaskStatus, number>>;
+  restarts: Record<string, number>;
+  drift_repairs: number;
+  uptime_s: number;
+}
+
+/** The numbers behind /stats, shaped after the original system's, plus latency and queue. */
+export function collectStats(deps: {
+  store: Store;
+  fleet: Fleet;
+  health: HealthMonitor;
+  startedAt: number;
+  now?: number;
+}): Stats {
+  const { store, fleet, health } = deps;
+  const operations: Stats["operations"] = {};
+  let total = 0;
+  for (const row of store.operations.countByServerStatus()) {
+    (operations[row.server] ??= {})[row.status] = row.n;
+    total += row.n;
+  }
+  const statuses = Object.fromEntries(health.snapshot().map((h) => [h.server, h.status]));
+  const errorRates: Stats["error_rates"] = {};
+  const latency: Stats["latency_ms"] = {};
+  const restarts: Stats["restarts"] = {};
+  for (const server of fleet.names) {
+    const counts = operations[server] ?? {};
+    const finished = (counts.done ?? 0) + (counts.failed ?? 0);
+    errorRates[server] = finished === 0 ? 0 : Math.round(((counts.failed ?? 0) / finished) * 1000) / 1000;
+    const durations = store.operations.recentDurations(server, 1000);
+    latency[server] = { p50: percentile(durations, 0.5) ?? null, p95: percentile(durations, 0.95) ?? null };
+    restarts[server] = fleet.restarts(server as ServerName);
+  }
+  return {
+    server_health: statuses,
+    total_operations: total,
+    operations,
+    error_rates: errorRates,
+    latency_ms: latency,
+    queue_size: store.operations.queueSize(),
+    tasks_by_status: store.tasks.countByStatus(),
+    restarts,
+    drift_repairs: store.events.count("operation.drift"),
+    uptime_s: Math.round(((deps.now ?? Date.now()) - deps.startedAt) / 1000),
+  };
+}
+
+export type { ServerHealth };

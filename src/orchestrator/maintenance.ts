@@ -1,0 +1,152 @@
+import type { Config, ServerName } from "../config/schema.js";
+import { describeError } from "../errors.js";
+import type { Fleet } from "../fleet/fleet.js";
+import type { Logger } from "../log.js";
+import type { HealthMonitor } from "../monitoring/health-monitor.js";
+import type { Store } from "../store/store.js";
+import type { Orchestrator } from "./orchestrator.js";
+
+export interface SyncReport {
+  checked: number;
+  repaired: number;
+  errors: number;
+}
+
+/**
+ * The background work that keeps promises: recovery re-drives failed operations once their
+ * server is healthy, old ones are given up (and rolled back if required), and sync reads
+ * recent tasks back from every server, re-creating what drifted away.
+ */
+export class Maintenance {
+  private timers: NodeJS.Timeout[] = [];
+  private syncing: Promise<SyncReport> | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly deps: {
+      store: Store;
+      fleet: Fleet;
+      orchestrator: Orchestrator;
+      health: HealthMonitor;
+      config: Config;
+      log: Logger;
+      now?: () => number;
+    },
+  ) {
+    const { fleet, health } = deps;
+    health.on("status", ({ status }) => {
+      if (status !== "ERROR") this.recover();
+    });
+    fleet.on("breaker", ({ state }) => {
+      if (state === "closed") this.recover();
+    });
+  }
+
+  private get now(): number {
+    return (this.deps.now ?? Date.now)();
+  }
+
+  start(): void {
+    const { config } = this.deps;
+    const recovery = setInterval(() => this.recover(), Math.max(config.dispatcher.poll_interval, 1) * 1000);
+    const sync = setInterval(() => void this.sync(), config.sync_interval * 1000);
+    recovery.unref();
+    sync.unref();
+    this.timers.push(recovery, sync);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    await this.syncing?.catch(() => undefined);
+  }
+
+  /** Re-drives what failed on healthy servers; gives up on what is too old. */
+  recover(): number {
+    if (this.stopped) return 0;
+    const { store, fleet, health, orchestrator, config } = this.deps;
+    const touched = new Set<string>();
+    for (const server of fleet.names) {
+      if (!fleet.availability(server).ok || health.status(server) === "ERROR") continue;
+      for (const id of store.operations.recover(server)) touched.add(id);
+    }
+    const hours = Math.round((config.recovery.give_up_after / 3600) * 10) / 10;
+    const gaveUp = store.operations.giveUp(
+      this.now - config.recovery.give_up_after * 1000,
+      `gave up after ${hours} h: `,
+    );
+    for (const taskId of gaveUp) {
+      const required = store.operations
+        .forTask(taskId)
+        .find(
+          (o) =>
+            o.kind === "create" &&
+            o.status === "failed" &&
+            !o.retryable &&
+            fleet.config(o.server as ServerName).required,
+        );
+      if (required)
+        orchestrator.rollback(taskId, `${required.server} failed for good: ${required.lastError}`);
+      touched.add(taskId);
+    }
+    for (const taskId of touched) orchestrator.refreshTask(taskId);
+    if (touched.size > 0) orchestrator.wake();
+    return touched.size;
+  }
+
+  /** One sync run (one at a time): re-drive, then read back a bounded batch per server. */
+  sync(): Promise<SyncReport> {
+    this.syncing ??= this.runSync().finally(() => {
+      this.syncing = undefined;
+    });
+    return this.syncing;
+  }
+
+  private async runSync(): Promise<SyncReport> {
+    const { store, fleet, health, orchestrator, config, log } = this.deps;
+    this.recover();
+    const report: SyncReport = { checked: 0, repaired: 0, errors: 0 };
+    for (const server of fleet.names) {
+      if (this.stopped) break;
+      if (!fleet.availability(server).ok || health.status(server) === "ERROR") continue;
+      const integration = fleet.integration(server);
+      for (const op of store.operations.recentDone(server, config.sync_batch_size)) {
+        if (this.stopped) break;
+        const task = store.tasks.get(op.taskId);
+        if (!task) continue;
+        try {
+          const found = await fleet.execute(
+            server,
+            ({ call, signal }) => integration.verify(task, op.remoteId, call, signal),
+            AbortSignal.timeout(fleet.config(server).timeout * 1000 * 2),
+          );
+          report.checked += 1;
+          if (found.found) continue;
+          if (store.operations.requeueForRepair(op.id)) {
+            store.events.append(
+              "operation.drift",
+              { taskId: op.taskId, operationId: op.id },
+              { server, remoteId: op.remoteId },
+            );
+            report.repaired += 1;
+            log.warn(
+              { server, taskId: op.taskId, remoteId: op.remoteId },
+              "record missing on its server; re-creating it",
+            );
+            orchestrator.refreshTask(op.taskId);
+          }
+        } catch (error) {
+          report.errors += 1;
+          log.warn(
+            { server, err: error, reason: describeError(error) },
+            "sync read-back failed; next server",
+          );
+          break; // one failing server gets no more calls this run
+        }
+      }
+    }
+    if (report.repaired > 0) orchestrator.wake();
+    return report;
+  }
+}
