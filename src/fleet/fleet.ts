@@ -80,6 +80,7 @@ interface Member {
   totalRestarts: number;
   crashLoopUntil: number;
   samples: Sample[];
+  restarting: Promise<void> | undefined;
 }
 
 const defaultRestart: RestartOptions = {
@@ -129,6 +130,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
         totalRestarts: 0,
         crashLoopUntil: 0,
         samples: [],
+        restarting: undefined,
       };
       member.connection.onExit = (reason) => this.onExit(member, reason);
       policy.breaker.onStateChange((state) => {
@@ -233,8 +235,15 @@ export class Fleet extends EventEmitter<FleetEvents> {
     m.restartTimer.unref();
   }
 
-  /** One restart, counted against the crash-loop window. */
-  private async restartNow(m: Member): Promise<void> {
+  /** One restart at a time, counted against the crash-loop window. */
+  private restartNow(m: Member): Promise<void> {
+    m.restarting ??= this.restartOnce(m).finally(() => {
+      m.restarting = undefined;
+    });
+    return m.restarting;
+  }
+
+  private async restartOnce(m: Member): Promise<void> {
     if (this.closed || m.connection.connected) return;
     const t = this.now();
     m.restarts = m.restarts.filter((at) => t - at < this.restart.crashLoopWindowMs);

@@ -42,6 +42,8 @@ export function mayHaveReachedServer(error: unknown): boolean {
   return (
     error instanceof TaskCancelledError ||
     error instanceof CallTimeoutError ||
+    // The connection dropped during a call (not a server we never reached).
+    (error instanceof ServerUnavailableError && !(error instanceof ServerDownError)) ||
     (error instanceof McpError && isTransient(error))
   );
 }
