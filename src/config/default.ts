@@ -1,10 +1,10 @@
 import { createRequire } from "node:module";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import type { ServerConfig, ServerName } from "./schema.js";
 
-/** The folder of the taskfan package (it holds dist/ and node_modules/). */
-export const packageDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+import { packageDir } from "../package-dir.js";
+
+export { packageDir };
 
 const require = createRequire(import.meta.url);
 
@@ -21,7 +21,7 @@ export function npmServerEntry(pkg: string, entry = "dist/index.js"): string {
 
 /** Absolute path of one of our local servers, built into dist/servers/. */
 export function localServerEntry(name: string): string {
-  return path.join(packageDir, "dist", "servers", `${name}.js`);
+  return path.join(packageDir, "dist", "src", "servers", `${name}.js`);
 }
 
 type Defaults = Omit<ServerConfig, "name">;

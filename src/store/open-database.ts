@@ -1,11 +1,11 @@
 import Database from "better-sqlite3";
 import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { packageDir } from "../package-dir.js";
 
 export type Db = Database.Database;
 
-export const migrationsDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../migrations");
+export const migrationsDir = path.join(packageDir, "migrations");
 
 /** Opens the database file with the pragmas we rely on and applies pending migrations. */
 export function openDatabase(file: string, dir = migrationsDir): Db {

@@ -147,6 +147,10 @@ export function createOperationStore(db: Db, now: () => number) {
   const queueSize = db.prepare<[], { n: number }>(
     "SELECT count(*) AS n FROM operations WHERE status IN ('pending', 'running')",
   );
+  const finishedSince = db.prepare<[number, number, number], { bucket: number; n: number }>(
+    `SELECT (finished_at - ?) / ? AS bucket, count(*) AS n FROM operations
+     WHERE finished_at >= ? GROUP BY bucket`,
+  );
   const countByServerStatus = db.prepare<[], { server: string; status: OperationStatus; n: number }>(
     "SELECT server, status, count(*) AS n FROM operations GROUP BY server, status",
   );
@@ -303,6 +307,14 @@ export function createOperationStore(db: Db, now: () => number) {
     },
     recentDurations(server: string, limit: number): number[] {
       return recentDurations.all(server, limit).map((r) => r.duration_ms);
+    },
+    /** Operations finished per bucket since `since`, oldest bucket first. */
+    finishedPerBucket(since: number, bucketMs: number, buckets: number): number[] {
+      const counts = new Array<number>(buckets).fill(0);
+      for (const row of finishedSince.all(since, bucketMs, since)) {
+        if (row.bucket >= 0 && row.bucket < buckets) counts[row.bucket] = row.n;
+      }
+      return counts;
     },
     queueSize(): number {
       return queueSize.get()!.n;

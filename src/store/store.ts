@@ -1,4 +1,5 @@
 import { createAlertStore } from "./alerts.js";
+import { createBotStateStore } from "./bot-state.js";
 import { createEventStore } from "./events.js";
 import { openDatabase, type Db } from "./open-database.js";
 import { createOperationStore } from "./operations.js";
@@ -10,6 +11,7 @@ export interface Store {
   operations: ReturnType<typeof createOperationStore>;
   events: ReturnType<typeof createEventStore>;
   alerts: ReturnType<typeof createAlertStore>;
+  bot: ReturnType<typeof createBotStateStore>;
   /** Runs `fn` in one IMMEDIATE transaction. */
   transaction<T>(fn: () => T): T;
   close(): void;
@@ -24,6 +26,7 @@ export function createStore(file: string, now: () => number = Date.now): Store {
     operations: createOperationStore(db, now),
     events: createEventStore(db, now),
     alerts: createAlertStore(db, now),
+    bot: createBotStateStore(db, now),
     transaction<T>(fn: () => T): T {
       return db.transaction(fn).immediate();
     },
