@@ -3,6 +3,7 @@ import { parseArgs } from "node:util";
 import { loadConfig, maskConfig } from "./config/load.js";
 import { ConfigError, ValidationError, describeError } from "./errors.js";
 import { createLogger, type Logger } from "./log.js";
+import { startFrontEnd } from "./bot/front-end.js";
 import { databasePath, startCore } from "./main.js";
 import type { TaskView } from "./orchestrator/orchestrator.js";
 import { createStore } from "./store/store.js";
@@ -158,6 +159,7 @@ export async function runCli(
       const core = await startCore(config, log);
       const up = core.started.filter((s) => s.ok).length;
       log.info({ servers: core.started.length, up, config: source ?? "embedded default" }, "taskfan started");
+      const frontEnd = await startFrontEnd(core, log, { input: process.stdin, output: io.out });
       await new Promise<void>((resolve) => {
         let signals = 0;
         const onSignal = (signal: NodeJS.Signals) => {
@@ -167,7 +169,10 @@ export async function runCli(
             process.exit(1);
           }
           log.info({ signal }, "shutting down");
-          void core.close().then(resolve, resolve);
+          void frontEnd
+            .stop()
+            .then(() => core.close())
+            .then(resolve, resolve);
         };
         process.on("SIGINT", onSignal);
         process.on("SIGTERM", onSignal);

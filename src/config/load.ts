@@ -175,6 +175,7 @@ export function completeConfig(file: ConfigFile, env: NodeJS.ProcessEnv, cwd: st
         enabled: telegram.enabled ?? Boolean(botToken),
         bot_token: botToken || undefined,
         chat_id: chatId === undefined || chatId === "" ? undefined : String(chatId),
+        api_root: env.TELEGRAM_API_ROOT || telegram.api_root || undefined,
       },
     },
     security: {
@@ -182,9 +183,19 @@ export function completeConfig(file: ConfigFile, env: NodeJS.ProcessEnv, cwd: st
         enabled: file.security?.rate_limiting?.enabled ?? true,
         requests_per_minute: file.security?.rate_limiting?.requests_per_minute ?? 100,
       },
+      allowed_user_ids: env.ALLOWED_USER_IDS
+        ? parseUserIds(env.ALLOWED_USER_IDS)
+        : (file.security?.allowed_user_ids ?? []),
     },
     servers,
   };
+}
+
+function parseUserIds(text: string): number[] {
+  const ids = text.split(/[\s,]+/).filter(Boolean);
+  const bad = ids.find((id) => !/^-?\d+$/.test(id));
+  if (bad) throw new ConfigError(`ALLOWED_USER_IDS: "${bad}" is not a Telegram user id (a number)`);
+  return ids.map(Number);
 }
 
 const secretKey = /token|secret|password|passwd|api[_-]?key|auth/i;

@@ -81,6 +81,7 @@ export const configFileSchema = z.strictObject({
           enabled: z.boolean().optional(),
           bot_token: z.string().optional(),
           chat_id: z.union([z.string(), z.number()]).optional(),
+          api_root: z.string().url().optional(),
         })
         .optional(),
     })
@@ -93,6 +94,7 @@ export const configFileSchema = z.strictObject({
           requests_per_minute: z.number().int().min(1).max(10_000).optional(),
         })
         .optional(),
+      allowed_user_ids: z.array(z.number().int()).optional(),
     })
     .optional(),
   servers: z.partialRecord(z.enum(serverNames), serverFileSchema).optional(),
@@ -135,8 +137,18 @@ export interface Config {
     stable_after: number;
   };
   notifications: {
-    telegram: { enabled: boolean; bot_token?: string | undefined; chat_id?: string | undefined };
+    telegram: {
+      enabled: boolean;
+      bot_token?: string | undefined;
+      chat_id?: string | undefined;
+      /** A self-hosted Bot API server, or a test fake (TELEGRAM_API_ROOT). */
+      api_root?: string | undefined;
+    };
   };
-  security: { rate_limiting: { enabled: boolean; requests_per_minute: number } };
+  security: {
+    rate_limiting: { enabled: boolean; requests_per_minute: number };
+    /** Telegram users allowed to use the bot (ALLOWED_USER_IDS). */
+    allowed_user_ids: number[];
+  };
   servers: Record<ServerName, ServerConfig>;
 }

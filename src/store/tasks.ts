@@ -26,9 +26,10 @@ export function createTaskStore(db: Db, now: () => number) {
   const markRolledBack = db.prepare<[string, number, string]>(
     "UPDATE tasks SET rollback_reason = ?, updated_at = ? WHERE id = ? AND rollback_reason IS NULL",
   );
-  const recent = db.prepare<[number], TaskRow>(
-    "SELECT * FROM tasks ORDER BY created_at DESC, rowid DESC LIMIT ?",
+  const recent = db.prepare<[number, number], TaskRow>(
+    "SELECT * FROM tasks ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
   );
+  const count = db.prepare<[], { n: number }>("SELECT count(*) AS n FROM tasks");
   const countByStatus = db.prepare<[], { status: TaskStatus; n: number }>(
     "SELECT status, count(*) AS n FROM tasks GROUP BY status",
   );
@@ -85,8 +86,11 @@ export function createTaskStore(db: Db, now: () => number) {
     markRolledBack(id: string, reason: string): boolean {
       return markRolledBack.run(reason, now(), id).changes === 1;
     },
-    recent(limit: number): Task[] {
-      return recent.all(limit).map(toTask);
+    recent(limit: number, offset = 0): Task[] {
+      return recent.all(limit, offset).map(toTask);
+    },
+    count(): number {
+      return count.get()!.n;
     },
     countByStatus(): Partial<Record<TaskStatus, number>> {
       return Object.fromEntries(countByStatus.all().map((r) => [r.status, r.n]));

@@ -1,0 +1,56 @@
+import { Composer } from "grammy";
+import type { BotContext } from "../src/bot/context.js";
+import type { BotDeps } from "../src/bot/deps.js";
+
+/** "30m", "1h", "2d", "90s" (a bare number is minutes). */
+export function parseDuration(text: string): number | undefined {
+  const m = /^(\d+)\s*([smhd]?)$/i.exec(text.trim());
+  if (!m) return undefined;
+  const unit = { s: 1, m: 60, h: 3600, d: 86_400, "": 60 }[m[2]!.toLowerCase() as "s"];
+  const seconds = Number(m[1]) * unit;
+  return seconds > 0 && seconds <= 30 * 86_400 ? seconds * 1000 : undefined;
+}
+
+export function muteUntil(deps: BotDeps, server: string, ms: number): number {
+  const until = Date.now() + ms;
+  deps.state.mutes.mute(server, until);
+  return until;
+}
+
+/** /mute <server|all> <duration>, /unmute [server|all], and the alerts' "Mute 1 h" button. */
+export function muteHandler(deps: BotDeps): Composer<BotContext> {
+  const c = new Composer<BotContext>();
+  c.command("mute", async (ctx) => {
+    const [target, span = "1h"] = ctx.match.trim().split(/\s+/);
+    if (!target) {
+      const active = deps.state.mutes.active();
+      return ctx.reply(
+        active.length === 0
+          ? "Nothing is muted. Use /mute <server|all> <duration>, e.g. /mute git 1h."
+          : active
+              .map(
+                (m) => `🔕 ${m.server === "*" ? "all" : m.server} until ${new Date(m.until).toISOString()}`,
+              )
+              .join("\n"),
+      );
+    }
+    const server = target === "all" ? "*" : target;
+    if (server !== "*" && !deps.serverNames.includes(server)) {
+      return ctx.reply(`There is no server "${target}". Servers: ${deps.serverNames.join(", ")}, or all.`);
+    }
+    const ms = parseDuration(span);
+    if (ms === undefined) return ctx.reply(`"${span}" is not a duration; try 30m, 1h or 2d.`);
+    const until = muteUntil(deps, server, ms);
+    return ctx.reply(`🔕 Alerts for ${target} muted until ${new Date(until).toISOString()}.`);
+  });
+  c.command("unmute", (ctx) => {
+    const target = ctx.match.trim();
+    deps.state.mutes.unmute(target && target !== "all" ? target : undefined);
+    return ctx.reply(`🔔 Alerts for ${target && target !== "all" ? target : "every server"} are on again.`);
+  });
+  c.callbackQuery(/^mute:([\w-]+|\*):(\d+)$/, async (ctx) => {
+    const until = muteUntil(deps, ctx.match[1]!, Number(ctx.match[2]) * 1000);
+    await ctx.answerCallbackQuery({ text: `Muted until ${new Date(until).toISOString()}` });
+  });
+  return c;
+}

@@ -1,0 +1,154 @@
+import { conversations, createConversation } from "@grammyjs/conversations";
+import { autoRetry } from "@grammyjs/auto-retry";
+import { limit } from "@grammyjs/ratelimiter";
+import { Bot, type MiddlewareFn } from "grammy";
+import type { UserFromGetMe } from "grammy/types";
+import { randomBytes } from "node:crypto";
+import { commandList, startHandler } from "../../handlers/start.js";
+import { healthHandler } from "../../handlers/health.js";
+import { muteHandler } from "../../handlers/mute.js";
+import { statsHandler } from "../../handlers/stats.js";
+import { taskHandler } from "../../handlers/task.js";
+import { tasksHandler } from "../../handlers/tasks.js";
+import { createNewTaskConversation } from "../../scenes/new-task.js";
+import { parseQuickForm } from "../../scenes/parse.js";
+import { accessControl } from "./access.js";
+import type { BotContext } from "./context.js";
+import type { BotDeps, BotSettings } from "./deps.js";
+import { ProgressReporter } from "./progress.js";
+
+export interface BotOptions {
+  token: string;
+  /** Known bot info skips the getMe call (tests, console chat). */
+  botInfo?: UserFromGetMe;
+  /** A self-hosted Bot API server, or a test fake. */
+  apiRoot?: string;
+  /** Replaces the HTTP client (console chat, tests). */
+  fetch?: typeof fetch;
+  /** Installed first: keeps the updates of one chat in order under a concurrent runner. */
+  sequentialize?: MiddlewareFn<BotContext>;
+}
+
+export interface TaskfanBot {
+  bot: Bot<BotContext>;
+  progress: ProgressReporter;
+  /** Registers the command menu with Telegram. */
+  registerCommands(): Promise<void>;
+}
+
+/** The bot: access control, rate limit, the /newtask conversation and every command. */
+export function createBot(deps: BotDeps, settings: BotSettings, options: BotOptions): TaskfanBot {
+  const bot = new Bot<BotContext>(options.token, {
+    ...(options.botInfo ? { botInfo: options.botInfo } : {}),
+    client: {
+      ...(options.apiRoot ? { apiRoot: options.apiRoot } : {}),
+      ...(options.fetch ? { fetch: options.fetch as never } : {}),
+    },
+  });
+  // 429: wait retry_after and try again; 5xx and network errors: retry with backoff.
+  bot.api.config.use(
+    autoRetry({
+      maxRetryAttempts: 5,
+      maxDelaySeconds: 60,
+      rethrowInternalServerErrors: false,
+      rethrowHttpErrors: false,
+    }),
+  );
+  const log = deps.log.child({ component: "bot" });
+  if (options.sequentialize) bot.use(options.sequentialize);
+  bot.use(async (ctx, next) => {
+    const started = performance.now();
+    await next();
+    log.debug(
+      { updateId: ctx.update.update_id, ms: Math.round(performance.now() - started) },
+      "update handled",
+    );
+  });
+  bot.use(accessControl(settings, log));
+  if (settings.rateLimitPerMinute) {
+    bot.use(
+      limit<BotContext, never>({
+        timeFrame: 60_000,
+        limit: settings.rateLimitPerMinute,
+        keyGenerator: (ctx) => ctx.from?.id.toString(),
+        onLimitExceeded: (() => {
+          const warned = new Map<string, number>();
+          return async (ctx: BotContext) => {
+            const key = String(ctx.from?.id);
+            if ((warned.get(key) ?? 0) > Date.now() - 60_000) return;
+            warned.set(key, Date.now());
+            await ctx
+              .reply("Slow down a little, please: too many messages in a minute.")
+              .catch(() => undefined);
+          };
+        })(),
+      }),
+    );
+  }
+  bot.use(
+    conversations<BotContext, BotContext>({
+      storage: {
+        type: "key",
+        getStorageKey: (ctx) => ctx.chatId?.toString(),
+        adapter: {
+          read: (key) => deps.state.conversations.read(key) as never,
+          write: (key, state) => deps.state.conversations.write(key, state),
+          delete: (key) => deps.state.conversations.delete(key),
+        },
+      },
+    }),
+  );
+  const progress = new ProgressReporter(bot.api, deps, settings.progressEditIntervalMs);
+  bot.use(
+    createConversation(
+      createNewTaskConversation({
+        async create(draft, chatId) {
+          const id = deps.createTask({
+            title: draft.title,
+            description: draft.description,
+            priority: draft.priority,
+            deadline: draft.deadline ?? undefined,
+            tags: draft.tags,
+          });
+          await progress.start(chatId, id);
+          return { ok: true, id };
+        },
+      }),
+      "newtask",
+    ),
+  );
+  bot.command("newtask", async (ctx) => {
+    const rest = ctx.match.trim();
+    if (!rest) return ctx.conversation.enter("newtask");
+    const parsed = parseQuickForm(rest, new Date());
+    if (!parsed.ok)
+      return ctx.reply(
+        `${parsed.error}\nQuick form: /newtask Title | description | p2 | tomorrow 18:00 | #work`,
+      );
+    return ctx.conversation.enter("newtask", parsed.value);
+  });
+  bot.use(
+    startHandler(),
+    tasksHandler(deps),
+    taskHandler(deps),
+    healthHandler(deps),
+    statsHandler(deps),
+    muteHandler(deps),
+  );
+  bot.on("callback_query:data", (ctx) =>
+    ctx.answerCallbackQuery({ text: "That button is no longer active." }),
+  );
+  bot.on("message", (ctx) => ctx.reply("I did not get that. /help lists what I can do."));
+  bot.catch(async (error) => {
+    const errorId = randomBytes(4).toString("hex");
+    log.error({ err: error.error, errorId, updateId: error.ctx.update.update_id }, "update failed");
+    await error.ctx.reply(`Something went wrong; the error id is ${errorId}.`).catch(() => undefined);
+  });
+  return {
+    bot,
+    progress,
+    async registerCommands() {
+      await bot.api.setMyCommands(commandList);
+    },
+  };
+}

@@ -1,0 +1,37 @@
+import type { EventEmitter } from "node:events";
+import type { Logger } from "../log.js";
+import type { ServerHealth } from "../monitoring/health-monitor.js";
+import type { Stats } from "../monitoring/stats.js";
+import type { OrchestratorEvents, TaskView } from "../orchestrator/orchestrator.js";
+import type { NewTask, Task } from "../orchestrator/task.js";
+import type { AlertStore } from "../store/alerts.js";
+import type { BotStateStore } from "../store/bot-state.js";
+
+/** What the bot needs from the core: plain functions and events, no grammY in the core. */
+export interface BotDeps {
+  createTask(input: NewTask, opts?: { idempotencyKey?: string }): string;
+  getTask(id: string): TaskView | undefined;
+  recentTasks(limit: number, offset: number): Task[];
+  countTasks(): number;
+  retryFailed(id: string): number;
+  events: EventEmitter<OrchestratorEvents>;
+  getHealth(): ServerHealth[];
+  checkHealth(): Promise<ServerHealth[]>;
+  getStats(): Stats;
+  /** Operations finished per 5 minutes over the last hour, oldest first. */
+  activity(): number[];
+  alerts: AlertStore;
+  state: BotStateStore;
+  serverNames: readonly string[];
+  log: Logger;
+}
+
+export interface BotSettings {
+  /** Telegram user ids allowed to use the bot. */
+  allowedUserIds: ReadonlySet<number>;
+  /** The chat alerts go to; its members are always allowed. */
+  alertChatId: string | undefined;
+  rateLimitPerMinute: number | undefined;
+  /** Minimum gap between two edits of one progress message. */
+  progressEditIntervalMs?: number;
+}

@@ -1,0 +1,90 @@
+import { run, sequentialize, type RunnerHandle } from "@grammyjs/runner";
+import type { Readable, Writable } from "node:stream";
+import type { Logger } from "../log.js";
+import type { Core } from "../main.js";
+import { AlertDelivery } from "./alert-delivery.js";
+import { startConsoleChat } from "./console-chat.js";
+import { createBot } from "./create-bot.js";
+import type { BotDeps, BotSettings } from "./deps.js";
+
+const hour = 3_600_000;
+
+/** The core as the bot sees it. */
+export function botDepsOf(core: Core, log: Logger): BotDeps {
+  const { orchestrator, store } = core;
+  return {
+    createTask: (input, opts) => orchestrator.createTask(input, opts),
+    getTask: (id) => orchestrator.getTask(id),
+    recentTasks: (limit, offset) => store.tasks.recent(limit, offset),
+    countTasks: () => store.tasks.count(),
+    retryFailed: (id) => orchestrator.retryFailed(id),
+    events: orchestrator,
+    getHealth: () => core.getHealth(),
+    checkHealth: () => core.checkHealth(),
+    getStats: () => core.getStats(),
+    activity: () => store.operations.finishedPerBucket(Date.now() - hour, hour / 12, 12),
+    alerts: store.alerts,
+    state: store.bot,
+    serverNames: core.fleet.names,
+    log,
+  };
+}
+
+export interface FrontEnd {
+  kind: "telegram" | "console";
+  stop(): Promise<void>;
+}
+
+/**
+ * Telegram when a bot token is configured (long polling through @grammyjs/runner,
+ * updates of one chat in order); otherwise the console chat on this terminal.
+ */
+export async function startFrontEnd(
+  core: Core,
+  log: Logger,
+  io: { input: Readable; output: Writable },
+): Promise<FrontEnd> {
+  const { config } = core;
+  const deps = botDepsOf(core, log);
+  const telegram = config.notifications.telegram;
+  const settings: BotSettings = {
+    allowedUserIds: new Set(config.security.allowed_user_ids),
+    alertChatId: telegram.chat_id,
+    rateLimitPerMinute: config.security.rate_limiting.enabled
+      ? config.security.rate_limiting.requests_per_minute
+      : undefined,
+  };
+  if (!telegram.bot_token) {
+    const chat = startConsoleChat(deps, settings, io);
+    const alerts = new AlertDelivery(chat.bot.bot.api, deps, { chatId: "1" });
+    alerts.start();
+    return {
+      kind: "console",
+      async stop() {
+        await alerts.stop();
+        chat.stop();
+      },
+    };
+  }
+  const tb = createBot(deps, settings, {
+    token: telegram.bot_token,
+    ...(telegram.api_root ? { apiRoot: telegram.api_root } : {}),
+    sequentialize: sequentialize((ctx) => ctx.chat?.id.toString()),
+  });
+  await tb.bot.init();
+  await tb.registerCommands();
+  const runner: RunnerHandle = run(tb.bot);
+  const alerts = telegram.chat_id
+    ? new AlertDelivery(tb.bot.api, deps, { chatId: telegram.chat_id })
+    : undefined;
+  alerts?.start();
+  log.info({ username: tb.bot.botInfo.username }, "telegram bot started");
+  return {
+    kind: "telegram",
+    async stop() {
+      await alerts?.stop();
+      tb.progress.stop();
+      if (runner.isRunning()) await runner.stop();
+    },
+  };
+}

@@ -1,0 +1,96 @@
+import type { Api } from "grammy";
+import { renderTask } from "../../handlers/format-task.js";
+import type { BotDeps } from "./deps.js";
+
+interface Tracked {
+  chatId: number;
+  messageId: number;
+  taskId: string;
+  lastText: string;
+  lastEditAt: number;
+  timer: NodeJS.Timeout | undefined;
+  final: boolean;
+}
+
+/**
+ * The live progress message: sent once when a task is created, then edited as its
+ * operations finish. Edits of one message are coalesced to one per interval, so a
+ * ten-server fan-out costs a handful of edits, never a burst.
+ */
+export class ProgressReporter {
+  private readonly tracked = new Map<string, Tracked>();
+
+  constructor(
+    private readonly api: Api,
+    private readonly deps: BotDeps,
+    private readonly intervalMs = 1500,
+  ) {
+    const touch = ({ taskId }: { taskId: string }) => this.schedule(taskId);
+    deps.events.on("operation.started", touch);
+    deps.events.on("operation.done", touch);
+    deps.events.on("operation.failed", touch);
+    deps.events.on("operation.waiting", touch);
+    deps.events.on("task.settled", (view) => {
+      const t = this.tracked.get(view.task.id);
+      if (t) {
+        t.final = true;
+        this.schedule(view.task.id);
+      }
+    });
+  }
+
+  /** Sends the progress message for a new task and follows it. */
+  async start(chatId: number, taskId: string): Promise<void> {
+    const view = this.deps.getTask(taskId);
+    if (!view) return;
+    const text = renderTask(view);
+    const sent = await this.api.sendMessage(chatId, text);
+    const t: Tracked = {
+      chatId,
+      messageId: sent.message_id,
+      taskId,
+      lastText: text,
+      lastEditAt: Date.now(),
+      timer: undefined,
+      final: false,
+    };
+    this.tracked.set(taskId, t);
+    // It may have settled while the message was on its way.
+    const now = this.deps.getTask(taskId);
+    if (now?.task.settledAt) t.final = true;
+    this.schedule(taskId);
+  }
+
+  /** Stops following every task (shutdown). */
+  stop(): void {
+    for (const t of this.tracked.values()) clearTimeout(t.timer);
+    this.tracked.clear();
+  }
+
+  private schedule(taskId: string): void {
+    const t = this.tracked.get(taskId);
+    if (!t || t.timer) return;
+    const wait = Math.max(0, t.lastEditAt + this.intervalMs - Date.now());
+    t.timer = setTimeout(() => {
+      t.timer = undefined;
+      void this.flush(t);
+    }, wait);
+  }
+
+  private async flush(t: Tracked): Promise<void> {
+    const view = this.deps.getTask(t.taskId);
+    if (!view) return;
+    const text = renderTask(view);
+    const settled = view.task.settledAt !== null;
+    if (text !== t.lastText) {
+      t.lastEditAt = Date.now();
+      t.lastText = text;
+      try {
+        await this.api.editMessageText(t.chatId, t.messageId, text);
+      } catch (error) {
+        this.deps.log.warn({ err: error, taskId: t.taskId }, "could not update the progress message");
+      }
+    }
+    if (t.final && settled) this.tracked.delete(t.taskId);
+  }
+}
