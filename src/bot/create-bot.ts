@@ -56,9 +56,17 @@ export function createBot(deps: BotDeps, settings: BotSettings, options: BotOpti
   );
   const log = deps.log.child({ component: "bot" });
   if (options.sequentialize) bot.use(options.sequentialize);
+  // One error boundary for every update, whatever runs it (runner, webhook, console).
   bot.use(async (ctx, next) => {
     const started = performance.now();
-    await next();
+    try {
+      await next();
+    } catch (error) {
+      const errorId = randomBytes(4).toString("hex");
+      log.error({ err: error, errorId, updateId: ctx.update.update_id }, "update failed");
+      if (ctx.chat)
+        await ctx.reply(`Something went wrong; the error id is ${errorId}.`).catch(() => undefined);
+    }
     log.debug(
       { updateId: ctx.update.update_id, ms: Math.round(performance.now() - started) },
       "update handled",
@@ -139,11 +147,9 @@ export function createBot(deps: BotDeps, settings: BotSettings, options: BotOpti
     ctx.answerCallbackQuery({ text: "That button is no longer active." }),
   );
   bot.on("message", (ctx) => ctx.reply("I did not get that. /help lists what I can do."));
-  bot.catch(async (error) => {
-    const errorId = randomBytes(4).toString("hex");
-    log.error({ err: error.error, errorId, updateId: error.ctx.update.update_id }, "update failed");
-    await error.ctx.reply(`Something went wrong; the error id is ${errorId}.`).catch(() => undefined);
-  });
+  bot.catch((error) =>
+    log.error({ err: error.error, updateId: error.ctx.update.update_id }, "update failed"),
+  );
   return {
     bot,
     progress,

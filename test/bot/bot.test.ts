@@ -1,0 +1,314 @@
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { AlertDelivery } from "../../src/bot/alert-delivery.js";
+import { createBot, type TaskfanBot } from "../../src/bot/create-bot.js";
+import type { BotDeps, BotSettings } from "../../src/bot/deps.js";
+import { botDepsOf } from "../../src/bot/front-end.js";
+import { faultServerPath, startHarness, type Harness } from "../core-harness.js";
+import { onlyServers, silentLog } from "../helpers.js";
+import { botInfo, chatWith, fakeTelegram } from "./fake-telegram.js";
+
+const owner = 7;
+let h: Harness;
+let deps: BotDeps;
+const settings: BotSettings = {
+  allowedUserIds: new Set([owner]),
+  alertChatId: "-100",
+  rateLimitPerMinute: 100,
+  progressEditIntervalMs: 50,
+};
+
+beforeAll(async () => {
+  h = await startHarness({
+    servers: onlyServers(["deltatask", "memory", "time-tracker"], {
+      deltatask: {
+        command: process.execPath,
+        args: [faultServerPath],
+        env: { FAULT: "error-payload" },
+        required: false,
+      },
+    }),
+  });
+  deps = botDepsOf(h.core, silentLog);
+});
+afterAll(() => h?.stop());
+
+let tg: ReturnType<typeof fakeTelegram>;
+let bot: TaskfanBot;
+let me: ReturnType<typeof chatWith>;
+beforeEach(() => {
+  tg = fakeTelegram();
+  bot = createBot(deps, settings, { token: "42:TEST", botInfo, fetch: tg.fetch });
+  me = chatWith(owner);
+});
+
+// A conversation left open by one test would swallow the next test's messages.
+afterEach(async () => {
+  await bot.bot.handleUpdate(me.text("/cancel"));
+});
+
+const say = (text: string) => bot.bot.handleUpdate(me.text(text));
+const press = (data: string) => bot.bot.handleUpdate(me.press(data));
+const last = () => tg.texts().at(-1) ?? "";
+
+async function answer(...lines: string[]) {
+  for (const line of lines) await (line.startsWith("press:") ? press(line.slice(6)) : say(line));
+}
+
+describe("/newtask conversation", () => {
+  it("walks through every step and creates the task only on Create", async () => {
+    const before = deps.countTasks();
+    await say("/newtask");
+    expect(last()).toContain("What is the task?");
+    await say("Water the plants");
+    expect(last()).toContain("Describe it.");
+    await say("Balcony and kitchen");
+    expect(last()).toContain("How important is it?");
+    expect(tg.calls.at(-1)!.payload.reply_markup).toMatchObject({
+      inline_keyboard: [
+        [
+          expect.objectContaining({ callback_data: "nt:p:1" }),
+          expect.anything(),
+          expect.anything(),
+          expect.anything(),
+          expect.anything(),
+        ],
+      ],
+    });
+    await press("nt:p:2");
+    expect(last()).toContain("When is it due?");
+    await say("tomorrow 18:00");
+    expect(last()).toContain("Tags?");
+    await say("#home, plants");
+    expect(last()).toMatch(
+      /New task:\n• Title: Water the plants\n• Description: Balcony and kitchen\n• Priority: 2 · high\n• Deadline: 20\d\d-\d\d-\d\dT\d\d:00:00.000Z\n• Tags: #home #plants/,
+    );
+    expect(deps.countTasks()).toBe(before);
+    await press("nt:create");
+    expect(deps.countTasks()).toBe(before + 1);
+    const task = deps.recentTasks(1, 0)[0]!;
+    expect(task).toMatchObject({
+      title: "Water the plants",
+      description: "Balcony and kitchen",
+      priority: 2,
+      tags: ["home", "plants"],
+    });
+    expect(new Date(task.deadline!).getHours()).toBe(18);
+    // The progress message, then its edits as the servers answer.
+    expect(last()).toContain(`Task ${task.id}: Water the plants`);
+    await vi.waitFor(() => expect(last()).toContain("Partial: failed on deltatask"), {
+      timeout: 10_000,
+      interval: 20,
+    });
+    expect(last()).toMatch(/✅ memory\s+\d+ ms/);
+    expect(last()).toMatch(/❌ deltatask\s+deltatask: create_task failed: disk full/);
+    const edits = tg.calls.filter((c) => c.method === "editMessageText");
+    expect(edits.length).toBeLessThanOrEqual(4);
+  });
+
+  it("asks again, saying why, after each invalid answer", async () => {
+    await answer("/newtask", "x".repeat(201));
+    expect(last()).toContain("The title has 201 characters; 200 at most");
+    await answer("Fix the bike", "/skip", "9");
+    expect(last()).toContain("The priority is a number from 1 (critical) to 5 (someday).");
+    await answer("4", "someday maybe");
+    expect(last()).toContain('I could not read "someday maybe" as a date.');
+    await say("yesterday");
+    expect(last()).toContain("is in the past; the deadline must be later.");
+    await answer("in 3 days", "bad tag!");
+    expect(last()).toContain('"tag!" is not a tag');
+    await say("/skip");
+    expect(last()).toContain("• Priority: 4 · low");
+    await say("hello?");
+    expect(last()).toContain("Tap Create, Edit a field or Cancel");
+    await press("nt:cancel");
+    expect(last()).toBe("Cancelled. Nothing was created.");
+  });
+
+  it.each([
+    ["the title", []],
+    ["the description", ["A title"]],
+    ["the priority", ["A title", "/skip"]],
+    ["the deadline", ["A title", "/skip", "press:nt:p:3"]],
+    ["the tags", ["A title", "/skip", "press:nt:p:3", "/skip"]],
+    ["the summary", ["A title", "/skip", "press:nt:p:3", "/skip", "/skip"]],
+  ])("/cancel at %s creates nothing", async (_, steps) => {
+    const before = deps.countTasks();
+    await answer("/newtask", ...steps, "/cancel");
+    expect(last()).toBe("Cancelled. Nothing was created.");
+    expect(deps.countTasks()).toBe(before);
+    await say("/help");
+    expect(last()).toContain("/newtask — create a task");
+  });
+
+  it("edits a field from the summary", async () => {
+    await answer(
+      "/newtask",
+      "Old title",
+      "/skip",
+      "press:nt:p:3",
+      "/skip",
+      "/skip",
+      "press:nt:edit",
+      "press:nt:f:title",
+      "New title",
+    );
+    expect(last()).toContain("• Title: New title");
+  });
+
+  it("takes the quick form straight to the summary", async () => {
+    await say("/newtask Pay rent | monthly transfer | p1 | in 3 days | #home #money");
+    expect(last()).toMatch(
+      /• Title: Pay rent\n• Description: monthly transfer\n• Priority: 1 · critical\n• Deadline: 20.*\n• Tags: #home #money/,
+    );
+    await press("nt:create");
+    expect(deps.recentTasks(1, 0)[0]).toMatchObject({
+      title: "Pay rent",
+      priority: 1,
+      tags: ["home", "money"],
+    });
+    await say("/newtask | p2");
+    expect(last()).toContain("The title may not be empty.");
+  });
+
+  it("resumes a conversation after a restart (state in SQLite)", async () => {
+    await answer("/newtask", "Survives restarts", "It really does");
+    // A new bot process: the same database, nothing in memory.
+    const tg2 = fakeTelegram();
+    const bot2 = createBot(deps, settings, { token: "42:TEST", botInfo, fetch: tg2.fetch });
+    await bot2.bot.handleUpdate(me.text("5"));
+    expect(tg2.texts().at(-1)).toContain("When is it due?");
+    await bot2.bot.handleUpdate(me.text("/skip"));
+    await bot2.bot.handleUpdate(me.text("/skip"));
+    expect(tg2.texts().at(-1)).toMatch(
+      /• Title: Survives restarts\n• Description: It really does\n• Priority: 5 · someday/,
+    );
+  });
+});
+
+describe("commands", () => {
+  it("/health lists every server with its status; Refresh probes again", async () => {
+    await say("/health");
+    expect(last()).toMatch(/^Servers: \d of 3 online/);
+    for (const s of ["deltatask", "memory", "time-tracker"]) expect(last()).toContain(s);
+    await press("health:refresh");
+    expect(
+      tg.calls.some((c) => c.method === "answerCallbackQuery" && c.payload.text === "Checking every server…"),
+    ).toBe(true);
+  });
+
+  it("/task shows a task server by server; Retry failed re-drives the failed step", async () => {
+    const id = deps.createTask({ title: "retry me" });
+    await h.core.orchestrator.waitForSettled(id, 10_000);
+    await say(`/task ${id}`);
+    expect(last()).toContain(`Task ${id}: retry me`);
+    expect(last()).toMatch(/❌ deltatask .*disk full\n {4}1 attempt/);
+    expect(tg.calls.at(-1)!.payload.reply_markup).toMatchObject({
+      inline_keyboard: [[{ text: "🔁 Retry failed", callback_data: `task:retry:${id}` }]],
+    });
+    await press(`task:retry:${id}`);
+    expect(
+      tg.calls.find((c) => c.method === "answerCallbackQuery" && c.payload.text === "Retrying 1 step"),
+    ).toBeDefined();
+    await say("/task nosuch");
+    expect(last()).toBe("There is no task nosuch. /tasks lists them.");
+  });
+
+  it("/tasks pages through tasks ten at a time", async () => {
+    while (deps.countTasks() < 12) deps.createTask({ title: `filler ${deps.countTasks()}` });
+    await say("/tasks");
+    expect(last()).toMatch(/^Tasks \(page 1 of \d+\):/);
+    expect(
+      last()
+        .split("\n")
+        .filter((l) => /^\S+ \w{10} · /.test(l)),
+    ).toHaveLength(10);
+    await press("tasks:page:1");
+    expect(last()).toMatch(/^Tasks \(page 2 of/);
+  });
+
+  it("/stats shows tasks, operations, a sparkline of the last hour and per-server latency", async () => {
+    await say("/stats");
+    expect(last()).toMatch(/^Tasks: .*partial \d+/);
+    expect(last()).toMatch(/Last hour: [▁▂▃▄▅▆▇█]{12} \(\d+ operations\)/);
+    expect(last()).toMatch(/memory\s+\d+ ops · +0% err · p50\/p95 \d+\/\d+ ms/);
+  });
+
+  it("/mute and /unmute", async () => {
+    await say("/mute git 1h");
+    expect(last()).toContain('There is no server "git"');
+    await say("/mute memory 30m");
+    expect(last()).toContain("Alerts for memory muted until");
+    expect(deps.state.mutes.isMuted("memory")).toBe(true);
+    await say("/unmute");
+    expect(deps.state.mutes.isMuted("memory")).toBe(false);
+  });
+
+  it("refuses a stranger once, with their id, and creates nothing", async () => {
+    const stranger = chatWith(999);
+    const before = deps.countTasks();
+    await bot.bot.handleUpdate(stranger.text("/newtask Steal everything"));
+    await bot.bot.handleUpdate(stranger.text("/health"));
+    const replies = tg.calls.filter((c) => c.payload.chat_id === 999);
+    expect(replies).toHaveLength(1);
+    expect(String(replies[0]!.payload.text)).toContain("Your user id is 999");
+    expect(deps.countTasks()).toBe(before);
+  });
+
+  it("answers a crash in a handler with an error id", async () => {
+    const broken = createBot(
+      {
+        ...deps,
+        getStats: () => {
+          throw new Error("boom");
+        },
+      },
+      settings,
+      { token: "42:TEST", botInfo, fetch: tg.fetch },
+    );
+    await broken.bot.handleUpdate(me.text("/stats"));
+    expect(last()).toMatch(/^Something went wrong; the error id is [0-9a-f]{8}\.$/);
+  });
+});
+
+describe("alert delivery", () => {
+  it("sends each alert once (through a 429), folds a repeat into an edit, and drops muted ones", async () => {
+    const delivery = new AlertDelivery(bot.bot.api, deps, { chatId: "-100" });
+    const alert = deps.alerts.raise("breaker_open", "time-tracker", { error: "no answer within 10000 ms" });
+    tg.failNext("sendMessage", {
+      ok: false,
+      error_code: 429,
+      description: "Too Many Requests: retry after 1",
+      parameters: { retry_after: 1 },
+    });
+    expect(await delivery.deliver()).toBeGreaterThanOrEqual(1);
+    const sends = tg.calls.filter(
+      (c) => c.method === "sendMessage" && String(c.payload.text).includes("time-tracker"),
+    );
+    expect(sends).toHaveLength(2); // the refused one and the accepted one
+    expect(String(sends[1]!.payload.text)).toMatch(
+      /^🔴 circuit open: time-tracker\nsince .* UTC\nlast error: no answer within 10000 ms$/,
+    );
+    expect(sends[1]!.payload.reply_markup).toMatchObject({
+      inline_keyboard: [
+        [
+          { text: "Show health", callback_data: "health:refresh" },
+          { text: "Mute 1 h", callback_data: "mute:time-tracker:3600" },
+        ],
+      ],
+    });
+    expect(deps.alerts.get(alert.id)).toMatchObject({ deliveredCount: 1 });
+    expect(await delivery.deliver()).toBe(0); // nothing twice
+
+    deps.alerts.raise("breaker_open", "time-tracker", { error: "again" });
+    await delivery.deliver();
+    const edit = tg.calls.filter((c) => c.method === "editMessageText").at(-1)!;
+    expect(String(edit.payload.text)).toContain("· 2 times");
+
+    deps.state.mutes.mute("memory", Date.now() + 60_000);
+    deps.alerts.raise("degraded", "memory", { reason: "slow" });
+    const count = tg.sent().length;
+    await delivery.deliver();
+    expect(tg.sent().length).toBe(count);
+    deps.state.mutes.unmute();
+  });
+});

@@ -1,0 +1,105 @@
+import type { Update, UserFromGetMe } from "grammy/types";
+
+export const botInfo: UserFromGetMe = {
+  id: 42,
+  is_bot: true,
+  first_name: "taskfan",
+  username: "taskfan_test_bot",
+  can_join_groups: true,
+  can_read_all_group_messages: false,
+  supports_inline_queries: false,
+  can_connect_to_business: false,
+  has_main_web_app: false,
+  has_topics_enabled: false,
+  allows_users_to_create_topics: false,
+  can_manage_bots: false,
+  supports_join_request_queries: false,
+};
+
+export interface ApiCall {
+  method: string;
+  payload: Record<string, unknown>;
+}
+
+/**
+ * A Bot API answered in memory through grammY's `client.fetch`: it records every call and
+ * answers like Telegram. `failNext` makes the next calls of a method fail as given.
+ */
+export function fakeTelegram() {
+  const calls: ApiCall[] = [];
+  let messageId = 100;
+  const failures: Array<{ method: string; body: Record<string, unknown> }> = [];
+  const fetch = async (url: string | URL | Request, init?: RequestInit): Promise<Response> => {
+    const method = String(url).split("/").pop() ?? "";
+    const payload = (init?.body ? JSON.parse(String(init.body)) : {}) as Record<string, unknown>;
+    calls.push({ method, payload });
+    const failure = failures.findIndex((f) => f.method === method);
+    if (failure >= 0) {
+      const body = failures.splice(failure, 1)[0]!.body;
+      return new Response(JSON.stringify(body), { status: Number(body.error_code ?? 400) });
+    }
+    let result: unknown = true;
+    if (method === "sendMessage" || method === "editMessageText") {
+      result = {
+        message_id: method === "sendMessage" ? ++messageId : payload.message_id,
+        date: 0,
+        chat: { id: payload.chat_id, type: "private" },
+        text: payload.text,
+      };
+    }
+    return new Response(JSON.stringify({ ok: true, result }), {
+      headers: { "content-type": "application/json" },
+    });
+  };
+  return {
+    fetch: fetch as typeof globalThis.fetch,
+    calls,
+    /** Texts the bot sent or edited, in order. */
+    texts: () =>
+      calls
+        .filter((c) => c.method === "sendMessage" || c.method === "editMessageText")
+        .map((c) => String(c.payload.text)),
+    sent: () => calls.filter((c) => c.method === "sendMessage"),
+    failNext(method: string, body: Record<string, unknown>) {
+      failures.push({ method, body });
+    },
+  };
+}
+
+/** Builds updates from one user in one private chat. */
+export function chatWith(userId: number, language = "en") {
+  let updateId = 0;
+  let messageId = 0;
+  const from = { id: userId, is_bot: false, first_name: `user${userId}`, language_code: language };
+  const chat = { id: userId, type: "private" as const, first_name: from.first_name };
+  return {
+    text(text: string): Update {
+      const command = /^\/\w+/.exec(text)?.[0];
+      return {
+        update_id: ++updateId,
+        message: {
+          message_id: ++messageId,
+          date: Math.floor(Date.now() / 1000),
+          chat,
+          from,
+          text,
+          ...(command
+            ? { entities: [{ type: "bot_command" as const, offset: 0, length: command.length }] }
+            : {}),
+        },
+      };
+    },
+    press(data: string, onMessage = 1): Update {
+      return {
+        update_id: ++updateId,
+        callback_query: {
+          id: String(updateId),
+          from,
+          chat_instance: "test",
+          data,
+          message: { message_id: onMessage, date: 0, chat, text: "" },
+        },
+      };
+    },
+  };
+}
