@@ -1,5 +1,6 @@
 import { conversations, createConversation } from "@grammyjs/conversations";
 import { autoRetry } from "@grammyjs/auto-retry";
+import { apiThrottler } from "@grammyjs/transformer-throttler";
 import { limit } from "@grammyjs/ratelimiter";
 import { Bot, type MiddlewareFn } from "grammy";
 import type { UserFromGetMe } from "grammy/types";
@@ -45,7 +46,9 @@ export function createBot(deps: BotDeps, settings: BotSettings, options: BotOpti
       ...(options.fetch ? { fetch: options.fetch as never } : {}),
     },
   });
-  // 429: wait retry_after and try again; 5xx and network errors: retry with backoff.
+  // Outgoing calls are paced to Telegram's limits (global, per chat, per group) ...
+  bot.api.config.use(apiThrottler());
+  // ... and a 429 waits retry_after and tries again; 5xx and network errors retry with backoff.
   bot.api.config.use(
     autoRetry({
       maxRetryAttempts: 5,

@@ -1,0 +1,177 @@
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { repoRoot, tempDir } from "../helpers.js";
+import { FakeBotApi, type Sent } from "./fake-bot-api.js";
+
+const bin = path.join(repoRoot, "bin", "taskfan.js");
+const token = "123456:TESTtokenTESTtokenTESTtokenTESTtok";
+const owner = { id: 7, is_bot: false, first_name: "Owner", language_code: "en" };
+const stranger = { id: 999, is_bot: false, first_name: "Stranger" };
+const alertChat = -100;
+
+let api: FakeBotApi;
+let child: ChildProcess;
+let dir: string;
+let remove: () => void;
+let message = 1;
+
+const text = (from: typeof owner | typeof stranger, body: string) => {
+  const command = /^\/\w+/.exec(body)?.[0];
+  return {
+    message: {
+      message_id: message++,
+      date: Math.floor(Date.now() / 1000),
+      chat: { id: from.id, type: "private" as const, first_name: from.first_name },
+      from,
+      text: body,
+      ...(command ? { entities: [{ type: "bot_command" as const, offset: 0, length: command.length }] } : {}),
+    },
+  };
+};
+const press = (data: string) => ({
+  callback_query: {
+    id: String(message++),
+    from: owner,
+    chat_instance: "e2e",
+    data,
+    message: {
+      message_id: 1,
+      date: 0,
+      chat: { id: owner.id, type: "private" as const, first_name: "Owner" },
+      text: "",
+    },
+  },
+});
+const to = (chat: number) => (c: Sent) =>
+  c.accepted &&
+  (c.method === "sendMessage" || c.method === "editMessageText") &&
+  String(c.payload.chat_id) === String(chat);
+const textOf = (c: Sent) => String(c.payload.text);
+
+beforeAll(async () => {
+  ({ dir, remove } = tempDir());
+  api = new FakeBotApi();
+  await api.start();
+  child = spawn(process.execPath, [bin, "start"], {
+    cwd: dir,
+    env: {
+      ...process.env,
+      DATA_DIR: path.join(dir, "data"),
+      LOG_LEVEL: "warn",
+      BOT_TOKEN: token,
+      TELEGRAM_API_ROOT: api.url,
+      ALERT_CHAT_ID: String(alertChat),
+      ALLOWED_USER_IDS: String(owner.id),
+    },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let stderr = "";
+  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString("utf8")));
+  child.once("exit", (code) => {
+    if (code !== 0 && code !== null) console.error(`taskfan exited with ${code}:\n${stderr}`);
+  });
+  await api.until((calls) => calls.some((c) => c.method === "setMyCommands"));
+});
+
+afterAll(async () => {
+  if (child.exitCode === null) {
+    child.kill("SIGTERM");
+    await once(child, "exit");
+  }
+  await api.stop();
+  remove();
+});
+
+describe("the bot as a process, against an HTTP fake of the Bot API", () => {
+  it("registers the command menu", () => {
+    const commands = api.calls.find((c) => c.method === "setMyCommands")!.payload.commands as Array<{
+      command: string;
+    }>;
+    expect(commands.map((c) => c.command)).toEqual([
+      "newtask",
+      "tasks",
+      "task",
+      "health",
+      "stats",
+      "mute",
+      "unmute",
+      "cancel",
+      "help",
+    ]);
+  });
+
+  it("creates a task with the quick form and edits the progress message until all ten are done", async () => {
+    api.push(text(owner, "/newtask Ship it | the release | p1 | #release"));
+    await api.until((calls) =>
+      calls.filter(to(owner.id)).some((c) => textOf(c).includes("• Title: Ship it")),
+    );
+    api.push(press("nt:create"));
+    await api.until((calls) =>
+      calls.filter(to(owner.id)).some((c) => textOf(c).includes("Done: every server has it.")),
+    );
+    const final = api.calls
+      .filter(to(owner.id))
+      .map(textOf)
+      .find((t) => t.includes("Done: every server has it."))!;
+    expect(final.match(/^✅ /gm)).toHaveLength(10);
+  });
+
+  it("answers /health with the ten servers", async () => {
+    api.push(text(owner, "/health"));
+    await api.until((calls) =>
+      calls.filter(to(owner.id)).some((c) => textOf(c).startsWith("Servers: 10 of 10 online")),
+    );
+  });
+
+  it("refuses a stranger once and does nothing else for them", async () => {
+    api.push(text(stranger, "/newtask Let me in"));
+    api.push(text(stranger, "/health"));
+    api.push(text(owner, "/help"));
+    await api.until((calls) =>
+      calls.filter(to(owner.id)).some((c) => textOf(c).includes("/newtask — create a task")),
+    );
+    const toStranger = api.calls.filter((c) => c.payload.chat_id === stranger.id);
+    expect(toStranger).toHaveLength(1);
+    expect(textOf(toStranger[0]!)).toContain("Your user id is 999");
+  });
+
+  it("alerts the alert chat when a server dies (once, through a 429) and when it is back", async () => {
+    api.script("sendMessage", (p) => String(p.chat_id) === String(alertChat), 429, {
+      ok: false,
+      error_code: 429,
+      description: "Too Many Requests: retry after 1",
+      parameters: { retry_after: 1 },
+    });
+    const memory = execFileSync("pgrep", ["-P", String(child.pid), "-f", "server-memory"], {
+      encoding: "utf8",
+    })
+      .trim()
+      .split("\n")[0]!;
+    process.kill(Number(memory), "SIGKILL");
+    await api.until(
+      (calls) => calls.filter(to(alertChat)).some((c) => textOf(c).startsWith("✅ recovered: memory")),
+      40_000,
+    );
+    const alerts = api.calls.filter(to(alertChat)).map(textOf);
+    const down = alerts.filter((t) => /^🔴 (ERROR|circuit open): memory/.test(t));
+    expect(down.length).toBeGreaterThanOrEqual(1);
+    expect(new Set(down).size).toBe(down.length); // nothing sent twice
+    expect(
+      api.calls.filter(
+        (c) => c.method === "sendMessage" && String(c.payload.chat_id) === String(alertChat) && !c.accepted,
+      ),
+    ).toHaveLength(1);
+    const withButtons = api.calls.find((c) => to(alertChat)(c) && /^🔴/.test(textOf(c)))!;
+    expect(withButtons.payload.reply_markup).toMatchObject({
+      inline_keyboard: [[{ text: "Show health" }, { text: "Mute 1 h", callback_data: "mute:memory:3600" }]],
+    });
+  });
+
+  it("stops cleanly on SIGTERM", async () => {
+    child.kill("SIGTERM");
+    const [code] = await once(child, "exit");
+    expect(code).toBe(0);
+  });
+});
