@@ -70,7 +70,7 @@ beforeAll(async () => {
   let stderr = "";
   child.stderr!.on("data", (d: Buffer) => (stderr += d.toString("utf8")));
   child.once("exit", (code) => {
-    if (code !== 0 && code !== null) console.error(`taskfan exited with ${code}:\n${stderr}`);
+    if (code !== 0 && code !== null) process.stderr.write(`taskfan exited with ${code}:\n${stderr}\n`);
   });
   await api.until((calls) => calls.some((c) => c.method === "setMyCommands"));
 });
