@@ -1,4 +1,5 @@
 import { run, sequentialize, type RunnerHandle } from "@grammyjs/runner";
+import { randomBytes } from "node:crypto";
 import type { Readable, Writable } from "node:stream";
 import type { Logger } from "../log.js";
 import type { Core } from "../main.js";
@@ -6,6 +7,7 @@ import { AlertDelivery } from "./alert-delivery.js";
 import { startConsoleChat } from "./console-chat.js";
 import { createBot } from "./create-bot.js";
 import type { BotDeps, BotSettings } from "./deps.js";
+import { serveWebhook } from "./webhook.js";
 
 const hour = 3_600_000;
 
@@ -73,7 +75,25 @@ export async function startFrontEnd(
   });
   await tb.bot.init();
   await tb.registerCommands();
-  const runner: RunnerHandle = run(tb.bot);
+  let stopUpdates: () => Promise<void>;
+  if (telegram.webhook_url) {
+    const secret = telegram.webhook_secret ?? randomBytes(24).toString("hex");
+    const server = await serveWebhook(tb.bot, {
+      url: telegram.webhook_url,
+      host: telegram.webhook_host,
+      port: telegram.webhook_port,
+      secret,
+    });
+    await tb.bot.api.setWebhook(telegram.webhook_url, { secret_token: secret });
+    log.info({ url: telegram.webhook_url, port: telegram.webhook_port }, "webhook set");
+    stopUpdates = () => new Promise((resolve) => server.close(() => resolve()));
+  } else {
+    await tb.bot.api.deleteWebhook();
+    const runner: RunnerHandle = run(tb.bot);
+    stopUpdates = async () => {
+      if (runner.isRunning()) await runner.stop();
+    };
+  }
   const alerts = telegram.chat_id
     ? new AlertDelivery(tb.bot.api, deps, { chatId: telegram.chat_id })
     : undefined;
@@ -84,7 +104,7 @@ export async function startFrontEnd(
     async stop() {
       await alerts?.stop();
       tb.progress.stop();
-      if (runner.isRunning()) await runner.stop();
+      await stopUpdates();
     },
   };
 }

@@ -25,19 +25,22 @@ export class ProgressReporter {
     private readonly deps: BotDeps,
     private readonly intervalMs = 1500,
   ) {
-    const touch = ({ taskId }: { taskId: string }) => this.schedule(taskId);
-    deps.events.on("operation.started", touch);
-    deps.events.on("operation.done", touch);
-    deps.events.on("operation.failed", touch);
-    deps.events.on("operation.waiting", touch);
-    deps.events.on("task.settled", (view) => {
-      const t = this.tracked.get(view.task.id);
-      if (t) {
-        t.final = true;
-        this.schedule(view.task.id);
-      }
-    });
+    deps.events.on("operation.started", this.touch);
+    deps.events.on("operation.done", this.touch);
+    deps.events.on("operation.failed", this.touch);
+    deps.events.on("operation.waiting", this.touch);
+    deps.events.on("task.settled", this.settled);
   }
+
+  private readonly touch = ({ taskId }: { taskId: string }) => this.schedule(taskId);
+
+  private readonly settled = (view: { task: { id: string } }) => {
+    const t = this.tracked.get(view.task.id);
+    if (t) {
+      t.final = true;
+      this.schedule(view.task.id);
+    }
+  };
 
   /** Sends the progress message for a new task and follows it. */
   async start(chatId: number, taskId: string): Promise<void> {
@@ -61,10 +64,16 @@ export class ProgressReporter {
     this.schedule(taskId);
   }
 
-  /** Stops following every task (shutdown). */
+  /** Stops following every task and listening to the core (shutdown). */
   stop(): void {
     for (const t of this.tracked.values()) clearTimeout(t.timer);
     this.tracked.clear();
+    const events = this.deps.events;
+    events.off("operation.started", this.touch);
+    events.off("operation.done", this.touch);
+    events.off("operation.failed", this.touch);
+    events.off("operation.waiting", this.touch);
+    events.off("task.settled", this.settled);
   }
 
   private schedule(taskId: string): void {

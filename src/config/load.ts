@@ -176,6 +176,10 @@ export function completeConfig(file: ConfigFile, env: NodeJS.ProcessEnv, cwd: st
         bot_token: botToken || undefined,
         chat_id: chatId === undefined || chatId === "" ? undefined : String(chatId),
         api_root: env.TELEGRAM_API_ROOT || telegram.api_root || undefined,
+        webhook_url: env.WEBHOOK_URL || telegram.webhook_url || undefined,
+        webhook_host: env.WEBHOOK_HOST || telegram.webhook_host || "127.0.0.1",
+        webhook_port: env.WEBHOOK_PORT ? parsePort(env.WEBHOOK_PORT) : (telegram.webhook_port ?? 8080),
+        webhook_secret: env.WEBHOOK_SECRET || undefined,
       },
     },
     security: {
@@ -189,6 +193,14 @@ export function completeConfig(file: ConfigFile, env: NodeJS.ProcessEnv, cwd: st
     },
     servers,
   };
+}
+
+function parsePort(text: string): number {
+  const port = Number(text);
+  if (!Number.isInteger(port) || port < 1 || port > 65_535) {
+    throw new ConfigError(`WEBHOOK_PORT: "${text}" is not a port (1 to 65535)`);
+  }
+  return port;
 }
 
 function parseUserIds(text: string): number[] {

@@ -82,6 +82,9 @@ export const configFileSchema = z.strictObject({
           bot_token: z.string().optional(),
           chat_id: z.union([z.string(), z.number()]).optional(),
           api_root: z.string().url().optional(),
+          webhook_url: z.string().url().optional(),
+          webhook_host: z.string().min(1).optional(),
+          webhook_port: z.number().int().min(1).max(65535).optional(),
         })
         .optional(),
     })
@@ -143,6 +146,13 @@ export interface Config {
       chat_id?: string | undefined;
       /** A self-hosted Bot API server, or a test fake (TELEGRAM_API_ROOT). */
       api_root?: string | undefined;
+      /** Webhook mode when set (WEBHOOK_URL): Telegram posts updates to this public URL. */
+      webhook_url?: string | undefined;
+      /** Where the webhook server listens (behind your reverse proxy): WEBHOOK_HOST, WEBHOOK_PORT. */
+      webhook_host: string;
+      webhook_port: number;
+      /** The secret Telegram sends with every update (WEBHOOK_SECRET; random per start if unset). */
+      webhook_secret?: string | undefined;
     };
   };
   security: {

@@ -44,6 +44,7 @@ beforeEach(() => {
 // A conversation left open by one test would swallow the next test's messages.
 afterEach(async () => {
   await bot.bot.handleUpdate(me.text("/cancel"));
+  bot.progress.stop();
 });
 
 const say = (text: string) => bot.bot.handleUpdate(me.text(text));
