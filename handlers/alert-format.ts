@@ -1,14 +1,8 @@
 import { InlineKeyboard } from "grammy";
+import type { Translate } from "../src/bot/i18n.js";
 import type { Alert } from "../src/store/alerts.js";
 
-const titles: Record<Alert["kind"], string> = {
-  breaker_open: "🔴 circuit open",
-  error: "🔴 ERROR",
-  degraded: "🟡 DEGRADED",
-  crash_loop: "♻️ crash loop",
-  recovered: "✅ recovered",
-  rolled_back: "↩️ task rolled back",
-};
+const minute = (at: number) => new Date(at).toISOString().replace("T", " ").slice(0, 16);
 
 function detail(alert: Alert): string | undefined {
   const d = alert.details;
@@ -17,31 +11,29 @@ function detail(alert: Alert): string | undefined {
 }
 
 /** The alert as the chat shows it: which server, since when, how often, the last error. */
-export function formatAlert(alert: Alert): string {
-  const since = new Date(alert.firstSeen).toISOString().replace("T", " ").slice(0, 16);
+export function formatAlert(alert: Alert, t: Translate): string {
   if (alert.kind === "rolled_back") {
-    return `${titles.rolled_back}: task ${alert.taskId}\n${detail(alert) ?? ""}`.trim();
+    return [t("alert-rolled-back", { id: alert.taskId ?? "" }), detail(alert) ?? ""].join("\n").trim();
   }
   if (alert.kind === "recovered") {
     const closed = Array.isArray(alert.details.closed) ? (alert.details.closed as string[]).join(", ") : "";
-    const was =
-      typeof alert.details.since === "number"
-        ? new Date(alert.details.since).toISOString().replace("T", " ").slice(0, 16)
-        : since;
-    return `${titles.recovered}: ${alert.server} is back${closed ? ` (was: ${closed} since ${was} UTC)` : ""}`;
+    const since = typeof alert.details.since === "number" ? alert.details.since : alert.firstSeen;
+    const was = closed ? t("alert-recovered-was", { closed, since: minute(since) }) : "";
+    return `${t("alert-recovered", { server: alert.server })}${was}`;
   }
+  const since = t("alert-since", { since: minute(alert.firstSeen) });
   const lines = [
-    `${titles[alert.kind]}: ${alert.server}`,
-    `since ${since} UTC${alert.count > 1 ? ` · ${alert.count} times` : ""}`,
+    `${t(`alert-${alert.kind}`)}: ${alert.server}`,
+    `${since}${alert.count > 1 ? t("alert-times", { count: alert.count }) : ""}`,
   ];
   const d = detail(alert);
-  if (d) lines.push(`last error: ${d.split("\n")[0]}`);
+  if (d) lines.push(t("alert-last-error", { error: d.split("\n")[0] ?? d }));
   return lines.join("\n");
 }
 
-export function alertKeyboard(alert: Alert): InlineKeyboard | undefined {
+export function alertKeyboard(alert: Alert, t: Translate): InlineKeyboard | undefined {
   if (!alert.server) return undefined;
   return new InlineKeyboard()
-    .text("Show health", "health:refresh")
-    .text("Mute 1 h", `mute:${alert.server}:3600`);
+    .text(t("btn-show-health"), "health:refresh")
+    .text(t("btn-mute-hour"), `mute:${alert.server}:3600`);
 }

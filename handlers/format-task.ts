@@ -1,3 +1,4 @@
+import type { Translate } from "../src/bot/i18n.js";
 import type { TaskView } from "../src/orchestrator/orchestrator.js";
 import type { Operation } from "../src/orchestrator/task.js";
 
@@ -7,64 +8,68 @@ function oneLine(text: string | null, max = 80): string {
 }
 
 /** One line for one server's part of a task. */
-export function operationLine(op: Operation): string {
+export function operationLine(op: Operation, t: Translate): string {
   const name = op.server.padEnd(19);
   if (op.kind === "compensate") {
-    if (op.status === "done") return `↩️ ${name} undone`;
-    if (op.status === "failed") return `⚠️ ${name} undo failed: ${oneLine(op.lastError)}`;
-    return `↩️ ${name} undoing…`;
+    if (op.status === "done") return `↩️ ${name} ${t("op-undone")}`;
+    if (op.status === "failed") return `⚠️ ${name} ${t("op-undo-failed", { error: oneLine(op.lastError) })}`;
+    return `↩️ ${name} ${t("op-undoing")}`;
   }
   switch (op.status) {
     case "done":
-      return `✅ ${name} ${op.totalMs} ms`;
+      return `✅ ${name} ${t("op-done", { ms: op.totalMs })}`;
     case "skipped":
-      return `⏭ ${name} skipped${op.lastError ? `: ${oneLine(op.lastError)}` : ""}`;
+      return `⏭ ${name} ${op.lastError ? t("op-skipped-why", { reason: oneLine(op.lastError) }) : t("op-skipped")}`;
     case "failed":
       return `❌ ${name} ${oneLine(op.lastError)}`;
     case "running":
-      return op.attempts > 1 ? `🔄 ${name} retrying (attempt ${op.attempts})` : `🔄 ${name} working…`;
+      return `🔄 ${name} ${op.attempts > 1 ? t("op-retrying-attempt", { attempt: op.attempts }) : t("op-working")}`;
     default:
-      if (op.waiting) return `⏸ ${name} waiting: ${oneLine(op.waiting)}`;
-      return op.attempts > 0 ? `🔄 ${name} retrying` : `⏳ ${name} pending`;
+      if (op.waiting) return `⏸ ${name} ${t("op-waiting", { reason: oneLine(op.waiting) })}`;
+      return op.attempts > 0 ? `🔄 ${name} ${t("op-retrying")}` : `⏳ ${name} ${t("op-pending")}`;
   }
 }
 
 /** The closing line: done, partial with what is retried, or rolled back and why. */
-export function summaryLine(view: TaskView): string {
-  const { task } = view;
-  switch (task.status) {
+export function summaryLine(view: TaskView, t: Translate): string {
+  const reason = view.task.statusReason ?? "";
+  switch (view.task.status) {
     case "done":
-      return "Done: every server has it.";
+      return t("sum-done");
     case "partial":
-      return `Partial: ${task.statusReason}. Failed steps are retried when their servers recover.`;
+      return t("sum-partial", { reason });
     case "failed":
-      return `Failed: ${task.statusReason}.`;
+      return t("sum-failed", { reason });
     case "rolled_back":
-      return `Rolled back: ${task.statusReason}.`;
+      return t("sum-rolled-back", { reason });
     default:
-      return "Working…";
+      return t("sum-working");
   }
 }
 
 /** The live progress message and /task: one line per server, then the summary. */
-export function renderTask(view: TaskView, detailed = false): string {
+export function renderTask(view: TaskView, t: Translate, detailed = false): string {
   const { task } = view;
-  const head = [`Task ${task.id}: ${task.title}`];
+  const head = [t("task-head", { id: task.id, title: task.title })];
   if (detailed) {
     head.push(
-      `Priority ${task.priority}${task.deadline ? ` · due ${task.deadline}` : ""}${task.tags.length ? ` · ${task.tags.map((t) => `#${t}`).join(" ")}` : ""}`,
+      t("task-details", {
+        priority: task.priority,
+        due: task.deadline ? t("task-due", { date: task.deadline }) : "",
+        tags: task.tags.length ? ` · ${task.tags.map((tag) => `#${tag}`).join(" ")}` : "",
+      }),
     );
   }
   const lines = view.operations.map((op) => {
-    const line = operationLine(op);
+    const line = operationLine(op, t);
     if (!detailed) return line;
     const extra = [
-      op.remoteId ? `id ${oneLine(op.remoteId, 40)}` : "",
-      `${op.attempts} attempt${op.attempts === 1 ? "" : "s"}`,
+      op.remoteId ? t("task-remote", { id: oneLine(op.remoteId, 40) }) : "",
+      t("task-attempts", { count: op.attempts }),
     ]
       .filter(Boolean)
       .join(", ");
     return `${line}\n    ${extra}`;
   });
-  return [...head, "", ...lines, "", summaryLine(view)].join("\n");
+  return [...head, "", ...lines, "", summaryLine(view, t)].join("\n");
 }

@@ -11,10 +11,10 @@ export function parseDuration(text: string): number | undefined {
   return seconds > 0 && seconds <= 30 * 86_400 ? seconds * 1000 : undefined;
 }
 
-export function muteUntil(deps: BotDeps, server: string, ms: number): number {
+function muteUntil(deps: BotDeps, server: string, ms: number): string {
   const until = Date.now() + ms;
   deps.state.mutes.mute(server, until);
-  return until;
+  return new Date(until).toISOString();
 }
 
 /** /mute <server|all> <duration>, /unmute [server|all], and the alerts' "Mute 1 h" button. */
@@ -26,31 +26,34 @@ export function muteHandler(deps: BotDeps): Composer<BotContext> {
       const active = deps.state.mutes.active();
       return ctx.reply(
         active.length === 0
-          ? "Nothing is muted. Use /mute <server|all> <duration>, e.g. /mute git 1h."
+          ? ctx.t("mute-none")
           : active
-              .map(
-                (m) => `🔕 ${m.server === "*" ? "all" : m.server} until ${new Date(m.until).toISOString()}`,
+              .map((m) =>
+                ctx.t("mute-line", {
+                  server: m.server === "*" ? "all" : m.server,
+                  until: new Date(m.until).toISOString(),
+                }),
               )
               .join("\n"),
       );
     }
     const server = target === "all" ? "*" : target;
     if (server !== "*" && !deps.serverNames.includes(server)) {
-      return ctx.reply(`There is no server "${target}". Servers: ${deps.serverNames.join(", ")}, or all.`);
+      return ctx.reply(ctx.t("mute-no-server", { target, servers: deps.serverNames.join(", ") }));
     }
     const ms = parseDuration(span);
-    if (ms === undefined) return ctx.reply(`"${span}" is not a duration; try 30m, 1h or 2d.`);
-    const until = muteUntil(deps, server, ms);
-    return ctx.reply(`🔕 Alerts for ${target} muted until ${new Date(until).toISOString()}.`);
+    if (ms === undefined) return ctx.reply(ctx.t("mute-bad-duration", { span }));
+    return ctx.reply(ctx.t("muted", { target, until: muteUntil(deps, server, ms) }));
   });
   c.command("unmute", (ctx) => {
     const target = ctx.match.trim();
-    deps.state.mutes.unmute(target && target !== "all" ? target : undefined);
-    return ctx.reply(`🔔 Alerts for ${target && target !== "all" ? target : "every server"} are on again.`);
+    const one = target && target !== "all" ? target : undefined;
+    deps.state.mutes.unmute(one);
+    return ctx.reply(ctx.t("unmuted", { target: one ?? ctx.t("every-server") }));
   });
   c.callbackQuery(/^mute:([\w-]+|\*):(\d+)$/, async (ctx) => {
     const until = muteUntil(deps, ctx.match[1]!, Number(ctx.match[2]) * 1000);
-    await ctx.answerCallbackQuery({ text: `Muted until ${new Date(until).toISOString()}` });
+    await ctx.answerCallbackQuery({ text: ctx.t("muted-short", { until }) });
   });
   return c;
 }

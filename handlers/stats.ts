@@ -1,6 +1,7 @@
 import { Composer } from "grammy";
 import type { BotContext } from "../src/bot/context.js";
 import type { BotDeps } from "../src/bot/deps.js";
+import type { Translate } from "../src/bot/i18n.js";
 import type { Stats } from "../src/monitoring/stats.js";
 
 const bars = "▁▂▃▄▅▆▇█";
@@ -22,22 +23,27 @@ function duration(seconds: number): string {
   return d > 0 ? `${d}d ${h}h` : h > 0 ? `${h}h ${m}m` : `${m}m ${seconds % 60}s`;
 }
 
-export function formatStats(stats: Stats, activity: readonly number[]): string {
+export function formatStats(stats: Stats, activity: readonly number[], t: Translate): string {
   const tasks = Object.entries(stats.tasks_by_status)
     .map(([status, n]) => `${status} ${n}`)
     .join(" · ");
   const servers = Object.keys(stats.server_health).map((server) => {
     const ops = Object.values(stats.operations[server] ?? {}).reduce((a, b) => a + b, 0);
     const lat = stats.latency_ms[server];
-    const p = lat?.p50 == null ? "—" : `${Math.round(lat.p50)}/${Math.round(lat.p95 ?? lat.p50)} ms`;
+    const latency = lat?.p50 == null ? "—" : `${Math.round(lat.p50)}/${Math.round(lat.p95 ?? lat.p50)} ms`;
     const err = `${Math.round((stats.error_rates[server] ?? 0) * 100)}%`;
-    return `${server.padEnd(19)} ${String(ops).padStart(5)} ops · ${err.padStart(4)} err · p50/p95 ${p}`;
+    return t("stats-server", {
+      server: server.padEnd(19),
+      ops: String(ops).padStart(5),
+      err: err.padStart(4),
+      latency,
+    });
   });
   return [
-    `Tasks: ${tasks || "none yet"}`,
-    `Operations: ${stats.total_operations} · queue ${stats.queue_size} · drift repairs ${stats.drift_repairs}`,
-    `Last hour: ${sparkline(activity)} (${activity.reduce((a, b) => a + b, 0)} operations)`,
-    `Uptime: ${duration(stats.uptime_s)}`,
+    t("stats-tasks", { list: tasks || t("stats-none") }),
+    t("stats-ops", { total: stats.total_operations, queue: stats.queue_size, drift: stats.drift_repairs }),
+    t("stats-hour", { spark: sparkline(activity), count: activity.reduce((a, b) => a + b, 0) }),
+    t("stats-uptime", { uptime: duration(stats.uptime_s) }),
     "",
     ...servers,
   ].join("\n");
@@ -45,6 +51,6 @@ export function formatStats(stats: Stats, activity: readonly number[]): string {
 
 export function statsHandler(deps: BotDeps): Composer<BotContext> {
   const c = new Composer<BotContext>();
-  c.command("stats", (ctx) => ctx.reply(formatStats(deps.getStats(), deps.activity())));
+  c.command("stats", (ctx) => ctx.reply(formatStats(deps.getStats(), deps.activity(), ctx.t)));
   return c;
 }

@@ -1,13 +1,14 @@
 import { Composer, InlineKeyboard } from "grammy";
 import type { BotContext } from "../src/bot/context.js";
 import type { BotDeps } from "../src/bot/deps.js";
+import type { Translate } from "../src/bot/i18n.js";
 import type { TaskView } from "../src/orchestrator/orchestrator.js";
 import { renderTask } from "./format-task.js";
 
-function keyboardFor(view: TaskView): InlineKeyboard | undefined {
+function keyboardFor(view: TaskView, t: Translate): InlineKeyboard | undefined {
   const failed = view.operations.some((o) => o.status === "failed" && o.kind === "create");
   return failed && view.task.status !== "rolled_back"
-    ? new InlineKeyboard().text("🔁 Retry failed", `task:retry:${view.task.id}`)
+    ? new InlineKeyboard().text(t("btn-retry"), `task:retry:${view.task.id}`)
     : undefined;
 }
 
@@ -16,20 +17,20 @@ export function taskHandler(deps: BotDeps): Composer<BotContext> {
   const c = new Composer<BotContext>();
   c.command("task", async (ctx) => {
     const id = ctx.match.trim();
-    if (!id) return ctx.reply("Which task? Send /task <id>; /tasks lists them.");
+    if (!id) return ctx.reply(ctx.t("task-which"));
     const view = deps.getTask(id);
-    if (!view) return ctx.reply(`There is no task ${id}. /tasks lists them.`);
-    const keyboard = keyboardFor(view);
-    return ctx.reply(renderTask(view, true), keyboard ? { reply_markup: keyboard } : {});
+    if (!view) return ctx.reply(ctx.t("task-missing", { id }));
+    const keyboard = keyboardFor(view, ctx.t);
+    return ctx.reply(renderTask(view, ctx.t, true), keyboard ? { reply_markup: keyboard } : {});
   });
   c.callbackQuery(/^task:retry:(\w+)$/, async (ctx) => {
     const id = ctx.match[1]!;
     const n = deps.retryFailed(id);
     await ctx.answerCallbackQuery({
-      text: n > 0 ? `Retrying ${n} step${n === 1 ? "" : "s"}` : "Nothing to retry",
+      text: n > 0 ? ctx.t("retrying", { count: n }) : ctx.t("nothing-to-retry"),
     });
     const view = deps.getTask(id);
-    if (view) await ctx.editMessageText(renderTask(view, true)).catch(() => undefined);
+    if (view) await ctx.editMessageText(renderTask(view, ctx.t, true)).catch(() => undefined);
   });
   return c;
 }

@@ -7,33 +7,35 @@ import {
   parsePriority,
   parseTags,
   parseTitle,
-  priorityLabels,
   type Draft,
   type Parsed,
 } from "./parse.js";
 
 export interface NewTaskDeps {
-  /** Creates the task in the core and starts the live progress message. */
+  /** Creates the task in the core and starts the live progress message in `locale`. */
   create(
-    draft: Required<Pick<Draft, "title">> & Draft,
+    draft: Draft & { title: string },
     chatId: number,
+    locale: string,
   ): Promise<{ ok: true; id: string } | { ok: false; error: string }>;
 }
 
 type Field = "title" | "description" | "priority" | "deadline" | "tags";
 type Answer<T> = { kind: "value"; value: T } | { kind: "skip" } | { kind: "cancel" };
+type T = ConvContext["t"];
 
-const cancelled = "Cancelled. Nothing was created.";
+const isCommand = (text: string, name: string) => new RegExp(`^/${name}(@\\w+)?$`).test(text);
 
 /** Waits for a text answer (or a button press), asking again until it parses. */
-async function ask<T>(
+async function ask<V>(
   conversation: BotConversation,
   ctx: ConvContext,
-  question: string,
-  parse: (text: string, now: Date) => Parsed<T>,
+  questionKey: string,
+  parse: (text: string, now: Date) => Parsed<V>,
   opts: { skippable: boolean; keyboard?: InlineKeyboard; buttonPrefix?: string },
-): Promise<Answer<T>> {
-  const hint = opts.skippable ? "\n(/skip to leave it empty, /cancel to stop)" : "\n(/cancel to stop)";
+): Promise<Answer<V>> {
+  const hint = `\n${ctx.t(opts.skippable ? "hint-skippable" : "hint-required")}`;
+  const question = ctx.t(questionKey);
   await ctx.reply(question + hint, opts.keyboard ? { reply_markup: opts.keyboard } : {});
   for (;;) {
     const next = await conversation.wait();
@@ -48,39 +50,40 @@ async function ask<T>(
     }
     const text = next.message?.text?.trim();
     if (text === undefined) {
-      await next.reply("Please answer with text." + hint);
+      await next.reply(ctx.t("answer-with-text") + hint);
       continue;
     }
-    if (/^\/cancel(@\w+)?$/.test(text)) return { kind: "cancel" };
-    if (/^\/skip(@\w+)?$/.test(text)) {
+    if (isCommand(text, "cancel")) return { kind: "cancel" };
+    if (isCommand(text, "skip")) {
       if (opts.skippable) return { kind: "skip" };
-      await next.reply("This one cannot be skipped." + hint);
+      await next.reply(ctx.t("cannot-skip") + hint);
       continue;
     }
     if (text.startsWith("/")) {
-      await next.reply(`You are creating a task. ${question}` + hint);
+      await next.reply(`${ctx.t("creating-task")} ${question}${hint}`);
       continue;
     }
     const parsed = parse(text, new Date(await conversation.now()));
     if (parsed.ok) return { kind: "value", value: parsed.value };
-    await next.reply(parsed.error + hint);
+    await next.reply(ctx.t(parsed.error.key, parsed.error.vars) + hint);
   }
 }
 
-function priorityKeyboard(): InlineKeyboard {
+function priorityKeyboard(t: T): InlineKeyboard {
   const kb = new InlineKeyboard();
-  for (const p of [1, 2, 3, 4, 5]) kb.text(priorityLabels[p]!, `nt:p:${p}`);
+  for (const p of [1, 2, 3, 4, 5]) kb.text(t(`priority-${p}`), `nt:p:${p}`);
   return kb;
 }
 
-export function summaryOf(draft: Draft): string {
+export function summaryOf(draft: Draft, t: T): string {
+  const none = "—";
   return [
-    "New task:",
-    `• Title: ${draft.title}`,
-    `• Description: ${draft.description || "—"}`,
-    `• Priority: ${priorityLabels[draft.priority ?? 3]}`,
-    `• Deadline: ${draft.deadline ?? "—"}`,
-    `• Tags: ${draft.tags?.length ? draft.tags.map((t) => `#${t}`).join(" ") : "—"}`,
+    t("summary-head"),
+    t("summary-title", { value: draft.title ?? none }),
+    t("summary-description", { value: draft.description || none }),
+    t("summary-priority", { value: t(`priority-${draft.priority ?? 3}`) }),
+    t("summary-deadline", { value: draft.deadline ?? none }),
+    t("summary-tags", { value: draft.tags?.length ? draft.tags.map((tag) => `#${tag}`).join(" ") : none }),
   ].join("\n");
 }
 
@@ -93,54 +96,33 @@ async function askField(
 ): Promise<boolean> {
   switch (field) {
     case "title": {
-      const a = await ask(conversation, ctx, "What is the task? Send its title.", parseTitle, {
-        skippable: false,
-      });
-      if (a.kind === "cancel") return false;
+      const a = await ask(conversation, ctx, "ask-title", parseTitle, { skippable: false });
       if (a.kind === "value") draft.title = a.value;
-      return true;
+      return a.kind !== "cancel";
     }
     case "description": {
-      const a = await ask(conversation, ctx, "Describe it.", parseDescription, { skippable: true });
-      if (a.kind === "cancel") return false;
-      draft.description = a.kind === "value" ? a.value : "";
-      return true;
+      const a = await ask(conversation, ctx, "ask-description", parseDescription, { skippable: true });
+      if (a.kind !== "cancel") draft.description = a.kind === "value" ? a.value : "";
+      return a.kind !== "cancel";
     }
     case "priority": {
-      const a = await ask(
-        conversation,
-        ctx,
-        "How important is it? Tap a priority or send 1 to 5.",
-        parsePriority,
-        {
-          skippable: true,
-          keyboard: priorityKeyboard(),
-          buttonPrefix: "nt:p:",
-        },
-      );
-      if (a.kind === "cancel") return false;
-      draft.priority = a.kind === "value" ? a.value : 3;
-      return true;
+      const a = await ask(conversation, ctx, "ask-priority", parsePriority, {
+        skippable: true,
+        keyboard: priorityKeyboard(ctx.t),
+        buttonPrefix: "nt:p:",
+      });
+      if (a.kind !== "cancel") draft.priority = a.kind === "value" ? a.value : 3;
+      return a.kind !== "cancel";
     }
     case "deadline": {
-      const a = await ask(
-        conversation,
-        ctx,
-        'When is it due? For example "tomorrow 18:00", "in 3 days", "2026-12-01 12:00".',
-        parseDeadline,
-        { skippable: true },
-      );
-      if (a.kind === "cancel") return false;
-      draft.deadline = a.kind === "value" ? a.value : null;
-      return true;
+      const a = await ask(conversation, ctx, "ask-deadline", parseDeadline, { skippable: true });
+      if (a.kind !== "cancel") draft.deadline = a.kind === "value" ? a.value : null;
+      return a.kind !== "cancel";
     }
     case "tags": {
-      const a = await ask(conversation, ctx, "Tags? Send them as #work #urgent or work, urgent.", parseTags, {
-        skippable: true,
-      });
-      if (a.kind === "cancel") return false;
-      draft.tags = a.kind === "value" ? a.value : [];
-      return true;
+      const a = await ask(conversation, ctx, "ask-tags", parseTags, { skippable: true });
+      if (a.kind !== "cancel") draft.tags = a.kind === "value" ? a.value : [];
+      return a.kind !== "cancel";
     }
   }
 }
@@ -162,17 +144,17 @@ export function createNewTaskConversation(deps: NewTaskDeps) {
     if (!prefill) {
       for (const field of fields) {
         if (!(await askField(conversation, ctx, draft, field))) {
-          await ctx.reply(cancelled);
+          await ctx.reply(ctx.t("cancelled"));
           return;
         }
       }
     }
     for (;;) {
       const keyboard = new InlineKeyboard()
-        .text("✅ Create", "nt:create")
-        .text("✏️ Edit a field", "nt:edit")
-        .text("✖️ Cancel", "nt:cancel");
-      await ctx.reply(summaryOf(draft), { reply_markup: keyboard });
+        .text(ctx.t("btn-create"), "nt:create")
+        .text(ctx.t("btn-edit"), "nt:edit")
+        .text(ctx.t("btn-cancel"), "nt:cancel");
+      await ctx.reply(summaryOf(draft, ctx.t), { reply_markup: keyboard });
       let action: string | undefined;
       while (action === undefined) {
         const next = await conversation.wait();
@@ -180,33 +162,34 @@ export function createNewTaskConversation(deps: NewTaskDeps) {
         if (data && /^nt:(create|edit|cancel)$/.test(data)) {
           await next.answerCallbackQuery();
           action = data.slice(3);
-        } else if (next.message?.text && /^\/cancel(@\w+)?$/.test(next.message.text.trim())) {
+        } else if (next.message?.text && isCommand(next.message.text.trim(), "cancel")) {
           action = "cancel";
         } else {
           if (next.callbackQuery) await next.answerCallbackQuery();
-          await next.reply("Tap Create, Edit a field or Cancel above (or send /cancel).");
+          await next.reply(ctx.t("use-buttons"));
         }
       }
       if (action === "cancel") {
-        await ctx.reply(cancelled);
+        await ctx.reply(ctx.t("cancelled"));
         return;
       }
       if (action === "edit") {
         const kb = new InlineKeyboard();
-        for (const f of fields) kb.text(f, `nt:f:${f}`);
-        await ctx.reply("Which field?", { reply_markup: kb });
+        for (const f of fields) kb.text(ctx.t(`field-${f}`), `nt:f:${f}`);
+        await ctx.reply(ctx.t("which-field"), { reply_markup: kb });
         const pick = await conversation.waitForCallbackQuery(/^nt:f:/);
         await pick.answerCallbackQuery();
         const field = pick.callbackQuery.data.slice(5) as Field;
         if (!(await askField(conversation, ctx, draft, field))) {
-          await ctx.reply(cancelled);
+          await ctx.reply(ctx.t("cancelled"));
           return;
         }
         continue;
       }
       const chatId = ctx.chat!.id;
+      const locale = await ctx.i18n.getLocale();
       const result = await conversation.external(() =>
-        deps.create({ ...draft, title: draft.title! }, chatId).catch((error: unknown) => ({
+        deps.create({ ...draft, title: draft.title! }, chatId, locale).catch((error: unknown) => ({
           ok: false as const,
           error:
             error instanceof ValidationError
@@ -215,7 +198,7 @@ export function createNewTaskConversation(deps: NewTaskDeps) {
         })),
       );
       if (result.ok) return;
-      await ctx.reply(`Not created: ${result.error}. Edit the field and try again.`);
+      await ctx.reply(ctx.t("not-created", { error: result.error }));
     }
   };
 }

@@ -1,34 +1,37 @@
 import * as chrono from "chrono-node";
+import type { Msg } from "../src/bot/i18n.js";
 
-export type Parsed<T> = { ok: true; value: T } | { ok: false; error: string };
+export type Parsed<T> = { ok: true; value: T } | { ok: false; error: Msg };
 
 const ok = <T>(value: T): Parsed<T> => ({ ok: true, value });
-const fail = <T>(error: string): Parsed<T> => ({ ok: false, error });
-
-export const priorityLabels: Record<number, string> = {
-  1: "1 · critical",
-  2: "2 · high",
-  3: "3 · normal",
-  4: "4 · low",
-  5: "5 · someday",
-};
+const fail = <T>(key: string, vars?: Msg["vars"]): Parsed<T> => ({
+  ok: false,
+  error: vars ? { key, vars } : { key },
+});
 
 export function parseTitle(text: string): Parsed<string> {
   const title = text.trim();
-  if (!title) return fail("The title may not be empty.");
-  if (title.length > 200) return fail(`The title has ${title.length} characters; 200 at most, please.`);
+  if (!title) return fail("err-title-empty");
+  if (title.length > 200) return fail("err-title-long", { length: title.length });
   return ok(title);
 }
 
 export function parseDescription(text: string): Parsed<string> {
   const description = text.trim();
-  if (description.length > 4000) return fail("The description has more than 4000 characters.");
+  if (description.length > 4000) return fail("err-description-long");
   return ok(description);
 }
 
 export function parsePriority(text: string): Parsed<number> {
   const m = /^p?([1-5])$/i.exec(text.trim());
-  return m ? ok(Number(m[1])) : fail("The priority is a number from 1 (critical) to 5 (someday).");
+  return m ? ok(Number(m[1])) : fail("err-priority");
+}
+
+function chronoDate(text: string, now: Date): Date | null {
+  return (
+    chrono.parseDate(text, now, { forwardDate: true }) ??
+    chrono.ru.parseDate(text, now, { forwardDate: true })
+  );
 }
 
 /**
@@ -37,16 +40,9 @@ export function parsePriority(text: string): Parsed<number> {
  */
 export function parseDeadline(text: string, now: Date): Parsed<string> {
   const input = text.trim();
-  const date =
-    chrono.parseDate(input, now, { forwardDate: true }) ??
-    chrono.ru.parseDate(input, now, { forwardDate: true });
-  if (!date) {
-    return fail(
-      `I could not read "${input}" as a date. Try "tomorrow 18:00", "in 3 days" or "2026-12-01 12:00".`,
-    );
-  }
-  if (date.getTime() <= now.getTime())
-    return fail(`${date.toISOString()} is in the past; the deadline must be later.`);
+  const date = chronoDate(input, now);
+  if (!date) return fail("err-date-unreadable", { input });
+  if (date.getTime() <= now.getTime()) return fail("err-date-past", { date: date.toISOString() });
   return ok(date.toISOString());
 }
 
@@ -63,8 +59,8 @@ export function parseTags(text: string): Parsed<string[]> {
     ),
   ];
   const bad = tags.find((t) => !tagShape.test(t));
-  if (bad) return fail(`"${bad}" is not a tag: letters, digits, - and _ only, 50 at most.`);
-  if (tags.length > 10) return fail(`That is ${tags.length} tags; 10 at most.`);
+  if (bad) return fail("err-tag-bad", { tag: bad });
+  if (tags.length > 10) return fail("err-tags-many", { count: tags.length });
   return ok(tags);
 }
 
@@ -108,7 +104,7 @@ export function parseQuickForm(text: string, now: Date): Parsed<Draft> {
       if (!description.ok) return description;
       draft.description = description.value;
     } else {
-      return fail(`I do not know what "${part}" is. Use: Title | description | p2 | tomorrow 18:00 | #tag`);
+      return fail("err-quick-unknown", { part });
     }
   }
   return ok(draft);

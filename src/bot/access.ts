@@ -28,11 +28,7 @@ export function accessControl(settings: BotSettings, log: Logger): MiddlewareFn<
     refused.add(userId);
     if (ctx.callbackQuery) await ctx.answerCallbackQuery().catch(() => undefined);
     if (ctx.chat) {
-      await ctx
-        .reply(
-          `Sorry, this bot is private. Your user id is ${userId}; ask the owner to add it to ALLOWED_USER_IDS.`,
-        )
-        .catch(() => undefined);
+      await ctx.reply(ctx.t("refused", { id: userId })).catch(() => undefined);
     }
   };
 }

@@ -2,9 +2,12 @@ import type { Api } from "grammy";
 import { randomBytes } from "node:crypto";
 import { alertKeyboard, formatAlert } from "../../handlers/alert-format.js";
 import type { BotDeps } from "./deps.js";
+import type { Translate } from "./i18n.js";
 
 export interface AlertDeliveryOptions {
   chatId: string;
+  /** The alert chat's language. */
+  t: Translate;
   /** How often the outbox is read. */
   intervalMs?: number;
   /** A repeat within this time edits the message already sent instead of sending a new one. */
@@ -60,8 +63,8 @@ export class AlertDelivery {
         alerts.markDelivered(alert.id, this.owner, alert.count); // muted: dropped, not queued
         continue;
       }
-      const text = formatAlert(alert);
-      const keyboard = alertKeyboard(alert);
+      const text = formatAlert(alert, this.options.t);
+      const keyboard = alertKeyboard(alert, this.options.t);
       const extra = keyboard ? { reply_markup: keyboard } : {};
       const sent = state.alertMessages.get(alert.id);
       try {

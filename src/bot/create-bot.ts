@@ -1,13 +1,13 @@
 import { conversations, createConversation } from "@grammyjs/conversations";
 import { autoRetry } from "@grammyjs/auto-retry";
-import { apiThrottler } from "@grammyjs/transformer-throttler";
 import { limit } from "@grammyjs/ratelimiter";
+import { apiThrottler } from "@grammyjs/transformer-throttler";
 import { Bot, type MiddlewareFn } from "grammy";
 import type { UserFromGetMe } from "grammy/types";
 import { randomBytes } from "node:crypto";
-import { commandList, startHandler } from "../../handlers/start.js";
 import { healthHandler } from "../../handlers/health.js";
 import { muteHandler } from "../../handlers/mute.js";
+import { commandList, startHandler } from "../../handlers/start.js";
 import { statsHandler } from "../../handlers/stats.js";
 import { taskHandler } from "../../handlers/task.js";
 import { tasksHandler } from "../../handlers/tasks.js";
@@ -16,6 +16,7 @@ import { parseQuickForm } from "../../scenes/parse.js";
 import { accessControl } from "./access.js";
 import type { BotContext } from "./context.js";
 import type { BotDeps, BotSettings } from "./deps.js";
+import { createI18n, translatorFor } from "./i18n.js";
 import { ProgressReporter } from "./progress.js";
 
 export interface BotOptions {
@@ -33,7 +34,9 @@ export interface BotOptions {
 export interface TaskfanBot {
   bot: Bot<BotContext>;
   progress: ProgressReporter;
-  /** Registers the command menu with Telegram. */
+  /** A translator for messages sent outside an update (the alert chat). */
+  translator(locale?: string): ReturnType<typeof translatorFor>;
+  /** Registers the command menu with Telegram, in every language we speak. */
   registerCommands(): Promise<void>;
 }
 
@@ -58,7 +61,9 @@ export function createBot(deps: BotDeps, settings: BotSettings, options: BotOpti
     }),
   );
   const log = deps.log.child({ component: "bot" });
+  const i18n = createI18n();
   if (options.sequentialize) bot.use(options.sequentialize);
+  bot.use(i18n);
   // One error boundary for every update, whatever runs it (runner, webhook, console).
   bot.use(async (ctx, next) => {
     const started = performance.now();
@@ -67,8 +72,7 @@ export function createBot(deps: BotDeps, settings: BotSettings, options: BotOpti
     } catch (error) {
       const errorId = randomBytes(4).toString("hex");
       log.error({ err: error, errorId, updateId: ctx.update.update_id }, "update failed");
-      if (ctx.chat)
-        await ctx.reply(`Something went wrong; the error id is ${errorId}.`).catch(() => undefined);
+      if (ctx.chat) await ctx.reply(ctx.t("error-id", { id: errorId })).catch(() => undefined);
     }
     log.debug(
       { updateId: ctx.update.update_id, ms: Math.round(performance.now() - started) },
@@ -77,22 +81,18 @@ export function createBot(deps: BotDeps, settings: BotSettings, options: BotOpti
   });
   bot.use(accessControl(settings, log));
   if (settings.rateLimitPerMinute) {
+    const warned = new Map<string, number>();
     bot.use(
       limit<BotContext, never>({
         timeFrame: 60_000,
         limit: settings.rateLimitPerMinute,
         keyGenerator: (ctx) => ctx.from?.id.toString(),
-        onLimitExceeded: (() => {
-          const warned = new Map<string, number>();
-          return async (ctx: BotContext) => {
-            const key = String(ctx.from?.id);
-            if ((warned.get(key) ?? 0) > Date.now() - 60_000) return;
-            warned.set(key, Date.now());
-            await ctx
-              .reply("Slow down a little, please: too many messages in a minute.")
-              .catch(() => undefined);
-          };
-        })(),
+        onLimitExceeded: async (ctx: BotContext) => {
+          const key = String(ctx.from?.id);
+          if ((warned.get(key) ?? 0) > Date.now() - 60_000) return;
+          warned.set(key, Date.now());
+          await ctx.reply(ctx.t("slow-down")).catch(() => undefined);
+        },
       }),
     );
   }
@@ -113,7 +113,7 @@ export function createBot(deps: BotDeps, settings: BotSettings, options: BotOpti
   bot.use(
     createConversation(
       createNewTaskConversation({
-        async create(draft, chatId) {
+        async create(draft, chatId, locale) {
           const id = deps.createTask({
             title: draft.title,
             description: draft.description,
@@ -121,11 +121,12 @@ export function createBot(deps: BotDeps, settings: BotSettings, options: BotOpti
             deadline: draft.deadline ?? undefined,
             tags: draft.tags,
           });
-          await progress.start(chatId, id);
+          await progress.start(chatId, id, translatorFor(i18n, locale));
           return { ok: true, id };
         },
       }),
-      "newtask",
+      // Inside a conversation ctx.t exists only if the plugin is passed again.
+      { id: "newtask", plugins: [i18n] },
     ),
   );
   bot.command("newtask", async (ctx) => {
@@ -133,9 +134,7 @@ export function createBot(deps: BotDeps, settings: BotSettings, options: BotOpti
     if (!rest) return ctx.conversation.enter("newtask");
     const parsed = parseQuickForm(rest, new Date());
     if (!parsed.ok)
-      return ctx.reply(
-        `${parsed.error}\nQuick form: /newtask Title | description | p2 | tomorrow 18:00 | #work`,
-      );
+      return ctx.reply(`${ctx.t(parsed.error.key, parsed.error.vars)}\n${ctx.t("quick-form-help")}`);
     return ctx.conversation.enter("newtask", parsed.value);
   });
   bot.use(
@@ -146,18 +145,22 @@ export function createBot(deps: BotDeps, settings: BotSettings, options: BotOpti
     statsHandler(deps),
     muteHandler(deps),
   );
-  bot.on("callback_query:data", (ctx) =>
-    ctx.answerCallbackQuery({ text: "That button is no longer active." }),
-  );
-  bot.on("message", (ctx) => ctx.reply("I did not get that. /help lists what I can do."));
+  bot.on("callback_query:data", (ctx) => ctx.answerCallbackQuery({ text: ctx.t("button-inactive") }));
+  bot.on("message", (ctx) => ctx.reply(ctx.t("not-understood")));
   bot.catch((error) =>
     log.error({ err: error.error, updateId: error.ctx.update.update_id }, "update failed"),
   );
   return {
     bot,
     progress,
+    translator: (locale) => translatorFor(i18n, locale),
     async registerCommands() {
-      await bot.api.setMyCommands(commandList);
+      await bot.api.setMyCommands(commandList(translatorFor(i18n, "en")));
+      for (const locale of i18n.locales.filter((l) => l !== "en")) {
+        await bot.api.setMyCommands(commandList(translatorFor(i18n, locale)), {
+          language_code: locale as "ru",
+        });
+      }
     },
   };
 }

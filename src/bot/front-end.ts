@@ -58,7 +58,7 @@ export async function startFrontEnd(
   };
   if (!telegram.bot_token) {
     const chat = startConsoleChat(deps, settings, io);
-    const alerts = new AlertDelivery(chat.bot.bot.api, deps, { chatId: "1" });
+    const alerts = new AlertDelivery(chat.bot.bot.api, deps, { chatId: "1", t: chat.bot.translator() });
     alerts.start();
     return {
       kind: "console",
@@ -95,7 +95,10 @@ export async function startFrontEnd(
     };
   }
   const alerts = telegram.chat_id
-    ? new AlertDelivery(tb.bot.api, deps, { chatId: telegram.chat_id })
+    ? new AlertDelivery(tb.bot.api, deps, {
+        chatId: telegram.chat_id,
+        t: tb.translator(config.notifications.telegram.language),
+      })
     : undefined;
   alerts?.start();
   log.info({ username: tb.bot.botInfo.username }, "telegram bot started");

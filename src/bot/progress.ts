@@ -1,11 +1,13 @@
 import type { Api } from "grammy";
 import { renderTask } from "../../handlers/format-task.js";
+import type { Translate } from "./i18n.js";
 import type { BotDeps } from "./deps.js";
 
 interface Tracked {
   chatId: number;
   messageId: number;
   taskId: string;
+  t: Translate;
   lastText: string;
   lastEditAt: number;
   timer: NodeJS.Timeout | undefined;
@@ -42,25 +44,26 @@ export class ProgressReporter {
     }
   };
 
-  /** Sends the progress message for a new task and follows it. */
-  async start(chatId: number, taskId: string): Promise<void> {
+  /** Sends the progress message for a new task, in the user's language, and follows it. */
+  async start(chatId: number, taskId: string, t: Translate): Promise<void> {
     const view = this.deps.getTask(taskId);
     if (!view) return;
-    const text = renderTask(view);
+    const text = renderTask(view, t);
     const sent = await this.api.sendMessage(chatId, text);
-    const t: Tracked = {
+    const tracked: Tracked = {
       chatId,
       messageId: sent.message_id,
       taskId,
+      t,
       lastText: text,
       lastEditAt: Date.now(),
       timer: undefined,
       final: false,
     };
-    this.tracked.set(taskId, t);
+    this.tracked.set(taskId, tracked);
     // It may have settled while the message was on its way.
     const now = this.deps.getTask(taskId);
-    if (now?.task.settledAt) t.final = true;
+    if (now?.task.settledAt) tracked.final = true;
     this.schedule(taskId);
   }
 
@@ -89,7 +92,7 @@ export class ProgressReporter {
   private async flush(t: Tracked): Promise<void> {
     const view = this.deps.getTask(t.taskId);
     if (!view) return;
-    const text = renderTask(view);
+    const text = renderTask(view, t.t);
     const settled = view.task.settledAt !== null;
     if (text !== t.lastText) {
       t.lastEditAt = Date.now();

@@ -176,6 +176,7 @@ export function completeConfig(file: ConfigFile, env: NodeJS.ProcessEnv, cwd: st
         bot_token: botToken || undefined,
         chat_id: chatId === undefined || chatId === "" ? undefined : String(chatId),
         api_root: env.TELEGRAM_API_ROOT || telegram.api_root || undefined,
+        language: env.ALERT_LANGUAGE || telegram.language || undefined,
         webhook_url: env.WEBHOOK_URL || telegram.webhook_url || undefined,
         webhook_host: env.WEBHOOK_HOST || telegram.webhook_host || "127.0.0.1",
         webhook_port: env.WEBHOOK_PORT ? parsePort(env.WEBHOOK_PORT) : (telegram.webhook_port ?? 8080),

@@ -82,6 +82,7 @@ export const configFileSchema = z.strictObject({
           bot_token: z.string().optional(),
           chat_id: z.union([z.string(), z.number()]).optional(),
           api_root: z.string().url().optional(),
+          language: z.enum(["en", "ru"]).optional(),
           webhook_url: z.string().url().optional(),
           webhook_host: z.string().min(1).optional(),
           webhook_port: z.number().int().min(1).max(65535).optional(),
@@ -144,6 +145,8 @@ export interface Config {
       enabled: boolean;
       bot_token?: string | undefined;
       chat_id?: string | undefined;
+      /** The alert chat's language: en (default) or ru (ALERT_LANGUAGE). */
+      language?: string | undefined;
       /** A self-hosted Bot API server, or a test fake (TELEGRAM_API_ROOT). */
       api_root?: string | undefined;
       /** Webhook mode when set (WEBHOOK_URL): Telegram posts updates to this public URL. */

@@ -186,6 +186,39 @@ describe("/newtask conversation", () => {
   });
 });
 
+describe("in Russian (the user's Telegram language)", () => {
+  it("talks Russian in commands and inside the conversation, and reads Russian dates", async () => {
+    const ru = chatWith(owner, "ru");
+    const sayRu = (text: string) => bot.bot.handleUpdate(ru.text(text));
+    await sayRu("/help");
+    expect(last()).toContain("Я отправляю каждую задачу");
+    await sayRu("/newtask");
+    expect(last()).toContain("Что за задача? Пришлите название.");
+    await sayRu("Купить молоко");
+    await sayRu("/skip");
+    await sayRu("2");
+    expect(last()).toContain("Когда срок?");
+    await sayRu("вчера");
+    expect(last()).toContain("уже прошло; срок должен быть позже.");
+    await sayRu("завтра в 18:00");
+    await sayRu("#дом");
+    expect(last()).toMatch(
+      /Новая задача:\n• Название: Купить молоко\n• Описание: —\n• Приоритет: 2 · высокий\n• Срок: 20.*\n• Теги: #дом/,
+    );
+    await sayRu("/cancel");
+    expect(last()).toBe("Отменено. Ничего не создано.");
+  });
+
+  it("registers the command menu in English and in Russian", async () => {
+    await bot.registerCommands();
+    const menus = tg.calls.filter((c) => c.method === "setMyCommands");
+    expect(menus.map((c) => c.payload.language_code ?? "default")).toEqual(["default", "ru"]);
+    expect((menus[1]!.payload.commands as Array<{ description: string }>)[0]!.description).toBe(
+      "Создать задачу на всех серверах",
+    );
+  });
+});
+
 describe("commands", () => {
   it("/health lists every server with its status; Refresh probes again", async () => {
     await say("/health");
@@ -273,7 +306,7 @@ describe("commands", () => {
 
 describe("alert delivery", () => {
   it("sends each alert once (through a 429), folds a repeat into an edit, and drops muted ones", async () => {
-    const delivery = new AlertDelivery(bot.bot.api, deps, { chatId: "-100" });
+    const delivery = new AlertDelivery(bot.bot.api, deps, { chatId: "-100", t: bot.translator() });
     const alert = deps.alerts.raise("breaker_open", "time-tracker", { error: "no answer within 10000 ms" });
     tg.failNext("sendMessage", {
       ok: false,

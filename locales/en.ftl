@@ -1,0 +1,146 @@
+# taskfan: English (the fallback)
+
+cmd-newtask = Create a task on every server
+cmd-tasks = The last tasks
+cmd-task = One task, server by server: /task <id>
+cmd-health = The state of every server
+cmd-stats = Numbers and activity
+cmd-mute = Silence alerts: /mute <server|all> <1h>
+cmd-unmute = Alerts back on
+cmd-cancel = Stop what you are doing
+cmd-help = How to use this bot
+
+hello = Hello, { $name }!
+help =
+    I send each task you create to all your task servers and tell you how it went.
+
+    /newtask — create a task, step by step
+    /newtask Title | description | p2 | tomorrow 18:00 | #work — all at once
+    /tasks — the last tasks · /task <id> — one task in detail
+    /health — is every server up? · /stats — numbers and activity
+    /mute git 1h · /mute all 30m · /unmute — alerts
+    /cancel — stop the current step
+nothing-to-cancel = Nothing to cancel.
+refused = Sorry, this bot is private. Your user id is { $id }; ask the owner to add it to ALLOWED_USER_IDS.
+slow-down = Slow down a little, please: too many messages in a minute.
+error-id = Something went wrong; the error id is { $id }.
+not-understood = I did not get that. /help lists what I can do.
+button-inactive = That button is no longer active.
+
+hint-skippable = (/skip to leave it empty, /cancel to stop)
+hint-required = (/cancel to stop)
+answer-with-text = Please answer with text.
+cannot-skip = This one cannot be skipped.
+creating-task = You are creating a task.
+ask-title = What is the task? Send its title.
+ask-description = Describe it.
+ask-priority = How important is it? Tap a priority or send 1 to 5.
+ask-deadline = When is it due? For example "tomorrow 18:00", "in 3 days", "2026-12-01 12:00".
+ask-tags = Tags? Send them as #work #urgent or work, urgent.
+cancelled = Cancelled. Nothing was created.
+summary-head = New task:
+summary-title = • Title: { $value }
+summary-description = • Description: { $value }
+summary-priority = • Priority: { $value }
+summary-deadline = • Deadline: { $value }
+summary-tags = • Tags: { $value }
+btn-create = ✅ Create
+btn-edit = ✏️ Edit a field
+btn-cancel = ✖️ Cancel
+use-buttons = Tap Create, Edit a field or Cancel above (or send /cancel).
+which-field = Which field?
+field-title = title
+field-description = description
+field-priority = priority
+field-deadline = deadline
+field-tags = tags
+not-created = Not created: { $error }. Edit the field and try again.
+quick-form-help = Quick form: /newtask Title | description | p2 | tomorrow 18:00 | #work
+priority-1 = 1 · critical
+priority-2 = 2 · high
+priority-3 = 3 · normal
+priority-4 = 4 · low
+priority-5 = 5 · someday
+
+err-title-empty = The title may not be empty.
+err-title-long = The title has { $length } characters; 200 at most, please.
+err-description-long = The description has more than 4000 characters.
+err-priority = The priority is a number from 1 (critical) to 5 (someday).
+err-date-unreadable = I could not read "{ $input }" as a date. Try "tomorrow 18:00", "in 3 days" or "2026-12-01 12:00".
+err-date-past = { $date } is in the past; the deadline must be later.
+err-tag-bad = "{ $tag }" is not a tag: letters, digits, - and _ only, 50 at most.
+err-tags-many = That is { $count } tags; 10 at most.
+err-quick-unknown = I do not know what "{ $part }" is. Use: Title | description | p2 | tomorrow 18:00 | #tag
+
+task-head = Task { $id }: { $title }
+task-details = Priority { $priority }{ $due }{ $tags }
+task-due = { " · " }due { $date }
+task-remote = id { $id }
+task-attempts = { $count ->
+    [one] 1 attempt
+   *[other] { $count } attempts
+}
+op-undone = undone
+op-undo-failed = undo failed: { $error }
+op-undoing = undoing…
+op-done = { $ms } ms
+op-skipped = skipped
+op-skipped-why = skipped: { $reason }
+op-retrying-attempt = retrying (attempt { $attempt })
+op-working = working…
+op-waiting = waiting: { $reason }
+op-retrying = retrying
+op-pending = pending
+sum-done = Done: every server has it.
+sum-partial = Partial: { $reason }. Failed steps are retried when their servers recover.
+sum-failed = Failed: { $reason }.
+sum-rolled-back = Rolled back: { $reason }.
+sum-working = Working…
+
+health-head = Servers: { $up } of { $total } online
+health-breaker = { " · " }breaker { $state }
+btn-refresh = 🔄 Refresh
+checking = Checking every server…
+
+stats-tasks = Tasks: { $list }
+stats-none = none yet
+stats-ops = Operations: { $total } · queue { $queue } · drift repairs { $drift }
+stats-hour = Last hour: { $spark } ({ $count } operations)
+stats-uptime = Uptime: { $uptime }
+stats-server = { $server } { $ops } ops · { $err } err · p50/p95 { $latency }
+
+tasks-none = No tasks yet. /newtask creates one.
+tasks-head = Tasks (page { $page } of { $pages }):
+tasks-hint = /task <id> shows one.
+btn-newer = ◀️ Newer
+btn-older = Older ▶️
+task-which = Which task? Send /task <id>; /tasks lists them.
+task-missing = There is no task { $id }. /tasks lists them.
+btn-retry = 🔁 Retry failed
+retrying = { $count ->
+    [one] Retrying 1 step
+   *[other] Retrying { $count } steps
+}
+nothing-to-retry = Nothing to retry
+
+mute-none = Nothing is muted. Use /mute <server|all> <duration>, e.g. /mute git 1h.
+mute-line = 🔕 { $server } until { $until }
+mute-no-server = There is no server "{ $target }". Servers: { $servers }, or all.
+mute-bad-duration = "{ $span }" is not a duration; try 30m, 1h or 2d.
+muted = 🔕 Alerts for { $target } muted until { $until }.
+muted-short = Muted until { $until }
+unmuted = 🔔 Alerts for { $target } are on again.
+every-server = every server
+
+alert-breaker_open = 🔴 circuit open
+alert-error = 🔴 ERROR
+alert-degraded = 🟡 DEGRADED
+alert-crash_loop = ♻️ crash loop
+alert-since = since { $since } UTC
+alert-times = { " · " }{ $count } times
+alert-last-error = last error: { $error }
+alert-rolled-back = ↩️ task rolled back: task { $id }
+alert-recovered = ✅ recovered: { $server } is back
+alert-recovered-was = { " " }(was: { $closed } since { $since } UTC)
+btn-show-health = Show health
+btn-mute-hour = Mute 1 h

@@ -1,0 +1,144 @@
+# taskfan: русский
+
+cmd-newtask = Создать задачу на всех серверах
+cmd-tasks = Последние задачи
+cmd-task = Одна задача по серверам: /task <id>
+cmd-health = Состояние серверов
+cmd-stats = Цифры и активность
+cmd-mute = Заглушить оповещения: /mute <сервер|all> <1h>
+cmd-unmute = Включить оповещения
+cmd-cancel = Прервать текущее действие
+cmd-help = Как пользоваться ботом
+
+hello = Здравствуйте, { $name }!
+help =
+    Я отправляю каждую задачу на все ваши серверы задач и сообщаю, как всё прошло.
+
+    /newtask — создать задачу по шагам
+    /newtask Название | описание | p2 | завтра 18:00 | #работа — всё сразу
+    /tasks — последние задачи · /task <id> — одна задача подробно
+    /health — все ли серверы работают? · /stats — цифры и активность
+    /mute git 1h · /mute all 30m · /unmute — оповещения
+    /cancel — прервать текущий шаг
+nothing-to-cancel = Нечего отменять.
+refused = Извините, это частный бот. Ваш id: { $id }; попросите владельца добавить его в ALLOWED_USER_IDS.
+slow-down = Помедленнее, пожалуйста: слишком много сообщений за минуту.
+error-id = Что-то пошло не так; номер ошибки { $id }.
+not-understood = Не понял. /help — что я умею.
+button-inactive = Эта кнопка больше не действует.
+
+hint-skippable = (/skip — оставить пустым, /cancel — прервать)
+hint-required = (/cancel — прервать)
+answer-with-text = Ответьте, пожалуйста, текстом.
+cannot-skip = Этот шаг нельзя пропустить.
+creating-task = Вы создаёте задачу.
+ask-title = Что за задача? Пришлите название.
+ask-description = Опишите её.
+ask-priority = Насколько важно? Нажмите приоритет или пришлите число от 1 до 5.
+ask-deadline = Когда срок? Например «завтра в 18:00», «через 3 дня», «2026-12-01 12:00».
+ask-tags = Теги? Пришлите как #работа #срочно или работа, срочно.
+cancelled = Отменено. Ничего не создано.
+summary-head = Новая задача:
+summary-title = • Название: { $value }
+summary-description = • Описание: { $value }
+summary-priority = • Приоритет: { $value }
+summary-deadline = • Срок: { $value }
+summary-tags = • Теги: { $value }
+btn-create = ✅ Создать
+btn-edit = ✏️ Изменить поле
+btn-cancel = ✖️ Отмена
+use-buttons = Нажмите «Создать», «Изменить поле» или «Отмена» выше (или пришлите /cancel).
+which-field = Какое поле?
+field-title = название
+field-description = описание
+field-priority = приоритет
+field-deadline = срок
+field-tags = теги
+not-created = Не создано: { $error }. Исправьте поле и попробуйте снова.
+quick-form-help = Быстрая форма: /newtask Название | описание | p2 | завтра 18:00 | #работа
+priority-1 = 1 · критично
+priority-2 = 2 · высокий
+priority-3 = 3 · обычный
+priority-4 = 4 · низкий
+priority-5 = 5 · когда-нибудь
+
+err-title-empty = Название не может быть пустым.
+err-title-long = В названии { $length } символов; не больше 200, пожалуйста.
+err-description-long = В описании больше 4000 символов.
+err-priority = Приоритет — число от 1 (критично) до 5 (когда-нибудь).
+err-date-unreadable = Не понял дату «{ $input }». Попробуйте «завтра 18:00», «через 3 дня» или «2026-12-01 12:00».
+err-date-past = { $date } уже прошло; срок должен быть позже.
+err-tag-bad = «{ $tag }» не тег: только буквы, цифры, - и _, не длиннее 50.
+err-tags-many = Это { $count } тегов; не больше 10.
+err-quick-unknown = Не понял, что такое «{ $part }». Формат: Название | описание | p2 | завтра 18:00 | #тег
+
+task-head = Задача { $id }: { $title }
+task-details = Приоритет { $priority }{ $due }{ $tags }
+task-due = { " · " }срок { $date }
+task-remote = id { $id }
+task-attempts = { $count ->
+    [one] { $count } попытка
+    [few] { $count } попытки
+   *[other] { $count } попыток
+}
+op-undone = отменено
+op-undo-failed = отмена не удалась: { $error }
+op-undoing = отменяю…
+op-done = { $ms } мс
+op-skipped = пропущено
+op-skipped-why = пропущено: { $reason }
+op-retrying-attempt = повтор (попытка { $attempt })
+op-working = выполняется…
+op-waiting = ждёт: { $reason }
+op-retrying = повтор
+op-pending = в очереди
+sum-done = Готово: задача есть на всех серверах.
+sum-partial = Частично: { $reason }. Неудачные шаги повторятся, когда серверы восстановятся.
+sum-failed = Не удалось: { $reason }.
+sum-rolled-back = Откачено: { $reason }.
+sum-working = Выполняется…
+
+health-head = Серверы: { $up } из { $total } в строю
+health-breaker = { " · " }предохранитель { $state }
+btn-refresh = 🔄 Обновить
+checking = Проверяю все серверы…
+
+stats-tasks = Задачи: { $list }
+stats-none = пока нет
+stats-ops = Операции: { $total } · очередь { $queue } · исправлено расхождений { $drift }
+stats-hour = За час: { $spark } ({ $count } операций)
+stats-uptime = Работает: { $uptime }
+stats-server = { $server } { $ops } опер. · { $err } ошибок · p50/p95 { $latency }
+
+tasks-none = Задач пока нет. /newtask создаст первую.
+tasks-head = Задачи (страница { $page } из { $pages }):
+tasks-hint = /task <id> — подробно.
+btn-newer = ◀️ Новее
+btn-older = Старше ▶️
+task-which = Какая задача? Пришлите /task <id>; список — /tasks.
+task-missing = Задачи { $id } нет. Список — /tasks.
+btn-retry = 🔁 Повторить неудачные
+retrying = Повторяю шагов: { $count }
+nothing-to-retry = Нечего повторять
+
+mute-none = Ничего не заглушено. /mute <сервер|all> <срок>, например /mute git 1h.
+mute-line = 🔕 { $server } до { $until }
+mute-no-server = Сервера «{ $target }» нет. Серверы: { $servers } или all.
+mute-bad-duration = «{ $span }» — не срок; попробуйте 30m, 1h или 2d.
+muted = 🔕 Оповещения для { $target } заглушены до { $until }.
+muted-short = Заглушено до { $until }
+unmuted = 🔔 Оповещения для { $target } снова включены.
+every-server = всех серверов
+
+alert-breaker_open = 🔴 цепь разомкнута
+alert-error = 🔴 ОШИБКА
+alert-degraded = 🟡 СБОИ
+alert-crash_loop = ♻️ постоянные падения
+alert-since = с { $since } UTC
+alert-times = { " · " }{ $count } раз
+alert-last-error = последняя ошибка: { $error }
+alert-rolled-back = ↩️ задача откачена: { $id }
+alert-recovered = ✅ восстановлен: { $server } снова работает
+alert-recovered-was = { " " }(было: { $closed } с { $since } UTC)
+btn-show-health = Состояние
+btn-mute-hour = Заглушить на час
