@@ -288,6 +288,20 @@ describe("commands", () => {
     expect(deps.countTasks()).toBe(before);
   });
 
+  it("rate-limits each user at the configured requests per minute, saying so once", async () => {
+    const limited = createBot(
+      deps,
+      { ...settings, rateLimitPerMinute: 3 },
+      { token: "42:TEST", botInfo, fetch: tg.fetch },
+    );
+    const user = chatWith(owner);
+    for (let i = 0; i < 6; i++) await limited.bot.handleUpdate(user.text("/help"));
+    const replies = tg.texts();
+    expect(replies.filter((r) => r.includes("/newtask — create a task"))).toHaveLength(3);
+    expect(replies.filter((r) => r.startsWith("Slow down a little"))).toHaveLength(1);
+    limited.progress.stop();
+  });
+
   it("answers a crash in a handler with an error id", async () => {
     const broken = createBot(
       {
