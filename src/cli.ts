@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { loadConfig, maskConfig } from "./config/load.js";
 import { ConfigError, ValidationError, describeError } from "./errors.js";
-import { createLogger, type Logger } from "./log.js";
+import { closeLogger, createLogger, type Logger } from "./log.js";
 import { startFrontEnd } from "./bot/front-end.js";
 import { databasePath, startCore } from "./main.js";
 import type { TaskView } from "./orchestrator/orchestrator.js";
@@ -92,7 +92,15 @@ export async function runCli(
   if (existsSync(".env")) process.loadEnvFile(".env");
   const { config, source } = loadConfig({ configPath: values.config });
   const quiet = command !== "start";
-  const log: Logger = createLogger({ level: process.env.LOG_LEVEL ?? (quiet ? "warn" : "info") });
+  const runs = command === "start" || command === "create";
+  const log: Logger = createLogger({
+    level: process.env.LOG_LEVEL ?? (quiet ? "warn" : "info"),
+    // Commands that run the fleet keep their log in files too.
+    dir: runs ? config.logs_dir : undefined,
+    maxSize: config.logging.max_size,
+    maxFiles: config.logging.max_files,
+    secrets: [config.notifications.telegram.bot_token ?? ""],
+  });
 
   switch (command) {
     case "config": {
@@ -189,7 +197,7 @@ export async function runCli(
 class UsageError extends Error {}
 
 function flush(log: Logger): Promise<void> {
-  return new Promise((resolve) => log.flush(() => resolve()));
+  return closeLogger(log);
 }
 
 /** The entry point of the `taskfan` command. */

@@ -1,4 +1,6 @@
-import { pino, type Logger, type LoggerOptions } from "pino";
+import { mkdirSync } from "node:fs";
+import path from "node:path";
+import { pino, type Logger, type LoggerOptions, type TransportTargetOptions } from "pino";
 
 export type { Logger };
 
@@ -10,45 +12,109 @@ export const redactPaths = [
   "password",
   "apiKey",
   "api_key",
+  "authorization",
   "*.bot_token",
   "*.botToken",
   "*.token",
   "*.password",
   "*.apiKey",
   "*.api_key",
+  "*.authorization",
+  "headers.authorization",
   "env.*",
   "*.env.*",
 ];
 
-const tokenShape = /\b\d{5,}:[A-Za-z0-9_-]{30,}\b/g;
+// A Telegram bot token, a Bearer credential, or a token inside a Bot API URL.
+const secretShapes: Array<[RegExp, string]> = [
+  [/\d+:[A-Za-z0-9_-]{30,}/g, "[token]"],
+  [/(Bearer\s+)[A-Za-z0-9._~+/=-]{8,}/gi, "$1[key]"],
+];
 
-/** Masks anything shaped like a Telegram bot token inside free text. */
-export function maskSecrets(text: string): string {
-  return text.replace(tokenShape, "[token]");
+/** Masks anything shaped like a secret inside free text. */
+export function maskSecrets(text: string, extra: readonly string[] = []): string {
+  let out = text;
+  for (const [shape, replacement] of secretShapes) out = out.replace(shape, replacement);
+  for (const secret of extra) if (secret.length >= 8) out = out.split(secret).join("[secret]");
+  return out;
 }
 
-/** The one root logger: JSON lines on stderr (stdout is for command output). */
-export function createLogger(options: { level?: string; destination?: number } = {}): Logger {
+export interface LogOptions {
+  level?: string | undefined;
+  /** Folder for orchestrator.N.log files (rotated by size); no file logging when unset. */
+  dir?: string | undefined;
+  /** Rotate at this size ("10m", "512k"). */
+  maxSize?: string | undefined;
+  /** Keep this many files. */
+  maxFiles?: number | undefined;
+  /** Human-readable lines on stderr (default: when stderr is a terminal). */
+  pretty?: boolean | undefined;
+  /** Also write JSON lines to stderr (default true). */
+  stderr?: boolean | undefined;
+  /** Values to mask wherever they appear (the API key, for one). */
+  secrets?: readonly string[] | undefined;
+}
+
+/**
+ * The one root logger: JSON lines, every line passed through the secret mask before it is
+ * written; to stderr (pretty on a terminal) and, with `dir`, to size-rotated files.
+ */
+export function createLogger(options: LogOptions = {}): Logger {
+  const secrets = options.secrets ?? [];
   const opts: LoggerOptions = {
     level: options.level ?? process.env.LOG_LEVEL ?? "info",
     base: { app: "taskfan" },
     redact: { paths: redactPaths, censor: "[redacted]" },
-    hooks: {
-      logMethod(args, method) {
-        method.apply(
-          this,
-          args.map((a) => (typeof a === "string" ? maskSecrets(a) : a)) as Parameters<typeof method>,
-        );
-      },
-    },
-    serializers: {
-      err: (err: unknown) => {
-        const s = pino.stdSerializers.errWithCause(err as Error);
-        if (typeof s.message === "string") s.message = maskSecrets(s.message);
-        if (typeof s.stack === "string") s.stack = maskSecrets(s.stack);
-        return s;
-      },
-    },
+    serializers: { err: pino.stdSerializers.errWithCause },
+    // The last word: whatever reached the line (an error's URL, a message), secrets go.
+    hooks: { streamWrite: (line) => maskSecrets(line, secrets) },
   };
-  return pino(opts, pino.destination({ fd: options.destination ?? 2, sync: false }));
+  const targets: TransportTargetOptions[] = [];
+  const pretty = options.pretty ?? Boolean(process.stderr.isTTY);
+  if (options.stderr !== false) {
+    targets.push(
+      pretty
+        ? { target: "pino-pretty", options: { destination: 2, colorize: true }, level: opts.level as string }
+        : { target: "pino/file", options: { destination: 2 }, level: opts.level as string },
+    );
+  }
+  if (options.dir) {
+    mkdirSync(options.dir, { recursive: true });
+    targets.push({
+      target: "pino-roll",
+      level: opts.level as string,
+      options: {
+        file: path.join(options.dir, "orchestrator"),
+        extension: ".log",
+        size: options.maxSize ?? "10m",
+        limit: { count: options.maxFiles ?? 5 },
+        mkdir: true,
+        symlink: true,
+      },
+    });
+  }
+  if (targets.length === 1 && targets[0]!.target === "pino/file") {
+    return pino(opts, pino.destination({ fd: 2, sync: false }));
+  }
+  if (targets.length === 0) return pino({ ...opts, level: "silent" });
+  return pino(opts, pino.transport({ targets }));
+}
+
+/** Flushes and closes the logger's outputs; call before the process ends. */
+export function closeLogger(log: Logger): Promise<void> {
+  return new Promise((resolve) => {
+    log.flush(() => {
+      const stream = (log as unknown as Record<symbol, unknown>)[pino.symbols.streamSym] as
+        | { end?: () => void; once?: (e: string, f: () => void) => void; fd?: number }
+        | undefined;
+      if (stream?.end && stream.once && stream.fd === undefined) {
+        const timer = setTimeout(resolve, 2000);
+        stream.once("close", () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        stream.end();
+      } else resolve();
+    });
+  });
 }

@@ -143,6 +143,8 @@ export function completeConfig(file: ConfigFile, env: NodeJS.ProcessEnv, cwd: st
   const chatId = env.ALERT_CHAT_ID ?? telegram.chat_id;
   return {
     data_dir: dataDir,
+    logs_dir: path.resolve(cwd, env.LOG_DIR ?? file.logs_dir ?? "logs"),
+    logging: { max_size: file.logging?.max_size ?? "10m", max_files: file.logging?.max_files ?? 5 },
     sync_interval: file.sync_interval ?? 300,
     health_check_interval: file.health_check_interval ?? 60,
     circuit_breaker_threshold: file.circuit_breaker_threshold ?? 5,

@@ -35,6 +35,16 @@ export const serverFileSchema = z.strictObject({
 
 export const configFileSchema = z.strictObject({
   data_dir: z.string().min(1).optional(),
+  logs_dir: z.string().min(1).optional(),
+  logging: z
+    .strictObject({
+      max_size: z
+        .string()
+        .regex(/^\d+[kmg]?$/, 'a size such as "10m" or "512k"')
+        .optional(),
+      max_files: z.number().int().min(1).max(100).optional(),
+    })
+    .optional(),
   sync_interval: seconds.optional(),
   health_check_interval: seconds.optional(),
   circuit_breaker_threshold: z.number().int().min(1).max(100).optional(),
@@ -124,6 +134,9 @@ export interface ServerConfig {
 
 export interface Config {
   data_dir: string;
+  /** orchestrator.N.log and monitoring_metrics.json (LOG_DIR; default ./logs). */
+  logs_dir: string;
+  logging: { max_size: string; max_files: number };
   sync_interval: number;
   health_check_interval: number;
   circuit_breaker_threshold: number;

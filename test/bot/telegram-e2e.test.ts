@@ -1,4 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { readFileSync, readdirSync } from "node:fs";
 import { once } from "node:events";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -59,7 +60,7 @@ beforeAll(async () => {
     env: {
       ...process.env,
       DATA_DIR: path.join(dir, "data"),
-      LOG_LEVEL: "warn",
+      LOG_LEVEL: "debug",
       BOT_TOKEN: token,
       TELEGRAM_API_ROOT: api.url,
       ALERT_CHAT_ID: String(alertChat),
@@ -173,5 +174,15 @@ describe("the bot as a process, against an HTTP fake of the Bot API", () => {
     child.kill("SIGTERM");
     const [code] = await once(child, "exit");
     expect(code).toBe(0);
+  });
+
+  it("kept a debug log of all of it, with the bot token nowhere in it", () => {
+    const logs = path.join(dir, "logs");
+    const files = readdirSync(logs).filter((f) => /^orchestrator\.\d+\.log$/.test(f));
+    const text = files.map((f) => readFileSync(path.join(logs, f), "utf8")).join("");
+    expect(text.split("\n").length).toBeGreaterThan(50);
+    expect(text).toContain('"msg":"update handled"');
+    expect(text).not.toContain(token);
+    expect(text).not.toContain(token.split(":")[1]);
   });
 });
