@@ -3,6 +3,7 @@ import { parseArgs } from "node:util";
 import { loadConfig, maskConfig } from "./config/load.js";
 import { ConfigError, ValidationError, describeError } from "./errors.js";
 import { closeLogger, createLogger, type Logger } from "./log.js";
+import { startHttpServer } from "./api/http-server.js";
 import { startFrontEnd } from "./bot/front-end.js";
 import { databasePath, startCore } from "./main.js";
 import type { TaskView } from "./orchestrator/orchestrator.js";
@@ -167,6 +168,7 @@ export async function runCli(
       const core = await startCore(config, log);
       const up = core.started.filter((s) => s.ok).length;
       log.info({ servers: core.started.length, up, config: source ?? "embedded default" }, "taskfan started");
+      const http = config.http.enabled ? await startHttpServer(core, core.metrics, log) : undefined;
       const frontEnd = await startFrontEnd(core, log, { input: process.stdin, output: io.out });
       await new Promise<void>((resolve) => {
         let signals = 0;
@@ -179,6 +181,7 @@ export async function runCli(
           log.info({ signal }, "shutting down");
           void frontEnd
             .stop()
+            .then(() => http?.close())
             .then(() => core.close())
             .then(resolve, resolve);
         };

@@ -105,8 +105,7 @@ export function closeLogger(log: Logger): Promise<void> {
   return new Promise((resolve) => {
     log.flush(() => {
       const stream = (log as unknown as Record<symbol, unknown>)[pino.symbols.streamSym] as
-        | { end?: () => void; once?: (e: string, f: () => void) => void; fd?: number }
-        | undefined;
+        { end?: () => void; once?: (e: string, f: () => void) => void; fd?: number } | undefined;
       if (stream?.end && stream.once && stream.fd === undefined) {
         const timer = setTimeout(resolve, 2000);
         stream.once("close", () => {

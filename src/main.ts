@@ -9,6 +9,8 @@ import type { Integration } from "./integrations/integration.js";
 import type { Logger } from "./log.js";
 import { wireAlerts } from "./monitoring/alert-rules.js";
 import { HealthMonitor, type ServerHealth } from "./monitoring/health-monitor.js";
+import { createMetrics, type Metrics } from "./monitoring/metrics.js";
+import { snapshotOf, startSnapshots, writeSnapshot } from "./monitoring/snapshot.js";
 import { collectStats, type Stats } from "./monitoring/stats.js";
 import { Maintenance } from "./orchestrator/maintenance.js";
 import { Orchestrator } from "./orchestrator/orchestrator.js";
@@ -21,6 +23,7 @@ export interface Core {
   orchestrator: Orchestrator;
   health: HealthMonitor;
   maintenance: Maintenance;
+  metrics: Metrics;
   started: Awaited<ReturnType<Fleet["start"]>>;
   /** The numbers behind /stats. */
   getStats(): Stats;
@@ -28,6 +31,8 @@ export interface Core {
   getHealth(): ServerHealth[];
   /** Probes every server now. */
   checkHealth(): Promise<ServerHealth[]>;
+  /** Writes logs/monitoring_metrics.json now (it is also written every health check interval). */
+  writeSnapshot(): string;
   /**
    * Stops taking work, lets in-flight calls finish up to `deadlineMs`, returns the rest to
    * pending, stops every server process and closes the database.
@@ -75,9 +80,20 @@ export async function startCore(config: Config, log: Logger): Promise<Core> {
   const health = new HealthMonitor(fleet, config, log);
   const maintenance = new Maintenance({ store, fleet, orchestrator, health, config, log });
   wireAlerts({ fleet, health, orchestrator, alerts: store.alerts, log });
+  const metrics = createMetrics({ store, fleet, orchestrator, health });
   orchestrator.start();
   health.start();
   maintenance.start();
+  const getStats = () => collectStats({ store, fleet, health, startedAt });
+  // logs/monitoring_metrics.json, as the original system wrote it.
+  const snapshots = config.monitoring_enabled
+    ? startSnapshots(
+        config.logs_dir,
+        config.health_check_interval * 1000,
+        () => ({ stats: getStats(), health: health.snapshot() }),
+        log,
+      )
+    : undefined;
   let closing: Promise<void> | undefined;
   return {
     config,
@@ -86,13 +102,16 @@ export async function startCore(config: Config, log: Logger): Promise<Core> {
     orchestrator,
     health,
     maintenance,
+    metrics,
     started,
-    getStats: () => collectStats({ store, fleet, health, startedAt }),
+    getStats,
+    writeSnapshot: () => writeSnapshot(config.logs_dir, snapshotOf(getStats(), health.snapshot())),
     getHealth: () => health.snapshot(),
     checkHealth: () => health.check(),
     close(deadlineMs = 10_000) {
       closing ??= (async () => {
         // Stop taking work first, then the loops that would wake it.
+        snapshots?.stop();
         await orchestrator.stop(deadlineMs);
         await health.stop();
         await maintenance.stop();

@@ -75,12 +75,14 @@ export class AlertDelivery {
           state.alertMessages.set(alert.id, this.options.chatId, message.message_id);
         }
         alerts.markDelivered(alert.id, this.owner, alert.count);
+        this.deps.metrics?.alertSent();
         delivered += 1;
       } catch (error) {
         if (/message is not modified/.test(String((error as Error).message))) {
           alerts.markDelivered(alert.id, this.owner, alert.count);
           continue;
         }
+        this.deps.metrics?.alertFailed();
         // Telegram did not take it (after the client's own retries): all of these wait for the next pass.
         for (const rest of claimed.slice(index)) alerts.releaseClaim(rest.id, this.owner);
         log.warn({ err: error, alertId: alert.id }, "alert not delivered; will try again");

@@ -60,6 +60,17 @@ export function createBot(deps: BotDeps, settings: BotSettings, options: BotOpti
       rethrowHttpErrors: false,
     }),
   );
+  // Counts every Bot API error that reaches us (after the retries above).
+  bot.api.config.use(async (prev, method, payload, signal) => {
+    try {
+      const result = await prev(method, payload, signal);
+      if (!result.ok) deps.metrics?.telegramError(result.error_code);
+      return result;
+    } catch (error) {
+      deps.metrics?.telegramError("network");
+      throw error;
+    }
+  });
   const log = deps.log.child({ component: "bot" });
   const i18n = createI18n();
   if (options.sequentialize) bot.use(options.sequentialize);

@@ -24,6 +24,8 @@ export interface BotDeps {
   state: BotStateStore;
   serverNames: readonly string[];
   log: Logger;
+  /** Counters for alert deliveries and Bot API errors. */
+  metrics?: { alertSent(): void; alertFailed(): void; telegramError(code: number | string): void };
 }
 
 export interface BotSettings {

@@ -29,6 +29,7 @@ export function botDepsOf(core: Core, log: Logger): BotDeps {
     state: store.bot,
     serverNames: core.fleet.names,
     log,
+    metrics: core.metrics,
   };
 }
 

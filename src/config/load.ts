@@ -138,6 +138,16 @@ export function completeConfig(file: ConfigFile, env: NodeJS.ProcessEnv, cwd: st
       calendar_url: file.servers?.calendar?.settings?.calendar_url ?? `/${parsed.data.username}/tasks/`,
     };
   }
+  const httpHost = env.HTTP_HOST ?? file.http?.host ?? "127.0.0.1";
+  const loopback = ["127.0.0.1", "::1", "localhost"].includes(httpHost);
+  if ((file.http?.enabled ?? true) && !loopback && !env.API_KEY) {
+    throw new ConfigError(
+      `http.host: listening on ${httpHost} (not loopback) requires an API_KEY in the environment`,
+    );
+  }
+  if (file.security?.api_key_required && !env.API_KEY) {
+    throw new ConfigError("security.api_key_required: set API_KEY in the environment");
+  }
   const telegram = file.notifications?.telegram ?? {};
   const botToken = env.BOT_TOKEN ?? telegram.bot_token;
   const chatId = env.ALERT_CHAT_ID ?? telegram.chat_id;
@@ -172,6 +182,11 @@ export function completeConfig(file: ConfigFile, env: NodeJS.ProcessEnv, cwd: st
       crash_loop_window: file.restart?.crash_loop_window ?? 300,
       stable_after: file.restart?.stable_after ?? 60,
     },
+    http: {
+      enabled: file.http?.enabled ?? true,
+      host: httpHost,
+      port: env.HTTP_PORT ? parsePort(env.HTTP_PORT, "HTTP_PORT") : (file.http?.port ?? 8787),
+    },
     notifications: {
       telegram: {
         enabled: telegram.enabled ?? Boolean(botToken),
@@ -193,15 +208,17 @@ export function completeConfig(file: ConfigFile, env: NodeJS.ProcessEnv, cwd: st
       allowed_user_ids: env.ALLOWED_USER_IDS
         ? parseUserIds(env.ALLOWED_USER_IDS)
         : (file.security?.allowed_user_ids ?? []),
+      api_key_required: file.security?.api_key_required ?? !loopback,
+      api_key: env.API_KEY || undefined,
     },
     servers,
   };
 }
 
-function parsePort(text: string): number {
+function parsePort(text: string, name = "WEBHOOK_PORT"): number {
   const port = Number(text);
-  if (!Number.isInteger(port) || port < 1 || port > 65_535) {
-    throw new ConfigError(`WEBHOOK_PORT: "${text}" is not a port (1 to 65535)`);
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) {
+    throw new ConfigError(`${name}: "${text}" is not a port (0 to 65535)`);
   }
   return port;
 }

@@ -84,6 +84,13 @@ export const configFileSchema = z.strictObject({
       stable_after: seconds.optional(),
     })
     .optional(),
+  http: z
+    .strictObject({
+      enabled: z.boolean().optional(),
+      host: z.string().min(1).optional(),
+      port: z.number().int().min(0).max(65535).optional(),
+    })
+    .optional(),
   notifications: z
     .strictObject({
       telegram: z
@@ -109,6 +116,7 @@ export const configFileSchema = z.strictObject({
         })
         .optional(),
       allowed_user_ids: z.array(z.number().int()).optional(),
+      api_key_required: z.boolean().optional(),
     })
     .optional(),
   servers: z.partialRecord(z.enum(serverNames), serverFileSchema).optional(),
@@ -175,6 +183,12 @@ export interface Config {
     rate_limiting: { enabled: boolean; requests_per_minute: number };
     /** Telegram users allowed to use the bot (ALLOWED_USER_IDS). */
     allowed_user_ids: number[];
+    /** Every /api call needs `Authorization: Bearer <API_KEY>`. */
+    api_key_required: boolean;
+    /** From API_KEY; never in the file. */
+    api_key?: string | undefined;
   };
+  /** The local HTTP server: status page, /metrics, /healthz, /readyz, /api. */
+  http: { enabled: boolean; host: string; port: number };
   servers: Record<ServerName, ServerConfig>;
 }

@@ -60,6 +60,7 @@ beforeAll(async () => {
     env: {
       ...process.env,
       DATA_DIR: path.join(dir, "data"),
+      HTTP_PORT: "0", // any free port: test processes run side by side
       LOG_LEVEL: "debug",
       BOT_TOKEN: token,
       TELEGRAM_API_ROOT: api.url,

@@ -36,6 +36,7 @@ beforeAll(async () => {
     env: {
       ...process.env,
       DATA_DIR: path.join(tmp.dir, "data"),
+      HTTP_PORT: "0", // any free port: test processes run side by side
       LOG_LEVEL: "warn",
       BOT_TOKEN: "123456:WEBHOOKtokenWEBHOOKtokenWEBHOOKtok",
       TELEGRAM_API_ROOT: api.url,

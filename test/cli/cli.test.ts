@@ -14,7 +14,7 @@ async function taskfan(args: string[], cwd: string, env: Record<string, string> 
   try {
     const { stdout, stderr } = await run(process.execPath, [bin, ...args], {
       cwd,
-      env: { ...process.env, DATA_DIR: path.join(cwd, "data"), LOG_LEVEL: "warn", ...env },
+      env: { ...process.env, DATA_DIR: path.join(cwd, "data"), HTTP_PORT: "0", LOG_LEVEL: "warn", ...env },
       timeout: 60_000,
     });
     return { code: 0, stdout, stderr };

@@ -12,7 +12,12 @@ afterAll(() => remove());
 
 describe("the console chat (no bot token)", () => {
   it("creates a task through /newtask typed on stdin and shows it reach all ten servers", async () => {
-    const env: NodeJS.ProcessEnv = { ...process.env, DATA_DIR: path.join(dir, "data"), LOG_LEVEL: "warn" };
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      DATA_DIR: path.join(dir, "data"),
+      HTTP_PORT: "0",
+      LOG_LEVEL: "warn",
+    };
     delete env.BOT_TOKEN;
     const child = spawn(process.execPath, [bin, "start"], { cwd: dir, env, stdio: ["pipe", "pipe", "pipe"] });
     let out = "";

@@ -10,7 +10,7 @@ let remove: () => void;
 beforeAll(() => ({ dir, remove } = tempDir()));
 afterAll(() => remove());
 
-const env = () => ({ ...process.env, DATA_DIR: path.join(dir, "data"), LOG_LEVEL: "info" });
+const env = () => ({ ...process.env, DATA_DIR: path.join(dir, "data"), HTTP_PORT: "0", LOG_LEVEL: "info" });
 
 function childPids(pid: number): number[] {
   try {

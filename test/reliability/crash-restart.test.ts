@@ -13,7 +13,7 @@ const createMany = path.join(repoRoot, "test", "fixtures", "create-many.mjs");
 const tasks = 40;
 let dir: string;
 let remove: () => void;
-const env = () => ({ ...process.env, DATA_DIR: path.join(dir, "data"), LOG_LEVEL: "info" });
+const env = () => ({ ...process.env, DATA_DIR: path.join(dir, "data"), HTTP_PORT: "0", LOG_LEVEL: "info" });
 
 beforeAll(() => {
   ({ dir, remove } = tempDir());

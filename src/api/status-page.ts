@@ -1,0 +1,88 @@
+import type { ServerHealth } from "../monitoring/health-monitor.js";
+import type { TaskView } from "../orchestrator/orchestrator.js";
+
+const esc = (text: unknown) =>
+  String(text ?? "").replace(
+    /[&<>"']/g,
+    (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!,
+  );
+
+// Coloured by CSS, so no emoji font is needed on the viewing device.
+const dot = (status: ServerHealth["status"]) => `<span class="dot ${status.toLowerCase()}">●</span>`;
+const tick: Record<string, string> = { done: "✓", skipped: "–", failed: "✗", pending: "…", running: "…" };
+
+/** Bars of p50 (solid) and p95 (light) per server, as inline SVG. */
+function latencyChart(servers: readonly ServerHealth[]): string {
+  const max = Math.max(1, ...servers.map((s) => s.p95Ms ?? 0));
+  const rowH = 18;
+  const rows = servers
+    .map((s, i) => {
+      const y = i * rowH;
+      const w95 = ((s.p95Ms ?? 0) / max) * 200;
+      const w50 = ((s.p50Ms ?? 0) / max) * 200;
+      return `<text x="0" y="${y + 13}" font-size="11">${esc(s.server)}</text>
+<rect x="130" y="${y + 3}" width="${w95.toFixed(1)}" height="12" fill="#c7d2fe"/>
+<rect x="130" y="${y + 3}" width="${w50.toFixed(1)}" height="12" fill="#4f46e5"/>
+<text x="${(136 + w95).toFixed(1)}" y="${y + 13}" font-size="10">${s.p95Ms === undefined ? "—" : `${Math.round(s.p50Ms ?? 0)}/${Math.round(s.p95Ms)} ms`}</text>`;
+    })
+    .join("\n");
+  return `<svg role="img" aria-label="latency p50/p95 per server" viewBox="0 0 420 ${servers.length * rowH}" width="100%" style="max-width:560px">${rows}</svg>`;
+}
+
+/** The status page: servers, recent tasks with per-server ticks, a latency chart. */
+export function renderStatusPage(
+  health: readonly ServerHealth[],
+  tasks: readonly TaskView[],
+  now = new Date(),
+): string {
+  const online = health.filter((h) => h.status === "ONLINE").length;
+  const serverRows = health
+    .map(
+      (h) =>
+        `<tr class="server"><td>${dot(h.status)} ${esc(h.server)}</td><td>${h.status}</td><td>${
+          h.lastResponseMs === undefined ? "—" : `${Math.round(h.lastResponseMs)} ms`
+        }</td><td>${esc(h.breaker)}</td><td class="err">${h.status === "ONLINE" ? "" : esc(h.reason)}</td></tr>`,
+    )
+    .join("\n");
+  const names = health.map((h) => h.server);
+  const taskRows = tasks
+    .map((v) => {
+      const byServer = new Map(
+        v.operations.filter((o) => o.kind === "create").map((o) => [o.server, o.status]),
+      );
+      const ticks = names
+        .map((n) => `<td title="${esc(n)}">${tick[byServer.get(n) ?? ""] ?? ""}</td>`)
+        .join("");
+      return `<tr><td><code>${esc(v.task.id)}</code> ${esc(v.task.title)}</td><td>${esc(v.task.status)}</td>${ticks}</tr>`;
+    })
+    .join("\n");
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="refresh" content="10">
+<title>taskfan · ${online}/${health.length} online</title>
+<style>
+body{font:14px/1.4 system-ui,sans-serif;margin:1rem;color:#111}
+table{border-collapse:collapse;width:100%;margin-bottom:1.5rem}
+th,td{padding:.3rem .5rem;border-bottom:1px solid #e5e7eb;text-align:left;vertical-align:top}
+.err{color:#b91c1c;font-size:12px}
+.scroll{overflow-x:auto}
+.dot.online{color:#16a34a}.dot.degraded{color:#ca8a04}.dot.error{color:#dc2626}
+</style></head>
+<body>
+<h1>taskfan</h1>
+<p>${online} of ${health.length} servers online · ${esc(now.toISOString())}</p>
+<h2>Servers</h2>
+<div class="scroll"><table id="servers"><thead><tr><th>Server</th><th>Status</th><th>Response</th><th>Breaker</th><th>Last error</th></tr></thead>
+<tbody>
+${serverRows}
+</tbody></table></div>
+<h2>Latency (p50 / p95)</h2>
+${latencyChart(health)}
+<h2>Recent tasks</h2>
+<div class="scroll"><table id="tasks"><thead><tr><th>Task</th><th>Status</th>${names.map((n) => `<th title="${esc(n)}">${esc(n.slice(0, 3))}</th>`).join("")}</tr></thead>
+<tbody>
+${taskRows || `<tr><td colspan="${names.length + 2}">No tasks yet.</td></tr>`}
+</tbody></table></div>
+</body></html>`;
+}

@@ -1,0 +1,113 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { ServerName } from "../config/schema.js";
+import type { BreakerState, Fleet } from "../fleet/fleet.js";
+import type { Orchestrator } from "../orchestrator/orchestrator.js";
+import type { Store } from "../store/store.js";
+import type { HealthMonitor } from "./health-monitor.js";
+
+const breakerValue: Record<BreakerState, number> = { closed: 0, "half-open": 1, open: 2, isolated: 2 };
+const healthValue = { ONLINE: 0, DEGRADED: 1, ERROR: 2 } as const;
+
+export interface Metrics {
+  registry: Registry;
+  alertSent(): void;
+  alertFailed(): void;
+  telegramError(code: number | string): void;
+}
+
+/** Prometheus metrics, fed by the core's events and read from its state at scrape time. */
+export function createMetrics(deps: {
+  store: Store;
+  fleet: Fleet;
+  orchestrator: Orchestrator;
+  health: HealthMonitor;
+}): Metrics {
+  const { store, fleet, orchestrator, health } = deps;
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: "taskfan_" });
+  const registers = [registry];
+  const operations = new Counter({
+    name: "taskfan_operations_total",
+    help: "Operation attempts that ended, by server and outcome (done, failed, waiting).",
+    labelNames: ["server", "outcome"],
+    registers,
+  });
+  const duration = new Histogram({
+    name: "taskfan_operation_duration_seconds",
+    help: "Time from an operation's start to its outcome, retries included.",
+    labelNames: ["server"],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers,
+  });
+  const retries = new Counter({
+    name: "taskfan_retries_total",
+    help: "Retries after transient errors.",
+    labelNames: ["server"],
+    registers,
+  });
+  new Gauge({
+    name: "taskfan_breaker_state",
+    help: "Circuit breaker per server: 0 closed, 1 half-open, 2 open.",
+    labelNames: ["server"],
+    registers,
+    collect() {
+      for (const s of fleet.names) this.set({ server: s }, breakerValue[fleet.breakerState(s)]);
+    },
+  });
+  new Gauge({
+    name: "taskfan_server_health",
+    help: "Health per server: 0 ONLINE, 1 DEGRADED, 2 ERROR.",
+    labelNames: ["server"],
+    registers,
+    collect() {
+      for (const h of health.snapshot()) this.set({ server: h.server }, healthValue[h.status]);
+    },
+  });
+  new Gauge({
+    name: "taskfan_queue_size",
+    help: "Operations pending or running.",
+    registers,
+    collect() {
+      this.set(store.operations.queueSize());
+    },
+  });
+  new Gauge({
+    name: "taskfan_tasks",
+    help: "Tasks by status.",
+    labelNames: ["status"],
+    registers,
+    collect() {
+      this.reset();
+      for (const [status, n] of Object.entries(store.tasks.countByStatus())) this.set({ status }, n ?? 0);
+    },
+  });
+  const alerts = new Counter({
+    name: "taskfan_alerts_total",
+    help: "Alert deliveries by result.",
+    labelNames: ["result"],
+    registers,
+  });
+  const telegram = new Counter({
+    name: "taskfan_telegram_errors_total",
+    help: "Bot API errors by code.",
+    labelNames: ["code"],
+    registers,
+  });
+
+  orchestrator.on("operation.done", (e) => {
+    operations.inc({ server: e.server, outcome: "done" });
+    if (e.ms !== undefined) duration.observe({ server: e.server }, e.ms / 1000);
+  });
+  orchestrator.on("operation.failed", (e) => {
+    operations.inc({ server: e.server, outcome: "failed" });
+    if (e.ms !== undefined) duration.observe({ server: e.server }, e.ms / 1000);
+  });
+  orchestrator.on("operation.waiting", (e) => operations.inc({ server: e.server, outcome: "waiting" }));
+  fleet.on("retry", (e: { server: ServerName }) => retries.inc({ server: e.server }));
+  return {
+    registry,
+    alertSent: () => alerts.inc({ result: "sent" }),
+    alertFailed: () => alerts.inc({ result: "failed" }),
+    telegramError: (code) => telegram.inc({ code: String(code) }),
+  };
+}

@@ -1,0 +1,182 @@
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startHttpServer } from "../../src/api/http-server.js";
+import { startHarness, type Harness } from "../core-harness.js";
+import { onlyServers, silentLog } from "../helpers.js";
+
+const key = "tfk_test_0123456789abcdef";
+let h: Harness;
+let open: Awaited<ReturnType<typeof startHttpServer>>;
+let locked: Awaited<ReturnType<typeof startHttpServer>>;
+
+beforeAll(async () => {
+  h = await startHarness({
+    http: { port: 0 },
+    security: { rate_limiting: { enabled: true, requests_per_minute: 1000 } },
+    servers: onlyServers(["memory", "time-tracker"]),
+  });
+  open = await startHttpServer(h.core, h.core.metrics, silentLog);
+  // A second server on the same core, with the API key required.
+  const lockedConfig = structuredClone(h.config);
+  lockedConfig.security.api_key_required = true;
+  lockedConfig.security.api_key = key;
+  lockedConfig.security.rate_limiting.requests_per_minute = 5;
+  locked = await startHttpServer({ ...h.core, config: lockedConfig }, h.core.metrics, silentLog);
+});
+afterAll(async () => {
+  await open?.close();
+  await locked?.close();
+  await h?.stop();
+});
+
+const api = (path: string, init: RequestInit = {}, base = open.url) => fetch(`${base}${path}`, init);
+const post = (body: unknown, headers: Record<string, string> = {}) =>
+  api("/api/tasks", {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+
+describe("the local HTTP API", () => {
+  it("answers liveness and readiness", async () => {
+    expect(await (await api("/healthz")).json()).toEqual({ ok: true });
+    const ready = await api("/readyz");
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toEqual({ ready: true, servers: 2 });
+  });
+
+  it("creates a task (201), and a retried POST with the same Idempotency-Key makes no second one", async () => {
+    const first = await post(
+      { title: "From the API", priority: 2, tags: ["api"] },
+      { "idempotency-key": "req-42" },
+    );
+    expect(first.status).toBe(201);
+    const created = (await first.json()) as { task: { id: string }; created: boolean };
+    expect(first.headers.get("location")).toBe(`/api/tasks/${created.task.id}`);
+    const again = await post(
+      { title: "From the API", priority: 2, tags: ["api"] },
+      { "idempotency-key": "req-42" },
+    );
+    expect(again.status).toBe(200);
+    expect(await again.json()).toMatchObject({ task: { id: created.task.id }, created: false });
+    const clash = await post({ title: "Something else" }, { "idempotency-key": "req-42" });
+    expect(clash.status).toBe(409);
+    expect(await clash.json()).toEqual({
+      error: { code: "idempotency_conflict", message: "this Idempotency-Key was used for another task" },
+    });
+    expect(h.core.store.tasks.recent(100).filter((t) => t.title === "From the API")).toHaveLength(1);
+
+    await h.core.orchestrator.waitForSettled(created.task.id, 10_000);
+    const shown = (await (await api(`/api/tasks/${created.task.id}`)).json()) as {
+      task: { status: string };
+      operations: unknown[];
+    };
+    expect(shown.task.status).toBe("done");
+    expect(shown.operations).toHaveLength(2);
+    const listed = (await (await api("/api/tasks?status=done&limit=5")).json()) as {
+      tasks: Array<{ id: string }>;
+    };
+    expect(listed.tasks.map((t) => t.id)).toContain(created.task.id);
+    expect((await api(`/api/tasks/${created.task.id}/retry`, { method: "POST" })).status).toBe(202);
+  });
+
+  it.each([
+    [{ title: "" }, 400, "title"],
+    [{ title: "x", priority: 9 }, 400, "priority"],
+    [{ title: "x", deadline: "2001-01-01T00:00:00Z" }, 400, "deadline"],
+    [{ title: "x", tags: ["two words"] }, 400, "tags"],
+    [{ title: 5 }, 400, "title"],
+    [{ title: "x", extra: true }, 400, undefined],
+  ])("refuses %j with %i naming the field", async (body, status, field) => {
+    const res = await post(body);
+    expect(res.status).toBe(status);
+    const json = (await res.json()) as { error: { code: string; field?: string } };
+    expect(json.error.code).toBe("invalid_task");
+    expect(json.error.field).toBe(field);
+  });
+
+  it("refuses malformed, oversized and non-JSON bodies, unknown tasks and queries", async () => {
+    const malformed = await post("{not json");
+    expect(malformed.status).toBe(400);
+    expect(((await malformed.json()) as { error: { code: string } }).error.code).toBe("malformed_json");
+    const big = await post({ title: "big", description: "x".repeat(70_000) });
+    expect(big.status).toBe(413);
+    const text = await api("/api/tasks", {
+      method: "POST",
+      headers: { "content-type": "text/plain" },
+      body: "hi",
+    });
+    expect(text.status).toBe(415);
+    expect((await api("/api/tasks/nosuchtask")).status).toBe(404);
+    expect((await api("/api/tasks/nosuchtask/retry", { method: "POST" })).status).toBe(404);
+    const badQuery = await api("/api/tasks?status=lost");
+    expect(badQuery.status).toBe(400);
+    expect(((await badQuery.json()) as { error: { field: string } }).error.field).toBe("status");
+    expect((await api("/api/nothing")).status).toBe(404);
+    expect((await api("/api/health", { method: "DELETE" })).status).toBe(405);
+  });
+
+  it("requires the API key when configured, and holds the rate limit", async () => {
+    const health = (init: RequestInit = {}) => api("/api/health", init, locked.url);
+    expect((await health()).status).toBe(401);
+    expect((await health({ headers: { authorization: "Bearer wrong-key" } })).status).toBe(401);
+    const ok = await health({ headers: { authorization: `Bearer ${key}` } });
+    expect(ok.status).toBe(200);
+    expect(((await ok.json()) as { servers: unknown[] }).servers).toHaveLength(2);
+    const codes: number[] = [];
+    for (let i = 0; i < 5; i++)
+      codes.push((await health({ headers: { authorization: `Bearer ${key}` } })).status);
+    expect(codes.slice(0, 2)).toEqual([200, 200]);
+    expect(codes.at(-1)).toBe(429);
+    // The page and the probes stay open without a key.
+    expect((await api("/healthz", {}, locked.url)).status).toBe(200);
+  });
+
+  it("exposes Prometheus metrics whose counters move when a task fans out", async () => {
+    const read = async () => {
+      const res = await api("/metrics");
+      expect(res.headers.get("content-type")).toMatch(/^text\/plain/);
+      return res.text();
+    };
+    const count = (text: string, server: string) =>
+      Number(
+        new RegExp(`^taskfan_operations_total\\{server="${server}",outcome="done"\\} (\\d+)$`, "m").exec(
+          text,
+        )?.[1] ?? 0,
+      );
+    const before = await read();
+    for (const line of before.split("\n").filter((l) => l && !l.startsWith("#"))) {
+      expect(line).toMatch(/^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? -?[0-9.e+-]+|NaN$/);
+    }
+    expect(before).toMatch(/^taskfan_breaker_state\{server="memory"\} 0$/m);
+    expect(before).toMatch(/^taskfan_server_health\{server="memory"\} 0$/m);
+    expect(before).toMatch(/^taskfan_process_resident_memory_bytes \d+/m);
+    const id = h.core.orchestrator.createTask({ title: "counted" });
+    await h.core.orchestrator.waitForSettled(id, 10_000);
+    const after = await read();
+    expect(count(after, "memory")).toBe(count(before, "memory") + 1);
+    expect(after).toMatch(/^taskfan_operation_duration_seconds_count\{server="memory"\} [1-9]/m);
+    expect(after).toMatch(/^taskfan_tasks\{status="done"\} [1-9]/m);
+  });
+
+  it("writes logs/monitoring_metrics.json atomically with each server's numbers", () => {
+    // The timer writes it every health_check_interval; this writes one now through the same code.
+    const file = h.core.writeSnapshot();
+    expect(file).toBe(path.join(h.core.config.logs_dir, "monitoring_metrics.json"));
+    const written = JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
+    expect(written).toMatchObject({
+      servers: { memory: { status: "ONLINE", breaker: "closed" } },
+      queue_size: expect.any(Number),
+    });
+  });
+
+  it("serves the status page with a row per server", async () => {
+    const res = await api("/");
+    expect(res.headers.get("content-type")).toMatch(/^text\/html/);
+    const html = await res.text();
+    expect(html.match(/<tr class="server">/g)).toHaveLength(2);
+    expect(html).toContain('<meta http-equiv="refresh"');
+    expect(html).toContain("<svg");
+  });
+});

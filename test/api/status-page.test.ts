@@ -1,0 +1,57 @@
+import { existsSync, statSync } from "node:fs";
+import path from "node:path";
+import { chromium, type Browser } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startHttpServer } from "../../src/api/http-server.js";
+import { startHarness, type Harness } from "../core-harness.js";
+import { silentLog } from "../helpers.js";
+
+// Debian's Chromium, installed by .ci/run; no browser download.
+const executablePath = "/usr/bin/chromium";
+let h: Harness;
+let http: Awaited<ReturnType<typeof startHttpServer>>;
+let browser: Browser;
+
+beforeAll(async () => {
+  h = await startHarness({ http: { port: 0 } });
+  http = await startHttpServer(h.core, h.core.metrics, silentLog);
+  const id = h.core.orchestrator.createTask({ title: "Seen on the status page" });
+  await h.core.orchestrator.waitForSettled(id, 20_000);
+  await h.core.checkHealth();
+  browser = await chromium.launch({
+    executablePath,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+});
+afterAll(async () => {
+  await browser?.close();
+  await http?.close();
+  await h?.stop();
+});
+
+describe("the status page in a browser", () => {
+  it("shows the ten servers, the task with its ticks and the latency chart, on a phone-sized screen", async () => {
+    expect(existsSync(executablePath)).toBe(true);
+    const page = await browser.newPage({ viewport: { width: 390, height: 844 } });
+    await page.goto(`${http.url}/`);
+    const rows = page.locator("#servers tbody tr");
+    expect(await rows.count()).toBe(10);
+    expect(await rows.first().innerText()).toContain("deltatask");
+    expect(await page.locator("#servers tbody").innerText()).not.toContain("ERROR");
+    const task = page.locator("#tasks tbody tr").first();
+    expect(await task.innerText()).toContain("Seen on the status page");
+    expect(await task.locator("td").filter({ hasText: "✓" }).count()).toBe(10);
+    expect(await page.locator("svg rect").count()).toBe(20);
+    const shot = path.join(h.dir, "status-page.png");
+    await page.screenshot({ path: shot, fullPage: true });
+    expect(statSync(shot).size).toBeGreaterThan(10_000);
+  });
+});
