@@ -164,6 +164,7 @@ export function completeConfig(file: ConfigFile, env: NodeJS.ProcessEnv, cwd: st
       concurrency: file.dispatcher?.concurrency ?? 16,
       lease_seconds: file.dispatcher?.lease_seconds ?? 30,
       poll_interval: file.dispatcher?.poll_interval ?? 1,
+      prefetch: file.dispatcher?.prefetch ?? 2,
     },
     recovery: {
       delay: file.recovery?.delay ?? 30,

@@ -55,6 +55,7 @@ export const configFileSchema = z.strictObject({
       concurrency: z.number().int().min(1).max(256).optional(),
       lease_seconds: z.number().positive().max(3600).optional(),
       poll_interval: z.number().positive().max(60).optional(),
+      prefetch: z.number().int().min(1).max(16).optional(),
     })
     .optional(),
   recovery: z
@@ -150,7 +151,8 @@ export interface Config {
   circuit_breaker_threshold: number;
   circuit_breaker_half_open_after: number;
   monitoring_enabled: boolean;
-  dispatcher: { concurrency: number; lease_seconds: number; poll_interval: number };
+  /** `prefetch`: operations claimed per unit of a server's concurrency (queued at the server). */
+  dispatcher: { concurrency: number; lease_seconds: number; poll_interval: number; prefetch: number };
   /** Re-driving failed operations: wait `delay` s after a failure; give up after `give_up_after` s. */
   recovery: { delay: number; give_up_after: number };
   sync_batch_size: number;

@@ -224,7 +224,9 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       }
       let busy = 0;
       for (const f of this.inflight.values()) if (f.server === server) busy += 1;
-      const cap = this.fleet.config(server).concurrency - busy;
+      // Claim a little ahead of the server's own concurrency, so the next call waits in the
+      // server's queue instead of behind a claim when one finishes.
+      const cap = this.fleet.config(server).concurrency * this.config.dispatcher.prefetch - busy;
       if (cap > 0) capacity.set(server, cap);
     }
     if (capacity.size === 0) return;
@@ -253,7 +255,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       taskId: op.taskId,
       operationId: op.id,
       server,
-      attempt: op.attempts + 1,
+      attempt: op.attempts,
     });
     const integration = this.fleet.integration(server);
     let recheck = op.recheck;
@@ -262,7 +264,9 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       const outcome = await this.fleet.execute<AttemptOutcome>(
         server,
         async ({ call, signal, attempt }) => {
-          if (!this.store.operations.startAttempt(op.id, this.owner)) throw new LeaseLostError();
+          // The claim counted the first attempt; a retry is counted (and the lease checked) here.
+          if (attempt > 1 && !this.store.operations.startAttempt(op.id, this.owner))
+            throw new LeaseLostError();
           if (op.kind === "compensate") {
             // Undo: look first when an earlier attempt may have done it already.
             if ((recheck || attempt > 1) && (await this.alreadyUndone(op, task, call, signal))) {

@@ -47,6 +47,7 @@ export function createOperationStore(db: Db, now: () => number) {
   const claimOne = db.prepare<[Record<string, unknown>]>(
     `UPDATE operations
      SET recheck = CASE WHEN status = 'running' THEN 1 ELSE recheck END,
+         attempts = attempts + 1,
          status = 'running', lease_owner = @owner, lease_expires_at = @expires, waiting = NULL,
          started_at = coalesce(started_at, @now), updated_at = @now
      WHERE id = @id AND ((status = 'pending' AND next_attempt_at <= @now)
@@ -147,9 +148,8 @@ export function createOperationStore(db: Db, now: () => number) {
   const queueSize = db.prepare<[], { n: number }>(
     "SELECT count(*) AS n FROM operations WHERE status IN ('pending', 'running')",
   );
-  const finishedSince = db.prepare<[number, number, number], { bucket: number; n: number }>(
-    `SELECT (finished_at - ?) / ? AS bucket, count(*) AS n FROM operations
-     WHERE finished_at >= ? GROUP BY bucket`,
+  const finishedBetween = db.prepare<[number, number], { n: number }>(
+    "SELECT count(*) AS n FROM operations WHERE finished_at >= ? AND finished_at < ?",
   );
   const countByServerStatus = db.prepare<[], { server: string; status: OperationStatus; n: number }>(
     "SELECT server, status, count(*) AS n FROM operations GROUP BY server, status",
@@ -191,7 +191,7 @@ export function createOperationStore(db: Db, now: () => number) {
       const t = now();
       return renew.run(t + leaseMs, t, owner).changes;
     },
-    /** Counts an attempt; false when this owner no longer holds the lease. */
+    /** Counts a retry (the claim counts the first attempt); false when the lease is lost. */
     startAttempt(id: number, owner: string): boolean {
       return startAttempt.run(now(), id, owner).changes === 1;
     },
@@ -310,11 +310,11 @@ export function createOperationStore(db: Db, now: () => number) {
     },
     /** Operations finished per bucket since `since`, oldest bucket first. */
     finishedPerBucket(since: number, bucketMs: number, buckets: number): number[] {
-      const counts = new Array<number>(buckets).fill(0);
-      for (const row of finishedSince.all(since, bucketMs, since)) {
-        if (row.bucket >= 0 && row.bucket < buckets) counts[row.bucket] = row.n;
-      }
-      return counts;
+      // One index range count per bucket: cheap however many operations are stored.
+      return Array.from({ length: buckets }, (_, b) => {
+        const from = since + b * bucketMs;
+        return finishedBetween.get(from, from + bucketMs)!.n;
+      });
     },
     queueSize(): number {
       return queueSize.get()!.n;

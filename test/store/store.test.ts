@@ -23,7 +23,7 @@ describe("store", () => {
     expect(store.db.pragma("synchronous", { simple: true })).toBe(2);
     expect(store.db.pragma("foreign_keys", { simple: true })).toBe(1);
     expect(store.db.pragma("busy_timeout", { simple: true })).toBe(5000);
-    expect(store.db.pragma("user_version", { simple: true })).toBe(3);
+    expect(store.db.pragma("user_version", { simple: true })).toBe(4);
   });
 
   it("migrates once: reopening keeps the data and the version", () => {

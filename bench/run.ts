@@ -1,0 +1,289 @@
+/**
+ * npm run bench [-- --json] [--tasks N] [--sequential N]
+ *
+ * Measures, on the embedded default's ten local servers and a fresh DATA_DIR: cold start,
+ * the time until a task is durable, the fan-out of one task against the same ten tool
+ * calls made directly with the SDK (the floor), throughput against the servers' own
+ * ceiling, memory, and how fast /health and /stats answer with 100 000 operations stored.
+ */
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport, getDefaultEnvironment } from "@modelcontextprotocol/sdk/client/stdio.js";
+import Database from "better-sqlite3";
+import { bulkhead } from "cockatiel";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { formatHealth } from "../handlers/health.js";
+import { formatStats } from "../handlers/stats.js";
+import { completeConfig } from "../src/config/load.js";
+import { defaultDataFolders } from "../src/config/default.js";
+import type { Config, ServerConfig, ServerName } from "../src/config/schema.js";
+import { createIntegration } from "../src/integrations/index.js";
+import type { CallTool, Integration } from "../src/integrations/integration.js";
+import { createLogger } from "../src/log.js";
+import { startCore, type Core } from "../src/main.js";
+import { percentile } from "../src/monitoring/health-rules.js";
+import { newTaskId, type Task } from "../src/orchestrator/task.js";
+
+const { values } = parseArgs({
+  options: {
+    json: { type: "boolean", default: false },
+    tasks: { type: "string", default: "2000" },
+    sequential: { type: "string", default: "50" },
+    seed: { type: "string", default: "100000" },
+  },
+});
+const throughputTasks = Number(values.tasks);
+const sequential = Number(values.sequential);
+const seedOps = Number(values.seed);
+const log = createLogger({ level: "silent", stderr: false });
+const say = (text: string) => {
+  if (!values.json) process.stdout.write(`${text}\n`);
+};
+const p = (xs: number[], q: number) => percentile(xs, q) ?? NaN;
+const rssMb = () => Math.round((process.memoryUsage().rss / 1024 / 1024) * 10) / 10;
+const round = (n: number, d = 1) => Math.round(n * 10 ** d) / 10 ** d;
+
+function freshConfig(root: string): Config {
+  const config = completeConfig(
+    { http: { enabled: false }, monitoring_enabled: false },
+    { DATA_DIR: path.join(root, "data") },
+    root,
+  );
+  for (const dir of defaultDataFolders(config.data_dir)) mkdirSync(dir, { recursive: true });
+  return config;
+}
+
+function fakeTask(title: string): Task {
+  const now = Date.now();
+  return {
+    id: newTaskId(),
+    title,
+    description: "",
+    priority: 3,
+    deadline: null,
+    tags: [],
+    status: "pending",
+    statusReason: null,
+    createdAt: now,
+    updatedAt: now,
+    settledAt: null,
+    rollbackReason: null,
+  };
+}
+
+/** The floor: each server behind a bare SDK client, no store, no policies. */
+async function rawFleet(config: Config) {
+  const servers = Object.values(config.servers).filter((s) => s.enabled);
+  const members = await Promise.all(
+    servers.map(async (s: ServerConfig) => {
+      const transport = new StdioClientTransport({
+        command: s.command,
+        args: s.args,
+        env: { ...getDefaultEnvironment(), ...s.env },
+        ...(s.cwd ? { cwd: s.cwd } : {}),
+        stderr: "pipe",
+      });
+      transport.stderr?.on("data", () => undefined);
+      const client = new Client({ name: "bench", version: "0" }, { capabilities: {} });
+      await client.connect(transport);
+      const integration: Integration = createIntegration(s);
+      const call: CallTool = async (name, args) => {
+        const result = (await client.callTool({ name, arguments: args })) as Awaited<ReturnType<CallTool>>;
+        if (result.isError) throw new Error(`${s.name}: ${name} failed`);
+        return result;
+      };
+      await integration.prepare?.(call, AbortSignal.timeout(30_000));
+      return {
+        name: s.name,
+        integration,
+        call,
+        queue: bulkhead(s.concurrency, Number.MAX_SAFE_INTEGER),
+        client,
+      };
+    }),
+  );
+  return {
+    members,
+    /** The ten create calls of one task, in parallel, each through its server's queue. */
+    async fanOut(task: Task) {
+      await Promise.all(
+        members.map((m) =>
+          m.queue.execute(() => m.integration.create(task, m.call, AbortSignal.timeout(60_000))),
+        ),
+      );
+    },
+    /** The same calls in taskfan's order: phase 0 in parallel, then phase 1 (notifications, backup). */
+    async fanOutPhased(task: Task) {
+      for (const phase of [0, 1]) {
+        await Promise.all(
+          members
+            .filter((m) => m.integration.phase === phase)
+            .map((m) =>
+              m.queue.execute(() => m.integration.create(task, m.call, AbortSignal.timeout(60_000))),
+            ),
+        );
+      }
+    },
+    close: () => Promise.all(members.map((m) => m.client.close())),
+  };
+}
+
+async function main() {
+  const root = mkdtempSync(path.join(tmpdir(), "taskfan-bench-"));
+  const rawRoot = mkdtempSync(path.join(tmpdir(), "taskfan-bench-raw-"));
+  const targets: Record<string, string> = {};
+  const result: Record<string, number> = {};
+  try {
+    say(`taskfan bench · ${new Date().toISOString()} · node ${process.version}`);
+    // Cold start: process start to all ten connected and probed ONLINE.
+    const config = freshConfig(root);
+    const core: Core = await startCore(config, log);
+    const health = await core.checkHealth();
+    result.cold_start_ms = round(performance.now());
+    const notOnline = health.filter((h) => h.status !== "ONLINE");
+    if (notOnline.length > 0)
+      throw new Error(`not ONLINE: ${notOnline.map((h) => `${h.server} ${h.reason}`).join(", ")}`);
+
+    // One task at a time: durable (ack), then settled (fan-out).
+    const acks: number[] = [];
+    const fans: number[] = [];
+    for (let i = 0; i < sequential; i++) {
+      const t0 = performance.now();
+      const id = core.orchestrator.createTask({ title: `sequential ${i}` });
+      acks.push(performance.now() - t0);
+      const view = await core.orchestrator.waitForSettled(id, 60_000);
+      fans.push(performance.now() - t0);
+      if (view?.task.status !== "done") throw new Error(`task ${id} ended ${view?.task.status}`);
+    }
+    Object.assign(result, {
+      ack_p50_ms: round(p(acks, 0.5), 2),
+      ack_p95_ms: round(p(acks, 0.95), 2),
+      fanout_p50_ms: round(p(fans, 0.5)),
+      fanout_p95_ms: round(p(fans, 0.95)),
+    });
+
+    // The floor: the same ten calls straight through SDK clients.
+    const raw = await rawFleet(freshConfig(rawRoot));
+    const rawFans: number[] = [];
+    for (let i = 0; i < sequential; i++) {
+      const t0 = performance.now();
+      await raw.fanOut(fakeTask(`raw ${i}`));
+      rawFans.push(performance.now() - t0);
+    }
+    result.raw_fanout_p50_ms = round(p(rawFans, 0.5));
+    result.raw_fanout_p95_ms = round(p(rawFans, 0.95));
+    result.overhead_ratio = round(result.fanout_p50_ms! / result.raw_fanout_p50_ms, 2);
+    const phased: number[] = [];
+    for (let i = 0; i < sequential; i++) {
+      const t0 = performance.now();
+      await raw.fanOutPhased(fakeTask(`raw phased ${i}`));
+      phased.push(performance.now() - t0);
+    }
+    result.raw_phased_fanout_p50_ms = round(p(phased, 0.5));
+    result.phased_overhead_ratio = round(result.fanout_p50_ms! / result.raw_phased_fanout_p50_ms, 2);
+
+    // Throughput: N tasks as fast as they can be submitted, until all settled.
+    global.gc?.();
+    result.rss_mb_start = rssMb();
+    let t0 = performance.now();
+    const ids = Array.from({ length: throughputTasks }, (_, i) =>
+      core.orchestrator.createTask({ title: `bulk ${i}` }),
+    );
+    await Promise.all(ids.map((id) => core.orchestrator.waitForSettled(id, 30 * 60_000)));
+    const ours = (performance.now() - t0) / 1000;
+    result.throughput_tasks_per_s = round(throughputTasks / ours);
+    result.rss_mb_end = rssMb();
+    const notDone = Object.entries(core.store.tasks.countByStatus()).filter(([s]) => s !== "done");
+    if (notDone.length > 0) throw new Error(`after the throughput run: ${JSON.stringify(notDone)}`);
+
+    t0 = performance.now();
+    await Promise.all(
+      Array.from({ length: throughputTasks }, (_, i) => raw.fanOut(fakeTask(`raw bulk ${i}`))),
+    );
+    result.raw_throughput_tasks_per_s = round(throughputTasks / ((performance.now() - t0) / 1000));
+    result.throughput_ratio = round(result.throughput_tasks_per_s / result.raw_throughput_tasks_per_s, 2);
+    await raw.close();
+
+    // /health and /stats with many operations stored (seeded straight into the database).
+    seed(core, seedOps);
+    const healthTimes: number[] = [];
+    const statsTimes: number[] = [];
+    const t = (key: string, vars?: Record<string, string | number>) =>
+      `${key}${vars ? JSON.stringify(vars) : ""}`;
+    for (let i = 0; i < 100; i++) {
+      let s = performance.now();
+      formatHealth(core.getHealth(), t);
+      healthTimes.push(performance.now() - s);
+      s = performance.now();
+      formatStats(core.getStats(), activityOf(core), t);
+      statsTimes.push(performance.now() - s);
+    }
+    result.operations_stored = core.getStats().total_operations;
+    result.health_reply_p95_ms = round(p(healthTimes, 0.95), 2);
+    result.stats_reply_p95_ms = round(p(statsTimes, 0.95), 2);
+    await core.close(5000);
+
+    Object.assign(targets, {
+      ack_p95_ms: "<= 5",
+      fanout_p95_ms: "<= 150",
+      overhead_ratio: "<= 1.10",
+      throughput_ratio: ">= 0.90",
+      rss_growth_mb: "< 50",
+      cold_start_ms: "<= 2000",
+      health_reply_p95_ms: "<= 50",
+      stats_reply_p95_ms: "<= 50",
+    });
+    result.rss_growth_mb = round(result.rss_mb_end - result.rss_mb_start);
+    if (values.json) {
+      process.stdout.write(`${JSON.stringify(result)}\n`);
+    } else {
+      say("");
+      for (const [k, v] of Object.entries(result))
+        say(`${k.padEnd(28)} ${String(v).padStart(10)}   ${targets[k] ? `target ${targets[k]}` : ""}`);
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+    rmSync(rawRoot, { recursive: true, force: true });
+  }
+}
+
+function activityOf(core: Core): number[] {
+  const hour = 3_600_000;
+  return core.store.operations.finishedPerBucket(Date.now() - hour, hour / 12, 12);
+}
+
+/** Finished operations, spread over the last hour, written directly for the read benchmarks. */
+function seed(core: Core, count: number): void {
+  const db: Database.Database = core.store.db;
+  const servers = core.fleet.names as ServerName[];
+  const insertTask = db.prepare(
+    "INSERT INTO tasks (id, title, priority, status, created_at, updated_at, settled_at) VALUES (?, ?, 3, 'done', ?, ?, ?)",
+  );
+  const insertOp = db.prepare(
+    `INSERT INTO operations (task_id, server, kind, status, priority, attempts, idempotency_key, remote_id, duration_ms, total_ms,
+       next_attempt_at, created_at, started_at, finished_at, updated_at)
+     VALUES (?, ?, 'create', 'done', 3, 1, ?, 'r', ?, ?, ?, ?, ?, ?, ?)`,
+  );
+  const now = Date.now();
+  db.transaction(() => {
+    for (let i = 0; i < count / servers.length; i++) {
+      const id = `seed${i.toString(36).padStart(6, "0")}`;
+      const at = now - Math.floor(Math.random() * 3_600_000);
+      insertTask.run(id, `seeded ${i}`, at, at, at);
+      for (const server of servers) {
+        const ms = 5 + Math.floor(Math.random() * 50);
+        insertOp.run(id, server, `${id}:${server}:create`, ms, ms, at, at, at, at + ms, at + ms);
+      }
+    }
+  })();
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    process.stderr.write(`bench failed: ${(error as Error).stack ?? String(error)}\n`);
+    process.exit(1);
+  },
+);
