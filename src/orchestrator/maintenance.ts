@@ -67,6 +67,7 @@ export class Maintenance {
     if (this.stopped) return 0;
     const { store, fleet, health, orchestrator, config } = this.deps;
     const touched = new Set<string>();
+    if (store.operations.releaseReadyPhases() > 0) orchestrator.wake();
     for (const server of fleet.names) {
       if (!fleet.availability(server).ok || health.status(server) === "ERROR") continue;
       for (const id of store.operations.recover(server)) touched.add(id);

@@ -1,6 +1,6 @@
 import { BrokenCircuitError } from "cockatiel";
 import { randomBytes } from "node:crypto";
-import { EventEmitter } from "node:events";
+import { EventEmitter, setMaxListeners } from "node:events";
 import type { Config, ServerName } from "../config/schema.js";
 import { ServerDownError, TaskfanError, describeError } from "../errors.js";
 import type { Fleet } from "../fleet/fleet.js";
@@ -68,6 +68,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   private readonly leaseMs: number;
   private readonly inflight = new Map<number, { server: ServerName; done: Promise<void> }>();
   private readonly abort = new AbortController();
+  private readonly waiters = new Map<string, Array<(view: TaskView | undefined) => void>>();
   private running = false;
   private stopping = false;
   private pumpQueued = false;
@@ -82,6 +83,14 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     this.now = options.now ?? Date.now;
     this.owner = options.owner ?? `${process.pid}-${randomBytes(4).toString("hex")}`;
     this.leaseMs = options.config.dispatcher.lease_seconds * 1000;
+    // Every operation in flight listens to this signal (shutdown aborts them all).
+    setMaxListeners(0, this.abort.signal);
+    this.on("task.settled", (view) => {
+      const waiting = this.waiters.get(view.task.id);
+      if (!waiting) return;
+      this.waiters.delete(view.task.id);
+      for (const w of waiting) w(view);
+    });
     this.fleet.on("breaker", ({ state }) => {
       if (state !== "open") this.schedulePump();
     });
@@ -141,17 +150,20 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         resolve(view);
         return;
       }
-      const onSettled = (v: TaskView) => {
-        if (v.task.id !== id) return;
+      // One listener serves every waiter (thousands of them during a bulk run).
+      const waiters = this.waiters.get(id) ?? [];
+      const waiter = (v: TaskView | undefined) => {
         clearTimeout(timer);
-        this.off("task.settled", onSettled);
         resolve(v);
       };
       const timer = setTimeout(() => {
-        this.off("task.settled", onSettled);
+        const left = (this.waiters.get(id) ?? []).filter((w) => w !== waiter);
+        if (left.length > 0) this.waiters.set(id, left);
+        else this.waiters.delete(id);
         resolve(this.getTask(id));
       }, timeoutMs);
-      this.on("task.settled", onSettled);
+      waiters.push(waiter);
+      this.waiters.set(id, waiters);
     });
   }
 
@@ -169,6 +181,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     poll.unref();
     heartbeat.unref();
     this.timers.push(poll, heartbeat);
+    this.store.operations.releaseReadyPhases();
     this.schedulePump();
   }
 
@@ -439,6 +452,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   refreshTask(taskId: string): void {
     const task = this.store.tasks.get(taskId);
     if (!task) return;
+    if (this.store.operations.releasePhase(taskId)) this.schedulePump();
     const operations = this.store.operations.forTask(taskId);
     const derived = deriveTaskStatus(operations, task.rollbackReason);
     const wasSettled = task.settledAt !== null;

@@ -28,21 +28,32 @@ export interface Failure {
   recoverAt?: number | undefined;
 }
 
+/** The due time of an operation that waits for its task's earlier phase. */
+export const blockedUntil = 8_640_000_000_000_000;
+
 export function createOperationStore(db: Db, now: () => number) {
-  // Due for one server: pending and due, or running with an expired lease (its owner died).
-  // A phase-1 operation waits while an earlier phase of its task is still unsettled.
+  // Due for one server, oldest due first, straight off the (server, status, next_attempt_at)
+  // index: the cost is the batch size, not the backlog. Phase-1 operations sit at
+  // `blockedUntil` until their task's phase 0 settles (see releasePhase).
   const dueForServer = db.prepare<[Record<string, unknown>], OperationRow>(
-    `SELECT * FROM (
-       SELECT * FROM operations WHERE server = @server AND status = 'pending' AND next_attempt_at <= @now
-       UNION ALL
-       SELECT * FROM operations WHERE server = @server AND status = 'running' AND lease_expires_at < @now
-     ) AS o
-     WHERE o.phase = 0 OR NOT EXISTS (
-       SELECT 1 FROM operations p
-       WHERE p.task_id = o.task_id AND p.kind = o.kind AND p.phase < o.phase
-         AND (p.status = 'running' OR (p.status = 'pending' AND p.waiting IS NULL)))
-     ORDER BY o.priority, o.created_at, o.id
-     LIMIT @limit`,
+    `SELECT * FROM operations WHERE server = @server AND status = 'pending' AND next_attempt_at <= @now
+     ORDER BY next_attempt_at, id LIMIT @limit`,
+  );
+  // Running with an expired lease: its owner died.
+  const orphanedForServer = db.prepare<[Record<string, unknown>], OperationRow>(
+    `SELECT * FROM operations WHERE status = 'running' AND lease_expires_at < @now AND server = @server
+     ORDER BY lease_expires_at LIMIT @limit`,
+  );
+  const phaseZeroOpen = `NOT EXISTS (
+       SELECT 1 FROM operations p INDEXED BY operations_by_task WHERE p.task_id = operations.task_id AND p.kind = operations.kind AND p.phase = 0
+         AND (p.status = 'running' OR (p.status = 'pending' AND p.waiting IS NULL)))`;
+  const releaseTask = db.prepare<[Record<string, unknown>]>(
+    `UPDATE operations INDEXED BY operations_by_task SET next_attempt_at = @now, updated_at = @now
+     WHERE task_id = @taskId AND phase = 1 AND status = 'pending' AND next_attempt_at = @blocked AND ${phaseZeroOpen}`,
+  );
+  const releaseAll = db.prepare<[Record<string, unknown>]>(
+    `UPDATE operations SET next_attempt_at = @now, updated_at = @now
+     WHERE phase = 1 AND status = 'pending' AND next_attempt_at = @blocked AND ${phaseZeroOpen}`,
   );
   const claimOne = db.prepare<[Record<string, unknown>]>(
     `UPDATE operations
@@ -163,8 +174,11 @@ export function createOperationStore(db: Db, now: () => number) {
     const candidates: OperationRow[] = [];
     for (const [server, free] of req.capacity) {
       if (free <= 0) continue;
-      candidates.push(...dueForServer.all({ server, now: t, limit: Math.min(free, req.limit) }));
+      const limit = Math.min(free, req.limit);
+      const orphans = orphanedForServer.all({ server, now: t, limit });
+      candidates.push(...orphans, ...dueForServer.all({ server, now: t, limit: limit - orphans.length }));
     }
+    // Across servers: priority 1 first, then the oldest.
     candidates.sort((a, b) => a.priority - b.priority || a.created_at - b.created_at || a.id - b.id);
     const claimed: Operation[] = [];
     for (const row of candidates) {
@@ -190,6 +204,14 @@ export function createOperationStore(db: Db, now: () => number) {
     renewLeases(owner: string, leaseMs: number): number {
       const t = now();
       return renew.run(t + leaseMs, t, owner).changes;
+    },
+    /** Lets a task's phase-1 operations run once its phase 0 has settled; true if it did. */
+    releasePhase(taskId: string): boolean {
+      return releaseTask.run({ taskId, now: now(), blocked: blockedUntil }).changes > 0;
+    },
+    /** The same for every task (at start, and periodically: a crash may fall in between). */
+    releaseReadyPhases(): number {
+      return releaseAll.run({ now: now(), blocked: blockedUntil }).changes;
     },
     /** Counts a retry (the claim counts the first attempt); false when the lease is lost. */
     startAttempt(id: number, owner: string): boolean {

@@ -1,5 +1,6 @@
 import type { Task, TaskStatus, ValidTask } from "../orchestrator/task.js";
 import type { Db } from "./open-database.js";
+import { blockedUntil } from "./operations.js";
 import { toTask, type TaskRow } from "./rows.js";
 
 export interface NewOperationRow {
@@ -16,7 +17,7 @@ export function createTaskStore(db: Db, now: () => number) {
   );
   const insertOp = db.prepare<[Record<string, unknown>]>(
     `INSERT INTO operations (task_id, server, kind, status, phase, priority, idempotency_key, next_attempt_at, created_at, updated_at)
-     VALUES (@taskId, @server, 'create', 'pending', @phase, @priority, @key, @now, @now, @now)`,
+     VALUES (@taskId, @server, 'create', 'pending', @phase, @priority, @key, @due, @now, @now)`,
   );
   const byId = db.prepare<[string], TaskRow>("SELECT * FROM tasks WHERE id = ?");
   const byKey = db.prepare<[string], TaskRow>("SELECT * FROM tasks WHERE idempotency_key = ?");
@@ -55,6 +56,8 @@ export function createTaskStore(db: Db, now: () => number) {
           phase: op.phase,
           priority: op.priority,
           key: op.idempotencyKey,
+          // A later phase waits until the earlier one settles.
+          due: op.phase === 0 ? t : blockedUntil,
           now: t,
         });
       }
