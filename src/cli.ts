@@ -179,11 +179,15 @@ export async function runCli(
             process.exit(1);
           }
           log.info({ signal }, "shutting down");
-          void frontEnd
-            .stop()
-            .then(() => http?.close())
-            .then(() => core.close())
-            .then(resolve, resolve);
+          // Each step runs even if the one before failed: the servers must always be stopped.
+          const step = (what: string, fn: () => Promise<unknown> | undefined) =>
+            Promise.resolve()
+              .then(fn)
+              .catch((error: unknown) => log.error({ err: error }, `shutdown: ${what} failed`));
+          void step("bot", () => frontEnd.stop())
+            .then(() => step("http server", () => http?.close()))
+            .then(() => step("core", () => core.close()))
+            .then(() => resolve());
         };
         process.on("SIGINT", onSignal);
         process.on("SIGTERM", onSignal);

@@ -58,6 +58,7 @@ export async function startCore(config: Config, log: Logger): Promise<Core> {
     breakerThreshold: config.circuit_breaker_threshold,
     halfOpenAfterMs: config.circuit_breaker_half_open_after * 1000,
     sampleWindow: config.health.window,
+    runDir: path.join(config.data_dir, "run"),
     restart: {
       maxDelayMs: config.restart.max_delay * 1000,
       crashLoopRestarts: config.restart.crash_loop_restarts,

@@ -11,6 +11,7 @@ import {
 import { textOf, type CallTool, type Integration } from "../integrations/integration.js";
 import type { Logger } from "../log.js";
 import { createServerPolicy, isServerFault, type ServerPolicy } from "./policy.js";
+import { reapLeftovers, writePidFile } from "./pid-files.js";
 import { ServerConnection } from "./server-connection.js";
 
 export type BreakerState = "closed" | "open" | "half-open" | "isolated";
@@ -54,6 +55,8 @@ export interface FleetOptions {
   sampleWindow?: number;
   /** First retry delay; 1 s in production, shorter only where a test says so. */
   retryInitialDelayMs?: number;
+  /** Where each server's pid is kept, so a run after a crash can reap what the dead one left. */
+  runDir?: string;
   now?: () => number;
 }
 
@@ -161,6 +164,11 @@ export class Fleet extends EventEmitter<FleetEvents> {
 
   /** Starts every server in parallel; one that fails to start is reported, not fatal. */
   async start(): Promise<Array<{ server: ServerName; ok: boolean; error?: string; ms: number }>> {
+    if (this.options.runDir) {
+      const reaped = await reapLeftovers(this.options.runDir, [...this.members.keys()]);
+      if (reaped.length > 0)
+        this.options.log.warn({ pids: reaped }, "stopped server processes left by an earlier run");
+    }
     return Promise.all(
       [...this.members.values()].map(async (m) => {
         const started = this.now();
@@ -188,6 +196,9 @@ export class Fleet extends EventEmitter<FleetEvents> {
   private async connect(m: Member): Promise<void> {
     try {
       await m.connection.start();
+      if (this.options.runDir && m.connection.pid !== undefined) {
+        writePidFile(this.options.runDir, m.config.name, m.connection.pid);
+      }
       if (m.integration.prepare) {
         const signal = AbortSignal.timeout(m.config.timeout * 1000 * 2);
         try {
@@ -455,6 +466,8 @@ export class Fleet extends EventEmitter<FleetEvents> {
   async close(): Promise<void> {
     this.closed = true;
     for (const m of this.members.values()) clearTimeout(m.restartTimer);
+    // A restart under way finishes first, so the process it starts is closed too.
+    await Promise.all([...this.members.values()].map((m) => m.restarting?.catch(() => undefined)));
     await Promise.all([...this.members.values()].map((m) => m.connection.close()));
   }
 

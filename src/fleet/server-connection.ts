@@ -19,6 +19,8 @@ export class ServerConnection {
   private stderrBudget = { windowStart: 0, lines: 0, dropped: 0 };
   connected = false;
   lastError: string | undefined;
+  /** Every process this connection started, so none outlives it. */
+  private readonly spawned = new Set<number>();
   /** Called when the process goes away without our asking. */
   onExit: ((reason: string) => void) | undefined;
   startedAt: number | undefined;
@@ -85,6 +87,7 @@ export class ServerConnection {
     this.client = client;
     this.transport = transport;
     this.pid = transport.pid ?? undefined;
+    if (this.pid !== undefined) this.spawned.add(this.pid);
     this.connected = true;
     this.lastError = undefined;
     this.startedAt = Date.now();
@@ -128,11 +131,24 @@ export class ServerConnection {
 
   /** Closes stdin, then SIGTERM, then SIGKILL (the SDK's transport does the escalation). */
   async close(): Promise<void> {
+    await this.starting?.catch(() => undefined);
     const transport = this.transport;
+    const pid = this.pid;
     this.transport = undefined;
     this.client = undefined;
     this.connected = false;
     if (transport) await transport.close().catch(() => undefined);
+    // The transport's last resort is SIGKILL without waiting; and a process from an earlier
+    // start may linger: make sure every one of them is gone.
+    if (pid !== undefined) await waitForExit(pid, 3000);
+    for (const old of this.spawned) {
+      if (alive(old)) {
+        this.log.warn({ pid: old }, "server process outlived its connection; killing it");
+        process.kill(old, "SIGKILL");
+        await waitForExit(old, 2000);
+      }
+      this.spawned.delete(old);
+    }
   }
 
   private logStderr(chunk: Buffer): void {
@@ -154,4 +170,19 @@ export class ServerConnection {
       this.log.debug({ stderr: line.slice(0, stderrLineLimit) }, "server stderr");
     }
   }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Resolves once `pid` no longer exists (or after `timeoutMs`). */
+async function waitForExit(pid: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
 }

@@ -319,6 +319,21 @@ describe("commands", () => {
 });
 
 describe("alert delivery", () => {
+  it("gets an alert through a 500 and a dropped connection, and delivers it once", async () => {
+    const delivery = new AlertDelivery(bot.bot.api, deps, { chatId: "-100", t: bot.translator() });
+    const alert = deps.alerts.raise("error", "memory", { reason: "probe failed: no answer" });
+    tg.failNext("sendMessage", { ok: false, error_code: 500, description: "Internal Server Error" });
+    tg.failNext("sendMessage", { reset: true });
+    expect(await delivery.deliver()).toBeGreaterThanOrEqual(1);
+    const attempts = tg.calls.filter(
+      (c) => c.method === "sendMessage" && String(c.payload.text).startsWith("🔴 ERROR: memory"),
+    );
+    expect(attempts).toHaveLength(3); // refused, dropped, accepted
+    expect(deps.alerts.get(alert.id)).toMatchObject({ deliveredCount: 1 });
+    expect(await delivery.deliver()).toBe(0);
+    deps.alerts.resolve("memory");
+  }, 30_000);
+
   it("sends each alert once (through a 429), folds a repeat into an edit, and drops muted ones", async () => {
     const delivery = new AlertDelivery(bot.bot.api, deps, { chatId: "-100", t: bot.translator() });
     const alert = deps.alerts.raise("breaker_open", "time-tracker", { error: "no answer within 10000 ms" });

@@ -36,6 +36,8 @@ export function fakeTelegram() {
     const failure = failures.findIndex((f) => f.method === method);
     if (failure >= 0) {
       const body = failures.splice(failure, 1)[0]!.body;
+      // A dropped connection: the request never gets an answer.
+      if (body.reset) throw new TypeError("fetch failed: socket hang up (ECONNRESET)");
       return new Response(JSON.stringify(body), { status: Number(body.error_code ?? 400) });
     }
     let result: unknown = true;

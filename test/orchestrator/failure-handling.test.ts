@@ -122,6 +122,18 @@ describe("transient failures", () => {
   });
 });
 
+describe("noisy servers", () => {
+  it("drains a server that floods stderr; its tasks and the others' finish", async () => {
+    const h = await harness({
+      servers: onlyServers(["deltatask", "memory"], { deltatask: faulty("flood-stderr") }),
+    });
+    const ids = Array.from({ length: 10 }, (_, i) => h.core.orchestrator.createTask({ title: `noisy ${i}` }));
+    for (const id of ids)
+      expect((await h.core.orchestrator.waitForSettled(id, 20_000))?.task.status).toBe("done");
+    expect(lines(h, "calls.txt")).toHaveLength(10);
+  });
+});
+
 describe("rollback", () => {
   it("undoes a task everywhere when a required server rejects it", async () => {
     const h = await harness({

@@ -1,0 +1,48 @@
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+
+/** Remembers which process serves a role, in `<runDir>/<server>.pid` with its start time. */
+export function writePidFile(runDir: string, server: string, pid: number): void {
+  mkdirSync(runDir, { recursive: true });
+  writeFileSync(path.join(runDir, `${server}.pid`), `${pid} ${startTimeOf(pid) ?? ""}\n`);
+}
+
+/** The process's start time from /proc (so a recycled pid is never mistaken for ours). */
+function startTimeOf(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+  } catch {
+    return undefined;
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Servers whose taskfan was killed outright (SIGKILL, power cut) can linger: stop the
+ * ones recorded in the pid files that are still the same processes.
+ */
+export async function reapLeftovers(runDir: string, servers: readonly string[]): Promise<number[]> {
+  const reaped: number[] = [];
+  for (const server of servers) {
+    const file = path.join(runDir, `${server}.pid`);
+    if (!existsSync(file)) continue;
+    const [pidText, started] = readFileSync(file, "utf8").trim().split(" ");
+    const pid = Number(pidText);
+    if (!Number.isInteger(pid) || pid <= 1 || pid === process.pid || !alive(pid)) continue;
+    if (!started || startTimeOf(pid) !== started) continue;
+    process.kill(pid, "SIGKILL");
+    reaped.push(pid);
+  }
+  const deadline = Date.now() + 3000;
+  while (reaped.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  return reaped;
+}
