@@ -69,6 +69,11 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   private readonly inflight = new Map<number, { server: ServerName; done: Promise<void> }>();
   private readonly abort = new AbortController();
   private readonly waiters = new Map<string, Array<(view: TaskView | undefined) => void>>();
+  private readonly commits: Array<{
+    write: () => boolean;
+    resolve: (written: boolean) => void;
+    reject: (error: unknown) => void;
+  }> = [];
   private running = false;
   private stopping = false;
   private pumpQueued = false;
@@ -309,7 +314,8 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       const ms = performance.now() - started;
       const skipped = "skipped" in outcome;
       const remoteId = skipped ? null : outcome.remoteId;
-      const written = this.store.transaction(() => {
+      // Outcomes that arrive together share one commit (one fsync at synchronous=FULL).
+      const written = await this.commit(() => {
         const ok = this.store.operations.finish(op.id, this.owner, {
           status: skipped ? "skipped" : "done",
           remoteId,
@@ -441,6 +447,28 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     if (integration.isUndone) return integration.isUndone(task, op.remoteId ?? "", call, signal);
     const found = await integration.verify(task, op.remoteId, call, signal);
     return !found.found;
+  }
+
+  /**
+   * Group commit: writes queued in the same turn of the event loop go to SQLite in one
+   * transaction. Each caller gets its own write's result once the whole batch committed.
+   */
+  private commit(write: () => boolean): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      this.commits.push({ write, resolve, reject });
+      if (this.commits.length === 1) setImmediate(() => this.flushCommits());
+    });
+  }
+
+  private flushCommits(): void {
+    const batch = this.commits.splice(0);
+    if (batch.length === 0) return;
+    try {
+      const results = this.store.transaction(() => batch.map((c) => c.write()));
+      batch.forEach((c, i) => c.resolve(results[i]!));
+    } catch (error) {
+      for (const c of batch) c.reject(error);
+    }
   }
 
   /** Pulls due work now (recovery and sync call this after they requeue operations). */
