@@ -17,7 +17,8 @@ function startTimeOf(pid: number): string | undefined {
   }
 }
 
-function alive(pid: number): boolean {
+/** Whether a process with this id exists. */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -42,7 +43,12 @@ export async function reapLeftovers(runDir: string, servers: readonly string[]):
     process.kill(pid, "SIGKILL");
     reaped.push(pid);
   }
-  const deadline = Date.now() + 3000;
-  while (reaped.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  await Promise.all(reaped.map((pid) => waitForExit(pid, 3000)));
   return reaped;
+}
+
+/** Resolves once `pid` no longer exists (or after `timeoutMs`). */
+export async function waitForExit(pid: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
 }

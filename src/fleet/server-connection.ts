@@ -6,6 +6,7 @@ import type { ServerConfig } from "../config/schema.js";
 import { MissingToolsError, ServerUnavailableError, describeError } from "../errors.js";
 import type { ToolResult } from "../integrations/integration.js";
 import type { Logger } from "../log.js";
+import { alive, waitForExit } from "./pid-files.js";
 
 const stderrLinesPerMinute = 30;
 const stderrLineLimit = 500;
@@ -170,19 +171,4 @@ export class ServerConnection {
       this.log.debug({ stderr: line.slice(0, stderrLineLimit) }, "server stderr");
     }
   }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Resolves once `pid` no longer exists (or after `timeoutMs`). */
-async function waitForExit(pid: number, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
 }

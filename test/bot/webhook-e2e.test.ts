@@ -1,23 +1,11 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { createServer } from "node:net";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { repoRoot, tempDir } from "../helpers.js";
+import { freePort, repoRoot, tempDir } from "../helpers.js";
 import { FakeBotApi } from "./fake-bot-api.js";
 
 const bin = path.join(repoRoot, "bin", "taskfan.js");
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 let api: FakeBotApi;
 let child: ChildProcess;

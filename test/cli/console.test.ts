@@ -2,6 +2,7 @@ import { spawn } from "node:child_process";
 import { once } from "node:events";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { serverNames } from "../../src/config/schema.js";
 import { repoRoot, tempDir } from "../helpers.js";
 
 const bin = path.join(repoRoot, "bin", "taskfan.js");
@@ -51,18 +52,7 @@ describe("the console chat (no bot token)", () => {
     type("1");
     await seen("Done: every server has it.");
     const progress = out.slice(out.lastIndexOf("bot (updated"));
-    for (const server of [
-      "deltatask",
-      "shrimp-task-manager",
-      "hpkv-memory",
-      "memory",
-      "calendar",
-      "notifications",
-      "time-tracker",
-      "git",
-      "filesystem",
-      "backup",
-    ]) {
+    for (const server of serverNames) {
       expect(progress).toMatch(new RegExp(`✅ ${server}\\s+\\d+ ms`));
     }
     type("/health");

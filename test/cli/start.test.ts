@@ -2,7 +2,7 @@ import { execFileSync, spawn } from "node:child_process";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { repoRoot, tempDir } from "../helpers.js";
+import { childPids, repoRoot, tempDir } from "../helpers.js";
 
 const bin = path.join(repoRoot, "bin", "taskfan.js");
 let dir: string;
@@ -11,17 +11,6 @@ beforeAll(() => ({ dir, remove } = tempDir()));
 afterAll(() => remove());
 
 const env = () => ({ ...process.env, DATA_DIR: path.join(dir, "data"), HTTP_PORT: "0", LOG_LEVEL: "info" });
-
-function childPids(pid: number): number[] {
-  try {
-    return execFileSync("pgrep", ["-P", String(pid)], { encoding: "utf8" })
-      .split("\n")
-      .filter(Boolean)
-      .map(Number);
-  } catch {
-    return [];
-  }
-}
 
 describe("taskfan start", () => {
   it("re-drives what an earlier run left unfinished, then shuts down cleanly on SIGTERM", async () => {

@@ -1,21 +1,9 @@
 import { readFileSync, readdirSync } from "node:fs";
-import { createServer } from "node:net";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { taskMarker } from "../../src/orchestrator/task.js";
 import { startHarness, type Harness } from "../core-harness.js";
-import { onlyServers } from "../helpers.js";
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
+import { freePort, onlyServers } from "../helpers.js";
 
 // caldav-mcp from npm against Debian's Radicale, started by taskfan itself (.ci/run installs it).
 let h: Harness;

@@ -6,7 +6,7 @@ import path from "node:path";
 import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { taskMarker } from "../../src/orchestrator/task.js";
-import { repoRoot, tempDir } from "../helpers.js";
+import { alive, childPids, repoRoot, tempDir } from "../helpers.js";
 
 const bin = path.join(repoRoot, "bin", "taskfan.js");
 const createMany = path.join(repoRoot, "test", "fixtures", "create-many.mjs");
@@ -23,26 +23,6 @@ beforeAll(() => {
   writeFileSync(path.join(dir, "taskfan.config.json"), JSON.stringify({ dispatcher: { lease_seconds: 2 } }));
 });
 afterAll(() => remove());
-
-function childPids(pid: number): number[] {
-  try {
-    return execFileSync("pgrep", ["-P", String(pid)], { encoding: "utf8" })
-      .split("\n")
-      .filter(Boolean)
-      .map(Number);
-  } catch {
-    return [];
-  }
-}
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 function taskStatuses(): Record<string, string> {
   const db = new Database(path.join(dir, "data", "taskfan.db"), { readonly: true, fileMustExist: true });
