@@ -284,20 +284,6 @@ export class Fleet extends EventEmitter<FleetEvents> {
     this.emit("restarted", { server: m.config.name, restarts: m.totalRestarts });
   }
 
-  /** An operator's restart: clears a crash loop and starts the server now. */
-  async restartServer(server: ServerName): Promise<void> {
-    const m = this.member(server);
-    clearTimeout(m.restartTimer);
-    m.restarts = [];
-    m.crashLoopUntil = 0;
-    m.backoffStep = 0;
-    m.nextStartAt = 0;
-    await m.connection.close();
-    await this.connect(m);
-    m.totalRestarts += 1;
-    this.emit("restarted", { server, restarts: m.totalRestarts });
-  }
-
   /** Whether the dispatcher should call this server now, and if not, why and until when. */
   availability(server: ServerName): Availability {
     const m = this.member(server);

@@ -62,14 +62,19 @@ export class Maintenance {
     await this.syncing?.catch(() => undefined);
   }
 
+  /** Callable now (breaker, restart backoff) and not rated ERROR by the health monitor. */
+  private healthy(server: ServerName): boolean {
+    return this.deps.fleet.availability(server).ok && this.deps.health.status(server) !== "ERROR";
+  }
+
   /** Re-drives what failed on healthy servers; gives up on what is too old. */
   recover(): number {
     if (this.stopped) return 0;
-    const { store, fleet, health, orchestrator, config } = this.deps;
+    const { store, fleet, orchestrator, config } = this.deps;
     const touched = new Set<string>();
     if (store.operations.releaseReadyPhases() > 0) orchestrator.wake();
     for (const server of fleet.names) {
-      if (!fleet.availability(server).ok || health.status(server) === "ERROR") continue;
+      if (!this.healthy(server)) continue;
       for (const id of store.operations.recover(server)) touched.add(id);
     }
     const hours = Math.round((config.recovery.give_up_after / 3600) * 10) / 10;
@@ -78,17 +83,7 @@ export class Maintenance {
       `gave up after ${hours} h: `,
     );
     for (const taskId of gaveUp) {
-      const required = store.operations
-        .forTask(taskId)
-        .find(
-          (o) =>
-            o.kind === "create" &&
-            o.status === "failed" &&
-            !o.retryable &&
-            fleet.config(o.server as ServerName).required,
-        );
-      if (required)
-        orchestrator.rollback(taskId, `${required.server} failed for good: ${required.lastError}`);
+      orchestrator.rollbackIfRequiredFailed(taskId);
       touched.add(taskId);
     }
     for (const taskId of touched) orchestrator.refreshTask(taskId);
@@ -105,12 +100,12 @@ export class Maintenance {
   }
 
   private async runSync(): Promise<SyncReport> {
-    const { store, fleet, health, orchestrator, config, log } = this.deps;
+    const { store, fleet, orchestrator, config, log } = this.deps;
     this.recover();
     const report: SyncReport = { checked: 0, repaired: 0, errors: 0 };
     for (const server of fleet.names) {
       if (this.stopped) break;
-      if (!fleet.availability(server).ok || health.status(server) === "ERROR") continue;
+      if (!this.healthy(server)) continue;
       const integration = fleet.integration(server);
       for (const op of store.operations.recentDone(server, config.sync_batch_size)) {
         if (this.stopped) break;

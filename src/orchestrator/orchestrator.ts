@@ -190,10 +190,6 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     this.schedulePump();
   }
 
-  get inflightCount(): number {
-    return this.inflight.size;
-  }
-
   /**
    * Stops taking work, lets in-flight operations finish until `deadlineMs`, then aborts
    * them; whatever is still running goes back to pending for the next start.
@@ -410,30 +406,48 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         error: message,
         retryable,
       });
-      if (!retryable && op.kind === "create" && this.fleet.config(server).required) {
-        this.rollback(op.taskId, `${server} failed for good: ${message}`);
-        return;
-      }
+      if (!retryable && this.rollbackIfRequiredFailed(op.taskId)) return;
     }
     this.refreshTask(op.taskId);
   }
 
   /**
+   * Rolls the task back when one of its required servers has failed for good (a tool's
+   * "no", or given up after `recovery.give_up_after`). Returns whether it rolled it back
+   * now (false when there was nothing to do or it already had been).
+   */
+  rollbackIfRequiredFailed(taskId: string): boolean {
+    const failed = this.store.operations
+      .forTask(taskId)
+      .find(
+        (o) =>
+          o.kind === "create" &&
+          o.status === "failed" &&
+          !o.retryable &&
+          this.fleet.config(o.server as ServerName).required,
+      );
+    if (!failed) return false;
+    return this.rollback(taskId, `${failed.server} failed for good: ${failed.lastError}`);
+  }
+
+  /**
    * Undoes a task everywhere: unfinished creates are skipped and each create that
    * succeeded gets a compensation operation, run by the same dispatcher and policies.
+   * Returns false when the task had already been rolled back.
    */
-  rollback(taskId: string, reason: string): void {
+  rollback(taskId: string, reason: string): boolean {
     const fresh = this.store.transaction(() => {
       if (!this.store.tasks.markRolledBack(taskId, reason)) return false;
       const n = this.store.operations.rollback(taskId);
       this.store.events.append("task.rolled_back", { taskId }, { reason, compensations: n });
       return true;
     });
-    if (!fresh) return;
+    if (!fresh) return false;
     this.log.warn({ taskId, reason }, "task rolled back");
     this.emit("task.rolled_back", { taskId, reason });
     this.refreshTask(taskId);
     this.schedulePump();
+    return true;
   }
 
   /** Whether an earlier attempt already undid this record. */

@@ -165,9 +165,6 @@ export function createOperationStore(db: Db, now: () => number) {
   const countByServerStatus = db.prepare<[], { server: string; status: OperationStatus; n: number }>(
     "SELECT server, status, count(*) AS n FROM operations GROUP BY server, status",
   );
-  const pendingTasks = db.prepare<[], { task_id: string }>(
-    "SELECT DISTINCT task_id FROM operations WHERE status IN ('pending', 'running')",
-  );
 
   const claim = db.transaction((req: ClaimRequest): Operation[] => {
     const t = now();
@@ -343,9 +340,6 @@ export function createOperationStore(db: Db, now: () => number) {
     },
     countByServerStatus() {
       return countByServerStatus.all();
-    },
-    unsettledTaskIds(): string[] {
-      return pendingTasks.all().map((r) => r.task_id);
     },
   };
 }
