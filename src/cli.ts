@@ -161,7 +161,7 @@ export async function runCli(
         return view.task.status === "done" ? 0 : 1;
       } finally {
         await core.close();
-        await flush(log);
+        await closeLogger(log);
       }
     }
     case "start": {
@@ -193,7 +193,7 @@ export async function runCli(
         process.on("SIGTERM", onSignal);
       });
       log.info("stopped");
-      await flush(log);
+      await closeLogger(log);
       return 0;
     }
     default:
@@ -202,10 +202,6 @@ export async function runCli(
 }
 
 class UsageError extends Error {}
-
-function flush(log: Logger): Promise<void> {
-  return closeLogger(log);
-}
 
 /** The entry point of the `taskfan` command. */
 export async function main(): Promise<void> {
