@@ -107,10 +107,9 @@ export class ServerConnection {
       throw new ServerUnavailableError(this.config.name, this.lastError ?? "not connected");
     }
     try {
-      const result = await client.callTool({ name, arguments: args }, undefined, {
-        signal,
-        timeout: timeoutMs,
-      });
+      const result = await whileRunning(signal, (scoped) =>
+        client.callTool({ name, arguments: args }, undefined, { signal: scoped, timeout: timeoutMs }),
+      );
       return result as ToolResult;
     } catch (error) {
       if (error instanceof McpError && error.code === ErrorCode.ConnectionClosed) {
@@ -127,7 +126,7 @@ export class ServerConnection {
     if (!client || !this.connected) {
       throw new ServerUnavailableError(this.config.name, this.lastError ?? "not connected");
     }
-    await client.ping({ signal, timeout: timeoutMs });
+    await whileRunning(signal, (scoped) => client.ping({ signal: scoped, timeout: timeoutMs }));
   }
 
   /** Closes stdin, then SIGTERM, then SIGKILL (the SDK's transport does the escalation). */
@@ -170,5 +169,26 @@ export class ServerConnection {
       budget.lines += 1;
       this.log.debug({ stderr: line.slice(0, stderrLineLimit) }, "server stderr");
     }
+  }
+}
+
+/**
+ * Runs one SDK request with a signal that follows `signal` only until the request settles.
+ * The SDK never stops listening to a request's signal, and aborting it after the reply
+ * (as a timeout policy does when the call returns) would send the server a
+ * `notifications/cancelled` for a request it already answered.
+ */
+async function whileRunning<T>(
+  signal: AbortSignal,
+  request: (scoped: AbortSignal) => Promise<T>,
+): Promise<T> {
+  signal.throwIfAborted();
+  const scoped = new AbortController();
+  const follow = () => scoped.abort(signal.reason);
+  signal.addEventListener("abort", follow, { once: true });
+  try {
+    return await request(scoped.signal);
+  } finally {
+    signal.removeEventListener("abort", follow);
   }
 }

@@ -18,7 +18,7 @@ async function withFault(fault: string, extra: NonNullable<ConfigFile["servers"]
       deltatask: {
         command: process.execPath,
         args: [faultServerPath],
-        env: { FAULT: fault, CALLS_FILE: "${DATA_DIR}/calls.txt" },
+        env: { FAULT: fault, CALLS_FILE: "${DATA_DIR}/calls.txt", CANCELS_FILE: "${DATA_DIR}/cancels.txt" },
         // Not required here: these tests watch one failure, not the rollback it would cause.
         required: false,
         ...extra,
@@ -29,13 +29,14 @@ async function withFault(fault: string, extra: NonNullable<ConfigFile["servers"]
   return h;
 }
 
-function calls(h: Harness): string[] {
+function lines(h: Harness, file: string): string[] {
   try {
-    return readFileSync(path.join(h.config.data_dir, "calls.txt"), "utf8").split("\n").filter(Boolean);
+    return readFileSync(path.join(h.config.data_dir, file), "utf8").split("\n").filter(Boolean);
   } catch {
     return [];
   }
 }
+const calls = (h: Harness) => lines(h, "calls.txt");
 
 describe("a misbehaving server", () => {
   it("reports a failure inside a normal reply as that server's message, without retrying", async () => {
@@ -72,6 +73,19 @@ describe("a misbehaving server", () => {
     expect(view?.task.status).toBe("done");
     expect(view!.operations[0]).toMatchObject({ status: "done", attempts: 2 });
     expect(calls(h)).toEqual(["slow"]);
+    // The server hears of the call we gave up on, and of no call it answered.
+    expect(lines(h, "cancels.txt")).toHaveLength(1);
+  });
+
+  it("sends no cancellation for calls that were answered", async () => {
+    const h = await withFault("none");
+    for (const title of ["one", "two", "three"]) {
+      const id = h.core.orchestrator.createTask({ title });
+      expect((await h.core.orchestrator.waitForSettled(id, 20_000))?.task.status).toBe("done");
+    }
+    await h.core.checkHealth();
+    expect(calls(h)).toHaveLength(3);
+    expect(lines(h, "cancels.txt")).toEqual([]);
   });
 
   it("parks the operations of a server that cannot start; the task is partial and says why", async () => {
