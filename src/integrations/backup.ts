@@ -11,15 +11,15 @@ const listed = z.object({
 });
 
 /**
- * Backup: a snapshot of the task's record file, taken after the task's other operations
- * (phase 1); the task record itself travels as the backup's agent context.
+ * Backup: a snapshot of the task's record file, taken once the filesystem server has
+ * written it; the task record itself travels as the backup's agent context.
  */
 export function createBackupIntegration(settings: unknown): Integration {
   const { source_dir: folder } = parseSettings(settingsSchema, settings, role);
   return {
     role,
     requiredTools: ["backup_folder_create", "backup_folder_list", "backup_delete"],
-    phase: 1,
+    after: ["filesystem"],
     async create(task, call, signal) {
       const context = JSON.stringify({ marker: taskMarker(task.id), task: { ...task, status: undefined } });
       const reply = await callForJson(

@@ -34,7 +34,6 @@ export function createCalendarIntegration(settings: unknown): Integration {
   return {
     role,
     requiredTools: ["create-todo", "list-todos", "delete-todo"],
-    phase: 0,
     async create(task, call, signal) {
       const result = await call(
         "create-todo",

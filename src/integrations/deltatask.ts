@@ -30,7 +30,6 @@ export function createDeltataskIntegration(): Integration {
       "list_tasks",
       "get_statistics",
     ],
-    phase: 0,
     async create(task, call, signal) {
       const value = await callJson(
         call,

@@ -13,7 +13,6 @@ export function createFilesystemIntegration(settings: unknown): Integration {
   return {
     role,
     requiredTools: ["write_file", "get_file_info", "create_directory", "move_file"],
-    phase: 0,
     async prepare(call, signal) {
       await call("create_directory", { path: path.join(root, "tasks") }, signal);
       await call("create_directory", { path: path.join(root, "trash") }, signal);

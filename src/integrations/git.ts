@@ -36,7 +36,6 @@ export function createGitIntegration(settings: unknown): Integration {
   return {
     role,
     requiredTools: ["git_init", "git_commit", "git_log"],
-    phase: 0,
     async prepare(call, signal) {
       const log = await call("git_log", { path: repo, maxCount: 1 }, signal).catch(() => undefined);
       if (log) return;

@@ -23,7 +23,6 @@ export function createHpkvMemoryIntegration(): Integration {
   return {
     role,
     requiredTools: ["context_save", "context_get", "context_batch_delete"],
-    phase: 0,
     async create(task, call, signal) {
       const key = memoryKey(task);
       const value = JSON.stringify({

@@ -22,8 +22,12 @@ export type LookupResult = { found: true; remoteId: string } | { found: false };
 export interface Integration {
   readonly role: ServerName;
   readonly requiredTools: readonly string[];
-  /** 1: runs after the task's phase-0 operations settle (irreversible or summarising). */
-  readonly phase: 0 | 1;
+  /**
+   * Whose create of the same task must settle before this one runs: "required" (the
+   * servers whose failure rolls the task back, for effects a person sees at once) or a
+   * server whose output this one reads. Servers not in the fleet are ignored.
+   */
+  readonly after?: readonly ("required" | ServerName)[];
   /** One-time setup after (re)connecting, such as initialising a repository. */
   prepare?(call: CallTool, signal: AbortSignal): Promise<void>;
   create(task: Task, call: CallTool, signal: AbortSignal): Promise<CreateOutcome>;
@@ -108,4 +112,22 @@ export function describeTask(task: Task): string {
   if (task.tags.length > 0) lines.push(`Tags: ${task.tags.map((t) => `#${t}`).join(" ")}`);
   lines.push(`Task id: ${task.id}`);
   return lines.join("\n");
+}
+
+/** For each server, the servers its creates wait for (see `Integration.after`). */
+export function dependencies(
+  servers: readonly { name: ServerName; required: boolean }[],
+  integrations: ReadonlyMap<ServerName, Integration>,
+): Map<ServerName, ServerName[]> {
+  const names = new Set(servers.map((s) => s.name));
+  const required = servers.filter((s) => s.required).map((s) => s.name);
+  const result = new Map<ServerName, ServerName[]>();
+  for (const { name } of servers) {
+    const after = (integrations.get(name)?.after ?? []).flatMap((a) => (a === "required" ? required : [a]));
+    result.set(
+      name,
+      [...new Set(after)].filter((a) => a !== name && names.has(a)),
+    );
+  }
+  return result;
 }

@@ -22,7 +22,6 @@ export function createMemoryIntegration(): Integration {
   return {
     role,
     requiredTools: ["create_entities", "open_nodes", "delete_entities"],
-    phase: 0,
     async create(task, call, signal) {
       const name = entityName(task);
       await call(

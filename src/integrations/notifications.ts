@@ -18,8 +18,8 @@ function messageOf(task: Task): string {
 }
 
 /**
- * ntfy: a notification that the task exists. A person may read it at once, so it runs
- * after the task's reversible operations (phase 1); its sequence id is our marker.
+ * ntfy: a notification that the task exists. A person may read it at once, so it waits
+ * for the servers whose failure would roll the task back; its sequence id is our marker.
  */
 export function createNotificationsIntegration(settings: unknown): Integration {
   const { topic } = parseSettings(settingsSchema, settings, role);
@@ -27,7 +27,7 @@ export function createNotificationsIntegration(settings: unknown): Integration {
   return {
     role,
     requiredTools: ["ntfy_publish_message", "ntfy_fetch_messages", "ntfy_manage_message"],
-    phase: 1,
+    after: ["required"],
     async create(task, call, signal) {
       const reply = await callForJson(
         call,

@@ -21,7 +21,6 @@ export function createShrimpIntegration(): Integration {
   return {
     role,
     requiredTools: ["split_tasks", "query_task", "delete_task"],
-    phase: 0,
     async create(task, call, signal) {
       const name = shrimpName(task);
       const description = (task.description || `Task created from taskfan: ${task.title}`)

@@ -11,7 +11,6 @@ export function createTimeTrackerIntegration(): Integration {
   return {
     role,
     requiredTools: ["toggl_create_task", "toggl_list_tasks", "toggl_delete_task"],
-    phase: 0,
     async create(task, call, signal) {
       const reply = await callForJson(
         call,

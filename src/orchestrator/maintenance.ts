@@ -72,7 +72,7 @@ export class Maintenance {
     if (this.stopped) return 0;
     const { store, fleet, orchestrator, config } = this.deps;
     const touched = new Set<string>();
-    if (store.operations.releaseReadyPhases() > 0) orchestrator.wake();
+    if (store.operations.releaseAllWaiting() > 0) orchestrator.wake();
     for (const server of fleet.names) {
       if (!this.healthy(server)) continue;
       for (const id of store.operations.recover(server)) touched.add(id);

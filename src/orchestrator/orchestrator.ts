@@ -5,7 +5,7 @@ import type { Config, ServerName } from "../config/schema.js";
 import { ServerDownError, TaskfanError, describeError } from "../errors.js";
 import type { Fleet } from "../fleet/fleet.js";
 import { isTransient, mayHaveReachedServer } from "../fleet/policy.js";
-import type { CallTool, CreateOutcome } from "../integrations/integration.js";
+import { dependencies, type CallTool, type CreateOutcome } from "../integrations/integration.js";
 import type { Logger } from "../log.js";
 import type { Store } from "../store/store.js";
 import { deriveTaskStatus } from "./status.js";
@@ -54,6 +54,14 @@ class LeaseLostError extends TaskfanError {
 
 type AttemptOutcome = CreateOutcome & { verified?: boolean };
 
+/** What a task's recomputed status asks for once its transaction committed. */
+interface TaskEffects {
+  /** Operations that waited on others became due. */
+  released: boolean;
+  /** The task settled in this transaction. */
+  settled: boolean;
+}
+
 /**
  * The core: makes a task durable, then dispatches its operations to the fleet with
  * leases, priorities and concurrency limits, and keeps the task's status.
@@ -66,15 +74,19 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   private readonly log: Logger;
   private readonly now: () => number;
   private readonly leaseMs: number;
+  private readonly dependencies: Map<ServerName, ServerName[]>;
   private readonly inflight = new Map<number, { server: ServerName; done: Promise<void> }>();
   private readonly abort = new AbortController();
   private readonly waiters = new Map<string, Array<(view: TaskView | undefined) => void>>();
   private readonly commits: Array<{
-    write: () => boolean;
-    resolve: (written: boolean) => void;
+    taskId: string;
+    write: () => unknown;
+    resolve: (result: { value: unknown; effects?: TaskEffects }) => void;
     reject: (error: unknown) => void;
   }> = [];
   private running = false;
+  /** Look for operations with an expired lease on the next pass (set by the poll). */
+  private orphansDue = true;
   private stopping = false;
   private pumpQueued = false;
   private timers: NodeJS.Timeout[] = [];
@@ -88,6 +100,10 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     this.now = options.now ?? Date.now;
     this.owner = options.owner ?? `${process.pid}-${randomBytes(4).toString("hex")}`;
     this.leaseMs = options.config.dispatcher.lease_seconds * 1000;
+    this.dependencies = dependencies(
+      this.fleet.names.map((name) => ({ name, required: this.fleet.config(name).required })),
+      new Map(this.fleet.names.map((name) => [name, this.fleet.integration(name)])),
+    );
     // Every operation in flight listens to this signal (shutdown aborts them all).
     setMaxListeners(0, this.abort.signal);
     this.on("task.settled", (view) => {
@@ -113,7 +129,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     const ops = this.fleet.names.map((server) => ({
       server,
       priority: this.fleet.config(server).priority,
-      phase: this.fleet.integration(server).phase,
+      waitsFor: this.dependencies.get(server) ?? [],
       idempotencyKey: `${id}:${server}:create`,
     }));
     try {
@@ -176,7 +192,10 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   start(): void {
     if (this.running) return;
     this.running = true;
-    const poll = setInterval(() => this.schedulePump(), this.config.dispatcher.poll_interval * 1000);
+    const poll = setInterval(() => {
+      this.orphansDue = true;
+      this.schedulePump();
+    }, this.config.dispatcher.poll_interval * 1000);
     const heartbeat = setInterval(
       () => {
         if (this.inflight.size > 0) this.store.operations.renewLeases(this.owner, this.leaseMs);
@@ -186,7 +205,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     poll.unref();
     heartbeat.unref();
     this.timers.push(poll, heartbeat);
-    this.store.operations.releaseReadyPhases();
+    this.store.operations.releaseAllWaiting();
     this.schedulePump();
   }
 
@@ -244,11 +263,20 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       if (cap > 0) capacity.set(server, cap);
     }
     if (capacity.size === 0) return;
-    const claimed = this.store.operations.claim({
-      owner: this.owner,
-      leaseMs: this.leaseMs,
-      capacity,
-      limit: free,
+    const orphans = this.orphansDue;
+    this.orphansDue = false;
+    // The claim is the record that a call may reach its server: on disk before any is sent.
+    // A task's first claim makes it running, in the same commit.
+    const claimed = this.store.transaction(() => {
+      const ops = this.store.operations.claim({
+        owner: this.owner,
+        leaseMs: this.leaseMs,
+        capacity,
+        limit: free,
+        orphans,
+      });
+      for (const taskId of new Set(ops.map((o) => o.taskId))) this.recompute(taskId);
+      return ops;
     });
     for (const op of claimed) {
       const done = this.run(op).finally(() => {
@@ -264,7 +292,6 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     const log = this.log.child({ taskId: op.taskId, server, operationId: op.id });
     const task = this.store.tasks.get(op.taskId);
     if (!task) return;
-    this.refreshTask(op.taskId);
     this.emit("operation.started", {
       taskId: op.taskId,
       operationId: op.id,
@@ -310,8 +337,8 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       const ms = performance.now() - started;
       const skipped = "skipped" in outcome;
       const remoteId = skipped ? null : outcome.remoteId;
-      // Outcomes that arrive together share one commit (one fsync at synchronous=FULL).
-      const written = await this.commit(() => {
+      // Outcomes that arrive together share one commit with the task statuses they change.
+      const { value, effects } = await this.commit(op.taskId, () => {
         const ok = this.store.operations.finish(op.id, this.owner, {
           status: skipped ? "skipped" : "done",
           remoteId,
@@ -331,18 +358,23 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
             },
           );
         }
-        return ok;
+        // A create that finished after its task was rolled back is undone as well.
+        const undo =
+          ok && op.kind === "create" && this.store.tasks.get(op.taskId)?.rollbackReason
+            ? this.store.operations.rollback(op.taskId)
+            : 0;
+        return { ok, undo };
       });
-      if (!written) return;
-      log.info(
-        { ms: Math.round(ms), remoteId, verified: outcome.verified ?? false },
-        skipped ? "operation skipped" : "operation done",
-      );
-      this.emit("operation.done", { taskId: op.taskId, operationId: op.id, server, ms, remoteId });
-      // A create that finished after its task was rolled back is undone as well.
-      if (op.kind === "create" && this.store.tasks.get(op.taskId)?.rollbackReason) {
-        if (this.store.operations.rollback(op.taskId) > 0) this.schedulePump();
+      if (value.ok) {
+        log.info(
+          { ms: Math.round(ms), remoteId, verified: outcome.verified ?? false },
+          skipped ? "operation skipped" : "operation done",
+        );
+        this.emit("operation.done", { taskId: op.taskId, operationId: op.id, server, ms, remoteId });
       }
+      if (value.undo > 0) this.schedulePump();
+      if (effects) this.afterRecompute(op.taskId, effects);
+      return;
     } catch (error) {
       const ms = performance.now() - started;
       if (error instanceof LeaseLostError) {
@@ -464,12 +496,23 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   }
 
   /**
-   * Group commit: writes queued in the same turn of the event loop go to SQLite in one
-   * transaction. Each caller gets its own write's result once the whole batch committed.
+   * Group commit: outcomes queued in the same turn of the event loop go to SQLite in one
+   * transaction, with the status of each task they touch. Each caller gets its own write's
+   * result; the last caller of each task also gets that task's effects, so its listeners
+   * hear of every operation before they hear the task settled.
+   *
+   * The commit is relaxed (no fsync): if a power cut takes it, the operations are still
+   * claimed (running, lease expiring) and the next claim looks on the server before
+   * creating again, so nothing is lost or made twice.
    */
-  private commit(write: () => boolean): Promise<boolean> {
+  private commit<T>(taskId: string, write: () => T): Promise<{ value: T; effects?: TaskEffects }> {
     return new Promise((resolve, reject) => {
-      this.commits.push({ write, resolve, reject });
+      this.commits.push({
+        taskId,
+        write,
+        resolve: resolve as (result: { value: unknown; effects?: TaskEffects }) => void,
+        reject,
+      });
       if (this.commits.length === 1) setImmediate(() => this.flushCommits());
     });
   }
@@ -478,8 +521,19 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     const batch = this.commits.splice(0);
     if (batch.length === 0) return;
     try {
-      const results = this.store.transaction(() => batch.map((c) => c.write()));
-      batch.forEach((c, i) => c.resolve(results[i]!));
+      const { values, effects } = this.store.transaction(() => {
+        const values = batch.map((c) => c.write());
+        const effects = new Map<string, TaskEffects>();
+        for (const c of batch) if (!effects.has(c.taskId)) effects.set(c.taskId, this.recompute(c.taskId));
+        return { values, effects };
+      }, "relaxed");
+      const last = new Map(batch.map((c, i) => [c.taskId, i]));
+      batch.forEach((c, i) =>
+        c.resolve({
+          value: values[i],
+          ...(last.get(c.taskId) === i ? { effects: effects.get(c.taskId)! } : {}),
+        }),
+      );
     } catch (error) {
       for (const c of batch) c.reject(error);
     }
@@ -492,34 +546,46 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
 
   /** Recomputes a task's status from its operations; emits task.settled on a change. */
   refreshTask(taskId: string): void {
+    this.afterRecompute(
+      taskId,
+      this.store.transaction(() => this.recompute(taskId)),
+    );
+  }
+
+  /**
+   * Inside the caller's transaction: releases the task's operations whose wait is over and
+   * stores its status as derived from its operations.
+   */
+  private recompute(taskId: string): TaskEffects {
     const task = this.store.tasks.get(taskId);
-    if (!task) return;
-    if (this.store.operations.releasePhase(taskId)) this.schedulePump();
-    const operations = this.store.operations.forTask(taskId);
-    const derived = deriveTaskStatus(operations, task.rollbackReason);
-    const wasSettled = task.settledAt !== null;
+    if (!task) return { released: false, settled: false };
+    const released = this.store.operations.releaseWaiting(taskId);
+    const derived = deriveTaskStatus(this.store.operations.forTask(taskId), task.rollbackReason);
     if (
       derived.status === task.status &&
       derived.reason === task.statusReason &&
-      derived.settled === wasSettled
+      derived.settled === (task.settledAt !== null)
     ) {
-      return;
+      return { released, settled: false };
     }
-    this.store.transaction(() => {
-      this.store.tasks.setStatus(taskId, derived.status, derived.reason, derived.settled);
-      if (derived.settled) {
-        this.store.events.append(
-          "task.settled",
-          { taskId },
-          { status: derived.status, reason: derived.reason },
-        );
-      }
-    });
+    this.store.tasks.setStatus(taskId, derived.status, derived.reason, derived.settled);
     if (derived.settled) {
-      this.log.info({ taskId, status: derived.status, reason: derived.reason }, "task settled");
-      const view = this.getTask(taskId);
-      if (view) this.emit("task.settled", view);
+      this.store.events.append(
+        "task.settled",
+        { taskId },
+        { status: derived.status, reason: derived.reason },
+      );
     }
+    return { released, settled: derived.settled };
+  }
+
+  private afterRecompute(taskId: string, effects: TaskEffects): void {
+    if (effects.released) this.schedulePump();
+    if (!effects.settled) return;
+    const view = this.getTask(taskId);
+    if (!view) return;
+    this.log.info({ taskId, status: view.task.status, reason: view.task.statusReason }, "task settled");
+    this.emit("task.settled", view);
   }
 }
 

@@ -30,7 +30,8 @@ export interface Operation {
   server: string;
   kind: OperationKind;
   status: OperationStatus;
-  phase: number;
+  /** Servers whose create of the same task must settle before this one runs. */
+  waitsFor: string[];
   priority: number;
   attempts: number;
   idempotencyKey: string;

@@ -9,6 +9,11 @@ export interface ClaimRequest {
   capacity: ReadonlyMap<string, number>;
   /** Free global slots. */
   limit: number;
+  /**
+   * Also take running operations whose lease expired (their owner died); default true.
+   * A lease only expires with time, so a dispatcher looks for them on its poll, not on every pass.
+   */
+  orphans?: boolean;
 }
 
 export interface Outcome {
@@ -33,8 +38,8 @@ export const blockedUntil = 8_640_000_000_000_000;
 
 export function createOperationStore(db: Db, now: () => number) {
   // Due for one server, oldest due first, straight off the (server, status, next_attempt_at)
-  // index: the cost is the batch size, not the backlog. Phase-1 operations sit at
-  // `blockedUntil` until their task's phase 0 settles (see releasePhase).
+  // index: the cost is the batch size, not the backlog. An operation that waits for others
+  // of its task sits at `blockedUntil` until they settle (see releaseWaiting).
   const dueForServer = db.prepare<[Record<string, unknown>], OperationRow>(
     `SELECT * FROM operations WHERE server = @server AND status = 'pending' AND next_attempt_at <= @now
      ORDER BY next_attempt_at, id LIMIT @limit`,
@@ -44,25 +49,29 @@ export function createOperationStore(db: Db, now: () => number) {
     `SELECT * FROM operations WHERE status = 'running' AND lease_expires_at < @now AND server = @server
      ORDER BY lease_expires_at LIMIT @limit`,
   );
-  const phaseZeroOpen = `NOT EXISTS (
-       SELECT 1 FROM operations p INDEXED BY operations_by_task WHERE p.task_id = operations.task_id AND p.kind = operations.kind AND p.phase = 0
+  // What it waits for has settled, or is parked (its server is down): a parked dependency
+  // does not hold the others back.
+  const nothingOpen = `NOT EXISTS (
+       SELECT 1 FROM operations p INDEXED BY operations_by_task WHERE p.task_id = operations.task_id AND p.kind = operations.kind
+         AND instr(',' || operations.waits_for || ',', ',' || p.server || ',') > 0
          AND (p.status = 'running' OR (p.status = 'pending' AND p.waiting IS NULL)))`;
   const releaseTask = db.prepare<[Record<string, unknown>]>(
     `UPDATE operations INDEXED BY operations_by_task SET next_attempt_at = @now, updated_at = @now
-     WHERE task_id = @taskId AND phase = 1 AND status = 'pending' AND next_attempt_at = @blocked AND ${phaseZeroOpen}`,
+     WHERE task_id = @taskId AND status = 'pending' AND next_attempt_at = @blocked AND ${nothingOpen}`,
   );
   const releaseAll = db.prepare<[Record<string, unknown>]>(
     `UPDATE operations SET next_attempt_at = @now, updated_at = @now
-     WHERE phase = 1 AND status = 'pending' AND next_attempt_at = @blocked AND ${phaseZeroOpen}`,
+     WHERE status = 'pending' AND next_attempt_at = @blocked AND ${nothingOpen}`,
   );
-  const claimOne = db.prepare<[Record<string, unknown>]>(
+  const claimOne = db.prepare<[Record<string, unknown>], OperationRow>(
     `UPDATE operations
      SET recheck = CASE WHEN status = 'running' THEN 1 ELSE recheck END,
          attempts = attempts + 1,
          status = 'running', lease_owner = @owner, lease_expires_at = @expires, waiting = NULL,
          started_at = coalesce(started_at, @now), updated_at = @now
      WHERE id = @id AND ((status = 'pending' AND next_attempt_at <= @now)
-                      OR (status = 'running' AND lease_expires_at < @now))`,
+                      OR (status = 'running' AND lease_expires_at < @now))
+     RETURNING *`,
   );
   const byId = db.prepare<[number], OperationRow>("SELECT * FROM operations WHERE id = ?");
   const forTask = db.prepare<[string], OperationRow>(
@@ -136,9 +145,9 @@ export function createOperationStore(db: Db, now: () => number) {
     "UPDATE operations SET retryable = 0, updated_at = ? WHERE task_id = ? AND kind = 'create' AND status = 'failed'",
   );
   const addCompensations = db.prepare<[Record<string, unknown>]>(
-    `INSERT OR IGNORE INTO operations (task_id, server, kind, status, phase, priority, idempotency_key,
+    `INSERT OR IGNORE INTO operations (task_id, server, kind, status, priority, idempotency_key,
        remote_id, next_attempt_at, created_at, updated_at)
-     SELECT task_id, server, 'compensate', 'pending', 0, priority, task_id || ':' || server || ':compensate',
+     SELECT task_id, server, 'compensate', 'pending', priority, task_id || ':' || server || ':compensate',
        remote_id, @now, @now, @now
      FROM operations WHERE task_id = @taskId AND kind = 'create' AND status = 'done' AND remote_id IS NOT NULL`,
   );
@@ -172,7 +181,7 @@ export function createOperationStore(db: Db, now: () => number) {
     for (const [server, free] of req.capacity) {
       if (free <= 0) continue;
       const limit = Math.min(free, req.limit);
-      const orphans = orphanedForServer.all({ server, now: t, limit });
+      const orphans = req.orphans === false ? [] : orphanedForServer.all({ server, now: t, limit });
       candidates.push(...orphans, ...dueForServer.all({ server, now: t, limit: limit - orphans.length }));
     }
     // Across servers: priority 1 first, then the oldest.
@@ -180,8 +189,8 @@ export function createOperationStore(db: Db, now: () => number) {
     const claimed: Operation[] = [];
     for (const row of candidates) {
       if (claimed.length >= req.limit) break;
-      const changed = claimOne.run({ id: row.id, owner: req.owner, expires: t + req.leaseMs, now: t });
-      if (changed.changes === 1) claimed.push(toOperation(byId.get(row.id)!));
+      const taken = claimOne.get({ id: row.id, owner: req.owner, expires: t + req.leaseMs, now: t });
+      if (taken) claimed.push(toOperation(taken));
     }
     return claimed;
   });
@@ -202,12 +211,12 @@ export function createOperationStore(db: Db, now: () => number) {
       const t = now();
       return renew.run(t + leaseMs, t, owner).changes;
     },
-    /** Lets a task's phase-1 operations run once its phase 0 has settled; true if it did. */
-    releasePhase(taskId: string): boolean {
+    /** Lets a task's blocked operations run once what they wait for has settled; true if any. */
+    releaseWaiting(taskId: string): boolean {
       return releaseTask.run({ taskId, now: now(), blocked: blockedUntil }).changes > 0;
     },
     /** The same for every task (at start, and periodically: a crash may fall in between). */
-    releaseReadyPhases(): number {
+    releaseAllWaiting(): number {
       return releaseAll.run({ now: now(), blocked: blockedUntil }).changes;
     },
     /** Counts a retry (the claim counts the first attempt); false when the lease is lost. */

@@ -22,7 +22,7 @@ export interface OperationRow {
   server: string;
   kind: Operation["kind"];
   status: Operation["status"];
-  phase: number;
+  waits_for: string | null;
   priority: number;
   attempts: number;
   idempotency_key: string;
@@ -65,7 +65,7 @@ export function toOperation(row: OperationRow): Operation {
     server: row.server,
     kind: row.kind,
     status: row.status,
-    phase: row.phase,
+    waitsFor: row.waits_for ? row.waits_for.split(",") : [],
     priority: row.priority,
     attempts: row.attempts,
     idempotencyKey: row.idempotency_key,

@@ -12,8 +12,13 @@ export interface Store {
   events: ReturnType<typeof createEventStore>;
   alerts: ReturnType<typeof createAlertStore>;
   bot: ReturnType<typeof createBotStateStore>;
-  /** Runs `fn` in one IMMEDIATE transaction. */
-  transaction<T>(fn: () => T): T;
+  /**
+   * Runs `fn` in one IMMEDIATE transaction. "full" (the default) is on disk when this
+   * returns. "relaxed" skips the fsync (synchronous=NORMAL): it survives a crash of this
+   * process, and a power cut may lose it until the next full commit syncs the log. Only
+   * for writes that are found again after such a loss (an outcome the next claim re-verifies).
+   */
+  transaction<T>(fn: () => T, durability?: "full" | "relaxed"): T;
   close(): void;
 }
 
@@ -27,8 +32,14 @@ export function createStore(file: string, now: () => number = Date.now): Store {
     events: createEventStore(db, now),
     alerts: createAlertStore(db, now),
     bot: createBotStateStore(db, now),
-    transaction<T>(fn: () => T): T {
-      return db.transaction(fn).immediate();
+    transaction<T>(fn: () => T, durability: "full" | "relaxed" = "full"): T {
+      if (durability === "full" || db.inTransaction) return db.transaction(fn).immediate();
+      db.pragma("synchronous = NORMAL");
+      try {
+        return db.transaction(fn).immediate();
+      } finally {
+        db.pragma("synchronous = FULL");
+      }
     },
     close() {
       if (db.open) db.close();

@@ -6,7 +6,8 @@ import { toTask, type TaskRow } from "./rows.js";
 export interface NewOperationRow {
   server: string;
   priority: number;
-  phase: number;
+  /** Servers whose create of this task must settle first. */
+  waitsFor: readonly string[];
   idempotencyKey: string;
 }
 
@@ -16,8 +17,8 @@ export function createTaskStore(db: Db, now: () => number) {
      VALUES (@id, @title, @description, @priority, @deadline, @tags, 'pending', @key, @now, @now)`,
   );
   const insertOp = db.prepare<[Record<string, unknown>]>(
-    `INSERT INTO operations (task_id, server, kind, status, phase, priority, idempotency_key, next_attempt_at, created_at, updated_at)
-     VALUES (@taskId, @server, 'create', 'pending', @phase, @priority, @key, @due, @now, @now)`,
+    `INSERT INTO operations (task_id, server, kind, status, waits_for, priority, idempotency_key, next_attempt_at, created_at, updated_at)
+     VALUES (@taskId, @server, 'create', 'pending', @waitsFor, @priority, @key, @due, @now, @now)`,
   );
   const byId = db.prepare<[string], TaskRow>("SELECT * FROM tasks WHERE id = ?");
   const byKey = db.prepare<[string], TaskRow>("SELECT * FROM tasks WHERE idempotency_key = ?");
@@ -53,11 +54,11 @@ export function createTaskStore(db: Db, now: () => number) {
         insertOp.run({
           taskId: id,
           server: op.server,
-          phase: op.phase,
+          waitsFor: op.waitsFor.length > 0 ? op.waitsFor.join(",") : null,
           priority: op.priority,
           key: op.idempotencyKey,
-          // A later phase waits until the earlier one settles.
-          due: op.phase === 0 ? t : blockedUntil,
+          // Blocked until what it waits for settles (see operations.releaseWaiting).
+          due: op.waitsFor.length === 0 ? t : blockedUntil,
           now: t,
         });
       }

@@ -42,20 +42,29 @@ describe("a task fanned out to the ten real servers", () => {
     }
   });
 
-  it("runs the phase-1 operations (notifications, backup) after all the others finished", () => {
-    const lastStart = (s: string) => h.started.filter((e) => e.server === s).map((e) => h.started.indexOf(e));
-    const phase1 = ["notifications", "backup"];
-    const others = h.finished.filter((e) => !phase1.includes(e.server)).map((e) => e.server);
-    expect(others).toHaveLength(8);
-    for (const s of phase1) {
-      const startedAt = lastStart(s)[0]!;
-      const startedBefore = h.started.slice(0, startedAt).map((e) => e.server);
-      for (const other of others) expect(startedBefore).toContain(other);
+  it("runs backup after filesystem, notifications after the required servers, the rest at once", () => {
+    const ops = new Map(h.core.orchestrator.getTask(task.id)!.operations.map((o) => [o.server, o]));
+    const waits = Object.fromEntries([...ops].map(([s, o]) => [s, o.waitsFor]));
+    expect(waits).toMatchObject({
+      notifications: ["deltatask", "shrimp-task-manager"],
+      backup: ["filesystem"],
+      git: [],
+      memory: [],
+    });
+    for (const [server, op] of ops) {
+      for (const first of op.waitsFor) {
+        expect(op.startedAt, `${server} after ${first}`).toBeGreaterThanOrEqual(ops.get(first)!.finishedAt!);
+      }
     }
-    // Every phase-0 operation finished before the first phase-1 one started.
-    const doneOrder = h.finished.map((e) => e.server);
-    const firstPhase1 = Math.min(...phase1.map((s) => doneOrder.indexOf(s)));
-    expect(doneOrder.slice(0, firstPhase1).sort()).toEqual(others.sort());
+    // Nothing else waited: eight creates were under way before the first of them finished.
+    const firstDone = h.started.findIndex((e) => e.server === h.finished[0]!.server);
+    expect(h.started.slice(0, Math.max(firstDone + 1, 8)).map((e) => e.server)).not.toContain("backup");
+    expect(
+      h.started
+        .slice(0, 8)
+        .map((e) => e.server)
+        .sort(),
+    ).toEqual([...ops.keys()].filter((s) => ops.get(s)!.waitsFor.length === 0).sort());
   });
 
   it("is in each server's own data", () => {

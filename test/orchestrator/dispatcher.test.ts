@@ -127,7 +127,7 @@ describe("dispatcher", () => {
       capacity: new Map(c.fleet.names.map((n) => [n, 1])),
       limit: 10,
     });
-    expect(claimed.map((o) => o.server).sort()).toEqual(["deltatask", "time-tracker"]); // notifications waits (phase 1)
+    expect(claimed.map((o) => o.server).sort()).toEqual(["deltatask", "time-tracker"]); // notifications waits for deltatask (required)
     const task = c.store.tasks.get(id)!;
     const reached = new Map<string, string>();
     for (const op of claimed) {

@@ -1,6 +1,9 @@
 import Database from "better-sqlite3";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { cpSync, mkdirSync, readdirSync } from "node:fs";
+import { migrationsDir, openDatabase } from "../../src/store/open-database.js";
+import { blockedUntil } from "../../src/store/operations.js";
 import { createStore } from "../../src/store/store.js";
 import { tempDir } from "../helpers.js";
 
@@ -16,6 +19,17 @@ function fresh() {
   return { file, store };
 }
 
+/** A copy of the migrations up to `version`, to build a database as an older release left it. */
+function stopAt(version: number): string {
+  const { dir, remove } = tempDir();
+  cleanups.push(remove);
+  const target = path.join(dir, "migrations");
+  mkdirSync(target);
+  for (const f of readdirSync(migrationsDir).filter((f) => Number(f.slice(0, 4)) <= version))
+    cpSync(path.join(migrationsDir, f), path.join(target, f));
+  return target;
+}
+
 describe("store", () => {
   it("opens in WAL with full sync and foreign keys, migrated to the latest version", () => {
     const { store } = fresh();
@@ -23,7 +37,56 @@ describe("store", () => {
     expect(store.db.pragma("synchronous", { simple: true })).toBe(2);
     expect(store.db.pragma("foreign_keys", { simple: true })).toBe(1);
     expect(store.db.pragma("busy_timeout", { simple: true })).toBe(5000);
-    expect(store.db.pragma("user_version", { simple: true })).toBe(4);
+    expect(store.db.pragma("user_version", { simple: true })).toBe(5);
+  });
+
+  it("carries operations stored under phases over to waiting for their task's other creates", () => {
+    const { dir, remove } = tempDir();
+    cleanups.push(remove);
+    const file = path.join(dir, "taskfan.db");
+    // A database as version 4 left it: backup in phase 1, blocked until phase 0 settles.
+    const old = openDatabase(file, stopAt(4));
+    const insert = old.prepare(
+      `INSERT INTO operations (task_id, server, phase, priority, idempotency_key, next_attempt_at, created_at, updated_at)
+       VALUES ('t1', ?, ?, 3, ?, ?, 1, 1)`,
+    );
+    old
+      .prepare("INSERT INTO tasks (id, title, priority, created_at, updated_at) VALUES ('t1', 'a', 3, 1, 1)")
+      .run();
+    insert.run("git", 0, "t1:git:create", 1);
+    insert.run("memory", 0, "t1:memory:create", 1);
+    insert.run("backup", 1, "t1:backup:create", blockedUntil);
+    old.close();
+
+    const store = createStore(file);
+    cleanups.unshift(() => store.close());
+    const waits = Object.fromEntries(store.operations.forTask("t1").map((o) => [o.server, o.waitsFor]));
+    expect(waits).toEqual({ git: [], memory: [], backup: ["git", "memory"] });
+    expect(store.operations.releaseWaiting("t1")).toBe(false);
+    store.db.prepare("UPDATE operations SET status = 'done' WHERE server IN ('git', 'memory')").run();
+    expect(store.operations.releaseWaiting("t1")).toBe(true);
+  });
+
+  it("commits a relaxed transaction without fsync, then goes back to full sync", () => {
+    const { store } = fresh();
+    const seen = store.transaction(() => {
+      store.tasks.insertWithOperations(
+        "r1",
+        { title: "a", description: "", priority: 1, deadline: null, tags: [] },
+        null,
+        [],
+      );
+      return store.db.pragma("synchronous", { simple: true });
+    }, "relaxed");
+    expect(seen).toBe(1); // NORMAL inside
+    expect(store.db.pragma("synchronous", { simple: true })).toBe(2);
+    expect(store.tasks.get("r1")?.title).toBe("a");
+    expect(() =>
+      store.transaction(() => {
+        throw new Error("boom");
+      }, "relaxed"),
+    ).toThrow("boom");
+    expect(store.db.pragma("synchronous", { simple: true })).toBe(2);
   });
 
   it("migrates once: reopening keeps the data and the version", () => {
@@ -32,7 +95,7 @@ describe("store", () => {
       "t1",
       { title: "a", description: "", priority: 1, deadline: null, tags: [] },
       null,
-      [{ server: "memory", priority: 2, phase: 0, idempotencyKey: "t1:memory:create" }],
+      [{ server: "memory", priority: 2, waitsFor: [], idempotencyKey: "t1:memory:create" }],
     );
     store.close();
     const again = createStore(file);
@@ -67,8 +130,8 @@ describe("store", () => {
     const task = { title: "a", description: "", priority: 1, deadline: null, tags: [] };
     expect(() =>
       store.tasks.insertWithOperations("t2", task, null, [
-        { server: "memory", priority: 2, phase: 0, idempotencyKey: "dup" },
-        { server: "git", priority: 4, phase: 0, idempotencyKey: "dup" },
+        { server: "memory", priority: 2, waitsFor: [], idempotencyKey: "dup" },
+        { server: "git", priority: 4, waitsFor: [], idempotencyKey: "dup" },
       ]),
     ).toThrow(/UNIQUE/);
     expect(store.tasks.get("t2")).toBeUndefined();
@@ -84,13 +147,17 @@ describe("store", () => {
       "t3",
       { title: "a", description: "", priority: 1, deadline: null, tags: [] },
       null,
-      [{ server: "memory", priority: 2, phase: 0, idempotencyKey: "t3:memory:create" }],
+      [{ server: "memory", priority: 2, waitsFor: [], idempotencyKey: "t3:memory:create" }],
     );
     const capacity = new Map([["memory", 5]]);
     const first = store.operations.claim({ owner: "a", leaseMs: 1000, capacity, limit: 5 });
     expect(first).toHaveLength(1);
     expect(store.operations.claim({ owner: "b", leaseMs: 1000, capacity, limit: 5 })).toHaveLength(0);
     now += 1001;
+    // A pass that skips orphans (the dispatcher's between polls) leaves it alone.
+    expect(store.operations.claim({ owner: "b", leaseMs: 1000, capacity, limit: 5, orphans: false })).toEqual(
+      [],
+    );
     const second = store.operations.claim({ owner: "b", leaseMs: 1000, capacity, limit: 5 });
     expect(second).toHaveLength(1);
     expect(second[0]).toMatchObject({ leaseOwner: "b", recheck: true });
