@@ -82,6 +82,10 @@ export function createServerPolicy(options: PolicyOptions): ServerPolicy {
     halfOpenAfter: options.halfOpenAfterMs,
     breaker: new ConsecutiveBreaker(options.breakerThreshold),
   });
-  const perAttempt = timeout(options.timeoutMs, TimeoutStrategy.Aggressive);
+  // Its signal is aborted on timeout only: a call that returned needs no cleanup (see whileRunning).
+  const perAttempt = timeout(options.timeoutMs, {
+    strategy: TimeoutStrategy.Aggressive,
+    abortOnReturn: false,
+  });
   return { policy: wrap(retryPolicy, breaker, perAttempt), retry: retryPolicy, breaker };
 }

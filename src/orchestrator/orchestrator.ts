@@ -8,7 +8,8 @@ import { isTransient, mayHaveReachedServer } from "../fleet/policy.js";
 import { dependencies, type CallTool, type CreateOutcome } from "../integrations/integration.js";
 import type { Logger } from "../log.js";
 import type { Store } from "../store/store.js";
-import { deriveTaskStatus } from "./status.js";
+import { blockedUntil } from "../store/operations.js";
+import { deriveTaskStatus, isActive } from "./status.js";
 import { newTaskId, validateNewTask, type NewTask, type Operation, type Task } from "./task.js";
 
 export interface TaskView {
@@ -56,8 +57,8 @@ type AttemptOutcome = CreateOutcome & { verified?: boolean };
 
 /** What a task's recomputed status asks for once its transaction committed. */
 interface TaskEffects {
-  /** Operations that waited on others became due. */
-  released: boolean;
+  /** Servers whose operations waited on others and became due. */
+  released: ServerName[];
   /** The task settled in this transaction. */
   settled: boolean;
 }
@@ -87,6 +88,12 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   private running = false;
   /** Look for operations with an expired lease on the next pass (set by the poll). */
   private orphansDue = true;
+  /**
+   * Servers that may have due operations: marked by whatever makes work due (a new task, a
+   * release, a requeue, the poll), unmarked when a claim comes back short. A pass asks the
+   * database about these only.
+   */
+  private readonly mayHaveWork = new Set<ServerName>();
   private stopping = false;
   private pumpQueued = false;
   private timers: NodeJS.Timeout[] = [];
@@ -144,7 +151,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       throw error;
     }
     this.log.info({ taskId: id, servers: ops.length }, "task created");
-    this.schedulePump();
+    this.schedulePump(ops.filter((o) => o.waitsFor.length === 0).map((o) => o.server));
     return id;
   }
 
@@ -230,7 +237,9 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     this.running = false;
   }
 
-  private schedulePump(): void {
+  /** Schedules a dispatch pass; `servers` (all by default) may have new due work. */
+  private schedulePump(servers: Iterable<ServerName> = this.fleet.names): void {
+    for (const s of servers) this.mayHaveWork.add(s);
     if (!this.running || this.stopping || this.pumpQueued) return;
     this.pumpQueued = true;
     setImmediate(() => {
@@ -247,10 +256,13 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     if (this.stopping) return;
     const free = this.config.dispatcher.concurrency - this.inflight.size;
     if (free <= 0) return;
-    const capacity = new Map<string, number>();
+    const capacity = new Map<ServerName, number>();
     for (const server of this.fleet.names) {
+      if (!this.mayHaveWork.has(server)) continue;
       const availability = this.fleet.availability(server);
       if (!availability.ok) {
+        // Parked until the server may be back; the poll (or its breaker closing) marks it again.
+        this.mayHaveWork.delete(server);
         const touched = this.store.operations.parkServer(server, availability.reason, availability.retryAt);
         for (const taskId of touched) this.refreshTask(taskId);
         continue;
@@ -278,10 +290,17 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       for (const taskId of new Set(ops.map((o) => o.taskId))) this.recompute(taskId);
       return ops;
     });
+    // A server whose claim came back short has nothing more due (unless the global limit cut it).
+    if (claimed.length < free) {
+      for (const [server, cap] of capacity) {
+        if (claimed.filter((o) => o.server === server).length < cap) this.mayHaveWork.delete(server);
+      }
+    }
     for (const op of claimed) {
       const done = this.run(op).finally(() => {
         this.inflight.delete(op.id);
-        this.schedulePump();
+        // Its server has a free slot: a pass claims for it if it still has work marked.
+        this.schedulePump([]);
       });
       this.inflight.set(op.id, { server: op.server as ServerName, done });
     }
@@ -289,7 +308,8 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
 
   private async run(op: Operation): Promise<void> {
     const server = op.server as ServerName;
-    const log = this.log.child({ taskId: op.taskId, server, operationId: op.id });
+    // Every line about this operation names it (bindings, not a child logger per operation).
+    const at = { taskId: op.taskId, server, operationId: op.id };
     const task = this.store.tasks.get(op.taskId);
     if (!task) return;
     this.emit("operation.started", {
@@ -366,8 +386,8 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         return { ok, undo };
       });
       if (value.ok) {
-        log.info(
-          { ms: Math.round(ms), remoteId, verified: outcome.verified ?? false },
+        this.log.info(
+          { ...at, ms: Math.round(ms), remoteId, verified: outcome.verified ?? false },
           skipped ? "operation skipped" : "operation done",
         );
         this.emit("operation.done", { taskId: op.taskId, operationId: op.id, server, ms, remoteId });
@@ -378,7 +398,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     } catch (error) {
       const ms = performance.now() - started;
       if (error instanceof LeaseLostError) {
-        log.warn("lease lost; leaving the operation to its new owner");
+        this.log.warn(at, "lease lost; leaving the operation to its new owner");
         return;
       }
       const message = describeError(error);
@@ -388,7 +408,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         (isTransient(error) && this.fleet.breakerState(server) === "open");
       const shuttingDown = this.abort.signal.aborted;
       if (shuttingDown) {
-        log.info("operation interrupted by shutdown");
+        this.log.info(at, "operation interrupted by shutdown");
         return; // stop() returns it to pending
       }
       if (breakerOpen || error instanceof ServerDownError) {
@@ -406,7 +426,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
             );
           }
         });
-        log.warn({ reason }, "operation waits for its server");
+        this.log.warn({ ...at, reason }, "operation waits for its server");
         this.emit("operation.waiting", { taskId: op.taskId, operationId: op.id, server, error: reason });
         this.refreshTask(op.taskId);
         return;
@@ -429,7 +449,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
           );
         }
       });
-      log.warn({ err: error, retryable }, "operation failed");
+      this.log.warn({ ...at, err: error, retryable }, "operation failed");
       this.emit("operation.failed", {
         taskId: op.taskId,
         operationId: op.id,
@@ -558,9 +578,12 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
    */
   private recompute(taskId: string): TaskEffects {
     const task = this.store.tasks.get(taskId);
-    if (!task) return { released: false, settled: false };
-    const released = this.store.operations.releaseWaiting(taskId);
-    const derived = deriveTaskStatus(this.store.operations.forTask(taskId), task.rollbackReason);
+    if (!task) return { released: [], settled: false };
+    const operations = this.store.operations.forTask(taskId);
+    const released = waitIsOver(operations)
+      ? (this.store.operations.releaseWaiting(taskId) as ServerName[])
+      : [];
+    const derived = deriveTaskStatus(operations, task.rollbackReason);
     if (
       derived.status === task.status &&
       derived.reason === task.statusReason &&
@@ -580,13 +603,25 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   }
 
   private afterRecompute(taskId: string, effects: TaskEffects): void {
-    if (effects.released) this.schedulePump();
+    if (effects.released.length > 0) this.schedulePump(effects.released);
     if (!effects.settled) return;
     const view = this.getTask(taskId);
     if (!view) return;
     this.log.info({ taskId, status: view.task.status, reason: view.task.statusReason }, "task settled");
     this.emit("task.settled", view);
   }
+}
+
+/** Whether one of these operations of a task is blocked on others that are no longer active. */
+function waitIsOver(operations: readonly Operation[]): boolean {
+  return operations.some(
+    (o) =>
+      o.status === "pending" &&
+      o.nextAttemptAt === blockedUntil &&
+      o.waitsFor.every((server) =>
+        operations.every((p) => p.server !== server || p.kind !== o.kind || !isActive(p)),
+      ),
+  );
 }
 
 function isSettled(view: TaskView): boolean {

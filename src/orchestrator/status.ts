@@ -7,7 +7,8 @@ export interface DerivedStatus {
   reason: string | null;
 }
 
-const isActive = (o: Operation) => o.status === "running" || (o.status === "pending" && !o.waiting);
+/** Running, or pending and not parked: it will run without anyone's help. */
+export const isActive = (o: Operation) => o.status === "running" || (o.status === "pending" && !o.waiting);
 
 /**
  * A task's status follows its operations. Once rolled back (`rollback` holds why), it

@@ -55,9 +55,10 @@ export function createOperationStore(db: Db, now: () => number) {
        SELECT 1 FROM operations p INDEXED BY operations_by_task WHERE p.task_id = operations.task_id AND p.kind = operations.kind
          AND instr(',' || operations.waits_for || ',', ',' || p.server || ',') > 0
          AND (p.status = 'running' OR (p.status = 'pending' AND p.waiting IS NULL)))`;
-  const releaseTask = db.prepare<[Record<string, unknown>]>(
+  const releaseTask = db.prepare<[Record<string, unknown>], { server: string }>(
     `UPDATE operations INDEXED BY operations_by_task SET next_attempt_at = @now, updated_at = @now
-     WHERE task_id = @taskId AND status = 'pending' AND next_attempt_at = @blocked AND ${nothingOpen}`,
+     WHERE task_id = @taskId AND status = 'pending' AND next_attempt_at = @blocked AND ${nothingOpen}
+     RETURNING server`,
   );
   const releaseAll = db.prepare<[Record<string, unknown>]>(
     `UPDATE operations SET next_attempt_at = @now, updated_at = @now
@@ -211,9 +212,9 @@ export function createOperationStore(db: Db, now: () => number) {
       const t = now();
       return renew.run(t + leaseMs, t, owner).changes;
     },
-    /** Lets a task's blocked operations run once what they wait for has settled; true if any. */
-    releaseWaiting(taskId: string): boolean {
-      return releaseTask.run({ taskId, now: now(), blocked: blockedUntil }).changes > 0;
+    /** Lets a task's blocked operations run once what they wait for has settled; their servers. */
+    releaseWaiting(taskId: string): string[] {
+      return releaseTask.all({ taskId, now: now(), blocked: blockedUntil }).map((r) => r.server);
     },
     /** The same for every task (at start, and periodically: a crash may fall in between). */
     releaseAllWaiting(): number {

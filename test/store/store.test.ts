@@ -37,7 +37,7 @@ describe("store", () => {
     expect(store.db.pragma("synchronous", { simple: true })).toBe(2);
     expect(store.db.pragma("foreign_keys", { simple: true })).toBe(1);
     expect(store.db.pragma("busy_timeout", { simple: true })).toBe(5000);
-    expect(store.db.pragma("user_version", { simple: true })).toBe(5);
+    expect(store.db.pragma("user_version", { simple: true })).toBe(6);
   });
 
   it("carries operations stored under phases over to waiting for their task's other creates", () => {
@@ -62,9 +62,9 @@ describe("store", () => {
     cleanups.unshift(() => store.close());
     const waits = Object.fromEntries(store.operations.forTask("t1").map((o) => [o.server, o.waitsFor]));
     expect(waits).toEqual({ git: [], memory: [], backup: ["git", "memory"] });
-    expect(store.operations.releaseWaiting("t1")).toBe(false);
+    expect(store.operations.releaseWaiting("t1")).toEqual([]);
     store.db.prepare("UPDATE operations SET status = 'done' WHERE server IN ('git', 'memory')").run();
-    expect(store.operations.releaseWaiting("t1")).toBe(true);
+    expect(store.operations.releaseWaiting("t1")).toEqual(["backup"]);
   });
 
   it("commits a relaxed transaction without fsync, then goes back to full sync", () => {
