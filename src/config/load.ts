@@ -151,6 +151,12 @@ export function completeConfig(file: ConfigFile, env: NodeJS.ProcessEnv, cwd: st
   const telegram = file.notifications?.telegram ?? {};
   const botToken = env.BOT_TOKEN ?? telegram.bot_token;
   const chatId = env.ALERT_CHAT_ID ?? telegram.chat_id;
+  const prefetch = file.dispatcher?.prefetch ?? 2;
+  // By default the global limit is what the enabled servers take at once (with prefetch),
+  // so it never starves a low-priority server the servers themselves would serve.
+  const fleetCapacity = Object.values(servers)
+    .filter((s) => s.enabled)
+    .reduce((sum, s) => sum + s.concurrency * prefetch, 0);
   return {
     data_dir: dataDir,
     logs_dir: path.resolve(cwd, env.LOG_DIR ?? file.logs_dir ?? "logs"),
@@ -161,10 +167,10 @@ export function completeConfig(file: ConfigFile, env: NodeJS.ProcessEnv, cwd: st
     circuit_breaker_half_open_after: file.circuit_breaker_half_open_after ?? 30,
     monitoring_enabled: file.monitoring_enabled ?? true,
     dispatcher: {
-      concurrency: file.dispatcher?.concurrency ?? 16,
+      concurrency: file.dispatcher?.concurrency ?? Math.max(1, fleetCapacity),
       lease_seconds: file.dispatcher?.lease_seconds ?? 30,
       poll_interval: file.dispatcher?.poll_interval ?? 1,
-      prefetch: file.dispatcher?.prefetch ?? 2,
+      prefetch,
     },
     recovery: {
       delay: file.recovery?.delay ?? 30,

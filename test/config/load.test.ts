@@ -107,6 +107,27 @@ describe("loadConfig", () => {
     expect(config.servers.git.priority).toBe(4);
   });
 
+  it("sizes the global limit to what the enabled servers take at once, unless given", () => {
+    const { dir, remove } = tempDir();
+    dirs.push(remove);
+    // Eight serial servers and two taking four calls, two claims per slot.
+    expect(loadConfig({ cwd: dir, env: {} }).config.dispatcher.concurrency).toBe(32);
+    const file = path.join(dir, "small.json");
+    const only = (enabled: string[]) =>
+      Object.fromEntries(
+        ["deltatask", "shrimp-task-manager", "hpkv-memory", "memory", "calendar", "notifications"]
+          .concat(["time-tracker", "git", "filesystem", "backup"])
+          .map((n) => [n, { enabled: enabled.includes(n) }]),
+      );
+    writeFileSync(
+      file,
+      JSON.stringify({ dispatcher: { prefetch: 3 }, servers: only(["git", "filesystem"]) }),
+    );
+    expect(loadConfig({ configPath: file, cwd: dir, env: {} }).config.dispatcher.concurrency).toBe(15);
+    writeFileSync(file, JSON.stringify({ dispatcher: { concurrency: 4 } }));
+    expect(loadConfig({ configPath: file, cwd: dir, env: {} }).config.dispatcher.concurrency).toBe(4);
+  });
+
   it("accepts the example file shipped in examples/", () => {
     const file = path.resolve(
       path.dirname(new URL(import.meta.url).pathname),
