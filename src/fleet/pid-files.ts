@@ -1,4 +1,5 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 
 /** Remembers which process serves a role, in `<runDir>/<server>.pid` with its start time. */
@@ -51,4 +52,25 @@ export async function reapLeftovers(runDir: string, servers: readonly string[]):
 export async function waitForExit(pid: number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+}
+
+/** This machine's boot: a pid from another boot names some other process. */
+function bootId(): string {
+  try {
+    return readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
+  } catch {
+    return `up-${Math.round(Date.now() / 60_000 - os.uptime() / 60)}`;
+  }
+}
+
+/** Names a process so that it can be told apart from a later one with the same pid. */
+export function processIdentity(pid: number = process.pid): string {
+  return `${bootId()} ${pid} ${startTimeOf(pid) ?? ""}`;
+}
+
+/** Whether the process an identity names still runs. */
+export function stillRunning(identity: string): boolean {
+  const [boot, pid, start] = identity.split(" ");
+  if (boot !== bootId() || !pid || !alive(Number(pid))) return false;
+  return !start || startTimeOf(Number(pid)) === start;
 }

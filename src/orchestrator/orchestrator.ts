@@ -4,6 +4,7 @@ import { EventEmitter, setMaxListeners } from "node:events";
 import type { Config, ServerName } from "../config/schema.js";
 import { ServerDownError, TaskfanError, describeError } from "../errors.js";
 import type { Fleet } from "../fleet/fleet.js";
+import { processIdentity, stillRunning } from "../fleet/pid-files.js";
 import { isTransient, mayHaveReachedServer } from "../fleet/policy.js";
 import { dependencies, type CallTool, type CreateOutcome } from "../integrations/integration.js";
 import type { Logger } from "../log.js";
@@ -212,6 +213,17 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     poll.unref();
     heartbeat.unref();
     this.timers.push(poll, heartbeat);
+    const { gone, rechecked } = this.store.dispatchers.register(
+      this.owner,
+      processIdentity(),
+      (p) => !stillRunning(p),
+    );
+    if (gone.length > 0) {
+      this.log.warn(
+        { runs: gone.length, operations: rechecked },
+        "an earlier run did not stop cleanly; unfinished operations are looked up before they are created",
+      );
+    }
     this.store.operations.releaseAllWaiting();
     this.schedulePump();
   }
@@ -234,6 +246,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     }
     const released = this.store.operations.release(this.owner);
     if (released > 0) this.log.info({ released }, "unfinished operations returned to pending");
+    this.store.dispatchers.unregister(this.owner);
     this.running = false;
   }
 
@@ -277,8 +290,10 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     if (capacity.size === 0) return;
     const orphans = this.orphansDue;
     this.orphansDue = false;
-    // The claim is the record that a call may reach its server: on disk before any is sent.
-    // A task's first claim makes it running, in the same commit.
+    // The claim is the record that a call may reach its server. It is committed without
+    // fsync: it survives a crash of this process, and if a power cut takes it, this run's
+    // row in `dispatchers` makes the next start look up every unfinished operation before
+    // creating it. A task's first claim makes it running, in the same commit.
     const claimed = this.store.transaction(() => {
       const ops = this.store.operations.claim({
         owner: this.owner,
@@ -289,7 +304,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       });
       for (const taskId of new Set(ops.map((o) => o.taskId))) this.recompute(taskId);
       return ops;
-    });
+    }, "relaxed");
     // A server whose claim came back short has nothing more due (unless the global limit cut it).
     if (claimed.length < free) {
       for (const [server, cap] of capacity) {

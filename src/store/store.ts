@@ -1,5 +1,6 @@
 import { createAlertStore } from "./alerts.js";
 import { createBotStateStore } from "./bot-state.js";
+import { createDispatcherStore } from "./dispatchers.js";
 import { createEventStore } from "./events.js";
 import { openDatabase, type Db } from "./open-database.js";
 import { createOperationStore } from "./operations.js";
@@ -12,6 +13,7 @@ export interface Store {
   events: ReturnType<typeof createEventStore>;
   alerts: ReturnType<typeof createAlertStore>;
   bot: ReturnType<typeof createBotStateStore>;
+  dispatchers: ReturnType<typeof createDispatcherStore>;
   /**
    * Runs `fn` in one IMMEDIATE transaction. "full" (the default) is on disk when this
    * returns. "relaxed" skips the fsync (synchronous=NORMAL): it survives a crash of this
@@ -32,6 +34,7 @@ export function createStore(file: string, now: () => number = Date.now): Store {
     events: createEventStore(db, now),
     alerts: createAlertStore(db, now),
     bot: createBotStateStore(db, now),
+    dispatchers: createDispatcherStore(db, now),
     transaction<T>(fn: () => T, durability: "full" | "relaxed" = "full"): T {
       if (durability === "full" || db.inTransaction) return db.transaction(fn).immediate();
       db.pragma("synchronous = NORMAL");

@@ -160,6 +160,47 @@ describe("dispatcher", () => {
     expect(verified.map((e) => e.data.server).sort()).toEqual(["deltatask", "time-tracker"]);
   });
 
+  it("after a run that did not stop, looks up unfinished operations before creating them", async () => {
+    const { dir, remove } = tempDir();
+    cleanups.push(remove);
+    const dataDir = path.join(dir, "data");
+    const dbFile = path.join(dataDir, "taskfan.db");
+    const c = await build(
+      dataDir,
+      dbFile,
+      { servers: onlyServers(["deltatask", "time-tracker"]) },
+      { owner: "next" },
+    );
+    const id = c.orchestrator.createTask({ title: "claim lost to a power cut", tags: ["cut"] });
+    // A run that claimed the operations and reached the servers, and whose claims a power
+    // cut took (its rows read pending, never claimed), left its registration behind.
+    c.store.dispatchers.register("cut-off", "a process from an earlier boot", () => false);
+    const task = c.store.tasks.get(id)!;
+    const reached = new Map<string, string>();
+    for (const server of ["deltatask", "time-tracker"] as ServerName[]) {
+      const outcome = await c.fleet.execute(
+        server,
+        ({ call, signal }) => c.fleet.integration(server).create(task, call, signal),
+        AbortSignal.timeout(10_000),
+      );
+      reached.set(server, (outcome as { remoteId: string }).remoteId);
+    }
+    expect(c.store.operations.forTask(id).map((o) => [o.status, o.recheck])).toEqual([
+      ["pending", false],
+      ["pending", false],
+    ]);
+
+    c.orchestrator.start();
+    const view = await c.orchestrator.waitForSettled(id, 20_000);
+    expect(view?.task.status).toBe("done");
+    for (const op of view!.operations) expect(op.remoteId).toBe(reached.get(op.server));
+    expect(deltaRecords(dataDir).filter((r) => r.tags.includes(taskMarker(id)))).toHaveLength(1);
+    const verified = c.store.events
+      .forTask(id)
+      .filter((e) => e.type === "operation.done" && e.data.verified === true);
+    expect(verified.map((e) => e.data.server).sort()).toEqual(["deltatask", "time-tracker"]);
+  });
+
   it("returns the same task for a repeated idempotency key", async () => {
     const { dir, remove } = tempDir();
     cleanups.push(remove);

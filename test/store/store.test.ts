@@ -37,7 +37,30 @@ describe("store", () => {
     expect(store.db.pragma("synchronous", { simple: true })).toBe(2);
     expect(store.db.pragma("foreign_keys", { simple: true })).toBe(1);
     expect(store.db.pragma("busy_timeout", { simple: true })).toBe(5000);
-    expect(store.db.pragma("user_version", { simple: true })).toBe(6);
+    expect(store.db.pragma("user_version", { simple: true })).toBe(7);
+  });
+
+  it("marks unfinished operations for a look-up when an earlier run's process is gone", () => {
+    const { store } = fresh();
+    store.tasks.insertWithOperations(
+      "t9",
+      { title: "a", description: "", priority: 1, deadline: null, tags: [] },
+      null,
+      [
+        { server: "memory", priority: 2, waitsFor: [], idempotencyKey: "t9:memory:create" },
+        { server: "git", priority: 2, waitsFor: [], idempotencyKey: "t9:git:create" },
+      ],
+    );
+    const gone = (p: string) => p === "dead";
+    expect(store.dispatchers.register("first", "alive", gone)).toEqual({ gone: [], rechecked: 0 });
+    // Stopped cleanly: nothing to look up.
+    store.dispatchers.unregister("first");
+    expect(store.dispatchers.register("second", "dead", gone)).toEqual({ gone: [], rechecked: 0 });
+    expect(store.operations.forTask("t9").map((o) => o.recheck)).toEqual([false, false]);
+    // "second" never stopped: the next start looks everything up.
+    expect(store.dispatchers.register("third", "alive", gone)).toEqual({ gone: ["second"], rechecked: 2 });
+    expect(store.operations.forTask("t9").map((o) => o.recheck)).toEqual([true, true]);
+    expect(store.dispatchers.register("fourth", "alive", gone)).toEqual({ gone: [], rechecked: 0 });
   });
 
   it("carries operations stored under phases over to waiting for their task's other creates", () => {

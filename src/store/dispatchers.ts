@@ -1,0 +1,34 @@
+import type { Db } from "./open-database.js";
+
+export function createDispatcherStore(db: Db, now: () => number) {
+  const all = db.prepare<[], { owner: string; process: string }>("SELECT owner, process FROM dispatchers");
+  const remove = db.prepare<[string]>("DELETE FROM dispatchers WHERE owner = ?");
+  const insert = db.prepare<[string, string, number]>(
+    "INSERT OR REPLACE INTO dispatchers (owner, process, started_at) VALUES (?, ?, ?)",
+  );
+  const recheckUnfinished = db.prepare<[number]>(
+    "UPDATE operations SET recheck = 1, updated_at = ? WHERE status IN ('pending', 'running') AND recheck = 0",
+  );
+  return {
+    /**
+     * Registers a starting dispatcher. Runs whose process is gone (`isGone`) did not stop
+     * cleanly: their rows are removed and every unfinished operation is marked to be
+     * looked up before it is created. Returns those runs' owners and how many were marked.
+     */
+    register(owner: string, process: string, isGone: (process: string) => boolean) {
+      return db
+        .transaction(() => {
+          const gone = all.all().filter((r) => r.owner !== owner && isGone(r.process));
+          for (const r of gone) remove.run(r.owner);
+          const rechecked = gone.length > 0 ? recheckUnfinished.run(now()).changes : 0;
+          insert.run(owner, process, now());
+          return { gone: gone.map((r) => r.owner), rechecked };
+        })
+        .immediate();
+    },
+    /** A clean stop: nothing this run claimed is left unrecorded. */
+    unregister(owner: string): void {
+      remove.run(owner);
+    },
+  };
+}
