@@ -1,3 +1,4 @@
+import { McpError } from "@modelcontextprotocol/sdk/types.js";
 import { bulkhead, CircuitState, type BulkheadPolicy } from "cockatiel";
 import { EventEmitter } from "node:events";
 import type { ServerConfig, ServerName } from "../config/schema.js";
@@ -5,6 +6,7 @@ import {
   CallTimeoutError,
   ServerDownError,
   ServerUnavailableError,
+  MalformedReplyError,
   ToolFailedError,
   describeError,
 } from "../errors.js";
@@ -424,7 +426,17 @@ export class Fleet extends EventEmitter<FleetEvents> {
     const timeoutMs = m.config.timeout * 1000;
     return (name, args, signal) =>
       m.queue.execute(async () => {
-        const result = await m.connection.callTool(name, args, signal, timeoutMs);
+        const result = await m.connection.callTool(name, args, signal, timeoutMs).catch((error: unknown) => {
+          // The SDK's check of a reply against the tool's own output schema: the server talks nonsense.
+          if (error instanceof McpError && /output schema/i.test(error.message)) {
+            throw new MalformedReplyError(
+              m.config.name,
+              name,
+              error.message.replace(/^MCP error -?\d+: /, ""),
+            );
+          }
+          throw error;
+        });
         if (result.isError) {
           throw new ToolFailedError(m.config.name, name, textOf(result).slice(0, 500) || "isError");
         }

@@ -1,6 +1,12 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport, getDefaultEnvironment } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { ErrorCode, McpError } from "@modelcontextprotocol/sdk/types.js";
+import type {
+  JsonSchemaType,
+  JsonSchemaValidator,
+  jsonSchemaValidator,
+} from "@modelcontextprotocol/sdk/validation";
+import { AjvJsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/ajv";
 import { mkdirSync } from "node:fs";
 import type { ServerConfig } from "../config/schema.js";
 import { MissingToolsError, ServerUnavailableError, describeError } from "../errors.js";
@@ -10,6 +16,20 @@ import { alive, waitForExit } from "./pid-files.js";
 
 const stderrLinesPerMinute = 30;
 const stderrLineLimit = 500;
+
+/**
+ * The SDK compiles a validator for every tool's output schema as soon as the tools are
+ * listed (git-mcp-server offers dozens) while we call two or three tools per server: the
+ * same validation (the SDK's ajv provider, one for all servers), compiled on first use.
+ */
+class CompileOnFirstUse implements jsonSchemaValidator {
+  private readonly ajv = new AjvJsonSchemaValidator();
+  getValidator<T>(schema: JsonSchemaType): JsonSchemaValidator<T> {
+    let compiled: JsonSchemaValidator<T> | undefined;
+    return (input) => (compiled ??= this.ajv.getValidator<T>(schema))(input);
+  }
+}
+const outputValidation = new CompileOnFirstUse();
 
 /** One MCP server process and the SDK client talking to it over stdio. */
 export class ServerConnection {
@@ -57,7 +77,10 @@ export class ServerConnection {
     });
     // Drain stderr before connecting, or a chatty server blocks on a full pipe.
     transport.stderr?.on("data", (chunk: Buffer) => this.logStderr(chunk));
-    const client = new Client({ name: "taskfan", version: "0.1.0" }, { capabilities: {} });
+    const client = new Client(
+      { name: "taskfan", version: "0.1.0" },
+      { capabilities: {}, jsonSchemaValidator: outputValidation },
+    );
     transport.onclose = () => {
       if (this.transport !== transport) return;
       this.transport = undefined;

@@ -59,6 +59,17 @@ describe("a misbehaving server", () => {
     expect(view!.operations[0]!.lastError).toMatch(/unreadable reply: expected JSON/);
   });
 
+  it("records a reply that breaks the tool's own output schema as that server's error", async () => {
+    const h = await withFault("bad-structure");
+    const id = h.core.orchestrator.createTask({ title: "wrong shape" });
+    const view = await h.core.orchestrator.waitForSettled(id, 20_000);
+    expect(view!.operations[0]).toMatchObject({ server: "deltatask", status: "failed", retryable: false });
+    expect(view!.operations[0]!.lastError).toBe(
+      "deltatask: create_task returned an unreadable reply: Structured content does not match the tool's output schema: data/id must be string",
+    );
+    expect(view!.operations[1]).toMatchObject({ server: "memory", status: "done" });
+  });
+
   it("turns an isError result into a failure with the server's text", async () => {
     const h = await withFault("is-error");
     const id = h.core.orchestrator.createTask({ title: "denied" });
