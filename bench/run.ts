@@ -8,6 +8,7 @@
  */
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport, getDefaultEnvironment } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { ListRootsRequestSchema } from "@modelcontextprotocol/sdk/types.js";
 import Database from "better-sqlite3";
 import { bulkhead } from "cockatiel";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
@@ -86,7 +87,13 @@ async function rawFleet(config: Config) {
         stderr: "pipe",
       });
       transport.stderr?.on("data", () => undefined);
-      const client = new Client({ name: "bench", version: "0" }, { capabilities: {} });
+      // The same client capabilities as taskfan's (roots answered with none), so the floor
+      // differs from taskfan by the store and the policies only.
+      const client = new Client(
+        { name: "bench", version: "0" },
+        { capabilities: { roots: { listChanged: false } } },
+      );
+      client.setRequestHandler(ListRootsRequestSchema, () => ({ roots: [] }));
       await client.connect(transport);
       const integration: Integration = createIntegration(s);
       const call: CallTool = async (name, args) => {

@@ -1,6 +1,6 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport, getDefaultEnvironment } from "@modelcontextprotocol/sdk/client/stdio.js";
-import { ErrorCode, McpError } from "@modelcontextprotocol/sdk/types.js";
+import { ErrorCode, ListRootsRequestSchema, McpError } from "@modelcontextprotocol/sdk/types.js";
 import type {
   JsonSchemaType,
   JsonSchemaValidator,
@@ -77,10 +77,14 @@ export class ServerConnection {
     });
     // Drain stderr before connecting, or a chatty server blocks on a full pipe.
     transport.stderr?.on("data", (chunk: Buffer) => this.logStderr(chunk));
+    // Roots: none to offer, so each server keeps the folders its configuration gives it.
+    // Said as an answer rather than "unsupported": shrimp asks on every file access and
+    // logs a stack trace to stderr for each refusal.
     const client = new Client(
       { name: "taskfan", version: "0.1.0" },
-      { capabilities: {}, jsonSchemaValidator: outputValidation },
+      { capabilities: { roots: { listChanged: false } }, jsonSchemaValidator: outputValidation },
     );
+    client.setRequestHandler(ListRootsRequestSchema, () => ({ roots: [] }));
     transport.onclose = () => {
       if (this.transport !== transport) return;
       this.transport = undefined;
