@@ -18,7 +18,12 @@ async function withFault(fault: string, extra: NonNullable<ConfigFile["servers"]
       deltatask: {
         command: process.execPath,
         args: [faultServerPath],
-        env: { FAULT: fault, CALLS_FILE: "${DATA_DIR}/calls.txt", CANCELS_FILE: "${DATA_DIR}/cancels.txt" },
+        env: {
+          FAULT: fault,
+          CALLS_FILE: "${DATA_DIR}/calls.txt",
+          CANCELS_FILE: "${DATA_DIR}/cancels.txt",
+          ROOTS_FILE: "${DATA_DIR}/roots.json",
+        },
         // Not required here: these tests watch one failure, not the rollback it would cause.
         required: false,
         ...extra,
@@ -97,6 +102,8 @@ describe("a misbehaving server", () => {
     await h.core.checkHealth();
     expect(calls(h)).toHaveLength(3);
     expect(lines(h, "cancels.txt")).toEqual([]);
+    // Asked for roots, taskfan answers that it has none to offer (not "unsupported").
+    expect(JSON.parse(lines(h, "roots.json")[0]!)).toEqual({ roots: [] });
   });
 
   it("parks the operations of a server that cannot start; the task is partial and says why", async () => {
