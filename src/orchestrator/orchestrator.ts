@@ -9,7 +9,7 @@ import { isTransient, mayHaveReachedServer } from "../fleet/policy.js";
 import { dependencies, type CallTool, type CreateOutcome } from "../integrations/integration.js";
 import type { Logger } from "../log.js";
 import type { Store } from "../store/store.js";
-import { blockedUntil } from "../store/operations.js";
+import { blockedUntil, type OperationState } from "../store/operations.js";
 import { deriveTaskStatus, isActive } from "./status.js";
 import { newTaskId, validateNewTask, type NewTask, type Operation, type Task } from "./task.js";
 
@@ -393,12 +393,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
             },
           );
         }
-        // A create that finished after its task was rolled back is undone as well.
-        const undo =
-          ok && op.kind === "create" && this.store.tasks.get(op.taskId)?.rollbackReason
-            ? this.store.operations.rollback(op.taskId)
-            : 0;
-        return { ok, undo };
+        return { ok, create: ok && op.kind === "create" };
       });
       if (value.ok) {
         this.log.info(
@@ -407,7 +402,6 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         );
         this.emit("operation.done", { taskId: op.taskId, operationId: op.id, server, ms, remoteId });
       }
-      if (value.undo > 0) this.schedulePump();
       if (effects) this.afterRecompute(op.taskId, effects);
       return;
     } catch (error) {
@@ -558,8 +552,14 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     try {
       const { values, effects } = this.store.transaction(() => {
         const values = batch.map((c) => c.write());
+        // A create that finished after its task was rolled back is undone as well.
+        const created = new Set(
+          batch.filter((_, i) => (values[i] as { create?: boolean }).create).map((c) => c.taskId),
+        );
         const effects = new Map<string, TaskEffects>();
-        for (const c of batch) if (!effects.has(c.taskId)) effects.set(c.taskId, this.recompute(c.taskId));
+        for (const c of batch) {
+          if (!effects.has(c.taskId)) effects.set(c.taskId, this.recompute(c.taskId, created.has(c.taskId)));
+        }
         return { values, effects };
       }, "relaxed");
       const last = new Map(batch.map((c, i) => [c.taskId, i]));
@@ -588,16 +588,21 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   }
 
   /**
-   * Inside the caller's transaction: releases the task's operations whose wait is over and
+   * Inside the caller's transaction: undoes creates that finished after the task was rolled
+   * back (`created`: one just did), releases the task's operations whose wait is over and
    * stores its status as derived from its operations.
    */
-  private recompute(taskId: string): TaskEffects {
+  private recompute(taskId: string, created = false): TaskEffects {
     const task = this.store.tasks.get(taskId);
     if (!task) return { released: [], settled: false };
-    const operations = this.store.operations.forTask(taskId);
+    const undo = created && task.rollbackReason ? this.store.operations.rollback(taskId) : 0;
+    const operations = this.store.operations.statesOf(taskId);
     const released = waitIsOver(operations)
       ? (this.store.operations.releaseWaiting(taskId) as ServerName[])
       : [];
+    // Compensations are due at once, on the servers that had the record.
+    if (undo > 0)
+      released.push(...operations.filter((o) => o.kind === "compensate").map((o) => o.server as ServerName));
     const derived = deriveTaskStatus(operations, task.rollbackReason);
     if (
       derived.status === task.status &&
@@ -628,7 +633,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
 }
 
 /** Whether one of these operations of a task is blocked on others that are no longer active. */
-function waitIsOver(operations: readonly Operation[]): boolean {
+function waitIsOver(operations: readonly OperationState[]): boolean {
   return operations.some(
     (o) =>
       o.status === "pending" &&

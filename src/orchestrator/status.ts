@@ -1,5 +1,8 @@
 import type { Operation, TaskStatus } from "./task.js";
 
+/** What a task's status is derived from: a few fields of each of its operations. */
+type StatusInput = Pick<Operation, "server" | "kind" | "status" | "waiting" | "attempts">;
+
 export interface DerivedStatus {
   status: TaskStatus;
   /** Nothing is running or about to run: every operation finished or waits for its server. */
@@ -8,13 +11,16 @@ export interface DerivedStatus {
 }
 
 /** Running, or pending and not parked: it will run without anyone's help. */
-export const isActive = (o: Operation) => o.status === "running" || (o.status === "pending" && !o.waiting);
+export const isActive = (o: StatusInput) => o.status === "running" || (o.status === "pending" && !o.waiting);
 
 /**
  * A task's status follows its operations. Once rolled back (`rollback` holds why), it
  * stays rolled back and settles when every compensation has finished.
  */
-export function deriveTaskStatus(operations: readonly Operation[], rollback?: string | null): DerivedStatus {
+export function deriveTaskStatus(
+  operations: readonly StatusInput[],
+  rollback?: string | null,
+): DerivedStatus {
   if (rollback) {
     const undo = operations.filter((o) => o.kind === "compensate");
     const settled = !operations.some(isActive);

@@ -1,4 +1,10 @@
 import type { Operation, OperationStatus } from "../orchestrator/task.js";
+
+/** An operation as far as its task's status and its waits are concerned. */
+export type OperationState = Pick<
+  Operation,
+  "server" | "kind" | "status" | "waiting" | "attempts" | "nextAttemptAt" | "waitsFor"
+>;
 import type { Db } from "./open-database.js";
 import { toOperation, type OperationRow } from "./rows.js";
 
@@ -78,6 +84,14 @@ export function createOperationStore(db: Db, now: () => number) {
   const forTask = db.prepare<[string], OperationRow>(
     "SELECT * FROM operations WHERE task_id = ? ORDER BY priority, id",
   );
+  const statesOf = db
+    .prepare<
+      [string],
+      [string, Operation["kind"], Operation["status"], string | null, number, number, string | null]
+    >(
+      "SELECT server, kind, status, waiting, attempts, next_attempt_at, waits_for FROM operations WHERE task_id = ?",
+    )
+    .raw();
   const renew = db.prepare<[number, number, string]>(
     "UPDATE operations SET lease_expires_at = ?, updated_at = ? WHERE lease_owner = ? AND status = 'running'",
   );
@@ -207,6 +221,20 @@ export function createOperationStore(db: Db, now: () => number) {
     },
     forTask(taskId: string): Operation[] {
       return forTask.all(taskId).map(toOperation);
+    },
+    /** The fields a task's status and its waits are derived from, read in one go. */
+    statesOf(taskId: string): OperationState[] {
+      return statesOf
+        .all(taskId)
+        .map(([server, kind, status, waiting, attempts, nextAttemptAt, waitsFor]) => ({
+          server,
+          kind,
+          status,
+          waiting,
+          attempts,
+          nextAttemptAt,
+          waitsFor: waitsFor ? waitsFor.split(",") : [],
+        }));
     },
     renewLeases(owner: string, leaseMs: number): number {
       const t = now();

@@ -37,6 +37,7 @@ export function createStore(file: string, now: () => number = Date.now): Store {
     dispatchers: createDispatcherStore(db, now),
     transaction<T>(fn: () => T, durability: "full" | "relaxed" = "full"): T {
       if (durability === "full" || db.inTransaction) return db.transaction(fn).immediate();
+      // Set each time: SQLite applies this pragma when the statement is compiled.
       db.pragma("synchronous = NORMAL");
       try {
         return db.transaction(fn).immediate();
