@@ -140,19 +140,27 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       waitsFor: this.dependencies.get(server) ?? [],
       idempotencyKey: `${id}:${server}:create`,
     }));
+    // Its servers may have work now. When they have room, the task's operations are claimed
+    // in the commit that stores it, and start as soon as the caller has the id.
+    for (const o of ops) if (o.waitsFor.length === 0) this.mayHaveWork.add(o.server);
+    const plan = this.plan();
+    let claimed: Operation[];
     try {
-      this.store.transaction(() => {
+      claimed = this.store.transaction(() => {
         this.store.tasks.insertWithOperations(id, valid, key, ops);
         this.store.events.append("task.created", { taskId: id }, { servers: ops.length });
+        return plan ? this.claimPlanned(plan) : [];
       });
     } catch (error) {
+      this.schedulePump();
       // Two requests with one key raced: the other one won, and its task is the answer.
       const existing = key ? this.store.tasks.getByIdempotencyKey(key) : undefined;
       if (existing) return existing.id;
       throw error;
     }
     this.log.info({ taskId: id, servers: ops.length }, "task created");
-    this.schedulePump(ops.filter((o) => o.waitsFor.length === 0).map((o) => o.server));
+    this.launch(claimed);
+    this.schedulePump([]);
     return id;
   }
 
@@ -265,21 +273,35 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     });
   }
 
+  /** A dispatch pass: parks the operations of servers that cannot be called, claims, runs. */
   private pump(): void {
     if (this.stopping) return;
-    const free = this.config.dispatcher.concurrency - this.inflight.size;
-    if (free <= 0) return;
-    const capacity = new Map<ServerName, number>();
-    for (const server of this.fleet.names) {
-      if (!this.mayHaveWork.has(server)) continue;
+    this.parkUnavailable();
+    const plan = this.plan();
+    if (!plan) return;
+    this.launch(this.store.transaction(() => this.claimPlanned(plan), "relaxed"));
+  }
+
+  /** Parks the due operations of marked servers that cannot be called now. */
+  private parkUnavailable(): void {
+    for (const server of this.mayHaveWork) {
       const availability = this.fleet.availability(server);
-      if (!availability.ok) {
-        // Parked until the server may be back; the poll (or its breaker closing) marks it again.
-        this.mayHaveWork.delete(server);
-        const touched = this.store.operations.parkServer(server, availability.reason, availability.retryAt);
-        for (const taskId of touched) this.refreshTask(taskId);
-        continue;
-      }
+      if (availability.ok) continue;
+      // Parked until the server may be back; the poll (or its breaker closing) marks it again.
+      this.mayHaveWork.delete(server);
+      const touched = this.store.operations.parkServer(server, availability.reason, availability.retryAt);
+      for (const taskId of touched) this.refreshTask(taskId);
+    }
+  }
+
+  /** How much to claim from which marked servers, within the global and per-server limits. */
+  private plan(): { capacity: Map<ServerName, number>; free: number } | undefined {
+    if (!this.running || this.stopping) return undefined;
+    const free = this.config.dispatcher.concurrency - this.inflight.size;
+    if (free <= 0) return undefined;
+    const capacity = new Map<ServerName, number>();
+    for (const server of this.mayHaveWork) {
+      if (!this.fleet.availability(server).ok) continue;
       let busy = 0;
       for (const f of this.inflight.values()) if (f.server === server) busy += 1;
       // Claim a little ahead of the server's own concurrency, so the next call waits in the
@@ -287,36 +309,50 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       const cap = this.fleet.config(server).concurrency * this.config.dispatcher.prefetch - busy;
       if (cap > 0) capacity.set(server, cap);
     }
-    if (capacity.size === 0) return;
+    return capacity.size > 0 ? { capacity, free } : undefined;
+  }
+
+  /**
+   * Inside the caller's transaction: claims what the plan allows. The claim is the record
+   * that a call may reach its server; it shares the caller's commit (relaxed for a pass: it
+   * survives a crash of this process, and if a power cut takes it, this run's row in
+   * `dispatchers` makes the next start look up every unfinished operation before creating
+   * it). A task's first claim makes it running, in the same commit.
+   */
+  private claimPlanned({ capacity, free }: { capacity: Map<ServerName, number>; free: number }): Operation[] {
     const orphans = this.orphansDue;
     this.orphansDue = false;
-    // The claim is the record that a call may reach its server. It is committed without
-    // fsync: it survives a crash of this process, and if a power cut takes it, this run's
-    // row in `dispatchers` makes the next start look up every unfinished operation before
-    // creating it. A task's first claim makes it running, in the same commit.
-    const claimed = this.store.transaction(() => {
-      const ops = this.store.operations.claim({
-        owner: this.owner,
-        leaseMs: this.leaseMs,
-        capacity,
-        limit: free,
-        orphans,
-      });
-      for (const taskId of new Set(ops.map((o) => o.taskId))) this.recompute(taskId);
-      return ops;
-    }, "relaxed");
+    const claimed = this.store.operations.claim({
+      owner: this.owner,
+      leaseMs: this.leaseMs,
+      capacity,
+      limit: free,
+      orphans,
+    });
+    for (const taskId of new Set(claimed.map((o) => o.taskId))) this.recompute(taskId);
     // A server whose claim came back short has nothing more due (unless the global limit cut it).
     if (claimed.length < free) {
       for (const [server, cap] of capacity) {
         if (claimed.filter((o) => o.server === server).length < cap) this.mayHaveWork.delete(server);
       }
     }
+    return claimed;
+  }
+
+  /**
+   * Runs claimed operations (their claim committed), counted in flight at once and started
+   * on the next microtask, after the caller (createTask) has returned. On shutdown, stop()
+   * returns them to pending.
+   */
+  private launch(claimed: readonly Operation[]): void {
     for (const op of claimed) {
-      const done = this.run(op).finally(() => {
-        this.inflight.delete(op.id);
-        // Its server has a free slot: a pass claims for it if it still has work marked.
-        this.schedulePump([]);
-      });
+      const done = Promise.resolve()
+        .then(() => (this.stopping ? undefined : this.run(op)))
+        .finally(() => {
+          this.inflight.delete(op.id);
+          // Its server has a free slot: a pass claims for it if it still has work marked.
+          this.schedulePump([]);
+        });
       this.inflight.set(op.id, { server: op.server as ServerName, done });
     }
   }
@@ -550,7 +586,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     const batch = this.commits.splice(0);
     if (batch.length === 0) return;
     try {
-      const { values, effects } = this.store.transaction(() => {
+      const { values, effects, claimed, released } = this.store.transaction(() => {
         const values = batch.map((c) => c.write());
         // A create that finished after its task was rolled back is undone as well.
         const created = new Set(
@@ -560,8 +596,20 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         for (const c of batch) {
           if (!effects.has(c.taskId)) effects.set(c.taskId, this.recompute(c.taskId, created.has(c.taskId)));
         }
-        return { values, effects };
+        // What these outcomes released is claimed in the same commit.
+        let claimed: Operation[] = [];
+        const released = [...effects.values()].flatMap((e) => e.released);
+        if (released.length > 0) {
+          for (const server of released) this.mayHaveWork.add(server);
+          const plan = this.plan();
+          if (plan) claimed = this.claimPlanned(plan);
+          for (const e of effects.values()) e.released = [];
+        }
+        return { values, effects, claimed, released: released.length > 0 };
       }, "relaxed");
+      this.launch(claimed);
+      // Whatever the limits left of it is taken by the next pass.
+      if (released) this.schedulePump([]);
       const last = new Map(batch.map((c, i) => [c.taskId, i]));
       batch.forEach((c, i) =>
         c.resolve({
