@@ -15,6 +15,8 @@ export function openDatabase(file: string, dir = migrationsDir): Db {
   db.pragma("synchronous = FULL");
   db.pragma("busy_timeout = 5000");
   db.pragma("foreign_keys = ON");
+  // Sorts and statement journals in memory: on disk each one created and removed a file.
+  db.pragma("temp_store = MEMORY");
   migrate(db, dir);
   return db;
 }
