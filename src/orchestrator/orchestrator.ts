@@ -56,6 +56,9 @@ class LeaseLostError extends TaskfanError {
 
 type AttemptOutcome = CreateOutcome & { verified?: boolean };
 
+/** How long an outcome that neither settles nor releases anything waits to share a commit. */
+const commitDelayMs = 10;
+
 /** What a task's recomputed status asks for once its transaction committed. */
 interface TaskEffects {
   /** Servers whose operations waited on others and became due. */
@@ -77,7 +80,17 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   private readonly now: () => number;
   private readonly leaseMs: number;
   private readonly dependencies: Map<ServerName, ServerName[]>;
-  private readonly inflight = new Map<number, { server: ServerName; done: Promise<void> }>();
+  /** Claimed operations until their outcome is written; `calling` while the server has the call. */
+  private readonly inflight = new Map<
+    number,
+    { server: ServerName; taskId: string; calling: boolean; done: Promise<void> }
+  >();
+  /** Per task: its operations in flight whose outcome has not been queued for commit yet. */
+  private readonly openByTask = new Map<string, number>();
+  /** Servers some other create waits for (their outcome may release it). */
+  private readonly awaited: Set<ServerName>;
+  private commitTimer: NodeJS.Timeout | undefined;
+  private commitImmediate: NodeJS.Immediate | undefined;
   private readonly abort = new AbortController();
   private readonly waiters = new Map<string, Array<(view: TaskView | undefined) => void>>();
   private readonly commits: Array<{
@@ -112,6 +125,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       this.fleet.names.map((name) => ({ name, required: this.fleet.config(name).required })),
       new Map(this.fleet.names.map((name) => [name, this.fleet.integration(name)])),
     );
+    this.awaited = new Set([...this.dependencies.values()].flat());
     // Every operation in flight listens to this signal (shutdown aborts them all).
     setMaxListeners(0, this.abort.signal);
     this.on("task.settled", (view) => {
@@ -252,6 +266,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       this.abort.abort(new Error("shutting down"));
       await Promise.race([all, new Promise((r) => setTimeout(r, 1000))]);
     }
+    this.flushCommits();
     const released = this.store.operations.release(this.owner);
     if (released > 0) this.log.info({ released }, "unfinished operations returned to pending");
     this.store.dispatchers.unregister(this.owner);
@@ -297,13 +312,15 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   /** How much to claim from which marked servers, within the global and per-server limits. */
   private plan(): { capacity: Map<ServerName, number>; free: number } | undefined {
     if (!this.running || this.stopping) return undefined;
-    const free = this.config.dispatcher.concurrency - this.inflight.size;
+    let calling = 0;
+    for (const f of this.inflight.values()) if (f.calling) calling += 1;
+    const free = this.config.dispatcher.concurrency - calling;
     if (free <= 0) return undefined;
     const capacity = new Map<ServerName, number>();
     for (const server of this.mayHaveWork) {
       if (!this.fleet.availability(server).ok) continue;
       let busy = 0;
-      for (const f of this.inflight.values()) if (f.server === server) busy += 1;
+      for (const f of this.inflight.values()) if (f.calling && f.server === server) busy += 1;
       // Claim a little ahead of the server's own concurrency, so the next call waits in the
       // server's queue instead of behind a claim when one finishes.
       const cap = this.fleet.config(server).concurrency * this.config.dispatcher.prefetch - busy;
@@ -349,12 +366,23 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       const done = Promise.resolve()
         .then(() => (this.stopping ? undefined : this.run(op)))
         .finally(() => {
+          this.callEnded(op);
           this.inflight.delete(op.id);
-          // Its server has a free slot: a pass claims for it if it still has work marked.
-          this.schedulePump([]);
         });
-      this.inflight.set(op.id, { server: op.server as ServerName, done });
+      this.inflight.set(op.id, { server: op.server as ServerName, taskId: op.taskId, calling: true, done });
+      this.openByTask.set(op.taskId, (this.openByTask.get(op.taskId) ?? 0) + 1);
     }
+  }
+
+  /** The server is done with an operation's call: its slot is free for the next claim. */
+  private callEnded(op: Operation): void {
+    const entry = this.inflight.get(op.id);
+    if (!entry?.calling) return;
+    entry.calling = false;
+    const open = (this.openByTask.get(op.taskId) ?? 1) - 1;
+    if (open > 0) this.openByTask.set(op.taskId, open);
+    else this.openByTask.delete(op.taskId);
+    this.schedulePump([]);
   }
 
   private async run(op: Operation): Promise<void> {
@@ -408,8 +436,9 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       const ms = performance.now() - started;
       const skipped = "skipped" in outcome;
       const remoteId = skipped ? null : outcome.remoteId;
+      this.callEnded(op);
       // Outcomes that arrive together share one commit with the task statuses they change.
-      const { value, effects } = await this.commit(op.taskId, () => {
+      const { value, effects } = await this.commit(op.taskId, server, () => {
         const ok = this.store.operations.finish(op.id, this.owner, {
           status: skipped ? "skipped" : "done",
           remoteId,
@@ -561,8 +590,10 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   }
 
   /**
-   * Group commit: outcomes queued in the same turn of the event loop go to SQLite in one
-   * transaction, with the status of each task they touch. Each caller gets its own write's
+   * Group commit: outcomes queued together go to SQLite in one transaction, with the status
+   * of each task they touch. An outcome that may settle its task or release a waiting create
+   * is written on the next turn of the event loop; one that can do neither waits up to
+   * `commitDelayMs` for company, so a task's ten outcomes take a few commits, not ten. Each caller gets its own write's
    * result; the last caller of each task also gets that task's effects, so its listeners
    * hear of every operation before they hear the task settled.
    *
@@ -570,7 +601,11 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
    * claimed (running, lease expiring) and the next claim looks on the server before
    * creating again, so nothing is lost or made twice.
    */
-  private commit<T>(taskId: string, write: () => T): Promise<{ value: T; effects?: TaskEffects }> {
+  private commit<T>(
+    taskId: string,
+    server: ServerName,
+    write: () => T,
+  ): Promise<{ value: T; effects?: TaskEffects }> {
     return new Promise((resolve, reject) => {
       this.commits.push({
         taskId,
@@ -578,11 +613,20 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         resolve: resolve as (result: { value: unknown; effects?: TaskEffects }) => void,
         reject,
       });
-      if (this.commits.length === 1) setImmediate(() => this.flushCommits());
+      // At once when it may settle its task or release a create waiting for this server;
+      // otherwise it waits a little for others to share the commit (and the status read).
+      const urgent = !this.openByTask.has(taskId) || this.awaited.has(server);
+      if (urgent) this.commitImmediate ??= setImmediate(() => this.flushCommits());
+      else if (!this.commitImmediate)
+        this.commitTimer ??= setTimeout(() => this.flushCommits(), commitDelayMs);
     });
   }
 
   private flushCommits(): void {
+    clearTimeout(this.commitTimer);
+    clearImmediate(this.commitImmediate);
+    this.commitTimer = undefined;
+    this.commitImmediate = undefined;
     const batch = this.commits.splice(0);
     if (batch.length === 0) return;
     try {
