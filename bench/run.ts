@@ -164,16 +164,28 @@ async function main() {
     const fans: number[] = [];
     const rawFans: number[] = [];
     const ordered: number[] = [];
+    // The orchestrator's own CPU per task against the floor clients': what the store and
+    // the policies cost, on a machine whose cores the servers share.
+    let cpuOurs = 0;
+    let cpuRaw = 0;
+    const cpuMs = (since: NodeJS.CpuUsage) => {
+      const used = process.cpuUsage(since);
+      return (used.user + used.system) / 1000;
+    };
     for (let i = 0; i < sequential; i++) {
+      let cpu = process.cpuUsage();
       let t0 = performance.now();
       const id = core.orchestrator.createTask({ title: `sequential ${i}` });
       acks.push(performance.now() - t0);
       const view = await core.orchestrator.waitForSettled(id, 60_000);
       fans.push(performance.now() - t0);
       if (view?.task.status !== "done") throw new Error(`task ${id} ended ${view?.task.status}`);
+      cpuOurs += cpuMs(cpu);
+      cpu = process.cpuUsage();
       t0 = performance.now();
       await raw.fanOut(fakeTask(`raw ${i}`));
       rawFans.push(performance.now() - t0);
+      cpuRaw += cpuMs(cpu);
       t0 = performance.now();
       await raw.fanOutOrdered(fakeTask(`raw ordered ${i}`));
       ordered.push(performance.now() - t0);
@@ -187,6 +199,8 @@ async function main() {
       raw_fanout_p95_ms: round(p(rawFans, 0.95)),
     });
     result.overhead_ratio = round(result.fanout_p50_ms! / result.raw_fanout_p50_ms!, 2);
+    result.cpu_ms_per_task = round(cpuOurs / sequential, 2);
+    result.raw_cpu_ms_per_task = round(cpuRaw / sequential, 2);
     result.raw_ordered_fanout_p50_ms = round(p(ordered, 0.5));
     result.ordered_overhead_ratio = round(result.fanout_p50_ms! / result.raw_ordered_fanout_p50_ms, 2);
 
