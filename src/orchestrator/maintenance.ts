@@ -21,6 +21,7 @@ export class Maintenance {
   private timers: NodeJS.Timeout[] = [];
   private syncing: Promise<SyncReport> | undefined;
   private stopped = false;
+  private lastGiveUp = 0;
 
   constructor(
     private readonly deps: {
@@ -72,16 +73,21 @@ export class Maintenance {
     if (this.stopped) return 0;
     const { store, fleet, orchestrator, config } = this.deps;
     const touched = new Set<string>();
-    if (store.operations.releaseAllWaiting() > 0) orchestrator.wake();
     for (const server of fleet.names) {
       if (!this.healthy(server)) continue;
       for (const id of store.operations.recover(server)) touched.add(id);
     }
-    const hours = Math.round((config.recovery.give_up_after / 3600) * 10) / 10;
-    const gaveUp = store.operations.giveUp(
-      this.now - config.recovery.give_up_after * 1000,
-      `gave up after ${hours} h: `,
-    );
+    // Giving up is about age (a day by default): looked at a tenth as often, at most once a minute.
+    const giveUpEvery = Math.min(60_000, config.recovery.give_up_after * 100);
+    let gaveUp: string[] = [];
+    if (this.now - this.lastGiveUp >= giveUpEvery) {
+      this.lastGiveUp = this.now;
+      const hours = Math.round((config.recovery.give_up_after / 3600) * 10) / 10;
+      gaveUp = store.operations.giveUp(
+        this.now - config.recovery.give_up_after * 1000,
+        `gave up after ${hours} h: `,
+      );
+    }
     for (const taskId of gaveUp) {
       orchestrator.rollbackIfRequiredFailed(taskId);
       touched.add(taskId);
