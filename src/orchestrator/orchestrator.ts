@@ -382,7 +382,8 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     const open = (this.openByTask.get(op.taskId) ?? 1) - 1;
     if (open > 0) this.openByTask.set(op.taskId, open);
     else this.openByTask.delete(op.taskId);
-    this.schedulePump([]);
+    // A commit on its way claims for the freed slot in its own transaction.
+    if (this.commits.length === 0) this.schedulePump([]);
   }
 
   private async run(op: Operation): Promise<void> {
@@ -630,7 +631,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     const batch = this.commits.splice(0);
     if (batch.length === 0) return;
     try {
-      const { values, effects, claimed, released } = this.store.transaction(() => {
+      const { values, effects, claimed } = this.store.transaction(() => {
         const values = batch.map((c) => c.write());
         // A create that finished after its task was rolled back is undone as well.
         const created = new Set(
@@ -640,20 +641,18 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         for (const c of batch) {
           if (!effects.has(c.taskId)) effects.set(c.taskId, this.recompute(c.taskId, created.has(c.taskId)));
         }
-        // What these outcomes released is claimed in the same commit.
-        let claimed: Operation[] = [];
-        const released = [...effects.values()].flatMap((e) => e.released);
-        if (released.length > 0) {
-          for (const server of released) this.mayHaveWork.add(server);
-          const plan = this.plan();
-          if (plan) claimed = this.claimPlanned(plan);
-          for (const e of effects.values()) e.released = [];
+        // What these outcomes released, and what waits for the slots their calls freed, is
+        // claimed in the same commit.
+        for (const e of effects.values()) {
+          for (const server of e.released) this.mayHaveWork.add(server);
+          e.released = [];
         }
-        return { values, effects, claimed, released: released.length > 0 };
+        const plan = this.plan();
+        return { values, effects, claimed: plan ? this.claimPlanned(plan) : [] };
       }, "relaxed");
       this.launch(claimed);
-      // Whatever the limits left of it is taken by the next pass.
-      if (released) this.schedulePump([]);
+      // Whatever the limits left is taken by the next pass.
+      this.schedulePump([]);
       const last = new Map(batch.map((c, i) => [c.taskId, i]));
       batch.forEach((c, i) =>
         c.resolve({
