@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --json] [--tasks N] [--sequential N]
+ * npm run bench [-- --json] [--tasks N] [--sequential N] [--warmup N] [--seed N]
  *
  * Measures, on the embedded default's ten local servers and a fresh DATA_DIR: cold start,
  * the time until a task is durable, the fan-out of one task against the same ten tool
@@ -31,11 +31,13 @@ const { values } = parseArgs({
     tasks: { type: "string", default: "2000" },
     sequential: { type: "string", default: "50" },
     seed: { type: "string", default: "100000" },
+    warmup: { type: "string", default: "5" },
   },
 });
 const throughputTasks = Number(values.tasks);
 const sequential = Number(values.sequential);
 const seedOps = Number(values.seed);
+const warmup = Number(values.warmup);
 const log = createLogger({ level: "silent", stderr: false });
 const say = (text: string) => {
   if (!values.json) process.stdout.write(`${text}\n`);
@@ -172,6 +174,12 @@ async function main() {
       const used = process.cpuUsage(since);
       return (used.user + used.system) / 1000;
     };
+    // A few rounds first, not counted: both sides warm up (JIT, caches, first files).
+    for (let i = 0; i < warmup; i++) {
+      await core.orchestrator.waitForSettled(core.orchestrator.createTask({ title: `warm-up ${i}` }), 60_000);
+      await raw.fanOut(fakeTask(`raw warm-up ${i}`));
+      await raw.fanOutOrdered(fakeTask(`raw ordered warm-up ${i}`));
+    }
     for (let i = 0; i < sequential; i++) {
       let cpu = process.cpuUsage();
       let t0 = performance.now();
