@@ -662,6 +662,8 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       );
     } catch (error) {
       for (const c of batch) c.reject(error);
+      // Its claims rolled back with it: look at every server again.
+      this.schedulePump();
     }
   }
 
