@@ -56,6 +56,12 @@ class LeaseLostError extends TaskfanError {
 
 type AttemptOutcome = CreateOutcome & { verified?: boolean };
 
+/** A claimed operation and its task as read in the claim's transaction. */
+interface Claimed {
+  op: Operation;
+  task: Task;
+}
+
 /** How long an outcome that neither settles nor releases anything waits to share a commit. */
 const commitDelayMs = 10;
 
@@ -158,7 +164,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     // in the commit that stores it, and start as soon as the caller has the id.
     for (const o of ops) if (o.waitsFor.length === 0) this.mayHaveWork.add(o.server);
     const plan = this.plan();
-    let claimed: Operation[];
+    let claimed: Claimed[];
     try {
       claimed = this.store.transaction(() => {
         this.store.tasks.insertWithOperations(id, valid, key, ops);
@@ -336,7 +342,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
    * `dispatchers` makes the next start look up every unfinished operation before creating
    * it). A task's first claim makes it running, in the same commit.
    */
-  private claimPlanned({ capacity, free }: { capacity: Map<ServerName, number>; free: number }): Operation[] {
+  private claimPlanned({ capacity, free }: { capacity: Map<ServerName, number>; free: number }): Claimed[] {
     const orphans = this.orphansDue;
     this.orphansDue = false;
     const claimed = this.store.operations.claim({
@@ -346,14 +352,22 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       limit: free,
       orphans,
     });
-    for (const taskId of new Set(claimed.map((o) => o.taskId))) this.recompute(taskId);
+    // Each task is read once for all its claimed operations, after its status changed.
+    const tasks = new Map<string, Task | undefined>();
+    for (const taskId of new Set(claimed.map((o) => o.taskId))) {
+      this.recompute(taskId);
+      tasks.set(taskId, this.store.tasks.get(taskId));
+    }
     // A server whose claim came back short has nothing more due (unless the global limit cut it).
     if (claimed.length < free) {
       for (const [server, cap] of capacity) {
         if (claimed.filter((o) => o.server === server).length < cap) this.mayHaveWork.delete(server);
       }
     }
-    return claimed;
+    return claimed.flatMap((op) => {
+      const task = tasks.get(op.taskId);
+      return task ? [{ op, task }] : [];
+    });
   }
 
   /**
@@ -361,10 +375,10 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
    * on the next microtask, after the caller (createTask) has returned. On shutdown, stop()
    * returns them to pending.
    */
-  private launch(claimed: readonly Operation[]): void {
-    for (const op of claimed) {
+  private launch(claimed: readonly Claimed[]): void {
+    for (const { op, task } of claimed) {
       const done = Promise.resolve()
-        .then(() => (this.stopping ? undefined : this.run(op)))
+        .then(() => (this.stopping ? undefined : this.run(op, task)))
         .finally(() => {
           this.callEnded(op);
           this.inflight.delete(op.id);
@@ -386,12 +400,10 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     if (this.commits.length === 0) this.schedulePump([]);
   }
 
-  private async run(op: Operation): Promise<void> {
+  private async run(op: Operation, task: Task): Promise<void> {
     const server = op.server as ServerName;
     // Every line about this operation names it (bindings, not a child logger per operation).
     const at = { taskId: op.taskId, server, operationId: op.id };
-    const task = this.store.tasks.get(op.taskId);
-    if (!task) return;
     this.emit("operation.started", {
       taskId: op.taskId,
       operationId: op.id,
