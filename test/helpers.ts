@@ -1,4 +1,4 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -58,3 +58,32 @@ export function childPids(pid: number): number[] {
 }
 
 export { alive } from "../src/fleet/pid-files.js";
+
+const spawned = new Set<ChildProcess>();
+
+/**
+ * Spawns a process a test drives (`taskfan start`, a fixture) and remembers it until it
+ * exits, so `stopSpawned()` can stop it and its servers when a test fails or times out.
+ */
+export function spawnTracked(command: string, args: string[], options: SpawnOptions): ChildProcess {
+  const child = spawn(command, args, options);
+  spawned.add(child);
+  child.once("exit", () => spawned.delete(child));
+  return child;
+}
+
+/** SIGKILLs every tracked process still running, and its direct children first. */
+export function stopSpawned(): void {
+  for (const child of spawned) {
+    if (child.pid === undefined) continue;
+    for (const pid of childPids(child.pid)) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+    child.kill("SIGKILL");
+  }
+  spawned.clear();
+}

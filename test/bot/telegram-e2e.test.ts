@@ -1,9 +1,9 @@
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, type ChildProcess } from "node:child_process";
 import { readFileSync, readdirSync } from "node:fs";
 import { once } from "node:events";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { repoRoot, tempDir } from "../helpers.js";
+import { repoRoot, spawnTracked, stopSpawned, tempDir } from "../helpers.js";
 import { FakeBotApi, type Sent } from "./fake-bot-api.js";
 
 const bin = path.join(repoRoot, "bin", "taskfan.js");
@@ -55,7 +55,7 @@ beforeAll(async () => {
   ({ dir, remove } = tempDir());
   api = new FakeBotApi();
   await api.start();
-  child = spawn(process.execPath, [bin, "start"], {
+  child = spawnTracked(process.execPath, [bin, "start"], {
     cwd: dir,
     env: {
       ...process.env,
@@ -84,6 +84,7 @@ afterAll(async () => {
   }
   await api.stop();
   remove();
+  stopSpawned(); // only what a failed or timed-out test left running
 });
 
 describe("the bot as a process, against an HTTP fake of the Bot API", () => {

@@ -1,8 +1,8 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort, repoRoot, tempDir } from "../helpers.js";
+import { freePort, repoRoot, spawnTracked, stopSpawned, tempDir } from "../helpers.js";
 import { FakeBotApi } from "./fake-bot-api.js";
 
 const bin = path.join(repoRoot, "bin", "taskfan.js");
@@ -19,7 +19,7 @@ beforeAll(async () => {
   await api.start();
   const port = await freePort();
   hook = `http://127.0.0.1:${port}/telegram/updates`;
-  child = spawn(process.execPath, [bin, "start"], {
+  child = spawnTracked(process.execPath, [bin, "start"], {
     cwd: tmp.dir,
     env: {
       ...process.env,
@@ -45,6 +45,7 @@ afterAll(async () => {
   }
   await api.stop();
   remove();
+  stopSpawned(); // only what a failed or timed-out test left running
 });
 
 const update = (text: string) => ({

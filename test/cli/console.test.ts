@@ -1,15 +1,17 @@
-import { spawn } from "node:child_process";
 import { once } from "node:events";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { serverNames } from "../../src/config/schema.js";
-import { repoRoot, tempDir } from "../helpers.js";
+import { repoRoot, spawnTracked, stopSpawned, tempDir } from "../helpers.js";
 
 const bin = path.join(repoRoot, "bin", "taskfan.js");
 let dir: string;
 let remove: () => void;
 beforeAll(() => ({ dir, remove } = tempDir()));
-afterAll(() => remove());
+afterAll(() => {
+  stopSpawned(); // only what a failed or timed-out test left running
+  remove();
+});
 
 describe("the console chat (no bot token)", () => {
   it("creates a task through /newtask typed on stdin and shows it reach all ten servers", async () => {
@@ -20,21 +22,25 @@ describe("the console chat (no bot token)", () => {
       LOG_LEVEL: "warn",
     };
     delete env.BOT_TOKEN;
-    const child = spawn(process.execPath, [bin, "start"], { cwd: dir, env, stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawnTracked(process.execPath, [bin, "start"], {
+      cwd: dir,
+      env,
+      stdio: ["pipe", "pipe", "pipe"],
+    });
     let out = "";
     const seen = (needle: string) =>
       new Promise<void>((resolve) => {
         if (out.includes(needle)) return resolve();
         const on = () => {
           if (out.includes(needle)) {
-            child.stdout.off("data", on);
+            child.stdout!.off("data", on);
             resolve();
           }
         };
-        child.stdout.on("data", on);
+        child.stdout!.on("data", on);
       });
-    child.stdout.on("data", (d: Buffer) => (out += d.toString("utf8")));
-    const type = (line: string) => child.stdin.write(`${line}\n`);
+    child.stdout!.on("data", (d: Buffer) => (out += d.toString("utf8")));
+    const type = (line: string) => child.stdin!.write(`${line}\n`);
 
     await seen("taskfan console chat");
     type("/newtask");
@@ -57,7 +63,7 @@ describe("the console chat (no bot token)", () => {
     }
     type("/health");
     await seen("Servers: 10 of 10 online");
-    child.stdin.end();
+    child.stdin!.end();
     child.kill("SIGTERM");
     const [code] = await once(child, "exit");
     expect(code).toBe(0);

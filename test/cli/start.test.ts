@@ -1,14 +1,17 @@
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { childPids, repoRoot, tempDir } from "../helpers.js";
+import { childPids, repoRoot, spawnTracked, stopSpawned, tempDir } from "../helpers.js";
 
 const bin = path.join(repoRoot, "bin", "taskfan.js");
 let dir: string;
 let remove: () => void;
 beforeAll(() => ({ dir, remove } = tempDir()));
-afterAll(() => remove());
+afterAll(() => {
+  stopSpawned(); // only what a failed or timed-out test left running
+  remove();
+});
 
 const env = () => ({ ...process.env, DATA_DIR: path.join(dir, "data"), HTTP_PORT: "0", LOG_LEVEL: "info" });
 
@@ -28,7 +31,7 @@ describe("taskfan start", () => {
     expect(created?.task.status).not.toBe("done");
     const id = created!.task.id;
 
-    const child = spawn(process.execPath, [bin, "start"], {
+    const child = spawnTracked(process.execPath, [bin, "start"], {
       cwd: dir,
       env: env(),
       stdio: ["ignore", "ignore", "pipe"],

@@ -1,12 +1,12 @@
 import Database from "better-sqlite3";
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { readFileSync, readdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { taskMarker } from "../../src/orchestrator/task.js";
-import { alive, childPids, repoRoot, tempDir } from "../helpers.js";
+import { alive, childPids, repoRoot, spawnTracked, stopSpawned, tempDir } from "../helpers.js";
 
 const bin = path.join(repoRoot, "bin", "taskfan.js");
 const createMany = path.join(repoRoot, "test", "fixtures", "create-many.mjs");
@@ -22,7 +22,10 @@ beforeAll(() => {
   // Short leases, so a killed run's operations are taken over quickly.
   writeFileSync(path.join(dir, "taskfan.config.json"), JSON.stringify({ dispatcher: { lease_seconds: 2 } }));
 });
-afterAll(() => remove());
+afterAll(() => {
+  stopSpawned(); // only what a failed or timed-out test left running
+  remove();
+});
 
 function taskStatuses(): Record<string, string> {
   const db = new Database(path.join(dir, "data", "taskfan.db"), { readonly: true, fileMustExist: true });
@@ -40,7 +43,7 @@ function taskStatuses(): Record<string, string> {
 
 /** Starts `taskfan start` and resolves once it logs that it started, with its server pids. */
 async function startTaskfan(): Promise<{ child: ChildProcess; servers: number[]; log: string[] }> {
-  const child = spawn(process.execPath, [bin, "start"], {
+  const child = spawnTracked(process.execPath, [bin, "start"], {
     cwd: dir,
     env: env(),
     stdio: ["ignore", "ignore", "pipe"],
@@ -61,7 +64,7 @@ describe("a crash of the orchestrator mid fan-out", () => {
   const ids: string[] = [];
 
   it("kill -9 while tasks fan out, then SIGTERM a restarted run mid-way: exits 0, leaves no process", async () => {
-    const doomed = spawn(process.execPath, [createMany, String(tasks)], {
+    const doomed = spawnTracked(process.execPath, [createMany, String(tasks)], {
       cwd: dir,
       env: env(),
       stdio: ["ignore", "pipe", "ignore"],
