@@ -154,22 +154,41 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     }
     const valid = validateNewTask(input, this.now());
     const id = newTaskId();
-    const ops = this.fleet.names.map((server) => ({
-      server,
-      priority: this.fleet.config(server).priority,
-      waitsFor: this.dependencies.get(server) ?? [],
-      idempotencyKey: `${id}:${server}:create`,
-    }));
-    // Its servers may have work now. When they have room, the task's operations are claimed
-    // in the commit that stores it, and start as soon as the caller has the id.
-    for (const o of ops) if (o.waitsFor.length === 0) this.mayHaveWork.add(o.server);
+    // A server with room and nothing else due takes its operation as it is stored (claimed
+    // in the commit that stores the task); the others' are claimed by the usual pass, in
+    // priority order behind what they already have. Either way a claimed call starts as
+    // soon as the caller has the id.
+    let free = this.running && !this.stopping ? this.config.dispatcher.concurrency - this.callsInFlight() : 0;
+    const lease = { owner: this.owner, expiresAt: this.now() + this.leaseMs };
+    const ops = this.fleet.names.map((server) => {
+      const waitsFor = this.dependencies.get(server) ?? [];
+      const direct =
+        free > 0 &&
+        waitsFor.length === 0 &&
+        !this.mayHaveWork.has(server) &&
+        this.fleet.availability(server).ok &&
+        this.room(server) > 0;
+      if (direct) free -= 1;
+      else if (waitsFor.length === 0) this.mayHaveWork.add(server);
+      return {
+        server,
+        priority: this.fleet.config(server).priority,
+        waitsFor,
+        idempotencyKey: `${id}:${server}:create`,
+        ...(direct ? { lease } : {}),
+      };
+    });
     const plan = this.plan();
     let claimed: Claimed[];
     try {
       claimed = this.store.transaction(() => {
-        this.store.tasks.insertWithOperations(id, valid, key, ops);
+        const direct = this.store.tasks.insertWithOperations(id, valid, key, ops);
         this.store.events.append("task.created", { taskId: id }, { servers: ops.length });
-        return plan ? this.claimPlanned(plan) : [];
+        const others = plan ? this.claimPlanned(plan) : [];
+        if (direct.length === 0) return others;
+        this.recompute(id);
+        const task = this.store.tasks.get(id)!;
+        return [...direct.map((op) => ({ op, task })), ...others];
       });
     } catch (error) {
       this.schedulePump();
@@ -318,21 +337,31 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   /** How much to claim from which marked servers, within the global and per-server limits. */
   private plan(): { capacity: Map<ServerName, number>; free: number } | undefined {
     if (!this.running || this.stopping) return undefined;
-    let calling = 0;
-    for (const f of this.inflight.values()) if (f.calling) calling += 1;
-    const free = this.config.dispatcher.concurrency - calling;
+    const free = this.config.dispatcher.concurrency - this.callsInFlight();
     if (free <= 0) return undefined;
     const capacity = new Map<ServerName, number>();
     for (const server of this.mayHaveWork) {
       if (!this.fleet.availability(server).ok) continue;
-      let busy = 0;
-      for (const f of this.inflight.values()) if (f.calling && f.server === server) busy += 1;
-      // Claim a little ahead of the server's own concurrency, so the next call waits in the
-      // server's queue instead of behind a claim when one finishes.
-      const cap = this.fleet.config(server).concurrency * this.config.dispatcher.prefetch - busy;
+      const cap = this.room(server);
       if (cap > 0) capacity.set(server, cap);
     }
     return capacity.size > 0 ? { capacity, free } : undefined;
+  }
+
+  private callsInFlight(): number {
+    let calling = 0;
+    for (const f of this.inflight.values()) if (f.calling) calling += 1;
+    return calling;
+  }
+
+  /**
+   * How many more a server may have claimed: a little ahead of its own concurrency, so the
+   * next call waits in the server's queue instead of behind a claim when one finishes.
+   */
+  private room(server: ServerName): number {
+    let busy = 0;
+    for (const f of this.inflight.values()) if (f.calling && f.server === server) busy += 1;
+    return this.fleet.config(server).concurrency * this.config.dispatcher.prefetch - busy;
   }
 
   /**

@@ -1,7 +1,7 @@
-import type { Task, TaskStatus, ValidTask } from "../orchestrator/task.js";
+import type { Operation, Task, TaskStatus, ValidTask } from "../orchestrator/task.js";
 import type { Db } from "./open-database.js";
 import { blockedUntil } from "./operations.js";
-import { toTask, type TaskRow } from "./rows.js";
+import { toOperation, toTask, type OperationRow, type TaskRow } from "./rows.js";
 
 export interface NewOperationRow {
   server: string;
@@ -9,12 +9,20 @@ export interface NewOperationRow {
   /** Servers whose create of this task must settle first. */
   waitsFor: readonly string[];
   idempotencyKey: string;
+  /** Stored already claimed by this dispatcher (its first attempt under way). */
+  lease?: { owner: string; expiresAt: number } | undefined;
 }
 
 export function createTaskStore(db: Db, now: () => number) {
   const insertTask = db.prepare<[Record<string, unknown>]>(
     `INSERT INTO tasks (id, title, description, priority, deadline, tags, status, idempotency_key, created_at, updated_at)
      VALUES (@id, @title, @description, @priority, @deadline, @tags, 'pending', @key, @now, @now)`,
+  );
+  const insertClaimedOp = db.prepare<[Record<string, unknown>], OperationRow>(
+    `INSERT INTO operations (task_id, server, kind, status, waits_for, priority, idempotency_key, attempts,
+       lease_owner, lease_expires_at, next_attempt_at, created_at, started_at, updated_at)
+     VALUES (@taskId, @server, 'create', 'running', NULL, @priority, @key, 1, @owner, @expires, @now, @now, @now, @now)
+     RETURNING *`,
   );
   const insertOp = db.prepare<[Record<string, unknown>]>(
     `INSERT INTO operations (task_id, server, kind, status, waits_for, priority, idempotency_key, next_attempt_at, created_at, updated_at)
@@ -38,8 +46,9 @@ export function createTaskStore(db: Db, now: () => number) {
 
   /** The task and its operations, in one transaction: durable on return. */
   const insertWithOperations = db.transaction(
-    (id: string, task: ValidTask, key: string | null, ops: readonly NewOperationRow[]) => {
+    (id: string, task: ValidTask, key: string | null, ops: readonly NewOperationRow[]): Operation[] => {
       const t = now();
+      const claimed: Operation[] = [];
       insertTask.run({
         id,
         title: task.title,
@@ -51,6 +60,19 @@ export function createTaskStore(db: Db, now: () => number) {
         now: t,
       });
       for (const op of ops) {
+        if (op.lease && op.waitsFor.length === 0) {
+          const row = insertClaimedOp.get({
+            taskId: id,
+            server: op.server,
+            priority: op.priority,
+            key: op.idempotencyKey,
+            owner: op.lease.owner,
+            expires: op.lease.expiresAt,
+            now: t,
+          });
+          if (row) claimed.push(toOperation(row));
+          continue;
+        }
         insertOp.run({
           taskId: id,
           server: op.server,
@@ -62,6 +84,7 @@ export function createTaskStore(db: Db, now: () => number) {
           now: t,
         });
       }
+      return claimed;
     },
   );
 
@@ -71,8 +94,8 @@ export function createTaskStore(db: Db, now: () => number) {
       task: ValidTask,
       key: string | null,
       ops: readonly NewOperationRow[],
-    ): void {
-      insertWithOperations.immediate(id, task, key, ops);
+    ): Operation[] {
+      return insertWithOperations.immediate(id, task, key, ops);
     },
     get(id: string): Task | undefined {
       const row = byId.get(id);

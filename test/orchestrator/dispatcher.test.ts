@@ -201,6 +201,37 @@ describe("dispatcher", () => {
     expect(verified.map((e) => e.data.server).sort()).toEqual(["deltatask", "time-tracker"]);
   });
 
+  it("claims a new task's operations in the commit that stores it while its servers have room", async () => {
+    const { dir, remove } = tempDir();
+    cleanups.push(remove);
+    const c = await build(
+      path.join(dir, "data"),
+      path.join(dir, "data", "taskfan.db"),
+      { servers: onlyServers(["memory", "time-tracker"]), dispatcher: { prefetch: 2 } },
+      { owner: "direct" },
+    );
+    c.orchestrator.start();
+    // Serial servers with two claims each: two tasks go straight to them, the third waits.
+    const ids = ["one", "two", "three"].map((title) => c.orchestrator.createTask({ title }));
+    const states = ids.map((id) => c.store.operations.forTask(id).map((o) => [o.status, o.attempts]));
+    expect(states).toEqual([
+      [
+        ["running", 1],
+        ["running", 1],
+      ],
+      [
+        ["running", 1],
+        ["running", 1],
+      ],
+      [
+        ["pending", 0],
+        ["pending", 0],
+      ],
+    ]);
+    expect(c.store.tasks.get(ids[0]!)?.status).toBe("running");
+    for (const id of ids) expect((await c.orchestrator.waitForSettled(id, 20_000))?.task.status).toBe("done");
+  });
+
   it("returns the same task for a repeated idempotency key", async () => {
     const { dir, remove } = tempDir();
     cleanups.push(remove);
