@@ -91,8 +91,6 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     number,
     { server: ServerName; taskId: string; calling: boolean; done: Promise<void> }
   >();
-  /** Per task: its operations in flight whose outcome has not been queued for commit yet. */
-  private readonly openByTask = new Map<string, number>();
   /** Servers some other create waits for (their outcome may release it). */
   private readonly awaited: Set<ServerName>;
   private commitTimer: NodeJS.Timeout | undefined;
@@ -158,7 +156,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     // in the commit that stores the task); the others' are claimed by the usual pass, in
     // priority order behind what they already have. Either way a claimed call starts as
     // soon as the caller has the id.
-    let free = this.running && !this.stopping ? this.config.dispatcher.concurrency - this.callsInFlight() : 0;
+    let free = this.running && !this.stopping ? this.config.dispatcher.concurrency - this.calling() : 0;
     const lease = { owner: this.owner, expiresAt: this.now() + this.leaseMs };
     const ops = this.fleet.names.map((server) => {
       const waitsFor = this.dependencies.get(server) ?? [];
@@ -184,11 +182,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       claimed = this.store.transaction(() => {
         const direct = this.store.tasks.insertWithOperations(id, valid, key, ops);
         this.store.events.append("task.created", { taskId: id }, { servers: ops.length });
-        const others = plan ? this.claimPlanned(plan) : [];
-        if (direct.length === 0) return others;
-        this.recompute(id);
-        const task = this.store.tasks.get(id)!;
-        return [...direct.map((op) => ({ op, task })), ...others];
+        return this.withTasks([...direct, ...(plan ? this.claimPlanned(plan) : [])]);
       });
     } catch (error) {
       this.schedulePump();
@@ -319,7 +313,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     this.parkUnavailable();
     const plan = this.plan();
     if (!plan) return;
-    this.launch(this.store.transaction(() => this.claimPlanned(plan), "relaxed"));
+    this.launch(this.store.transaction(() => this.withTasks(this.claimPlanned(plan)), "relaxed"));
   }
 
   /** Parks the due operations of marked servers that cannot be called now. */
@@ -337,7 +331,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   /** How much to claim from which marked servers, within the global and per-server limits. */
   private plan(): { capacity: Map<ServerName, number>; free: number } | undefined {
     if (!this.running || this.stopping) return undefined;
-    const free = this.config.dispatcher.concurrency - this.callsInFlight();
+    const free = this.config.dispatcher.concurrency - this.calling();
     if (free <= 0) return undefined;
     const capacity = new Map<ServerName, number>();
     for (const server of this.mayHaveWork) {
@@ -348,10 +342,11 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     return capacity.size > 0 ? { capacity, free } : undefined;
   }
 
-  private callsInFlight(): number {
-    let calling = 0;
-    for (const f of this.inflight.values()) if (f.calling) calling += 1;
-    return calling;
+  /** How many calls in flight (those the servers still have) match `which`. */
+  private calling(which: (f: { server: ServerName; taskId: string }) => boolean = () => true): number {
+    let n = 0;
+    for (const f of this.inflight.values()) if (f.calling && which(f)) n += 1;
+    return n;
   }
 
   /**
@@ -359,8 +354,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
    * next call waits in the server's queue instead of behind a claim when one finishes.
    */
   private room(server: ServerName): number {
-    let busy = 0;
-    for (const f of this.inflight.values()) if (f.calling && f.server === server) busy += 1;
+    const busy = this.calling((f) => f.server === server);
     return this.fleet.config(server).concurrency * this.config.dispatcher.prefetch - busy;
   }
 
@@ -369,9 +363,9 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
    * that a call may reach its server; it shares the caller's commit (relaxed for a pass: it
    * survives a crash of this process, and if a power cut takes it, this run's row in
    * `dispatchers` makes the next start look up every unfinished operation before creating
-   * it). A task's first claim makes it running, in the same commit.
+   * it).
    */
-  private claimPlanned({ capacity, free }: { capacity: Map<ServerName, number>; free: number }): Claimed[] {
+  private claimPlanned({ capacity, free }: { capacity: Map<ServerName, number>; free: number }): Operation[] {
     const orphans = this.orphansDue;
     this.orphansDue = false;
     const claimed = this.store.operations.claim({
@@ -381,17 +375,24 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       limit: free,
       orphans,
     });
-    // Each task is read once for all its claimed operations, after its status changed.
-    const tasks = new Map<string, Task | undefined>();
-    for (const taskId of new Set(claimed.map((o) => o.taskId))) {
-      this.recompute(taskId);
-      tasks.set(taskId, this.store.tasks.get(taskId));
-    }
     // A server whose claim came back short has nothing more due (unless the global limit cut it).
     if (claimed.length < free) {
       for (const [server, cap] of capacity) {
         if (claimed.filter((o) => o.server === server).length < cap) this.mayHaveWork.delete(server);
       }
+    }
+    return claimed;
+  }
+
+  /**
+   * Inside the claim's transaction: each task with claimed operations becomes running and
+   * is read once for all of them (the runs need it).
+   */
+  private withTasks(claimed: readonly Operation[]): Claimed[] {
+    const tasks = new Map<string, Task | undefined>();
+    for (const taskId of new Set(claimed.map((o) => o.taskId))) {
+      this.recompute(taskId);
+      tasks.set(taskId, this.store.tasks.get(taskId));
     }
     return claimed.flatMap((op) => {
       const task = tasks.get(op.taskId);
@@ -413,7 +414,6 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
           this.inflight.delete(op.id);
         });
       this.inflight.set(op.id, { server: op.server as ServerName, taskId: op.taskId, calling: true, done });
-      this.openByTask.set(op.taskId, (this.openByTask.get(op.taskId) ?? 0) + 1);
     }
   }
 
@@ -422,9 +422,6 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     const entry = this.inflight.get(op.id);
     if (!entry?.calling) return;
     entry.calling = false;
-    const open = (this.openByTask.get(op.taskId) ?? 1) - 1;
-    if (open > 0) this.openByTask.set(op.taskId, open);
-    else this.openByTask.delete(op.taskId);
     // A commit on its way claims for the freed slot in its own transaction.
     if (this.commits.length === 0) this.schedulePump([]);
   }
@@ -635,9 +632,10 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
    * Group commit: outcomes queued together go to SQLite in one transaction, with the status
    * of each task they touch. An outcome that may settle its task or release a waiting create
    * is written on the next turn of the event loop; one that can do neither waits up to
-   * `commitDelayMs` for company, so a task's ten outcomes take a few commits, not ten. Each caller gets its own write's
-   * result; the last caller of each task also gets that task's effects, so its listeners
-   * hear of every operation before they hear the task settled.
+   * `commitDelayMs` for company, so a task's ten outcomes take a few commits, not ten.
+   * Each caller gets its own write's result; the last caller of each task also gets that
+   * task's effects, so its listeners hear of every operation before they hear the task
+   * settled.
    *
    * The commit is relaxed (no fsync): if a power cut takes it, the operations are still
    * claimed (running, lease expiring) and the next claim looks on the server before
@@ -657,7 +655,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       });
       // At once when it may settle its task or release a create waiting for this server;
       // otherwise it waits a little for others to share the commit (and the status read).
-      const urgent = !this.openByTask.has(taskId) || this.awaited.has(server);
+      const urgent = !this.calling((f) => f.taskId === taskId) || this.awaited.has(server);
       if (urgent) this.commitImmediate ??= setImmediate(() => this.flushCommits());
       else if (!this.commitImmediate)
         this.commitTimer ??= setTimeout(() => this.flushCommits(), commitDelayMs);
@@ -689,7 +687,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
           e.released = [];
         }
         const plan = this.plan();
-        return { values, effects, claimed: plan ? this.claimPlanned(plan) : [] };
+        return { values, effects, claimed: plan ? this.withTasks(this.claimPlanned(plan)) : [] };
       }, "relaxed");
       this.launch(claimed);
       // Whatever the limits left is taken by the next pass.
