@@ -1,4 +1,5 @@
 import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
+import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -86,4 +87,12 @@ export function stopSpawned(): void {
     child.kill("SIGKILL");
   }
   spawned.clear();
+}
+
+/** Asks a process to stop (SIGTERM) unless it already exited; resolves with its exit code. */
+export async function terminate(child: ChildProcess): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+  const exited = once(child, "exit") as Promise<[number | null]>;
+  child.kill("SIGTERM");
+  return (await exited)[0];
 }

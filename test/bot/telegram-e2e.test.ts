@@ -1,9 +1,8 @@
 import { execFileSync, type ChildProcess } from "node:child_process";
 import { readFileSync, readdirSync } from "node:fs";
-import { once } from "node:events";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { repoRoot, spawnTracked, stopSpawned, tempDir } from "../helpers.js";
+import { repoRoot, spawnTracked, stopSpawned, tempDir, terminate } from "../helpers.js";
 import { FakeBotApi, type Sent } from "./fake-bot-api.js";
 
 const bin = path.join(repoRoot, "bin", "taskfan.js");
@@ -78,10 +77,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  if (child.exitCode === null) {
-    child.kill("SIGTERM");
-    await once(child, "exit");
-  }
+  await terminate(child);
   await api.stop();
   remove();
   stopSpawned(); // only what a failed or timed-out test left running
@@ -173,9 +169,7 @@ describe("the bot as a process, against an HTTP fake of the Bot API", () => {
   });
 
   it("stops cleanly on SIGTERM", async () => {
-    child.kill("SIGTERM");
-    const [code] = await once(child, "exit");
-    expect(code).toBe(0);
+    expect(await terminate(child)).toBe(0);
   });
 
   it("kept a debug log of all of it, with the bot token nowhere in it", () => {

@@ -1,8 +1,7 @@
 import { type ChildProcess } from "node:child_process";
-import { once } from "node:events";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort, repoRoot, spawnTracked, stopSpawned, tempDir } from "../helpers.js";
+import { freePort, repoRoot, spawnTracked, stopSpawned, tempDir, terminate } from "../helpers.js";
 import { FakeBotApi } from "./fake-bot-api.js";
 
 const bin = path.join(repoRoot, "bin", "taskfan.js");
@@ -39,10 +38,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  if (child.exitCode === null) {
-    child.kill("SIGTERM");
-    await once(child, "exit");
-  }
+  await terminate(child);
   await api.stop();
   remove();
   stopSpawned(); // only what a failed or timed-out test left running

@@ -1,8 +1,7 @@
-import { once } from "node:events";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { serverNames } from "../../src/config/schema.js";
-import { repoRoot, spawnTracked, stopSpawned, tempDir } from "../helpers.js";
+import { repoRoot, spawnTracked, stopSpawned, tempDir, terminate } from "../helpers.js";
 
 const bin = path.join(repoRoot, "bin", "taskfan.js");
 let dir: string;
@@ -64,8 +63,6 @@ describe("the console chat (no bot token)", () => {
     type("/health");
     await seen("Servers: 10 of 10 online");
     child.stdin!.end();
-    child.kill("SIGTERM");
-    const [code] = await once(child, "exit");
-    expect(code).toBe(0);
+    expect(await terminate(child)).toBe(0);
   });
 });

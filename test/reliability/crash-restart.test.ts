@@ -6,7 +6,7 @@ import path from "node:path";
 import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { taskMarker } from "../../src/orchestrator/task.js";
-import { alive, childPids, repoRoot, spawnTracked, stopSpawned, tempDir } from "../helpers.js";
+import { alive, childPids, repoRoot, spawnTracked, stopSpawned, tempDir, terminate } from "../helpers.js";
 
 const bin = path.join(repoRoot, "bin", "taskfan.js");
 const createMany = path.join(repoRoot, "test", "fixtures", "create-many.mjs");
@@ -90,10 +90,7 @@ describe("a crash of the orchestrator mid fan-out", () => {
       timeout: 20_000,
       interval: 20,
     });
-    const exited = once(second.child, "exit");
-    second.child.kill("SIGTERM");
-    const [code] = await exited;
-    expect(code).toBe(0);
+    expect(await terminate(second.child)).toBe(0);
     expect(second.servers.filter(alive)).toEqual([]);
   });
 
@@ -106,8 +103,7 @@ describe("a crash of the orchestrator mid fan-out", () => {
       },
       { timeout: 120_000, interval: 200 },
     );
-    third.child.kill("SIGTERM");
-    expect((await once(third.child, "exit"))[0]).toBe(0);
+    expect(await terminate(third.child)).toBe(0);
 
     const data = path.join(dir, "data");
     const json = (...p: string[]) => JSON.parse(readFileSync(path.join(data, ...p), "utf8"));
