@@ -18,6 +18,11 @@ function startTimeOf(pid: number): string | undefined {
   }
 }
 
+/** Whether `pid` is still the process that started at `started` (from /proc). */
+function sameProcess(pid: number, started: string | undefined): boolean {
+  return Boolean(started) && alive(pid) && startTimeOf(pid) === started;
+}
+
 /** Whether a process with this id exists. */
 export function alive(pid: number): boolean {
   try {
@@ -39,8 +44,7 @@ export async function reapLeftovers(runDir: string, servers: readonly string[]):
     if (!existsSync(file)) continue;
     const [pidText, started] = readFileSync(file, "utf8").trim().split(" ");
     const pid = Number(pidText);
-    if (!Number.isInteger(pid) || pid <= 1 || pid === process.pid || !alive(pid)) continue;
-    if (!started || startTimeOf(pid) !== started) continue;
+    if (!Number.isInteger(pid) || pid <= 1 || pid === process.pid || !sameProcess(pid, started)) continue;
     process.kill(pid, "SIGKILL");
     reaped.push(pid);
   }
@@ -68,9 +72,9 @@ export function processIdentity(pid: number = process.pid): string {
   return `${bootId()} ${pid} ${startTimeOf(pid) ?? ""}`;
 }
 
-/** Whether the process an identity names still runs. */
+/** Whether the process an identity names still runs (without a start time: its pid does). */
 export function stillRunning(identity: string): boolean {
   const [boot, pid, start] = identity.split(" ");
-  if (boot !== bootId() || !pid || !alive(Number(pid))) return false;
-  return !start || startTimeOf(Number(pid)) === start;
+  if (boot !== bootId() || !pid) return false;
+  return start ? sameProcess(Number(pid), start) : alive(Number(pid));
 }
