@@ -6,6 +6,7 @@ import { ServerDownError, TaskfanError, describeError } from "../errors.js";
 import type { Fleet } from "../fleet/fleet.js";
 import { processIdentity, stillRunning } from "../fleet/pid-files.js";
 import { isTransient, mayHaveReachedServer } from "../fleet/policy.js";
+import { percentile } from "../monitoring/health-rules.js";
 import { dependencies, type CallTool, type CreateOutcome } from "../integrations/integration.js";
 import type { Logger } from "../log.js";
 import type { Store } from "../store/store.js";
@@ -65,6 +66,9 @@ interface Claimed {
 /** How long an outcome that neither settles nor releases anything waits to share a commit. */
 const commitDelayMs = 10;
 
+/** How many of a server's recent calls its typical call time starts from. */
+const typicalWindow = 20;
+
 /** What a task's recomputed status asks for once its transaction committed. */
 interface TaskEffects {
   /** Servers whose operations waited on others and became due. */
@@ -112,6 +116,12 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
    * database about these only.
    */
   private readonly mayHaveWork = new Set<ServerName>();
+  /**
+   * Each server's typical call time in ms: the median of its recent calls at start, then a
+   * moving average of its answers. A batch of claims is sent longest first, so the slowest
+   * call of a task (which decides when the task settles) is not queued behind the quick ones.
+   */
+  private readonly typicalMs = new Map<ServerName, number>();
   private stopping = false;
   private pumpQueued = false;
   private timers: NodeJS.Timeout[] = [];
@@ -265,6 +275,10 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         "an earlier run did not stop cleanly; unfinished operations are looked up before they are created",
       );
     }
+    for (const server of this.fleet.names) {
+      const typical = percentile(this.store.operations.recentDurations(server, typicalWindow), 0.5);
+      if (typical !== undefined) this.typicalMs.set(server, typical);
+    }
     this.store.operations.releaseAllWaiting();
     this.schedulePump();
   }
@@ -402,11 +416,13 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
 
   /**
    * Runs claimed operations (their claim committed), counted in flight at once and started
-   * on the next microtask, after the caller (createTask) has returned. On shutdown, stop()
-   * returns them to pending.
+   * on the next microtask, after the caller (createTask) has returned, the longest typical
+   * call first. On shutdown, stop() returns them to pending.
    */
   private launch(claimed: readonly Claimed[]): void {
-    for (const { op, task } of claimed) {
+    const typical = (c: Claimed) => this.typicalMs.get(c.op.server as ServerName) ?? 0;
+    // Stable: servers of equal (or unknown) call time keep the claim's priority order.
+    for (const { op, task } of [...claimed].sort((a, b) => typical(b) - typical(a))) {
       const done = Promise.resolve()
         .then(() => (this.stopping ? undefined : this.run(op, task)))
         .finally(() => {
@@ -476,6 +492,8 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       const skipped = "skipped" in outcome;
       const remoteId = skipped ? null : outcome.remoteId;
       this.callEnded(op);
+      const typical = this.typicalMs.get(server);
+      this.typicalMs.set(server, typical === undefined ? ms : typical + (ms - typical) / 8);
       // Outcomes that arrive together share one commit with the task statuses they change.
       const { value, effects } = await this.commit(op.taskId, server, () => {
         const ok = this.store.operations.finish(op.id, this.owner, {

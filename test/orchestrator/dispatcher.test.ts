@@ -10,6 +10,7 @@ import { taskMarker } from "../../src/orchestrator/task.js";
 import { createStore, type Store } from "../../src/store/store.js";
 import { mkdirSync } from "node:fs";
 import { onlyServers, silentLog, tempDir, testConfig } from "../helpers.js";
+import { faultServerPath } from "../core-harness.js";
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -230,6 +231,54 @@ describe("dispatcher", () => {
     ]);
     expect(c.store.tasks.get(ids[0]!)?.status).toBe("running");
     for (const id of ids) expect((await c.orchestrator.waitForSettled(id, 20_000))?.task.status).toBe("done");
+  });
+
+  it("sends a batch's longest typical call first, learned from answers and kept across a restart", async () => {
+    const { dir, remove } = tempDir();
+    cleanups.push(remove);
+    // deltatask (answering after 60 ms) comes second by priority: without the ordering it is
+    // always sent after calendar.
+    const c = await build(
+      path.join(dir, "data"),
+      path.join(dir, "data", "taskfan.db"),
+      {
+        servers: onlyServers(["deltatask", "calendar"], {
+          deltatask: {
+            command: process.execPath,
+            args: [faultServerPath],
+            env: { FAULT: "slow", SLOW_MS: "60" },
+            priority: 5,
+          },
+          calendar: { priority: 1 },
+        }),
+      },
+      { owner: "longest-first" },
+    );
+    const order = async (orchestrator: Orchestrator, title: string) => {
+      const seen: string[] = [];
+      const listen = (e: OperationEvent) => seen.push(e.server);
+      orchestrator.on("operation.started", listen);
+      const id = orchestrator.createTask({ title });
+      expect((await orchestrator.waitForSettled(id, 20_000))?.task.status).toBe("done");
+      orchestrator.off("operation.started", listen);
+      return seen;
+    };
+    c.orchestrator.start();
+    // Nothing known yet: priority order.
+    expect(await order(c.orchestrator, "first")).toEqual(["calendar", "deltatask"]);
+    expect(await order(c.orchestrator, "second")).toEqual(["deltatask", "calendar"]);
+    // A new dispatcher on the same database starts from the stored call times.
+    await c.orchestrator.stop(2000);
+    const next = new Orchestrator({
+      store: c.store,
+      fleet: c.fleet,
+      config: c.config,
+      log: silentLog,
+      owner: "next",
+    });
+    next.start();
+    cleanups.push(() => next.stop(2000));
+    expect(await order(next, "third")).toEqual(["deltatask", "calendar"]);
   });
 
   it("returns the same task for a repeated idempotency key", async () => {
