@@ -81,6 +81,17 @@ export function createMetrics(deps: {
       for (const [status, n] of Object.entries(store.tasks.countByStatus())) this.set({ status }, n ?? 0);
     },
   });
+  new Counter({
+    name: "taskfan_store_commits_total",
+    help: "Store transactions by durability: full (synced to disk) or relaxed (no fsync).",
+    labelNames: ["durability"],
+    registers,
+    collect() {
+      this.reset();
+      for (const durability of ["full", "relaxed"] as const)
+        this.inc({ durability }, store.commits[durability]);
+    },
+  });
   const alerts = new Counter({
     name: "taskfan_alerts_total",
     help: "Alert deliveries by result.",

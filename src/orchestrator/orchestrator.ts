@@ -95,8 +95,8 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     number,
     { server: ServerName; taskId: string; calling: boolean; done: Promise<void> }
   >();
-  /** Servers some other create waits for (their outcome may release it). */
-  private readonly awaited: Set<ServerName>;
+  /** For each server some other create waits for, the servers of those creates. */
+  private readonly dependents = new Map<ServerName, ServerName[]>();
   private commitTimer: NodeJS.Timeout | undefined;
   private commitImmediate: NodeJS.Immediate | undefined;
   private readonly abort = new AbortController();
@@ -139,7 +139,10 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       this.fleet.names.map((name) => ({ name, required: this.fleet.config(name).required })),
       new Map(this.fleet.names.map((name) => [name, this.fleet.integration(name)])),
     );
-    this.awaited = new Set([...this.dependencies.values()].flat());
+    for (const [server, waitsFor] of this.dependencies) {
+      for (const first of waitsFor)
+        this.dependents.set(first, [...(this.dependents.get(first) ?? []), server]);
+    }
     // Every operation in flight listens to this signal (shutdown aborts them all).
     setMaxListeners(0, this.abort.signal);
     this.on("task.settled", (view) => {
@@ -356,6 +359,12 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     return capacity.size > 0 ? { capacity, free } : undefined;
   }
 
+  /** Whether some server has more work due than room for it. */
+  private backlogged(): boolean {
+    for (const server of this.mayHaveWork) if (this.room(server) <= 0) return true;
+    return false;
+  }
+
   /** How many calls in flight (those the servers still have) match `which`. */
   private calling(which: (f: { server: ServerName; taskId: string }) => boolean = () => true): number {
     let n = 0;
@@ -405,8 +414,11 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   private withTasks(claimed: readonly Operation[]): Claimed[] {
     const tasks = new Map<string, Task | undefined>();
     for (const taskId of new Set(claimed.map((o) => o.taskId))) {
-      this.recompute(taskId);
-      tasks.set(taskId, this.store.tasks.get(taskId));
+      const task = this.store.tasks.get(taskId);
+      // A running task stays running when more of its operations are claimed: nothing to
+      // derive. Any other (pending, settled with a retry claimed, rolled back) is recomputed.
+      const unchanged = task?.status === "running" && !task.rollbackReason && task.settledAt === null;
+      tasks.set(taskId, unchanged ? task : this.recompute(taskId, false, task).task);
     }
     return claimed.flatMap((op) => {
       const task = tasks.get(op.taskId);
@@ -433,13 +445,16 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     }
   }
 
-  /** The server is done with an operation's call: its slot is free for the next claim. */
-  private callEnded(op: Operation): void {
+  /**
+   * The server is done with an operation's call: its slot is free for the next claim. When
+   * the outcome's commit follows (`commitFollows`), that commit claims for the slot in its own
+   * transaction; the server is not idle meanwhile, as it has the prefetched call queued.
+   */
+  private callEnded(op: Operation, commitFollows = false): void {
     const entry = this.inflight.get(op.id);
     if (!entry?.calling) return;
     entry.calling = false;
-    // A commit on its way claims for the freed slot in its own transaction.
-    if (this.commits.length === 0) this.schedulePump([]);
+    if (!commitFollows && this.commits.length === 0) this.schedulePump([]);
   }
 
   private async run(op: Operation, task: Task): Promise<void> {
@@ -491,7 +506,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       const ms = performance.now() - started;
       const skipped = "skipped" in outcome;
       const remoteId = skipped ? null : outcome.remoteId;
-      this.callEnded(op);
+      this.callEnded(op, true);
       const typical = this.typicalMs.get(server);
       this.typicalMs.set(server, typical === undefined ? ms : typical + (ms - typical) / 8);
       // Outcomes that arrive together share one commit with the task statuses they change.
@@ -671,9 +686,14 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         resolve: resolve as (result: { value: unknown; effects?: TaskEffects }) => void,
         reject,
       });
-      // At once when it may settle its task or release a create waiting for this server;
-      // otherwise it waits a little for others to share the commit (and the status read).
-      const urgent = !this.calling((f) => f.taskId === taskId) || this.awaited.has(server);
+      // At once when it may settle its task, or release a create waiting for this server
+      // that could be called right away. Otherwise, and whenever work queues behind full
+      // servers (a few ms more then go unnoticed), it waits a little for others to share
+      // the commit.
+      const urgent =
+        !this.backlogged() &&
+        (!this.calling((f) => f.taskId === taskId) ||
+          (this.dependents.get(server) ?? []).some((d) => this.fleet.availability(d).ok && this.room(d) > 0));
       if (urgent) this.commitImmediate ??= setImmediate(() => this.flushCommits());
       else if (!this.commitImmediate)
         this.commitTimer ??= setTimeout(() => this.flushCommits(), commitDelayMs);
@@ -742,8 +762,11 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
    * back (`created`: one just did), releases the task's operations whose wait is over and
    * stores its status as derived from its operations.
    */
-  private recompute(taskId: string, created = false): TaskEffects {
-    const task = this.store.tasks.get(taskId);
+  private recompute(
+    taskId: string,
+    created = false,
+    task = this.store.tasks.get(taskId),
+  ): TaskEffects & { task?: Task } {
     if (!task) return { released: [], settled: false };
     const undo = created && task.rollbackReason ? this.store.operations.rollback(taskId) : 0;
     const operations = this.store.operations.statesOf(taskId);
@@ -759,9 +782,9 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       derived.reason === task.statusReason &&
       derived.settled === (task.settledAt !== null)
     ) {
-      return { released, settled: false };
+      return { released, settled: false, task };
     }
-    this.store.tasks.setStatus(taskId, derived.status, derived.reason, derived.settled);
+    const at = this.store.tasks.setStatus(taskId, derived.status, derived.reason, derived.settled);
     if (derived.settled) {
       this.store.events.append(
         "task.settled",
@@ -769,7 +792,17 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         { status: derived.status, reason: derived.reason },
       );
     }
-    return { released, settled: derived.settled };
+    return {
+      released,
+      settled: derived.settled,
+      task: {
+        ...task,
+        status: derived.status,
+        statusReason: derived.reason,
+        updatedAt: at,
+        settledAt: derived.settled ? at : null,
+      },
+    };
   }
 
   private afterRecompute(taskId: string, effects: TaskEffects): void {

@@ -21,12 +21,15 @@ export interface Store {
    * for writes that are found again after such a loss (an outcome the next claim re-verifies).
    */
   transaction<T>(fn: () => T, durability?: "full" | "relaxed"): T;
+  /** Transactions begun through `transaction` (not nested in another), by durability. */
+  readonly commits: { full: number; relaxed: number };
   close(): void;
 }
 
 /** Opens (and migrates) the database file; `now` is injectable for tests. */
 export function createStore(file: string, now: () => number = Date.now): Store {
   const db = openDatabase(file);
+  const commits = { full: 0, relaxed: 0 };
   return {
     db,
     tasks: createTaskStore(db, now),
@@ -35,8 +38,11 @@ export function createStore(file: string, now: () => number = Date.now): Store {
     alerts: createAlertStore(db, now),
     bot: createBotStateStore(db, now),
     dispatchers: createDispatcherStore(db, now),
+    commits,
     transaction<T>(fn: () => T, durability: "full" | "relaxed" = "full"): T {
-      if (durability === "full" || db.inTransaction) return db.transaction(fn).immediate();
+      if (db.inTransaction) return db.transaction(fn).immediate();
+      commits[durability] += 1;
+      if (durability === "full") return db.transaction(fn).immediate();
       // Set each time: SQLite applies this pragma when the statement is compiled.
       db.pragma("synchronous = NORMAL");
       try {

@@ -105,9 +105,11 @@ export function createTaskStore(db: Db, now: () => number) {
       const row = byKey.get(key);
       return row ? toTask(row) : undefined;
     },
-    setStatus(id: string, status: TaskStatus, reason: string | null, settled: boolean): void {
+    /** Returns the time it stored as the update (and, when settled, the settle) time. */
+    setStatus(id: string, status: TaskStatus, reason: string | null, settled: boolean): number {
       const t = now();
       setStatus.run(status, reason, t, settled ? t : null, id);
+      return t;
     },
     /** Records why the task is rolled back; false when it already was. */
     markRolledBack(id: string, reason: string): boolean {

@@ -158,6 +158,10 @@ describe("the local HTTP API", () => {
     expect(count(after, "memory")).toBe(count(before, "memory") + 1);
     expect(after).toMatch(/^taskfan_operation_duration_seconds_count\{server="memory"\} [1-9]/m);
     expect(after).toMatch(/^taskfan_tasks\{status="done"\} [1-9]/m);
+    // The task's own synced commit is counted.
+    const commits = (text: string) =>
+      Number(/^taskfan_store_commits_total\{durability="full"\} (\d+)$/m.exec(text)?.[1] ?? NaN);
+    expect(commits(after)).toBeGreaterThan(commits(before));
   });
 
   it("writes logs/monitoring_metrics.json atomically with each server's numbers", () => {
