@@ -686,14 +686,15 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         resolve: resolve as (result: { value: unknown; effects?: TaskEffects }) => void,
         reject,
       });
-      // At once when it may settle its task, or release a create waiting for this server
-      // that could be called right away. Otherwise, and whenever work queues behind full
-      // servers (a few ms more then go unnoticed), it waits a little for others to share
-      // the commit.
-      const urgent =
-        !this.backlogged() &&
-        (!this.calling((f) => f.taskId === taskId) ||
-          (this.dependents.get(server) ?? []).some((d) => this.fleet.availability(d).ok && this.room(d) > 0));
+      // At once when it may settle its task, or release a create that waits for this server
+      // (and for nothing else of the task still being called) and could be called right
+      // away. Otherwise, and whenever work queues behind full servers (a few ms more then go
+      // unnoticed), it waits a little for others to share the commit.
+      const calling = (servers: readonly ServerName[] = this.fleet.names) =>
+        this.calling((f) => f.taskId === taskId && servers.includes(f.server));
+      const releases = (d: ServerName) =>
+        !calling(this.dependencies.get(d)) && this.fleet.availability(d).ok && this.room(d) > 0;
+      const urgent = !this.backlogged() && (!calling() || (this.dependents.get(server) ?? []).some(releases));
       if (urgent) this.commitImmediate ??= setImmediate(() => this.flushCommits());
       else if (!this.commitImmediate)
         this.commitTimer ??= setTimeout(() => this.flushCommits(), commitDelayMs);
