@@ -6,8 +6,11 @@ export function createDispatcherStore(db: Db, now: () => number) {
   const insert = db.prepare<[string, string, number]>(
     "INSERT OR REPLACE INTO dispatchers (owner, process, started_at) VALUES (?, ?, ?)",
   );
-  const recheckUnfinished = db.prepare<[number]>(
-    "UPDATE operations SET recheck = 1, updated_at = ? WHERE status IN ('pending', 'running') AND recheck = 0",
+  // One statement per status, each on that status's index.
+  const recheck = (["pending", "running"] as const).map((status) =>
+    db.prepare<[number]>(
+      `UPDATE operations SET recheck = 1, updated_at = ? WHERE status = '${status}' AND recheck = 0`,
+    ),
   );
   return {
     /**
@@ -20,7 +23,8 @@ export function createDispatcherStore(db: Db, now: () => number) {
         .transaction(() => {
           const gone = all.all().filter((r) => r.owner !== owner && isGone(r.process));
           for (const r of gone) remove.run(r.owner);
-          const rechecked = gone.length > 0 ? recheckUnfinished.run(now()).changes : 0;
+          const rechecked =
+            gone.length > 0 ? recheck.reduce((n, statement) => n + statement.run(now()).changes, 0) : 0;
           insert.run(owner, process, now());
           return { gone: gone.map((r) => r.owner), rechecked };
         })

@@ -43,8 +43,9 @@ export interface Failure {
 export const blockedUntil = 8_640_000_000_000_000;
 
 export function createOperationStore(db: Db, now: () => number) {
-  // Due for one server, oldest due first, straight off the (server, status, next_attempt_at)
-  // index: the cost is the batch size, not the backlog. An operation that waits for others
+  // Due for one server, oldest due first, straight off the index of pending operations:
+  // the cost is the batch size, not the backlog. (Each status index is partial: a query
+  // names its status with `status = '...'`, so SQLite can use it.) An operation that waits for others
   // of its task sits at `blockedUntil` until they settle (see releaseWaiting).
   const dueForServer = db.prepare<[Record<string, unknown>], OperationRow>(
     `SELECT * FROM operations WHERE server = @server AND status = 'pending' AND next_attempt_at <= @now
@@ -181,13 +182,20 @@ export function createOperationStore(db: Db, now: () => number) {
      ORDER BY finished_at DESC LIMIT ?`,
   );
   const queueSize = db.prepare<[], { n: number }>(
-    "SELECT count(*) AS n FROM operations WHERE status IN ('pending', 'running')",
+    `SELECT (SELECT count(*) FROM operations WHERE status = 'pending')
+          + (SELECT count(*) FROM operations WHERE status = 'running') AS n`,
   );
   const finishedBetween = db.prepare<[number, number], { n: number }>(
     "SELECT count(*) AS n FROM operations WHERE finished_at >= ? AND finished_at < ?",
   );
+  // One branch per status: each counts its own partial index, not the whole table.
   const countByServerStatus = db.prepare<[], { server: string; status: OperationStatus; n: number }>(
-    "SELECT server, status, count(*) AS n FROM operations GROUP BY server, status",
+    (["pending", "running", "done", "failed", "skipped"] satisfies OperationStatus[])
+      .map(
+        (status) =>
+          `SELECT server, '${status}' AS status, count(*) AS n FROM operations WHERE status = '${status}' GROUP BY server`,
+      )
+      .join(" UNION ALL "),
   );
 
   const claim = db.transaction((req: ClaimRequest): Operation[] => {

@@ -38,7 +38,57 @@ describe("store", () => {
     expect(store.db.pragma("foreign_keys", { simple: true })).toBe(1);
     expect(store.db.pragma("busy_timeout", { simple: true })).toBe(5000);
     expect(store.db.pragma("temp_store", { simple: true })).toBe(2);
-    expect(store.db.pragma("user_version", { simple: true })).toBe(7);
+    expect(store.db.pragma("user_version", { simple: true })).toBe(8);
+  });
+
+  it("reads operations through indexes: only the small per-status ones are ever scanned whole", () => {
+    // Every statement the store prepares, planned against a database with data in it.
+    const prepared: string[] = [];
+    const prepare = Database.prototype.prepare;
+    Database.prototype.prepare = function (this: Database.Database, sql: string) {
+      prepared.push(sql);
+      return prepare.call(this, sql);
+    } as typeof prepare;
+    let store;
+    try {
+      store = fresh().store;
+    } finally {
+      Database.prototype.prepare = prepare;
+    }
+    for (let i = 0; i < 50; i++) {
+      store.tasks.insertWithOperations(
+        `t${i}`,
+        { title: "t", description: "", priority: 3, deadline: null, tags: [] },
+        null,
+        [{ server: "git", priority: 1, waitsFor: [], idempotencyKey: `t${i}:git:create` }],
+      );
+    }
+    const partial = [
+      "operations_pending",
+      "operations_running",
+      "operations_failed",
+      "operations_done",
+      "operations_skipped",
+    ];
+    const reads = prepared.filter((sql) => /\boperations\b/.test(sql));
+    expect(reads.length).toBeGreaterThan(30);
+    for (const sql of reads) {
+      const names = [...new Set([...sql.matchAll(/@(\w+)/g)].map((m) => m[1]!))];
+      const args =
+        names.length > 0
+          ? [Object.fromEntries(names.map((n) => [n, 1]))]
+          : Array(sql.split("?").length - 1).fill(1);
+      const plan = store.db
+        .prepare(`EXPLAIN QUERY PLAN ${sql}`)
+        .all(...args)
+        .map((r) => (r as { detail: string }).detail);
+      for (const step of plan.filter((d) => /^SCAN (operations|o|p)\b/.test(d))) {
+        // A scan is over the operations of one status (open ones are few), never all of them.
+        expect({ sql, step }).toMatchObject({
+          step: expect.stringMatching(new RegExp(`INDEX (${partial.join("|")})$`)),
+        });
+      }
+    }
   });
 
   it("marks unfinished operations for a look-up when an earlier run's process is gone", () => {
