@@ -16,13 +16,13 @@ export interface NewOperationRow {
 export function createTaskStore(db: Db, now: () => number) {
   const insertTask = db.prepare<[Record<string, unknown>]>(
     `INSERT INTO tasks (id, title, description, priority, deadline, tags, status, idempotency_key, created_at, updated_at)
-     VALUES (@id, @title, @description, @priority, @deadline, @tags, 'pending', @key, @now, @now)`,
+     VALUES (@id, @title, @description, @priority, @deadline, @tags, @status, @key, @now, @now)`,
   );
-  const insertClaimedOp = db.prepare<[Record<string, unknown>], OperationRow>(
+  // The row it writes is known in full (see claimedRow): no read back.
+  const insertClaimedOp = db.prepare<[Record<string, unknown>]>(
     `INSERT INTO operations (task_id, server, kind, status, waits_for, priority, idempotency_key, attempts,
        lease_owner, lease_expires_at, next_attempt_at, created_at, started_at, updated_at)
-     VALUES (@taskId, @server, 'create', 'running', NULL, @priority, @key, 1, @owner, @expires, @now, @now, @now, @now)
-     RETURNING *`,
+     VALUES (@taskId, @server, 'create', 'running', NULL, @priority, @key, 1, @owner, @expires, @now, @now, @now, @now)`,
   );
   const insertOp = db.prepare<[Record<string, unknown>]>(
     `INSERT INTO operations (task_id, server, kind, status, waits_for, priority, idempotency_key, next_attempt_at, created_at, updated_at)
@@ -44,12 +44,17 @@ export function createTaskStore(db: Db, now: () => number) {
     "SELECT status, count(*) AS n FROM tasks GROUP BY status",
   );
 
-  /** The task and its operations, in one transaction: durable on return. */
+  /**
+   * The task and its operations, in one transaction: durable on return. Operations stored
+   * claimed are returned; with any, the task is stored running.
+   */
   const insertWithOperations = db.transaction(
     (id: string, task: ValidTask, key: string | null, ops: readonly NewOperationRow[]): Operation[] => {
       const t = now();
       const claimed: Operation[] = [];
+      const direct = ops.some((op) => op.lease && op.waitsFor.length === 0);
       insertTask.run({
+        status: direct ? "running" : "pending",
         id,
         title: task.title,
         description: task.description,
@@ -61,7 +66,7 @@ export function createTaskStore(db: Db, now: () => number) {
       });
       for (const op of ops) {
         if (op.lease && op.waitsFor.length === 0) {
-          const row = insertClaimedOp.get({
+          const values = {
             taskId: id,
             server: op.server,
             priority: op.priority,
@@ -69,8 +74,9 @@ export function createTaskStore(db: Db, now: () => number) {
             owner: op.lease.owner,
             expires: op.lease.expiresAt,
             now: t,
-          });
-          if (row) claimed.push(toOperation(row));
+          };
+          const { lastInsertRowid } = insertClaimedOp.run(values);
+          claimed.push(toOperation(claimedRow(Number(lastInsertRowid), values)));
           continue;
         }
         insertOp.run({
@@ -128,3 +134,42 @@ export function createTaskStore(db: Db, now: () => number) {
 }
 
 export type TaskStore = ReturnType<typeof createTaskStore>;
+
+/** The row insertClaimedOp writes: its values, the table's defaults for the rest. */
+function claimedRow(
+  id: number,
+  v: {
+    taskId: string;
+    server: string;
+    priority: number;
+    key: string;
+    owner: string;
+    expires: number;
+    now: number;
+  },
+): OperationRow {
+  return {
+    id,
+    task_id: v.taskId,
+    server: v.server,
+    kind: "create",
+    status: "running",
+    waits_for: null,
+    priority: v.priority,
+    attempts: 1,
+    idempotency_key: v.key,
+    remote_id: null,
+    last_error: null,
+    retryable: 0,
+    waiting: null,
+    recheck: 0,
+    next_attempt_at: v.now,
+    lease_owner: v.owner,
+    lease_expires_at: v.expires,
+    duration_ms: null,
+    total_ms: 0,
+    created_at: v.now,
+    started_at: v.now,
+    finished_at: null,
+  };
+}

@@ -211,6 +211,24 @@ describe("store", () => {
     expect(store.tasks.get("t2")).toBeUndefined();
   });
 
+  it("returns the operations it stores claimed exactly as stored, and stores their task running", () => {
+    const { store } = fresh();
+    const task = { title: "a", description: "", priority: 1, deadline: null, tags: [] };
+    const lease = { owner: "me", expiresAt: Date.now() + 60_000 };
+    const claimed = store.tasks.insertWithOperations("t3", task, null, [
+      { server: "memory", priority: 2, waitsFor: [], idempotencyKey: "t3:memory", lease },
+      { server: "git", priority: 4, waitsFor: [], idempotencyKey: "t3:git" },
+      { server: "backup", priority: 5, waitsFor: ["memory"], idempotencyKey: "t3:backup", lease },
+    ]);
+    expect(claimed).toEqual(store.operations.forTask("t3").filter((o) => o.status === "running"));
+    expect(claimed.map((o) => o.server)).toEqual(["memory"]);
+    expect(store.tasks.get("t3")?.status).toBe("running");
+    store.tasks.insertWithOperations("t4", task, null, [
+      { server: "memory", priority: 2, waitsFor: [], idempotencyKey: "t4:memory" },
+    ]);
+    expect(store.tasks.get("t4")?.status).toBe("pending");
+  });
+
   it("hands a due operation to one owner only, and again after its lease expires", () => {
     let now = 1_000_000;
     const { dir, remove } = tempDir();
