@@ -63,8 +63,12 @@ interface Claimed {
   task: Task;
 }
 
-/** How long an outcome that neither settles nor releases anything waits to share a commit. */
-const commitDelayMs = 10;
+/**
+ * How long an outcome that neither settles nor releases anything waits to share a commit:
+ * briefly while work queues behind full servers (the commit also claims for the slots
+ * freed), longer otherwise (until the task's next urgent outcome, as a rule).
+ */
+const commitDelayMs = { backlog: 10, idle: 50 };
 
 /** How many of a server's recent calls its typical call time starts from. */
 const typicalWindow = 20;
@@ -97,7 +101,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   >();
   /** For each server some other create waits for, the servers of those creates. */
   private readonly dependents = new Map<ServerName, ServerName[]>();
-  private commitTimer: NodeJS.Timeout | undefined;
+  private commitTimer: { timer: NodeJS.Timeout; due: number } | undefined;
   private commitImmediate: NodeJS.Immediate | undefined;
   private readonly abort = new AbortController();
   private readonly waiters = new Map<string, Array<(view: TaskView | undefined) => void>>();
@@ -664,8 +668,8 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   /**
    * Group commit: outcomes queued together go to SQLite in one transaction, with the status
    * of each task they touch. An outcome that may settle its task or release a waiting create
-   * is written on the next turn of the event loop; one that can do neither waits up to
-   * `commitDelayMs` for company, so a task's ten outcomes take a few commits, not ten.
+   * is written on the next turn of the event loop; one that can do neither waits (see
+   * `commitDelayMs`) for company, so a task's ten outcomes take a few commits, not ten.
    * Each caller gets its own write's result; the last caller of each task also gets that
    * task's effects, so its listeners hear of every operation before they hear the task
    * settled.
@@ -696,13 +700,19 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         !calling(this.dependencies.get(d)) && this.fleet.availability(d).ok && this.room(d) > 0;
       const urgent = !this.backlogged() && (!calling() || (this.dependents.get(server) ?? []).some(releases));
       if (urgent) this.commitImmediate ??= setImmediate(() => this.flushCommits());
-      else if (!this.commitImmediate)
-        this.commitTimer ??= setTimeout(() => this.flushCommits(), commitDelayMs);
+      else if (!this.commitImmediate) {
+        const delay = commitDelayMs[this.backlogged() ? "backlog" : "idle"];
+        const due = performance.now() + delay;
+        if (!this.commitTimer || this.commitTimer.due > due) {
+          clearTimeout(this.commitTimer?.timer);
+          this.commitTimer = { timer: setTimeout(() => this.flushCommits(), delay), due };
+        }
+      }
     });
   }
 
   private flushCommits(): void {
-    clearTimeout(this.commitTimer);
+    clearTimeout(this.commitTimer?.timer);
     clearImmediate(this.commitImmediate);
     this.commitTimer = undefined;
     this.commitImmediate = undefined;
