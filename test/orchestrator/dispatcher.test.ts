@@ -302,6 +302,33 @@ describe("dispatcher", () => {
     expect(c.store.commits.full).toBe(before.full);
   });
 
+  it("without a backlog, commits a task's quick outcomes with its last one", async () => {
+    const { dir, remove } = tempDir();
+    cleanups.push(remove);
+    const c = await build(
+      path.join(dir, "data"),
+      path.join(dir, "data", "taskfan.db"),
+      {
+        servers: onlyServers(["deltatask", "memory"], {
+          // Answers 30 ms after memory has, at the earliest.
+          deltatask: {
+            command: process.execPath,
+            args: [faultServerPath],
+            env: { FAULT: "slow", SLOW_MS: "30" },
+            required: false,
+          },
+        }),
+      },
+      { owner: "one-commit" },
+    );
+    c.orchestrator.start();
+    const before = { ...c.store.commits };
+    const id = c.orchestrator.createTask({ title: "two outcomes" });
+    expect((await c.orchestrator.waitForSettled(id, 20_000))?.task.status).toBe("done");
+    // The task's own synced commit (which also claimed both), then one for both outcomes.
+    expect(c.store.commits).toEqual({ full: before.full + 1, relaxed: before.relaxed + 1 });
+  });
+
   it("returns the same task for a repeated idempotency key", async () => {
     const { dir, remove } = tempDir();
     cleanups.push(remove);
