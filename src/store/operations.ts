@@ -47,13 +47,17 @@ export function createOperationStore(db: Db, now: () => number) {
   // the cost is the batch size, not the backlog. (Each status index is partial: a query
   // names its status with `status = '...'`, so SQLite can use it.) An operation that waits for others
   // of its task sits at `blockedUntil` until they settle (see releaseWaiting).
-  const dueForServer = db.prepare<[Record<string, unknown>], OperationRow>(
-    `SELECT * FROM operations WHERE server = @server AND status = 'pending' AND next_attempt_at <= @now
+  // Candidates are read with what orders them only; the claim returns the full rows.
+  type Candidate = Pick<OperationRow, "id" | "priority" | "created_at">;
+  const dueForServer = db.prepare<[Record<string, unknown>], Candidate>(
+    `SELECT id, priority, created_at FROM operations
+     WHERE server = @server AND status = 'pending' AND next_attempt_at <= @now
      ORDER BY next_attempt_at, id LIMIT @limit`,
   );
   // Running with an expired lease: its owner died.
-  const orphanedForServer = db.prepare<[Record<string, unknown>], OperationRow>(
-    `SELECT * FROM operations WHERE status = 'running' AND lease_expires_at < @now AND server = @server
+  const orphanedForServer = db.prepare<[Record<string, unknown>], Candidate>(
+    `SELECT id, priority, created_at FROM operations
+     WHERE status = 'running' AND lease_expires_at < @now AND server = @server
      ORDER BY lease_expires_at LIMIT @limit`,
   );
   // What it waits for has settled, or is parked (its server is down): a parked dependency
@@ -200,7 +204,7 @@ export function createOperationStore(db: Db, now: () => number) {
 
   const claim = db.transaction((req: ClaimRequest): Operation[] => {
     const t = now();
-    const candidates: OperationRow[] = [];
+    const candidates: Candidate[] = [];
     for (const [server, free] of req.capacity) {
       if (free <= 0) continue;
       const limit = Math.min(free, req.limit);
