@@ -232,9 +232,11 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   /** Resolves when the task has settled, or with its current state after `timeoutMs`. */
   waitForSettled(id: string, timeoutMs: number): Promise<TaskView | undefined> {
     return new Promise((resolve) => {
-      const view = this.getTask(id);
-      if (!view || isSettled(view)) {
-        resolve(view);
+      // The task row says whether it has settled (its status is kept with its operations'):
+      // its operations are read only for the answer.
+      const task = this.store.tasks.get(id);
+      if (!task || task.settledAt !== null) {
+        resolve(task ? this.getTask(id) : undefined);
         return;
       }
       // One listener serves every waiter (thousands of them during a bulk run).
@@ -836,8 +838,4 @@ function waitIsOver(operations: readonly OperationState[]): boolean {
         operations.every((p) => p.server !== server || p.kind !== o.kind || !isActive(p)),
       ),
   );
-}
-
-function isSettled(view: TaskView): boolean {
-  return deriveTaskStatus(view.operations, view.task.rollbackReason).settled;
 }
