@@ -50,6 +50,16 @@ async function build(
   return { config, store, fleet, orchestrator, started, clock };
 }
 
+/** deltatask played by the fault server, answering every create after `ms`. */
+function slowDeltatask(ms: number, extra: NonNullable<ConfigFile["servers"]>["deltatask"] = {}) {
+  return {
+    command: process.execPath,
+    args: [faultServerPath],
+    env: { FAULT: "slow", SLOW_MS: String(ms) },
+    ...extra,
+  };
+}
+
 function deltaRecords(dataDir: string): Array<{ id: string; tags: string[] }> {
   return JSON.parse(readFileSync(path.join(dataDir, "deltatask", "tasks.json"), "utf8")).tasks;
 }
@@ -243,12 +253,7 @@ describe("dispatcher", () => {
       path.join(dir, "data", "taskfan.db"),
       {
         servers: onlyServers(["deltatask", "calendar"], {
-          deltatask: {
-            command: process.execPath,
-            args: [faultServerPath],
-            env: { FAULT: "slow", SLOW_MS: "60" },
-            priority: 5,
-          },
+          deltatask: slowDeltatask(60, { priority: 5 }),
           calendar: { priority: 1 },
         }),
       },
@@ -311,12 +316,7 @@ describe("dispatcher", () => {
       {
         servers: onlyServers(["deltatask", "memory"], {
           // Answers 30 ms after memory has, at the earliest.
-          deltatask: {
-            command: process.execPath,
-            args: [faultServerPath],
-            env: { FAULT: "slow", SLOW_MS: "30" },
-            required: false,
-          },
+          deltatask: slowDeltatask(30, { required: false }),
         }),
       },
       { owner: "one-commit" },
