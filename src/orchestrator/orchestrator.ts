@@ -440,15 +440,22 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   private launch(claimed: readonly Claimed[]): void {
     const typical = (c: Claimed) => this.typicalMs.get(c.op.server as ServerName) ?? 0;
     // Stable: servers of equal (or unknown) call time keep the claim's priority order.
-    for (const { op, task } of [...claimed].sort((a, b) => typical(b) - typical(a))) {
-      const done = Promise.resolve()
+    const order = [...claimed].sort((a, b) => typical(b) - typical(a));
+    // The long calls (at least half the longest's typical time) go out first, the quick
+    // ones on the next turn of the event loop: started together, the calls' promise chains
+    // take turns step by step, and a long call's request would wait for every quick one's
+    // preparation.
+    const long = order.filter((c) => typical(c) >= typical(order[0]!) / 2).length;
+    const rest = new Promise<void>((resolve) => (long < order.length ? setImmediate(resolve) : resolve()));
+    order.forEach(({ op, task }, i) => {
+      const done = (i < long ? Promise.resolve() : rest)
         .then(() => (this.stopping ? undefined : this.run(op, task)))
         .finally(() => {
           this.callEnded(op);
           this.inflight.delete(op.id);
         });
       this.inflight.set(op.id, { server: op.server as ServerName, taskId: op.taskId, calling: true, done });
-    }
+    });
   }
 
   /**
