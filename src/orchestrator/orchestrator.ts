@@ -707,10 +707,11 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         this.calling((f) => f.taskId === taskId && servers.includes(f.server));
       const releases = (d: ServerName) =>
         !calling(this.dependencies.get(d)) && this.fleet.availability(d).ok && this.room(d) > 0;
-      const urgent = !this.backlogged() && (!calling() || (this.dependents.get(server) ?? []).some(releases));
+      const backlogged = this.backlogged();
+      const urgent = !backlogged && (!calling() || (this.dependents.get(server) ?? []).some(releases));
       if (urgent) this.commitImmediate ??= setImmediate(() => this.flushCommits());
       else if (!this.commitImmediate) {
-        const delay = commitDelayMs[this.backlogged() ? "backlog" : "idle"];
+        const delay = commitDelayMs[backlogged ? "backlog" : "idle"];
         const due = performance.now() + delay;
         if (!this.commitTimer || this.commitTimer.due > due) {
           clearTimeout(this.commitTimer?.timer);

@@ -1,12 +1,12 @@
 import type { Operation, OperationStatus } from "../orchestrator/task.js";
+import type { Db } from "./open-database.js";
+import { toOperation, type OperationRow } from "./rows.js";
 
 /** An operation as far as its task's status and its waits are concerned. */
 export type OperationState = Pick<
   Operation,
   "server" | "kind" | "status" | "waiting" | "attempts" | "nextAttemptAt" | "waitsFor"
 >;
-import type { Db } from "./open-database.js";
-import { toOperation, type OperationRow } from "./rows.js";
 
 export interface ClaimRequest {
   owner: string;
@@ -43,11 +43,12 @@ export interface Failure {
 export const blockedUntil = 8_640_000_000_000_000;
 
 export function createOperationStore(db: Db, now: () => number) {
+  // Each status index is partial: a query names its status with `status = '...'`, so
+  // SQLite can use it.
   // Due for one server, oldest due first, straight off the index of pending operations:
-  // the cost is the batch size, not the backlog. (Each status index is partial: a query
-  // names its status with `status = '...'`, so SQLite can use it.) An operation that waits for others
-  // of its task sits at `blockedUntil` until they settle (see releaseWaiting).
-  // Candidates are read with what orders them only; the claim returns the full rows.
+  // the cost is the batch size, not the backlog. An operation that waits for others of its
+  // task sits at `blockedUntil` until they settle (see releaseWaiting). Candidates are read
+  // with what orders them only; the claim returns the full rows.
   type Candidate = Pick<OperationRow, "id" | "priority" | "created_at">;
   const dueForServer = db.prepare<[Record<string, unknown>], Candidate>(
     `SELECT id, priority, created_at FROM operations

@@ -52,9 +52,10 @@ export function createTaskStore(db: Db, now: () => number) {
     (id: string, task: ValidTask, key: string | null, ops: readonly NewOperationRow[]): Operation[] => {
       const t = now();
       const claimed: Operation[] = [];
-      const direct = ops.some((op) => op.lease && op.waitsFor.length === 0);
+      // Only an operation that waits for nothing can be stored claimed.
+      const leased = (op: NewOperationRow) => (op.waitsFor.length === 0 ? op.lease : undefined);
       insertTask.run({
-        status: direct ? "running" : "pending",
+        status: ops.some(leased) ? "running" : "pending",
         id,
         title: task.title,
         description: task.description,
@@ -65,14 +66,15 @@ export function createTaskStore(db: Db, now: () => number) {
         now: t,
       });
       for (const op of ops) {
-        if (op.lease && op.waitsFor.length === 0) {
+        const lease = leased(op);
+        if (lease) {
           const values = {
             taskId: id,
             server: op.server,
             priority: op.priority,
             key: op.idempotencyKey,
-            owner: op.lease.owner,
-            expires: op.lease.expiresAt,
+            owner: lease.owner,
+            expires: lease.expiresAt,
             now: t,
           };
           const { lastInsertRowid } = insertClaimedOp.run(values);
