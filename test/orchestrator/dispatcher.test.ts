@@ -50,6 +50,14 @@ async function build(
   return { config, store, fleet, orchestrator, started, clock };
 }
 
+/** `build` on a fresh temporary folder: its data in `data/`, the database in it. */
+async function buildFresh(file: ConfigFile, opts: { owner: string }) {
+  const { dir, remove } = tempDir();
+  cleanups.push(remove);
+  const dataDir = path.join(dir, "data");
+  return { dataDir, ...(await build(dataDir, path.join(dataDir, "taskfan.db"), file, opts)) };
+}
+
 /** deltatask played by the fault server, answering every create after `ms`. */
 function slowDeltatask(ms: number, extra: NonNullable<ConfigFile["servers"]>["deltatask"] = {}) {
   return {
@@ -66,20 +74,13 @@ function deltaRecords(dataDir: string): Array<{ id: string; tags: string[] }> {
 
 describe("dispatcher", () => {
   it("dispatches in priority order (1 first) under a global limit", async () => {
-    const { dir, remove } = tempDir();
-    cleanups.push(remove);
     const servers = onlyServers(["deltatask", "memory", "time-tracker", "calendar"], {
       deltatask: { priority: 1 },
       memory: { priority: 2 },
       "time-tracker": { priority: 4 },
       calendar: { priority: 3 },
     });
-    const c = await build(
-      path.join(dir, "data"),
-      path.join(dir, "data", "taskfan.db"),
-      { servers, dispatcher: { concurrency: 1 } },
-      { owner: "one" },
-    );
+    const c = await buildFresh({ servers, dispatcher: { concurrency: 1 } }, { owner: "one" });
     const ids = [
       c.orchestrator.createTask({ title: "first" }),
       c.orchestrator.createTask({ title: "second" }),
@@ -172,16 +173,8 @@ describe("dispatcher", () => {
   });
 
   it("after a run that did not stop, looks up unfinished operations before creating them", async () => {
-    const { dir, remove } = tempDir();
-    cleanups.push(remove);
-    const dataDir = path.join(dir, "data");
-    const dbFile = path.join(dataDir, "taskfan.db");
-    const c = await build(
-      dataDir,
-      dbFile,
-      { servers: onlyServers(["deltatask", "time-tracker"]) },
-      { owner: "next" },
-    );
+    const c = await buildFresh({ servers: onlyServers(["deltatask", "time-tracker"]) }, { owner: "next" });
+    const { dataDir } = c;
     const id = c.orchestrator.createTask({ title: "claim lost to a power cut", tags: ["cut"] });
     // A run that claimed the operations and reached the servers, and whose claims a power
     // cut took (its rows read pending, never claimed), left its registration behind.
@@ -213,11 +206,7 @@ describe("dispatcher", () => {
   });
 
   it("claims a new task's operations in the commit that stores it while its servers have room", async () => {
-    const { dir, remove } = tempDir();
-    cleanups.push(remove);
-    const c = await build(
-      path.join(dir, "data"),
-      path.join(dir, "data", "taskfan.db"),
+    const c = await buildFresh(
       { servers: onlyServers(["memory", "time-tracker"]), dispatcher: { prefetch: 2 } },
       { owner: "direct" },
     );
@@ -244,13 +233,9 @@ describe("dispatcher", () => {
   });
 
   it("sends a batch's long calls first and its quick ones after, learned from answers and kept across a restart", async () => {
-    const { dir, remove } = tempDir();
-    cleanups.push(remove);
     // deltatask (answering after 60 ms) comes second by priority: without the ordering it is
     // always sent after calendar.
-    const c = await build(
-      path.join(dir, "data"),
-      path.join(dir, "data", "taskfan.db"),
+    const c = await buildFresh(
       {
         servers: onlyServers(["deltatask", "calendar"], {
           deltatask: slowDeltatask(60, { priority: 5 }),
@@ -292,11 +277,7 @@ describe("dispatcher", () => {
   });
 
   it("under a backlog, outcomes share commits with each other and with the claims they make room for", async () => {
-    const { dir, remove } = tempDir();
-    cleanups.push(remove);
-    const c = await build(
-      path.join(dir, "data"),
-      path.join(dir, "data", "taskfan.db"),
+    const c = await buildFresh(
       { servers: onlyServers(["deltatask", "memory", "calendar", "time-tracker", "backup"]) },
       { owner: "backlog" },
     );
@@ -313,11 +294,7 @@ describe("dispatcher", () => {
   });
 
   it("without a backlog, commits a task's quick outcomes with its last one", async () => {
-    const { dir, remove } = tempDir();
-    cleanups.push(remove);
-    const c = await build(
-      path.join(dir, "data"),
-      path.join(dir, "data", "taskfan.db"),
+    const c = await buildFresh(
       {
         servers: onlyServers(["deltatask", "memory"], {
           // Answers 30 ms after memory has, at the earliest.
@@ -335,14 +312,7 @@ describe("dispatcher", () => {
   });
 
   it("returns the same task for a repeated idempotency key", async () => {
-    const { dir, remove } = tempDir();
-    cleanups.push(remove);
-    const c = await build(
-      path.join(dir, "data"),
-      path.join(dir, "data", "taskfan.db"),
-      { servers: onlyServers(["memory"]) },
-      { owner: "k" },
-    );
+    const c = await buildFresh({ servers: onlyServers(["memory"]) }, { owner: "k" });
     const first = c.orchestrator.createTask({ title: "once" }, { idempotencyKey: "req-1" });
     const again = c.orchestrator.createTask({ title: "once" }, { idempotencyKey: "req-1" });
     expect(again).toBe(first);
