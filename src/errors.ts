@@ -89,8 +89,36 @@ export class MissingToolsError extends TaskfanError {
   }
 }
 
-/** One line for a person: the message of the error, never a stack. */
+/** The database does not answer (busy past its timeout, full, read-only, failing): nothing was written. */
+export class StoreUnavailableError extends TaskfanError {
+  constructor(
+    readonly fault: { code: string; kind: "busy" | "full" | "readonly" | "io" | "corrupt"; reason: string },
+    options?: { cause?: unknown },
+  ) {
+    super(`storage unavailable: ${fault.reason}`, options);
+  }
+}
+
+/** A retried request with the same idempotency key carries another task. */
+export class IdempotencyConflictError extends TaskfanError {
+  constructor(readonly key: string) {
+    super("this Idempotency-Key was used for another task");
+  }
+}
+
+// scheme://user:password@ (or scheme://token@) inside any text.
+const urlCredentials = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#@]+@/gi;
+
+/** Replaces the credentials of every URL in `text`. */
+export function maskUrlCredentials(text: string): string {
+  return text.replace(urlCredentials, "$1***:***@");
+}
+
+/**
+ * One line for a person: the message of the error, never a stack, and never the
+ * credentials of a URL it quotes (it is stored, shown in the chat and the API, and logged).
+ */
 export function describeError(error: unknown): string {
-  if (error instanceof Error) return error.message.split("\n")[0] ?? error.name;
-  return String(error);
+  const text = error instanceof Error ? (error.message.split("\n")[0] ?? error.name) : String(error);
+  return maskUrlCredentials(text);
 }

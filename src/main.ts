@@ -15,6 +15,7 @@ import { collectStats, type Stats } from "./monitoring/stats.js";
 import { Maintenance } from "./orchestrator/maintenance.js";
 import { Orchestrator } from "./orchestrator/orchestrator.js";
 import { createStore, type Store } from "./store/store.js";
+import { watchStore } from "./monitoring/store-watch.js";
 
 export interface Core {
   config: Config;
@@ -51,7 +52,11 @@ export async function startCore(config: Config, log: Logger): Promise<Core> {
   const integrations = new Map<ServerName, Integration>(enabled.map((s) => [s.name, createIntegration(s)]));
   for (const dir of defaultDataFolders(config.data_dir)) mkdirSync(dir, { recursive: true });
   const radicale = await startCalendarBackend(config, log);
-  const store = createStore(databasePath(config));
+  const store = createStore(databasePath(config), Date.now, {
+    busyTimeoutMs: config.store.busy_timeout * 1000,
+    unavailableAfterMs: config.store.unavailable_after * 1000,
+  });
+  const storeWatch = watchStore(store, log);
   const fleet = new Fleet({
     servers: enabled,
     integrations,
@@ -73,6 +78,7 @@ export async function startCore(config: Config, log: Logger): Promise<Core> {
     started = await fleet.start();
   } catch (error) {
     await fleet.close();
+    storeWatch.stop();
     store.close();
     await radicale?.close();
     throw error;
@@ -80,7 +86,7 @@ export async function startCore(config: Config, log: Logger): Promise<Core> {
   const orchestrator = new Orchestrator({ store, fleet, config, log });
   const health = new HealthMonitor(fleet, config, log);
   const maintenance = new Maintenance({ store, fleet, orchestrator, health, config, log });
-  wireAlerts({ fleet, health, orchestrator, alerts: store.alerts, log });
+  wireAlerts({ fleet, health, orchestrator, alerts: store.alerts, storeHealth: store.health, log });
   const metrics = createMetrics({ store, fleet, orchestrator, health });
   orchestrator.start();
   health.start();
@@ -92,6 +98,7 @@ export async function startCore(config: Config, log: Logger): Promise<Core> {
         config.logs_dir,
         config.health_check_interval * 1000,
         () => ({ stats: getStats(), health: health.snapshot() }),
+        store.health,
         log,
       )
     : undefined;
@@ -117,6 +124,7 @@ export async function startCore(config: Config, log: Logger): Promise<Core> {
         await health.stop();
         await maintenance.stop();
         await fleet.close();
+        storeWatch.stop();
         store.close();
         await radicale?.close();
       })();

@@ -1,6 +1,7 @@
 import type { Api } from "grammy";
 import { randomBytes } from "node:crypto";
 import { alertKeyboard, formatAlert } from "../../handlers/alert-format.js";
+import { StoreRetry, type StoreState } from "../store/store-health.js";
 import type { BotDeps } from "./deps.js";
 import type { Translate } from "./i18n.js";
 
@@ -18,28 +19,51 @@ export interface AlertDeliveryOptions {
  * Delivers the alert outbox to the alert chat. An alert counts as delivered only after
  * Telegram accepted it (429 and 5xx are retried by the API client), so a restart sends
  * what was not delivered and nothing twice.
+ *
+ * The outbox lives in the database; when the database itself is unavailable, that is said
+ * straight to the chat (and that it is back, once it is), and the outbox waits, backing off.
  */
 export class AlertDelivery {
   private readonly owner = `bot-${randomBytes(4).toString("hex")}`;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<number> | undefined;
+  private readonly retry: StoreRetry;
+  /** The storage notice still to send, and whether the chat was told the store is down. */
+  private storeNotice: { down: boolean; state: StoreState & { ok: false } } | undefined;
+  private toldDown: (StoreState & { ok: false }) | undefined;
+  private readonly onStoreChange = (state: StoreState) => {
+    if (!state.ok) this.storeNotice = { down: true, state };
+    else if (this.toldDown) this.storeNotice = { down: false, state: this.toldDown };
+    else this.storeNotice = undefined; // never told: nothing to take back
+    if (this.timer !== undefined) this.schedule(0);
+  };
 
   constructor(
     private readonly api: Api,
     private readonly deps: BotDeps,
     private readonly options: AlertDeliveryOptions,
-  ) {}
+  ) {
+    this.retry = new StoreRetry("alert delivery", deps.storeHealth, deps.log);
+  }
 
   start(): void {
-    const tick = () => {
+    this.deps.storeHealth.on("change", this.onStoreChange);
+    if (!this.deps.storeHealth.state.ok) this.onStoreChange(this.deps.storeHealth.state);
+    this.schedule(0);
+  }
+
+  private schedule(delayMs: number): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
       void this.deliver().finally(() => {
-        if (this.timer !== undefined) this.timer = setTimeout(tick, this.options.intervalMs ?? 2000);
+        if (this.timer !== undefined)
+          this.schedule(Math.max(this.options.intervalMs ?? 2000, this.retry.delayMs));
       });
-    };
-    this.timer = setTimeout(tick, 0);
+    }, delayMs);
   }
 
   async stop(): Promise<void> {
+    this.deps.storeHealth.off("change", this.onStoreChange);
     clearTimeout(this.timer);
     this.timer = undefined;
     await this.running?.catch(() => undefined);
@@ -47,15 +71,38 @@ export class AlertDelivery {
 
   /** One pass over the outbox (one at a time); returns how many alerts were delivered. */
   deliver(): Promise<number> {
-    this.running ??= this.pass().finally(() => {
-      this.running = undefined;
-    });
+    this.running ??= this.sendStoreNotice()
+      .then(async () => (await this.retry.runAsync(() => this.pass())) ?? 0)
+      .finally(() => {
+        this.running = undefined;
+      });
     return this.running;
+  }
+
+  /** Says straight to the chat that the store is down or back (the outbox is in the store). */
+  private async sendStoreNotice(): Promise<void> {
+    const notice = this.storeNotice;
+    if (!notice) return;
+    const since = new Date(notice.state.since).toISOString().replace("T", " ").slice(0, 16);
+    const text = notice.down
+      ? this.options.t("alert-storage-down", { reason: notice.state.reason, since })
+      : this.options.t("alert-storage-back", { since });
+    try {
+      await this.api.sendMessage(this.options.chatId, text, { disable_notification: !notice.down });
+      if (this.storeNotice === notice) this.storeNotice = undefined;
+      this.toldDown = notice.down ? notice.state : undefined;
+      this.deps.metrics?.alertSent();
+    } catch (error) {
+      this.deps.metrics?.alertFailed();
+      this.deps.log.warn({ err: error }, "storage notice not delivered; will try again");
+    }
   }
 
   private async pass(): Promise<number> {
     const { alerts, state, log } = this.deps;
     const cooldown = this.options.cooldownMs ?? 10 * 60_000;
+    // What Telegram took while the store did not answer is recorded first, never sent again.
+    this.recordSent();
     let delivered = 0;
     const claimed = alerts.claimUndelivered(this.owner, 20, 120_000);
     for (const [index, alert] of claimed.entries()) {
@@ -67,28 +114,45 @@ export class AlertDelivery {
       const keyboard = alertKeyboard(alert, this.options.t);
       const extra = keyboard ? { reply_markup: keyboard } : {};
       const sent = state.alertMessages.get(alert.id);
+      let messageId: number | undefined;
+      let unchanged = false;
       try {
         if (sent && alert.deliveredAt !== null && Date.now() - alert.deliveredAt < cooldown) {
           await this.api.editMessageText(sent.chatId, sent.messageId, text, extra);
         } else {
-          const message = await this.api.sendMessage(this.options.chatId, text, extra);
-          state.alertMessages.set(alert.id, this.options.chatId, message.message_id);
+          messageId = (await this.api.sendMessage(this.options.chatId, text, extra)).message_id;
         }
-        alerts.markDelivered(alert.id, this.owner, alert.count);
+      } catch (error) {
+        unchanged = /message is not modified/.test(String((error as Error).message));
+        if (!unchanged) {
+          this.deps.metrics?.alertFailed();
+          // Telegram did not take it (after the client's own retries): all of these wait for the next pass.
+          for (const rest of claimed.slice(index)) alerts.releaseClaim(rest.id, this.owner);
+          log.warn({ err: error, alertId: alert.id }, "alert not delivered; will try again");
+          break;
+        }
+      }
+      if (!unchanged) {
         this.deps.metrics?.alertSent();
         delivered += 1;
-      } catch (error) {
-        if (/message is not modified/.test(String((error as Error).message))) {
-          alerts.markDelivered(alert.id, this.owner, alert.count);
-          continue;
-        }
-        this.deps.metrics?.alertFailed();
-        // Telegram did not take it (after the client's own retries): all of these wait for the next pass.
-        for (const rest of claimed.slice(index)) alerts.releaseClaim(rest.id, this.owner);
-        log.warn({ err: error, alertId: alert.id }, "alert not delivered; will try again");
-        break;
       }
+      this.sentNotRecorded.push({ id: alert.id, count: alert.count, messageId });
+      this.recordSent();
     }
     return delivered;
+  }
+
+  /** Sent alerts whose delivery is not yet recorded (the store did not answer). */
+  private readonly sentNotRecorded: Array<{ id: number; count: number; messageId: number | undefined }> = [];
+
+  /** Records what Telegram took; throws (and keeps the rest) while the store does not answer. */
+  private recordSent(): void {
+    const { alerts, state } = this.deps;
+    while (this.sentNotRecorded.length > 0) {
+      const s = this.sentNotRecorded[0]!;
+      if (s.messageId !== undefined) state.alertMessages.set(s.id, this.options.chatId, s.messageId);
+      alerts.markDelivered(s.id, this.owner, s.count);
+      this.sentNotRecorded.shift();
+    }
   }
 }

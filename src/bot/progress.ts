@@ -85,7 +85,15 @@ export class ProgressReporter {
     const wait = Math.max(0, t.lastEditAt + this.intervalMs - Date.now());
     t.timer = setTimeout(() => {
       t.timer = undefined;
-      void this.flush(t);
+      this.flush(t).catch((error: unknown) => {
+        // The task could not be read (the store does not answer): try again a little later.
+        this.deps.log.warn(
+          { err: error, taskId: t.taskId },
+          "could not read the task for its progress message",
+        );
+        t.lastEditAt = Date.now() + this.intervalMs;
+        if (this.tracked.get(t.taskId) === t) this.schedule(t.taskId);
+      });
     }, wait);
   }
 

@@ -2,28 +2,56 @@ import type { Fleet } from "../fleet/fleet.js";
 import type { Logger } from "../log.js";
 import type { Orchestrator } from "../orchestrator/orchestrator.js";
 import type { AlertStore } from "../store/alerts.js";
+import { StoreRetry, storeFault, type StoreHealth } from "../store/store-health.js";
 import type { HealthMonitor } from "./health-monitor.js";
+
+const maxPending = 1000;
 
 /**
  * Turns what the fleet, the health monitor and the orchestrator report into rows of the
  * alert outbox: a repeat updates the open row; a server back to ONLINE closes its alerts
- * and adds one recovery notice.
+ * and adds one recovery notice. While the store does not answer, they wait in order in
+ * memory (up to `maxPending`) and are recorded once it does.
  */
 export function wireAlerts(deps: {
   fleet: Fleet;
   health: HealthMonitor;
   orchestrator: Orchestrator;
   alerts: AlertStore;
+  storeHealth: StoreHealth;
   log: Logger;
 }): void {
   const { fleet, health, orchestrator, alerts, log } = deps;
-  const safely = (what: string, fn: () => void) => {
-    try {
-      fn();
-    } catch (error) {
-      log.error({ err: error }, `could not record alert: ${what}`);
+  const retry = new StoreRetry("alert recording", deps.storeHealth, log);
+  const pending: Array<{ what: string; fn: () => void }> = [];
+  let timer: NodeJS.Timeout | undefined;
+  const drain = () => {
+    clearTimeout(timer);
+    timer = undefined;
+    while (pending.length > 0) {
+      const next = pending[0]!;
+      try {
+        next.fn();
+        retry.succeeded();
+      } catch (error) {
+        if (storeFault(error)) {
+          timer = setTimeout(drain, retry.failed(error));
+          timer.unref();
+          return;
+        }
+        log.error({ err: error }, `could not record alert: ${next.what}`);
+      }
+      pending.shift();
     }
   };
+  const safely = (what: string, fn: () => void) => {
+    if (pending.length >= maxPending) pending.shift();
+    pending.push({ what, fn });
+    if (pending.length === 1) drain();
+  };
+  deps.storeHealth.on("change", (state) => {
+    if (state.ok) drain();
+  });
   fleet.on("breaker", ({ server, state, error }) => {
     if (state === "open") safely("breaker_open", () => alerts.raise("breaker_open", server, { error }));
   });

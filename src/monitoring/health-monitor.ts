@@ -44,8 +44,10 @@ export class HealthMonitor extends EventEmitter<HealthEvents> {
   }
 
   start(): void {
-    void this.check();
-    this.timer = setInterval(() => void this.check(), this.config.health_check_interval * 1000);
+    const check = () =>
+      void this.check().catch((error: unknown) => this.log.error({ err: error }, "health check failed"));
+    check();
+    this.timer = setInterval(check, this.config.health_check_interval * 1000);
     this.timer.unref();
   }
 

@@ -1,6 +1,7 @@
 import { mkdirSync, renameSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import type { Logger } from "../log.js";
+import { StoreRetry, type StoreHealth } from "../store/store-health.js";
 import type { Stats } from "./stats.js";
 import type { ServerHealth } from "./health-monitor.js";
 
@@ -38,24 +39,23 @@ export function writeSnapshot(dir: string, snapshot: unknown): string {
   return file;
 }
 
-/** Every `intervalMs`, the snapshot; stop() clears the timer. */
+/**
+ * Every `intervalMs`, the snapshot; stop() clears the timer. A failure (the store does not
+ * answer, the disk is full) is logged once and the next ticks back off.
+ */
 export function startSnapshots(
   dir: string,
   intervalMs: number,
   read: () => { stats: Stats; health: ServerHealth[] },
+  storeHealth: StoreHealth,
   log: Logger,
 ): { stop(): void; writeNow(): string } {
   const writeNow = () => {
     const { stats, health } = read();
     return writeSnapshot(dir, snapshotOf(stats, health));
   };
-  const timer = setInterval(() => {
-    try {
-      writeNow();
-    } catch (error) {
-      log.warn({ err: error }, "could not write the metrics snapshot");
-    }
-  }, intervalMs);
+  const retry = new StoreRetry("metrics snapshot", storeHealth, log);
+  const timer = setInterval(() => retry.run(writeNow), intervalMs);
   timer.unref();
   return { stop: () => clearInterval(timer), writeNow };
 }

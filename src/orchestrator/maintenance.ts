@@ -3,6 +3,7 @@ import { describeError } from "../errors.js";
 import type { Fleet } from "../fleet/fleet.js";
 import type { Logger } from "../log.js";
 import type { HealthMonitor } from "../monitoring/health-monitor.js";
+import { StoreRetry, storeFault } from "../store/store-health.js";
 import type { Store } from "../store/store.js";
 import type { Orchestrator } from "./orchestrator.js";
 
@@ -22,6 +23,8 @@ export class Maintenance {
   private syncing: Promise<SyncReport> | undefined;
   private stopped = false;
   private lastGiveUp = 0;
+  /** A store that does not answer: each loop logs once, backs off and tries again. */
+  private readonly retries: { recovery: StoreRetry; sync: StoreRetry };
 
   constructor(
     private readonly deps: {
@@ -35,6 +38,9 @@ export class Maintenance {
     },
   ) {
     const { fleet, health } = deps;
+    const retry = (what: string) =>
+      new StoreRetry(what, deps.store.health, deps.log, deps.now ? { now: deps.now } : {});
+    this.retries = { recovery: retry("recovery"), sync: retry("sync") };
     health.on("status", ({ status }) => {
       if (status !== "ERROR") this.recover();
     });
@@ -68,9 +74,16 @@ export class Maintenance {
     return this.deps.fleet.availability(server).ok && this.deps.health.status(server) !== "ERROR";
   }
 
-  /** Re-drives what failed on healthy servers; gives up on what is too old. */
+  /**
+   * Re-drives what failed on healthy servers; gives up on what is too old. A store that does
+   * not answer skips the run (logged once, backed off); returns how many tasks it touched.
+   */
   recover(): number {
     if (this.stopped) return 0;
+    return this.retries.recovery.run(() => this.recoverNow()) ?? 0;
+  }
+
+  private recoverNow(): number {
     const { store, fleet, orchestrator, config } = this.deps;
     const touched = new Set<string>();
     for (const server of fleet.names) {
@@ -99,9 +112,13 @@ export class Maintenance {
 
   /** One sync run (one at a time): re-drive, then read back a bounded batch per server. */
   sync(): Promise<SyncReport> {
-    this.syncing ??= this.runSync().finally(() => {
-      this.syncing = undefined;
-    });
+    const none: SyncReport = { checked: 0, repaired: 0, errors: 0 };
+    this.syncing ??= this.retries.sync
+      .runAsync(() => this.runSync())
+      .then((report) => report ?? none)
+      .finally(() => {
+        this.syncing = undefined;
+      });
     return this.syncing;
   }
 
@@ -139,6 +156,8 @@ export class Maintenance {
             orchestrator.refreshTask(op.taskId);
           }
         } catch (error) {
+          // The store's trouble is the whole run's (logged once, backed off), not this server's.
+          if (storeFault(error)) throw error;
           report.errors += 1;
           log.warn(
             { server, err: error, reason: describeError(error) },

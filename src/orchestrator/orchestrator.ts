@@ -1,8 +1,8 @@
 import { BrokenCircuitError } from "cockatiel";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { EventEmitter, setMaxListeners } from "node:events";
 import type { Config, ServerName } from "../config/schema.js";
-import { ServerDownError, TaskfanError, describeError } from "../errors.js";
+import { IdempotencyConflictError, ServerDownError, TaskfanError, describeError } from "../errors.js";
 import type { Fleet } from "../fleet/fleet.js";
 import { processIdentity, stillRunning } from "../fleet/pid-files.js";
 import { isTransient, mayHaveReachedServer } from "../fleet/policy.js";
@@ -11,8 +11,17 @@ import { dependencies, type CallTool, type CreateOutcome } from "../integrations
 import type { Logger } from "../log.js";
 import type { Store } from "../store/store.js";
 import { blockedUntil, type OperationState } from "../store/operations.js";
+import { asStoreError, StoreRetry, storeFault } from "../store/store-health.js";
+import { commitDelay } from "./commit-rule.js";
 import { deriveTaskStatus, isActive } from "./status.js";
-import { newTaskId, validateNewTask, type NewTask, type Operation, type Task } from "./task.js";
+import {
+  newTaskId,
+  validateNewTask,
+  type NewTask,
+  type Operation,
+  type Task,
+  type ValidTask,
+} from "./task.js";
 
 export interface TaskView {
   task: Task;
@@ -62,13 +71,6 @@ interface Claimed {
   op: Operation;
   task: Task;
 }
-
-/**
- * How long an outcome that neither settles nor releases anything waits to share a commit:
- * briefly while work queues behind full servers (the commit also claims for the slots
- * freed), longer otherwise (until the task's next urgent outcome, as a rule).
- */
-const commitDelayMs = { backlog: 10, idle: 50 };
 
 /** How many of a server's recent calls its typical call time starts from. */
 const typicalWindow = 20;
@@ -129,6 +131,12 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   private stopping = false;
   private pumpQueued = false;
   private timers: NodeJS.Timeout[] = [];
+  /**
+   * What a store that does not answer does to each mechanism: logged once, backed off, tried
+   * again. Outcomes that could not be committed stay queued (`commits`) until they can.
+   */
+  private readonly retries: Record<"dispatch" | "commit" | "leases" | "events", StoreRetry>;
+  private commitRetryTimer: NodeJS.Timeout | undefined;
 
   constructor(options: OrchestratorOptions) {
     super();
@@ -147,6 +155,19 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       for (const first of waitsFor)
         this.dependents.set(first, [...(this.dependents.get(first) ?? []), server]);
     }
+    const retry = (what: string) => new StoreRetry(what, this.store.health, this.log, { now: this.now });
+    this.retries = {
+      dispatch: retry("dispatch"),
+      commit: retry("outcome commit"),
+      leases: retry("lease renewal"),
+      events: retry("task events"),
+    };
+    // The store answers again: what waited for it goes now.
+    this.store.health.on("change", (state) => {
+      if (!state.ok || this.stopping) return;
+      if (this.commits.length > 0) this.flushCommits(true);
+      this.schedulePump();
+    });
     // Every operation in flight listens to this signal (shutdown aborts them all).
     setMaxListeners(0, this.abort.signal);
     this.on("task.settled", (view) => {
@@ -162,12 +183,44 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
 
   /** Validates and stores the task and one pending operation per server: durable on return. */
   createTask(input: NewTask, opts: { idempotencyKey?: string } = {}): string {
+    return this.submitTask(input, opts).id;
+  }
+
+  /**
+   * `createTask`, saying whether this call created the task or found the one an earlier
+   * call with the same idempotency key created. The same key with another task throws
+   * IdempotencyConflictError; a store that does not answer, StoreUnavailableError (and
+   * nothing was created).
+   */
+  submitTask(input: NewTask, opts: { idempotencyKey?: string } = {}): { id: string; created: boolean } {
     const key = opts.idempotencyKey ?? null;
-    if (key) {
-      const existing = this.store.tasks.getByIdempotencyKey(key);
-      if (existing) return existing.id;
+    try {
+      const existing = key ? this.existingFor(key, input) : undefined;
+      if (existing) return { id: existing, created: false };
+      const valid = validateNewTask(input, this.now());
+      const id = this.insertTask(valid, key);
+      return { id, created: true };
+    } catch (error) {
+      // Two requests with one key raced: the other one won, and its task is the answer.
+      const raced = key && /^SQLITE_CONSTRAINT/.test(String((error as { code?: unknown }).code));
+      const existing = raced ? this.existingFor(key, input) : undefined;
+      if (existing) return { id: existing, created: false };
+      throw asStoreError(error);
     }
-    const valid = validateNewTask(input, this.now());
+  }
+
+  /** The task an idempotency key already made, if the request is the same; else a conflict. */
+  private existingFor(key: string, input: NewTask): string | undefined {
+    const existing = this.store.tasks.getByIdempotencyKey(key);
+    if (!existing) return undefined;
+    // Rows from before the hash was kept compare as equal.
+    if (existing.hash !== null && existing.hash !== requestHash(input)) {
+      throw new IdempotencyConflictError(key);
+    }
+    return existing.id;
+  }
+
+  private insertTask(valid: ValidTask, key: string | null): string {
     const id = newTaskId();
     // A server with room and nothing else due takes its operation as it is stored (claimed
     // in the commit that stores the task); the others' are claimed by the usual pass, in
@@ -197,15 +250,18 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     let claimed: Claimed[];
     try {
       claimed = this.store.transaction(() => {
-        const direct = this.store.tasks.insertWithOperations(id, valid, key, ops);
+        const direct = this.store.tasks.insertWithOperations(
+          id,
+          valid,
+          key === null ? null : { key, hash: requestHash(valid) },
+          ops,
+        );
         this.store.events.append("task.created", { taskId: id }, { servers: ops.length });
         return this.withTasks([...direct, ...(plan ? this.claimPlanned(plan) : [])]);
       });
     } catch (error) {
+      // Nothing was stored: the servers marked above are looked at again by the next pass.
       this.schedulePump();
-      // Two requests with one key raced: the other one won, and its task is the answer.
-      const existing = key ? this.store.tasks.getByIdempotencyKey(key) : undefined;
-      if (existing) return existing.id;
       throw error;
     }
     this.log.info({ taskId: id, servers: ops.length }, "task created");
@@ -221,17 +277,18 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
 
   /** Re-drives a task's failed operations. Returns how many were queued. */
   retryFailed(id: string): number {
-    const n = this.store.operations.requeueFailed(id);
-    if (n > 0) {
-      this.refreshTask(id);
-      this.schedulePump();
-    }
+    const { n, effects } = this.store.transaction(() => {
+      const n = this.store.operations.requeueFailed(id);
+      return { n, effects: n > 0 ? this.recompute(id) : undefined };
+    });
+    if (effects) this.afterRecompute(id, effects);
+    if (n > 0) this.schedulePump();
     return n;
   }
 
   /** Resolves when the task has settled, or with its current state after `timeoutMs`. */
   waitForSettled(id: string, timeoutMs: number): Promise<TaskView | undefined> {
-    return new Promise((resolve) => {
+    return new Promise((resolve, reject) => {
       // The task row says whether it has settled (its status is kept with its operations'):
       // its operations are read only for the answer.
       const task = this.store.tasks.get(id);
@@ -249,7 +306,11 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         const left = (this.waiters.get(id) ?? []).filter((w) => w !== waiter);
         if (left.length > 0) this.waiters.set(id, left);
         else this.waiters.delete(id);
-        resolve(this.getTask(id));
+        try {
+          resolve(this.getTask(id));
+        } catch (error) {
+          reject(asStoreError(error));
+        }
       }, timeoutMs);
       waiters.push(waiter);
       this.waiters.set(id, waiters);
@@ -266,7 +327,8 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     }, this.config.dispatcher.poll_interval * 1000);
     const heartbeat = setInterval(
       () => {
-        if (this.inflight.size > 0) this.store.operations.renewLeases(this.owner, this.leaseMs);
+        if (this.inflight.size > 0)
+          this.retries.leases.run(() => this.store.operations.renewLeases(this.owner, this.leaseMs));
       },
       Math.max(this.leaseMs / 3, 50),
     );
@@ -300,6 +362,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     this.stopping = true;
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
+    clearTimeout(this.commitRetryTimer);
     const all = Promise.all([...this.inflight.values()].map((f) => f.done));
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([all, new Promise((r) => (timer = setTimeout(r, deadlineMs)))]);
@@ -308,10 +371,20 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       this.abort.abort(new Error("shutting down"));
       await Promise.race([all, new Promise((r) => setTimeout(r, 1000))]);
     }
-    this.flushCommits();
-    const released = this.store.operations.release(this.owner);
-    if (released > 0) this.log.info({ released }, "unfinished operations returned to pending");
-    this.store.dispatchers.unregister(this.owner);
+    try {
+      this.flushCommits(true);
+      if (this.commits.length > 0) throw new Error(`${this.commits.length} outcomes could not be committed`);
+      const released = this.store.operations.release(this.owner);
+      if (released > 0) this.log.info({ released }, "unfinished operations returned to pending");
+      this.store.dispatchers.unregister(this.owner);
+    } catch (error) {
+      // This run's row stays: the next start looks up every unfinished operation on its
+      // server before creating it, so what was not recorded is neither lost nor made twice.
+      this.log.error(
+        { err: error, code: storeFault(error)?.code },
+        "could not record the last outcomes; the next start looks them up on their servers",
+      );
+    }
     this.running = false;
   }
 
@@ -322,11 +395,8 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     this.pumpQueued = true;
     setImmediate(() => {
       this.pumpQueued = false;
-      try {
-        this.pump();
-      } catch (error) {
-        this.log.error({ err: error }, "dispatch failed");
-      }
+      // A store that does not answer: logged once, and the poll tries again after a backoff.
+      this.retries.dispatch.run(() => this.pump());
     });
   }
 
@@ -450,6 +520,11 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     order.forEach(({ op, task }, i) => {
       const done = (i < long ? Promise.resolve() : rest)
         .then(() => (this.stopping ? undefined : this.run(op, task)))
+        .catch((error: unknown) => {
+          // Not expected (run() records its outcomes through the retried commit queue); if it
+          // happens, the claim's lease runs out and the operation is looked up and run again.
+          this.log.error({ err: error, taskId: op.taskId, server: op.server }, "operation run failed");
+        })
         .finally(() => {
           this.callEnded(op);
           this.inflight.delete(op.id);
@@ -488,8 +563,13 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         server,
         async ({ call, signal, attempt }) => {
           // The claim counted the first attempt; a retry is counted (and the lease checked) here.
-          if (attempt > 1 && !this.store.operations.startAttempt(op.id, this.owner))
-            throw new LeaseLostError();
+          // While the store does not answer, the retry goes uncounted rather than failing.
+          if (attempt > 1) {
+            const counted = this.retries.events.run(() =>
+              this.store.operations.startAttempt(op.id, this.owner),
+            );
+            if (counted === false) throw new LeaseLostError();
+          }
           if (op.kind === "compensate") {
             // Undo: look first when an earlier attempt may have done it already.
             if ((recheck || attempt > 1) && (await this.alreadyUndone(op, task, call, signal))) {
@@ -574,52 +654,61 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         const availability = this.fleet.availability(server);
         const retryAt = availability.ok ? this.now() + 1000 : availability.retryAt;
         const reason = availability.ok ? message : availability.reason;
-        this.store.transaction(() => {
-          if (
-            this.store.operations.park(op.id, this.owner, { reason, until: retryAt, durationMs: ms, recheck })
-          ) {
+        const { value, effects } = await this.commit(op.taskId, server, () => {
+          const ok = this.store.operations.park(op.id, this.owner, {
+            reason,
+            until: retryAt,
+            durationMs: ms,
+            recheck,
+          });
+          if (ok) {
             this.store.events.append(
               "operation.waiting",
               { taskId: op.taskId, operationId: op.id },
               { server, reason },
             );
           }
+          return { ok, create: false };
         });
         this.log.warn({ ...at, reason }, "operation waits for its server");
-        this.emit("operation.waiting", { taskId: op.taskId, operationId: op.id, server, error: reason });
-        this.refreshTask(op.taskId);
+        if (value.ok) {
+          this.emit("operation.waiting", { taskId: op.taskId, operationId: op.id, server, error: reason });
+        }
+        if (effects) this.afterRecompute(op.taskId, effects);
         return;
       }
       const retryable = isTransient(error);
-      this.store.transaction(() => {
-        if (
-          this.store.operations.fail(op.id, this.owner, {
-            error: message,
-            retryable,
-            durationMs: ms,
-            recheck,
-            recoverAt: retryable ? this.now() + this.config.recovery.delay * 1000 : undefined,
-          })
-        ) {
-          this.store.events.append(
-            "operation.failed",
-            { taskId: op.taskId, operationId: op.id },
-            { server, error: message, retryable },
-          );
-        }
+      const { value, effects } = await this.commit(op.taskId, server, () => {
+        const ok = this.store.operations.fail(op.id, this.owner, {
+          error: message,
+          retryable,
+          durationMs: ms,
+          recheck,
+          recoverAt: retryable ? this.now() + this.config.recovery.delay * 1000 : undefined,
+        });
+        if (!ok) return { ok, create: false };
+        this.store.events.append(
+          "operation.failed",
+          { taskId: op.taskId, operationId: op.id },
+          { server, error: message, retryable },
+        );
+        // A required server's "no" rolls the task back, in the same commit.
+        return { ok, create: false, rolledBack: retryable ? undefined : this.rollbackRows(op.taskId) };
       });
       this.log.warn({ ...at, err: error, retryable }, "operation failed");
-      this.emit("operation.failed", {
-        taskId: op.taskId,
-        operationId: op.id,
-        server,
-        ms,
-        error: message,
-        retryable,
-      });
-      if (!retryable && this.rollbackIfRequiredFailed(op.taskId)) return;
+      if (value.ok) {
+        this.emit("operation.failed", {
+          taskId: op.taskId,
+          operationId: op.id,
+          server,
+          ms,
+          error: message,
+          retryable,
+        });
+      }
+      if (value.rolledBack) this.afterRollback(op.taskId, value.rolledBack);
+      if (effects) this.afterRecompute(op.taskId, effects);
     }
-    this.refreshTask(op.taskId);
   }
 
   /**
@@ -628,6 +717,19 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
    * now (false when there was nothing to do or it already had been).
    */
   rollbackIfRequiredFailed(taskId: string): boolean {
+    const reason = this.store.transaction(() => this.rollbackRows(taskId));
+    if (reason === undefined) return false;
+    this.afterRollback(taskId, reason);
+    this.refreshTask(taskId);
+    return true;
+  }
+
+  /**
+   * Inside the caller's transaction: when a required server's create failed for good, marks
+   * the task rolled back, skips its unfinished creates and adds a compensation for each
+   * create that succeeded. Returns the reason when it rolled the task back now.
+   */
+  private rollbackRows(taskId: string): string | undefined {
     const failed = this.store.operations
       .forTask(taskId)
       .find(
@@ -637,28 +739,19 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
           !o.retryable &&
           this.fleet.config(o.server as ServerName).required,
       );
-    if (!failed) return false;
-    return this.rollback(taskId, `${failed.server} failed for good: ${failed.lastError}`);
+    if (!failed) return undefined;
+    const reason = `${failed.server} failed for good: ${failed.lastError}`;
+    if (!this.store.tasks.markRolledBack(taskId, reason)) return undefined;
+    const n = this.store.operations.rollback(taskId);
+    this.store.events.append("task.rolled_back", { taskId }, { reason, compensations: n });
+    return reason;
   }
 
-  /**
-   * Undoes a task everywhere: unfinished creates are skipped and each create that
-   * succeeded gets a compensation operation, run by the same dispatcher and policies.
-   * Returns false when the task had already been rolled back.
-   */
-  rollback(taskId: string, reason: string): boolean {
-    const fresh = this.store.transaction(() => {
-      if (!this.store.tasks.markRolledBack(taskId, reason)) return false;
-      const n = this.store.operations.rollback(taskId);
-      this.store.events.append("task.rolled_back", { taskId }, { reason, compensations: n });
-      return true;
-    });
-    if (!fresh) return false;
+  /** Once a rollback committed: say so, and run its compensations. */
+  private afterRollback(taskId: string, reason: string): void {
     this.log.warn({ taskId, reason }, "task rolled back");
     this.emit("task.rolled_back", { taskId, reason });
-    this.refreshTask(taskId);
     this.schedulePump();
-    return true;
   }
 
   /** Whether an earlier attempt already undid this record. */
@@ -678,7 +771,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
    * Group commit: outcomes queued together go to SQLite in one transaction, with the status
    * of each task they touch. An outcome that may settle its task or release a waiting create
    * is written on the next turn of the event loop; one that can do neither waits (see
-   * `commitDelayMs`) for company, so a task's ten outcomes take a few commits, not ten.
+   * `commitDelay`) for company, so a task's ten outcomes take a few commits, not ten.
    * Each caller gets its own write's result; the last caller of each task also gets that
    * task's effects, so its listeners hear of every operation before they hear the task
    * settled.
@@ -707,11 +800,16 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         this.calling((f) => f.taskId === taskId && servers.includes(f.server));
       const releases = (d: ServerName) =>
         !calling(this.dependencies.get(d)) && this.fleet.availability(d).ok && this.room(d) > 0;
+      // Each fact is looked at only when the ones before leave the answer open (a hot path).
       const backlogged = this.backlogged();
-      const urgent = !backlogged && (!calling() || (this.dependents.get(server) ?? []).some(releases));
-      if (urgent) this.commitImmediate ??= setImmediate(() => this.flushCommits());
+      const taskCallsInFlight = !backlogged && calling() > 0;
+      const delay = commitDelay({
+        backlogged,
+        taskCallsInFlight,
+        releasesCreate: taskCallsInFlight && (this.dependents.get(server) ?? []).some(releases),
+      });
+      if (delay === 0) this.commitImmediate ??= setImmediate(() => this.flushCommits());
       else if (!this.commitImmediate) {
-        const delay = commitDelayMs[backlogged ? "backlog" : "idle"];
         const due = performance.now() + delay;
         if (!this.commitTimer || this.commitTimer.due > due) {
           clearTimeout(this.commitTimer?.timer);
@@ -721,11 +819,17 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     });
   }
 
-  private flushCommits(): void {
+  /**
+   * Writes the queued outcomes. When the store does not answer they stay queued, in order,
+   * and are tried again after a backoff, or as soon as the store answers (`force`).
+   */
+  private flushCommits(force = false): void {
     clearTimeout(this.commitTimer?.timer);
     clearImmediate(this.commitImmediate);
     this.commitTimer = undefined;
     this.commitImmediate = undefined;
+    if (!force && !this.retries.commit.due) return; // the retry timer flushes them
+    clearTimeout(this.commitRetryTimer);
     const batch = this.commits.splice(0);
     if (batch.length === 0) return;
     try {
@@ -748,6 +852,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         const plan = this.plan();
         return { values, effects, claimed: plan ? this.withTasks(this.claimPlanned(plan)) : [] };
       }, "relaxed");
+      this.retries.commit.succeeded();
       this.launch(claimed);
       // Whatever the limits left is taken by the next pass.
       this.schedulePump([]);
@@ -759,6 +864,13 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         }),
       );
     } catch (error) {
+      if (storeFault(error)) {
+        // Kept, ahead of whatever came since; the calls were made, only their record waits.
+        this.commits.unshift(...batch);
+        const delay = this.retries.commit.failed(error);
+        if (!this.stopping) this.commitRetryTimer = setTimeout(() => this.flushCommits(), delay);
+        return;
+      }
       for (const c of batch) c.reject(error);
       // Its claims rolled back with it: look at every server again.
       this.schedulePump();
@@ -829,11 +941,30 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   private afterRecompute(taskId: string, effects: TaskEffects): void {
     if (effects.released.length > 0) this.schedulePump(effects.released);
     if (!effects.settled) return;
-    const view = this.getTask(taskId);
+    let view: TaskView | undefined;
+    try {
+      view = this.getTask(taskId);
+      this.retries.events.succeeded();
+    } catch (error) {
+      // The task settled and that is stored; only the event is lost (waiters read it themselves).
+      this.retries.events.failed(error);
+    }
     if (!view) return;
     this.log.info({ taskId, status: view.task.status, reason: view.task.statusReason }, "task settled");
     this.emit("task.settled", view);
   }
+}
+
+/**
+ * What an idempotency key's request is compared by: the task as validated (apart from the
+ * deadline being in the future, which a retry may no longer be), so "Buy milk " and
+ * "Buy milk" are one request and another title is another.
+ */
+function requestHash(input: NewTask | ValidTask): string {
+  const valid = validateNewTask(input, 0);
+  return createHash("sha256")
+    .update(JSON.stringify([valid.title, valid.description, valid.priority, valid.deadline, valid.tags]))
+    .digest("hex");
 }
 
 /** Whether one of these operations of a task is blocked on others that are no longer active. */

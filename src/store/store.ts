@@ -3,6 +3,7 @@ import { createBotStateStore } from "./bot-state.js";
 import { createDispatcherStore } from "./dispatchers.js";
 import { createEventStore } from "./events.js";
 import { openDatabase, type Db } from "./open-database.js";
+import { asStoreError, StoreHealth } from "./store-health.js";
 import { createOperationStore } from "./operations.js";
 import { createTaskStore } from "./tasks.js";
 
@@ -23,13 +24,45 @@ export interface Store {
   transaction<T>(fn: () => T, durability?: "full" | "relaxed"): T;
   /** Transactions begun through `transaction` (not nested in another), by durability. */
   readonly commits: { full: number; relaxed: number };
+  /**
+   * Whether the database answers: every transaction reports to it, and so does every loop
+   * that meets a store error. A store fault leaves `transaction` as StoreUnavailableError.
+   */
+  readonly health: StoreHealth;
+  /**
+   * Writes and removes a row of a few pages, synced: succeeds only when the database takes
+   * writes (not locked past its timeout, not full, not read-only). Reports to `health`.
+   */
+  probe(): boolean;
   close(): void;
 }
 
+export interface StoreOptions {
+  /** How long a statement waits for another writer's lock (SQLite busy_timeout). */
+  busyTimeoutMs?: number;
+  /** How long the store may stay busy before it counts as unavailable. */
+  unavailableAfterMs?: number;
+}
+
 /** Opens (and migrates) the database file; `now` is injectable for tests. */
-export function createStore(file: string, now: () => number = Date.now): Store {
+export function createStore(file: string, now: () => number = Date.now, options: StoreOptions = {}): Store {
   const db = openDatabase(file);
+  if (options.busyTimeoutMs !== undefined) db.pragma(`busy_timeout = ${Math.round(options.busyTimeoutMs)}`);
   const commits = { full: 0, relaxed: 0 };
+  const health = new StoreHealth(options.unavailableAfterMs ?? 10_000, now);
+  const probeRow = db.prepare("INSERT INTO store_probe (data) VALUES (zeroblob(16384))");
+  const clearProbe = db.prepare("DELETE FROM store_probe");
+  /** Runs an outermost transaction, reporting its outcome to `health`. */
+  const reported = <T>(run: () => T): T => {
+    try {
+      const value = run();
+      health.succeeded();
+      return value;
+    } catch (error) {
+      health.failed(error);
+      throw asStoreError(error);
+    }
+  };
   return {
     db,
     tasks: createTaskStore(db, now),
@@ -39,16 +72,32 @@ export function createStore(file: string, now: () => number = Date.now): Store {
     bot: createBotStateStore(db, now),
     dispatchers: createDispatcherStore(db, now),
     commits,
+    health,
     transaction<T>(fn: () => T, durability: "full" | "relaxed" = "full"): T {
       if (db.inTransaction) return db.transaction(fn).immediate();
       commits[durability] += 1;
-      if (durability === "full") return db.transaction(fn).immediate();
+      if (durability === "full") return reported(() => db.transaction(fn).immediate());
       // Set each time: SQLite applies this pragma when the statement is compiled.
       db.pragma("synchronous = NORMAL");
       try {
-        return db.transaction(fn).immediate();
+        return reported(() => db.transaction(fn).immediate());
       } finally {
         db.pragma("synchronous = FULL");
+      }
+    },
+    probe() {
+      try {
+        reported(() =>
+          db
+            .transaction(() => {
+              probeRow.run();
+              clearProbe.run();
+            })
+            .immediate(),
+        );
+        return true;
+      } catch {
+        return false;
       }
     },
     close() {

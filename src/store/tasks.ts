@@ -15,8 +15,8 @@ export interface NewOperationRow {
 
 export function createTaskStore(db: Db, now: () => number) {
   const insertTask = db.prepare<[Record<string, unknown>]>(
-    `INSERT INTO tasks (id, title, description, priority, deadline, tags, status, idempotency_key, created_at, updated_at)
-     VALUES (@id, @title, @description, @priority, @deadline, @tags, @status, @key, @now, @now)`,
+    `INSERT INTO tasks (id, title, description, priority, deadline, tags, status, idempotency_key, idempotency_hash, created_at, updated_at)
+     VALUES (@id, @title, @description, @priority, @deadline, @tags, @status, @key, @hash, @now, @now)`,
   );
   // The row it writes is known in full (see claimedRow): no read back.
   const insertClaimedOp = db.prepare<[Record<string, unknown>]>(
@@ -29,7 +29,9 @@ export function createTaskStore(db: Db, now: () => number) {
      VALUES (@taskId, @server, 'create', 'pending', @waitsFor, @priority, @key, @due, @now, @now)`,
   );
   const byId = db.prepare<[string], TaskRow>("SELECT * FROM tasks WHERE id = ?");
-  const byKey = db.prepare<[string], TaskRow>("SELECT * FROM tasks WHERE idempotency_key = ?");
+  const byKey = db.prepare<[string], { id: string; idempotency_hash: string | null }>(
+    "SELECT id, idempotency_hash FROM tasks WHERE idempotency_key = ?",
+  );
   const setStatus = db.prepare<[TaskStatus, string | null, number, number | null, string]>(
     `UPDATE tasks SET status = ?, status_reason = ?, updated_at = ?, settled_at = ? WHERE id = ?`,
   );
@@ -49,7 +51,12 @@ export function createTaskStore(db: Db, now: () => number) {
    * claimed are returned; with any, the task is stored running.
    */
   const insertWithOperations = db.transaction(
-    (id: string, task: ValidTask, key: string | null, ops: readonly NewOperationRow[]): Operation[] => {
+    (
+      id: string,
+      task: ValidTask,
+      key: { key: string; hash: string } | null,
+      ops: readonly NewOperationRow[],
+    ): Operation[] => {
       const t = now();
       const claimed: Operation[] = [];
       // Only an operation that waits for nothing can be stored claimed.
@@ -62,7 +69,8 @@ export function createTaskStore(db: Db, now: () => number) {
         priority: task.priority,
         deadline: task.deadline,
         tags: JSON.stringify(task.tags),
-        key,
+        key: key?.key ?? null,
+        hash: key?.hash ?? null,
         now: t,
       });
       for (const op of ops) {
@@ -97,10 +105,11 @@ export function createTaskStore(db: Db, now: () => number) {
   );
 
   return {
+    /** `key`: the idempotency key and a hash of the request it came with. */
     insertWithOperations(
       id: string,
       task: ValidTask,
-      key: string | null,
+      key: { key: string; hash: string } | null,
       ops: readonly NewOperationRow[],
     ): Operation[] {
       return insertWithOperations.immediate(id, task, key, ops);
@@ -109,9 +118,10 @@ export function createTaskStore(db: Db, now: () => number) {
       const row = byId.get(id);
       return row ? toTask(row) : undefined;
     },
-    getByIdempotencyKey(key: string): Task | undefined {
+    /** The task an idempotency key made, and the hash of its request (null for older rows). */
+    getByIdempotencyKey(key: string): { id: string; hash: string | null } | undefined {
       const row = byKey.get(key);
-      return row ? toTask(row) : undefined;
+      return row ? { id: row.id, hash: row.idempotency_hash } : undefined;
     },
     /** Returns the time it stored as the update (and, when settled, the settle) time. */
     setStatus(id: string, status: TaskStatus, reason: string | null, settled: boolean): number {

@@ -1,12 +1,12 @@
 import Database from "better-sqlite3";
-import { execFileSync, type ChildProcess } from "node:child_process";
-import { once } from "node:events";
-import { readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { type ChildProcess } from "node:child_process";
+import { EventEmitter, once } from "node:events";
+import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { taskMarker } from "../../src/orchestrator/task.js";
 import { alive, childPids, repoRoot, spawnTracked, stopSpawned, tempDir, terminate } from "../helpers.js";
+import { onceEverywhere, recordsPerServer } from "../server-records.js";
 
 const bin = path.join(repoRoot, "bin", "taskfan.js");
 const createMany = path.join(repoRoot, "test", "fixtures", "create-many.mjs");
@@ -41,23 +41,47 @@ function taskStatuses(): Record<string, string> {
   }
 }
 
+interface Run {
+  child: ChildProcess;
+  servers: number[];
+  log: string[];
+  /** Emits "line" for every line the process logs. */
+  lines: EventEmitter<{ line: [string] }>;
+}
+
 /** Starts `taskfan start` and resolves once it logs that it started, with its server pids. */
-async function startTaskfan(): Promise<{ child: ChildProcess; servers: number[]; log: string[] }> {
+async function startTaskfan(): Promise<Run> {
   const child = spawnTracked(process.execPath, [bin, "start"], {
     cwd: dir,
     env: env(),
     stdio: ["ignore", "ignore", "pipe"],
   });
   const log: string[] = [];
-  const lines = createInterface({ input: child.stderr! });
-  const started = new Promise<void>((resolve) =>
+  const lines = new EventEmitter<{ line: [string] }>();
+  createInterface({ input: child.stderr! }).on("line", (line) => {
+    log.push(line);
+    lines.emit("line", line);
+  });
+  await new Promise<void>((resolve) =>
     lines.on("line", (line) => {
-      log.push(line);
       if (line.includes('"msg":"taskfan started"')) resolve();
     }),
   );
-  await started;
-  return { child, servers: childPids(child.pid!), log };
+  return { child, servers: childPids(child.pid!), log, lines };
+}
+
+/** Resolves once `done()` holds: looked at now and again whenever a task settles in `run`. */
+function whenSettled(run: Run, done: () => boolean): Promise<void> {
+  return new Promise((resolve) => {
+    const look = (line?: string) => {
+      if (line !== undefined && !line.includes('"msg":"task settled"')) return;
+      if (!done()) return;
+      run.lines.off("line", look);
+      resolve();
+    };
+    run.lines.on("line", look);
+    look();
+  });
 }
 
 describe("a crash of the orchestrator mid fan-out", () => {
@@ -94,80 +118,16 @@ describe("a crash of the orchestrator mid fan-out", () => {
     expect(second.servers.filter(alive)).toEqual([]);
   });
 
-  it("a third run finishes every task, each exactly once on every server", async () => {
+  it("a third run finishes every task, each exactly once on every server", { timeout: 150_000 }, async () => {
     const third = await startTaskfan();
-    await vi.waitFor(
-      () => {
-        const statuses = taskStatuses();
-        expect(ids.map((id) => statuses[id])).toEqual(ids.map(() => "done"));
-      },
-      { timeout: 120_000, interval: 200 },
-    );
+    // Every task settling is logged: the database is read again each time one does.
+    await whenSettled(third, () => {
+      const statuses = taskStatuses();
+      return ids.every((id) => statuses[id] === "done");
+    });
     expect(await terminate(third.child)).toBe(0);
 
-    const data = path.join(dir, "data");
-    const json = (...p: string[]) => JSON.parse(readFileSync(path.join(data, ...p), "utf8"));
-    const jsonl = readFileSync(path.join(data, "memory", "memory.jsonl"), "utf8")
-      .split("\n")
-      .filter(Boolean)
-      .map((l) => JSON.parse(l));
-    const kv = new Database(path.join(data, "hpkv-memory", "context.db"), { readonly: true });
-    const keys = (kv.prepare("SELECT key FROM context_items").all() as Array<{ key: string }>).map(
-      (r) => r.key,
-    );
-    kv.close();
-    const commits = execFileSync("git", ["-C", path.join(data, "git", "tasks"), "log", "--format=%b"], {
-      encoding: "utf8",
-    });
-    const backupRoot = path.join(data, "backup", "backups");
-    const backups = readdirSync(backupRoot).flatMap((f) =>
-      readdirSync(path.join(backupRoot, f)).map((s) =>
-        json("backup", "backups", f, s, "backup-metadata.json"),
-      ),
-    );
-    const count = (values: string[], needle: string) => values.filter((v) => v.includes(needle)).length;
-    for (const id of ids) {
-      const marker = taskMarker(id);
-      const perServer = {
-        deltatask: count(
-          json("deltatask", "tasks.json").tasks.map((t: { tags: string[] }) => t.tags.join(" ")),
-          marker,
-        ),
-        shrimp: count(
-          json("shrimp", "tasks.json").tasks.map((t: { name: string }) => t.name),
-          `[${marker}]`,
-        ),
-        "hpkv-memory": keys.filter((k) => k === `taskfan_task_${id}`).length,
-        memory: jsonl.filter((e) => e.name === `taskfan-task-${id}`).length,
-        calendar: count(
-          json("calendar", "calendar.json").calendars["/taskfan/tasks/"].map(
-            (t: { summary: string }) => t.summary,
-          ),
-          `[${marker}]`,
-        ),
-        notifications: json("notifications", "messages.json").messages.filter(
-          (m: { sequence_id: string }) => m.sequence_id === marker,
-        ).length,
-        "time-tracker": count(
-          json("time-tracker", "time-tracker.json").tasks.map((t: { tags: string[] }) => t.tags.join(" ")),
-          marker,
-        ),
-        git: commits.split("\n").filter((l) => l === `Taskfan-Task: ${id}`).length,
-        filesystem: readdirSync(path.join(data, "files", "tasks")).filter((f) => f === `${id}.md`).length,
-        backup: backups.filter((b) => (b.agent_context as string).includes(`"marker":"${marker}"`)).length,
-      };
-      expect(perServer, id).toEqual({
-        deltatask: 1,
-        shrimp: 1,
-        "hpkv-memory": 1,
-        memory: 1,
-        calendar: 1,
-        notifications: 1,
-        "time-tracker": 1,
-        git: 1,
-        filesystem: 1,
-        backup: 1,
-      });
-    }
+    const records = recordsPerServer(path.join(dir, "data"), ids);
+    for (const id of ids) expect(records.get(id), id).toEqual(onceEverywhere);
   });
 });

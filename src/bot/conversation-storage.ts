@@ -1,0 +1,67 @@
+import type { Logger } from "../log.js";
+import type { BotStateStore } from "../store/bot-state.js";
+import { StoreRetry, storeFault, type StoreHealth } from "../store/store-health.js";
+
+const deleted = Symbol("deleted");
+
+/**
+ * Conversation state in the database, with a memory in front of it for when the database
+ * does not answer: a write that fails is kept here (and read from here) and written once
+ * the store answers again, so a draft is never lost to a locked or full database.
+ */
+export function conversationStorage(
+  state: BotStateStore["conversations"],
+  health: StoreHealth,
+  log: Logger,
+): {
+  read(key: string): unknown;
+  write(key: string, value: unknown): void;
+  delete(key: string): void;
+  /** Writes what waits in memory; true when nothing is left waiting. */
+  flush(): boolean;
+} {
+  const waiting = new Map<string, unknown>();
+  const retry = new StoreRetry("conversation state", health, log);
+  const attempt = (key: string, value: unknown): boolean => {
+    // While the store is known to be down, memory only: each try would wait out the lock.
+    if (!health.state.ok && waiting.size > 0) {
+      waiting.set(key, value);
+      return false;
+    }
+    try {
+      if (value === deleted) state.delete(key);
+      else state.write(key, value);
+      waiting.delete(key);
+      retry.succeeded();
+      return true;
+    } catch (error) {
+      if (!storeFault(error)) throw error;
+      waiting.set(key, value);
+      retry.failed(error);
+      return false;
+    }
+  };
+  const flush = () => {
+    for (const [key, value] of [...waiting]) if (!attempt(key, value)) return false;
+    return true;
+  };
+  health.on("change", (s) => {
+    if (s.ok) flush();
+  });
+  return {
+    read(key) {
+      if (waiting.has(key)) {
+        const value = waiting.get(key);
+        return value === deleted ? undefined : value;
+      }
+      return state.read(key);
+    },
+    write(key, value) {
+      attempt(key, value);
+    },
+    delete(key) {
+      attempt(key, deleted);
+    },
+    flush,
+  };
+}

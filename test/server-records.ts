@@ -1,0 +1,74 @@
+import Database from "better-sqlite3";
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
+import path from "node:path";
+import { serverNames, type ServerName } from "../src/config/schema.js";
+import { taskMarker } from "../src/orchestrator/task.js";
+
+/**
+ * How many records of each task every server of the embedded default keeps, read from the
+ * servers' own data under `dataDir` (not from taskfan's database). `deltatask` may name the
+ * fault server's TASKS_FILE when it plays that role.
+ */
+export function recordsPerServer(
+  dataDir: string,
+  ids: readonly string[],
+  options: { deltatask?: string } = {},
+): Map<string, Record<ServerName, number>> {
+  const json = (...p: string[]) => JSON.parse(readFileSync(path.join(dataDir, ...p), "utf8"));
+  const delta: Array<{ tags: string[] }> = options.deltatask
+    ? JSON.parse(readFileSync(options.deltatask, "utf8"))
+    : json("deltatask", "tasks.json").tasks;
+  const memory = readFileSync(path.join(dataDir, "memory", "memory.jsonl"), "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { name?: string });
+  const kv = new Database(path.join(dataDir, "hpkv-memory", "context.db"), { readonly: true });
+  const keys = (kv.prepare("SELECT key FROM context_items").all() as Array<{ key: string }>).map(
+    (r) => r.key,
+  );
+  kv.close();
+  const trailers = execFileSync("git", ["-C", path.join(dataDir, "git", "tasks"), "log", "--format=%b"], {
+    encoding: "utf8",
+  }).split("\n");
+  const backupRoot = path.join(dataDir, "backup", "backups");
+  const backups = existsSync(backupRoot)
+    ? readdirSync(backupRoot).flatMap((f) =>
+        readdirSync(path.join(backupRoot, f)).map(
+          (s) => json("backup", "backups", f, s, "backup-metadata.json") as { agent_context: string },
+        ),
+      )
+    : [];
+  const files = readdirSync(path.join(dataDir, "files", "tasks"));
+  const shrimp: Array<{ name: string }> = json("shrimp", "tasks.json").tasks;
+  const todos: Array<{ summary: string }> =
+    json("calendar", "calendar.json").calendars["/taskfan/tasks/"] ?? [];
+  const messages: Array<{ sequence_id?: string; deleted?: boolean }> = json(
+    "notifications",
+    "messages.json",
+  ).messages;
+  const entries: Array<{ tags: string[] }> = json("time-tracker", "time-tracker.json").tasks;
+  return new Map(
+    ids.map((id) => {
+      const marker = taskMarker(id);
+      return [
+        id,
+        {
+          deltatask: delta.filter((t) => t.tags.includes(marker)).length,
+          "shrimp-task-manager": shrimp.filter((t) => t.name.startsWith(`[${marker}]`)).length,
+          "hpkv-memory": keys.filter((k) => k === `taskfan_task_${id}`).length,
+          memory: memory.filter((e) => e.name === `taskfan-task-${id}`).length,
+          calendar: todos.filter((t) => t.summary.endsWith(`[${marker}]`)).length,
+          notifications: messages.filter((m) => m.sequence_id === marker && !m.deleted).length,
+          "time-tracker": entries.filter((t) => t.tags.includes(marker)).length,
+          git: trailers.filter((l) => l === `Taskfan-Task: ${id}`).length,
+          filesystem: files.filter((f) => f === `${id}.md`).length,
+          backup: backups.filter((b) => JSON.parse(b.agent_context).marker === marker).length,
+        },
+      ];
+    }),
+  );
+}
+
+/** One record of the task on each of the ten servers. */
+export const onceEverywhere = Object.fromEntries(serverNames.map((s) => [s, 1]));
