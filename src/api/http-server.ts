@@ -1,11 +1,16 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { hostname, networkInterfaces } from "node:os";
 import { z } from "zod";
-import { ValidationError } from "../errors.js";
+import { isLoopback } from "../config/load.js";
+import type { Config } from "../config/schema.js";
+import { IdempotencyConflictError, ValidationError } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { Core } from "../main.js";
 import type { Metrics } from "../monitoring/metrics.js";
 import type { TaskStatus } from "../orchestrator/task.js";
+import { storeFault } from "../store/store-health.js";
+import { RateLimiter } from "./rate-limit.js";
 import { renderStatusPage } from "./status-page.js";
 
 const maxBody = 64 * 1024;
@@ -17,8 +22,21 @@ class HttpError extends Error {
     readonly code: string,
     message: string,
     readonly field?: string,
+    /** Asked by a program (/api), not a browser: no Basic challenge on a 401. */
+    readonly api = true,
   ) {
     super(message);
+  }
+}
+
+/** The store does not answer: 503, saying why (and what was not done). */
+class StoreDown extends HttpError {
+  constructor(error: unknown, what = "") {
+    super(
+      503,
+      "storage_unavailable",
+      `storage unavailable: ${storeFault(error)?.reason ?? "unknown"}${what}`,
+    );
   }
 }
 
@@ -44,10 +62,15 @@ function keyMatches(presented: string, expected: string): boolean {
   return timingSafeEqual(digest(presented), digest(expected));
 }
 
-async function readJson(req: IncomingMessage): Promise<unknown> {
-  if (!/^application\/json\b/.test(req.headers["content-type"] ?? "")) {
+/** A state-changing request must say it sends JSON: a page can send a form or text anywhere. */
+function requireJson(req: IncomingMessage): void {
+  if (!/^application\/json\b/i.test(req.headers["content-type"] ?? "")) {
     throw new HttpError(415, "unsupported_media_type", "send JSON with Content-Type: application/json");
   }
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  requireJson(req);
   const declared = Number(req.headers["content-length"] ?? 0);
   if (declared > maxBody) throw new HttpError(413, "too_large", `the body is over ${maxBody} bytes`);
   let size = 0;
@@ -66,8 +89,35 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
 
 function send(res: ServerResponse, status: number, body: unknown, type = "application/json"): void {
   const text = type === "application/json" ? JSON.stringify(body) : String(body);
-  res.writeHead(status, { "content-type": `${type}; charset=utf-8`, "cache-control": "no-store" });
+  res.writeHead(status, {
+    "content-type": `${type}; charset=utf-8`,
+    "cache-control": "no-store",
+    "x-content-type-options": "nosniff",
+  });
   res.end(text);
+}
+
+/** A Host header's name, lower-case, without its port or the brackets of an IPv6 address. */
+function hostName(host: string): string {
+  const h = host.trim().toLowerCase();
+  if (h.startsWith("[")) return h.slice(1, h.indexOf("]"));
+  return h.replace(/:\d*$/, "");
+}
+
+/**
+ * The names a request's Host may carry: loopback, the address the server listens on (on a
+ * wildcard address, this machine's name and addresses) and `http.allowed_hosts`. Anything
+ * else is a request meant for another site, such as a DNS-rebinding page's.
+ */
+export function allowedHostNames(http: Config["http"]): (name: string) => boolean {
+  const names = new Set(http.allowed_hosts.map((h) => hostName(h)));
+  const listen = hostName(http.host);
+  if (listen === "0.0.0.0" || listen === "::") {
+    names.add(hostname().toLowerCase());
+    for (const list of Object.values(networkInterfaces()))
+      for (const a of list ?? []) names.add(a.address.toLowerCase());
+  } else names.add(listen);
+  return (name) => isLoopback(name) || names.has(name);
 }
 
 /**
@@ -81,41 +131,78 @@ export async function startHttpServer(
 ): Promise<{ server: Server; url: string; close(): Promise<void> }> {
   const { config } = core;
   const apiKey = config.security.api_key;
-  const perMinute = config.security.rate_limiting.enabled
-    ? config.security.rate_limiting.requests_per_minute
-    : 0;
-  const windows = new Map<string, { start: number; count: number }>();
+  // Required off loopback (the config refuses anything else) or when asked for.
+  const keyRequired = Boolean(config.security.api_key_required && apiKey);
+  const hostAllowed = allowedHostNames(config.http);
+  const limiter = config.security.rate_limiting.enabled
+    ? new RateLimiter(config.security.rate_limiting.requests_per_minute)
+    : undefined;
+  const perMinute = config.security.rate_limiting.requests_per_minute;
 
-  function rateLimit(req: IncomingMessage): void {
-    if (!perMinute) return;
-    const ip = req.socket.remoteAddress ?? "?";
-    const now = Date.now();
-    const w = windows.get(ip);
-    if (!w || now - w.start >= 60_000) {
-      windows.set(ip, { start: now, count: 1 });
-      return;
+  function checkHost(req: IncomingMessage): void {
+    const host = req.headers.host;
+    if (!host || !hostAllowed(hostName(host))) {
+      throw new HttpError(421, "misdirected", "this server does not answer for that host name");
     }
-    w.count += 1;
-    if (w.count > perMinute) throw new HttpError(429, "rate_limited", `over ${perMinute} requests a minute`);
   }
 
-  function authorize(req: IncomingMessage): void {
-    if (!config.security.api_key_required || !apiKey) return;
-    const header = req.headers.authorization ?? "";
-    const presented = /^Bearer\s+(.+)$/i.exec(header)?.[1] ?? "";
-    if (!presented || !keyMatches(presented, apiKey)) {
-      throw new HttpError(401, "unauthorized", "send Authorization: Bearer <API key>");
+  /** A state-changing request from a browser must come from a page of this server. */
+  function checkOrigin(req: IncomingMessage): void {
+    const origin = req.headers.origin;
+    if (origin === undefined) return;
+    let host: string | undefined;
+    try {
+      host = new URL(origin).host;
+    } catch {
+      host = undefined;
     }
+    if (!host || host !== req.headers.host?.toLowerCase()) {
+      throw new HttpError(403, "forbidden_origin", "requests from another site's page are refused");
+    }
+  }
+
+  function authorize(req: IncomingMessage, api: boolean): void {
+    if (!keyRequired || !apiKey) return;
+    const header = req.headers.authorization ?? "";
+    // Bearer for programs; Basic (any user name, the key as password) so a browser can ask.
+    const bearer = /^Bearer\s+(.+)$/i.exec(header)?.[1];
+    const basic = /^Basic\s+(.+)$/i.exec(header)?.[1];
+    const presented =
+      bearer ?? (basic ? Buffer.from(basic, "base64").toString("utf8").split(":").slice(1).join(":") : "");
+    if (!presented || !keyMatches(presented, apiKey)) {
+      throw new HttpError(401, "unauthorized", "send Authorization: Bearer <API key>", undefined, api);
+    }
+  }
+
+  function ready(): { ready: boolean; servers: number; reasons: string[] } {
+    const reasons: string[] = [];
+    const state = core.store.health.state;
+    if (!state.ok) reasons.push(`storage unavailable: ${state.reason}`);
+    for (const name of core.fleet.names) {
+      if (core.fleet.config(name).required && !core.fleet.connected(name)) {
+        reasons.push(`${name} (required) is not connected: ${core.fleet.lastError(name) ?? "not started"}`);
+      }
+    }
+    const servers = core.fleet.names.filter((n) => core.fleet.connected(n)).length;
+    return { ready: reasons.length === 0, servers, reasons };
   }
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    checkHost(req);
     const url = new URL(req.url ?? "/", "http://localhost");
     const method = req.method ?? "GET";
     const parts = url.pathname.split("/").filter(Boolean);
     if (method === "GET" && url.pathname === "/healthz") return send(res, 200, { ok: true });
+    // What changes state (POST, the only such method here) is JSON from a page of ours.
+    if (method !== "GET" && method !== "HEAD") checkOrigin(req);
+    if (method === "POST") requireJson(req);
+    if (parts[0] === "api" && limiter && !limiter.allows(req.socket.remoteAddress ?? "?")) {
+      throw new HttpError(429, "rate_limited", `over ${perMinute} requests a minute`);
+    }
+    authorize(req, parts[0] === "api");
     if (method === "GET" && url.pathname === "/readyz") {
-      const ready = core.store.db.open && core.started.length > 0;
-      return send(res, ready ? 200 : 503, { ready, servers: core.started.filter((s) => s.ok).length });
+      const r = ready();
+      return send(res, r.ready ? 200 : 503, r);
     }
     if (method === "GET" && url.pathname === "/metrics") {
       return send(res, 200, await metrics.registry.metrics(), metrics.registry.contentType.split(";")[0]);
@@ -125,14 +212,12 @@ export async function startHttpServer(
         .recent(15)
         .map((t) => core.orchestrator.getTask(t.id))
         .filter((v) => v !== undefined);
-      return send(res, 200, renderStatusPage(core.getHealth(), views), "text/html");
+      return send(res, 200, renderStatusPage(core.getHealth(), views, core.store.health.state), "text/html");
     }
     if (parts[0] !== "api") throw new HttpError(404, "not_found", `no such page: ${url.pathname}`);
-    rateLimit(req);
-    authorize(req);
     const [, resource, id, action] = parts;
     if (method === "GET" && resource === "health" && !id)
-      return send(res, 200, { servers: core.getHealth() });
+      return send(res, 200, { servers: core.getHealth(), store: core.store.health.state });
     if (method === "GET" && resource === "stats" && !id) return send(res, 200, core.getStats());
     if ((resource === "health" || resource === "stats") && !id) {
       throw new HttpError(405, "method_not_allowed", `${method} is not supported on ${url.pathname}`);
@@ -163,22 +248,21 @@ export async function startHttpServer(
       }
       const key = req.headers["idempotency-key"];
       const idempotencyKey = typeof key === "string" && key ? key.slice(0, 200) : undefined;
-      const existing = idempotencyKey ? core.store.tasks.getByIdempotencyKey(idempotencyKey) : undefined;
-      if (existing) {
-        // The same key with another task is a client bug, not a retry.
-        if (existing.title !== parsed.data.title.trim()) {
-          throw new HttpError(409, "idempotency_conflict", "this Idempotency-Key was used for another task");
-        }
-        return send(res, 200, { task: { id: existing.id, status: existing.status }, created: false });
-      }
       try {
-        const taskId = core.orchestrator.createTask(parsed.data, idempotencyKey ? { idempotencyKey } : {});
+        const { id: taskId, created } = core.orchestrator.submitTask(
+          parsed.data,
+          idempotencyKey ? { idempotencyKey } : {},
+        );
         const task = core.store.tasks.get(taskId)!;
-        res.setHeader("location", `/api/tasks/${taskId}`);
-        return send(res, 201, { task: { id: task.id, status: task.status }, created: true });
+        if (created) res.setHeader("location", `/api/tasks/${taskId}`);
+        return send(res, created ? 201 : 200, { task: { id: task.id, status: task.status }, created });
       } catch (error) {
         if (error instanceof ValidationError)
           throw new HttpError(400, "invalid_task", error.message, error.field);
+        // The same key with another task is a client bug, not a retry.
+        if (error instanceof IdempotencyConflictError)
+          throw new HttpError(409, "idempotency_conflict", error.message);
+        if (storeFault(error)) throw new StoreDown(error, ", nothing was created");
         throw error;
       }
     }
@@ -189,18 +273,40 @@ export async function startHttpServer(
     throw new HttpError(405, "method_not_allowed", `${method} is not supported on ${url.pathname}`);
   }
 
-  const server = createServer((req, res) => {
-    route(req, res).catch((error: unknown) => {
-      if (error instanceof HttpError) {
-        send(res, error.status, {
-          error: { code: error.code, message: error.message, ...(error.field ? { field: error.field } : {}) },
-        });
-        return;
-      }
-      log.error({ err: error, url: req.url }, "http request failed");
-      send(res, 500, { error: { code: "internal", message: "something went wrong" } });
-    });
-  });
+  const { http } = config;
+  // Slow clients (slowloris) are cut off: headers within `headers_timeout`, the whole
+  // request within `request_timeout`, at most `max_connections` at once.
+  const server = createServer(
+    {
+      headersTimeout: http.headers_timeout * 1000,
+      requestTimeout: http.request_timeout * 1000,
+      keepAliveTimeout: 5000,
+      connectionsCheckingInterval: Math.min(1000, (http.headers_timeout * 1000) / 2),
+    },
+    (req, res) => {
+      // Counted once answered, so requests that never complete cost nobody their budget.
+      if (limiter && req.url?.startsWith("/api"))
+        res.once("finish", () => limiter.completed(req.socket.remoteAddress ?? "?"));
+      route(req, res).catch((error: unknown) => {
+        const failure = storeFault(error) && !(error instanceof StoreDown) ? new StoreDown(error) : error;
+        if (failure instanceof HttpError) {
+          if (failure.status === 401 && !failure.api)
+            res.setHeader("www-authenticate", 'Basic realm="taskfan"');
+          send(res, failure.status, {
+            error: {
+              code: failure.code,
+              message: failure.message,
+              ...(failure.field ? { field: failure.field } : {}),
+            },
+          });
+          return;
+        }
+        log.error({ err: error, url: req.url }, "http request failed");
+        send(res, 500, { error: { code: "internal", message: "something went wrong" } });
+      });
+    },
+  );
+  server.maxConnections = http.max_connections;
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(config.http.port, config.http.host, resolve);

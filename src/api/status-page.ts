@@ -1,5 +1,6 @@
 import type { ServerHealth } from "../monitoring/health-monitor.js";
 import type { TaskView } from "../orchestrator/orchestrator.js";
+import type { StoreState } from "../store/store-health.js";
 
 const esc = (text: unknown) =>
   String(text ?? "").replace(
@@ -33,9 +34,13 @@ function latencyChart(servers: readonly ServerHealth[]): string {
 export function renderStatusPage(
   health: readonly ServerHealth[],
   tasks: readonly TaskView[],
+  store: StoreState = { ok: true },
   now = new Date(),
 ): string {
   const online = health.filter((h) => h.status === "ONLINE").length;
+  const storage = store.ok
+    ? ""
+    : `<p id="storage" class="banner">Storage unavailable since ${esc(new Date(store.since).toISOString())}: ${esc(store.reason)}. New tasks are refused; work in flight is kept and recorded when it answers.</p>`;
   const serverRows = health
     .map(
       (h) =>
@@ -68,9 +73,11 @@ th,td{padding:.3rem .5rem;border-bottom:1px solid #e5e7eb;text-align:left;vertic
 .err{color:#b91c1c;font-size:12px}
 .scroll{overflow-x:auto}
 .dot.online{color:#16a34a}.dot.degraded{color:#ca8a04}.dot.error{color:#dc2626}
+.banner{background:#fee2e2;color:#991b1b;padding:.5rem .75rem;border-radius:4px}
 </style></head>
 <body>
 <h1>taskfan</h1>
+${storage}
 <p>${online} of ${health.length} servers online · ${esc(now.toISOString())}</p>
 <h2>Servers</h2>
 <div class="scroll"><table id="servers"><thead><tr><th>Server</th><th>Status</th><th>Response</th><th>Breaker</th><th>Last error</th></tr></thead>

@@ -1,9 +1,12 @@
+import { once } from "node:events";
 import { readFileSync } from "node:fs";
 import path from "node:path";
+import { pathToFileURL } from "node:url";
+import { Worker } from "node:worker_threads";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startHttpServer } from "../../src/api/http-server.js";
 import { startHarness, type Harness } from "../core-harness.js";
-import { onlyServers, silentLog } from "../helpers.js";
+import { onlyServers, repoRoot, silentLog } from "../helpers.js";
 
 const key = "tfk_test_0123456789abcdef";
 let h: Harness;
@@ -31,6 +34,7 @@ afterAll(async () => {
 });
 
 const api = (path: string, init: RequestInit = {}, base = open.url) => fetch(`${base}${path}`, init);
+const json = { "content-type": "application/json" };
 const post = (body: unknown, headers: Record<string, string> = {}) =>
   api("/api/tasks", {
     method: "POST",
@@ -43,7 +47,7 @@ describe("the local HTTP API", () => {
     expect(await (await api("/healthz")).json()).toEqual({ ok: true });
     const ready = await api("/readyz");
     expect(ready.status).toBe(200);
-    expect(await ready.json()).toEqual({ ready: true, servers: 2 });
+    expect(await ready.json()).toEqual({ ready: true, servers: 2, reasons: [] });
   });
 
   it("creates a task (201), and a retried POST with the same Idempotency-Key makes no second one", async () => {
@@ -78,7 +82,9 @@ describe("the local HTTP API", () => {
       tasks: Array<{ id: string }>;
     };
     expect(listed.tasks.map((t) => t.id)).toContain(created.task.id);
-    expect((await api(`/api/tasks/${created.task.id}/retry`, { method: "POST" })).status).toBe(202);
+    expect((await api(`/api/tasks/${created.task.id}/retry`, { method: "POST", headers: json })).status).toBe(
+      202,
+    );
   });
 
   it.each([
@@ -109,7 +115,7 @@ describe("the local HTTP API", () => {
     });
     expect(text.status).toBe(415);
     expect((await api("/api/tasks/nosuchtask")).status).toBe(404);
-    expect((await api("/api/tasks/nosuchtask/retry", { method: "POST" })).status).toBe(404);
+    expect((await api("/api/tasks/nosuchtask/retry", { method: "POST", headers: json })).status).toBe(404);
     const badQuery = await api("/api/tasks?status=lost");
     expect(badQuery.status).toBe(400);
     expect(((await badQuery.json()) as { error: { field: string } }).error.field).toBe("status");
@@ -129,7 +135,7 @@ describe("the local HTTP API", () => {
       codes.push((await health({ headers: { authorization: `Bearer ${key}` } })).status);
     expect(codes.slice(0, 2)).toEqual([200, 200]);
     expect(codes.at(-1)).toBe(429);
-    // The page and the probes stay open without a key.
+    // Liveness stays open without a key (everything else needs it: see http-hardening).
     expect((await api("/healthz", {}, locked.url)).status).toBe(200);
   });
 
@@ -164,7 +170,7 @@ describe("the local HTTP API", () => {
     expect(commits(after)).toBeGreaterThan(commits(before));
   });
 
-  it("writes logs/monitoring_metrics.json atomically with each server's numbers", () => {
+  it("writes logs/monitoring_metrics.json with each server's numbers", () => {
     // The timer writes it every health_check_interval; this writes one now through the same code.
     const file = h.core.writeSnapshot();
     expect(file).toBe(path.join(h.core.config.logs_dir, "monitoring_metrics.json"));
@@ -173,6 +179,37 @@ describe("the local HTTP API", () => {
       servers: { memory: { status: "ONLINE", breaker: "closed" } },
       queue_size: expect.any(Number),
     });
+  });
+
+  it("writes the snapshot atomically: a reader never sees half a file", async () => {
+    const dir = path.join(h.dir, "atomic");
+    const file = path.join(dir, "monitoring_metrics.json");
+    // Another thread rewrites a 2 MB snapshot over and over while this one reads it.
+    const module = pathToFileURL(path.join(repoRoot, "dist", "src", "monitoring", "snapshot.js")).href;
+    const worker = new Worker(
+      `const { workerData, parentPort } = require("node:worker_threads");
+       import(workerData.module).then(({ writeSnapshot }) => {
+         const padding = "x".repeat(2_000_000);
+         writeSnapshot(workerData.dir, { round: -1, padding });
+         parentPort.postMessage("first");
+         for (let round = 0; round < 40; round++) writeSnapshot(workerData.dir, { round, padding });
+         parentPort.postMessage("done");
+       });`,
+      { eval: true, workerData: { dir, module } },
+    );
+    await once(worker, "message");
+    let done = false;
+    worker.once("message", () => (done = true));
+    const rounds = new Set<number>();
+    while (!done) {
+      const read = JSON.parse(readFileSync(file, "utf8")) as { round: number; padding: string };
+      expect(read.padding).toHaveLength(2_000_000);
+      rounds.add(read.round);
+      await new Promise((r) => setImmediate(r));
+    }
+    await worker.terminate();
+    // It read while the other thread wrote: several versions, each whole.
+    expect(rounds.size).toBeGreaterThan(1);
   });
 
   it("serves the status page with a row per server", async () => {
