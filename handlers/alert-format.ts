@@ -1,4 +1,5 @@
 import { InlineKeyboard } from "grammy";
+import { buttonData } from "../src/bot/callback-data.js";
 import type { Translate } from "../src/bot/i18n.js";
 import type { Alert } from "../src/store/alerts.js";
 
@@ -34,6 +35,6 @@ export function formatAlert(alert: Alert, t: Translate): string {
 export function alertKeyboard(alert: Alert, t: Translate): InlineKeyboard | undefined {
   if (!alert.server) return undefined;
   return new InlineKeyboard()
-    .text(t("btn-show-health"), "health:refresh")
-    .text(t("btn-mute-hour"), `mute:${alert.server}:3600`);
+    .text(t("btn-show-health"), buttonData.healthRefresh)
+    .text(t("btn-mute-hour"), buttonData.mute(alert.server, 3600));
 }

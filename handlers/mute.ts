@@ -1,5 +1,6 @@
 import { Composer } from "grammy";
 import type { BotContext } from "../src/bot/context.js";
+import { maxMuteMs, muteSchema } from "../src/bot/callback-data.js";
 import type { BotDeps } from "../src/bot/deps.js";
 
 /** "30m", "1h", "2d", "90s" (a bare number is minutes). */
@@ -8,7 +9,7 @@ export function parseDuration(text: string): number | undefined {
   if (!m) return undefined;
   const unit = { s: 1, m: 60, h: 3600, d: 86_400, "": 60 }[m[2]!.toLowerCase() as "s"];
   const seconds = Number(m[1]) * unit;
-  return seconds > 0 && seconds <= 30 * 86_400 ? seconds * 1000 : undefined;
+  return seconds > 0 && seconds * 1000 <= maxMuteMs ? seconds * 1000 : undefined;
 }
 
 function muteUntil(deps: BotDeps, server: string, ms: number): string {
@@ -51,8 +52,11 @@ export function muteHandler(deps: BotDeps): Composer<BotContext> {
     deps.state.mutes.unmute(one);
     return ctx.reply(ctx.t("unmuted", { target: one ?? ctx.t("every-server") }));
   });
-  c.callbackQuery(/^mute:([\w-]+|\*):(\d+)$/, async (ctx) => {
-    const until = muteUntil(deps, ctx.match[1]!, Number(ctx.match[2]) * 1000);
+  const button = muteSchema(deps.serverNames);
+  c.callbackQuery(/^mute:/, async (ctx) => {
+    const parsed = button.safeParse(ctx.callbackQuery.data);
+    if (!parsed.success) return ctx.answerCallbackQuery({ text: ctx.t("button-invalid") });
+    const until = muteUntil(deps, parsed.data.server, parsed.data.seconds * 1000);
     await ctx.answerCallbackQuery({ text: ctx.t("muted-short", { until }) });
   });
   return c;

@@ -1,5 +1,6 @@
 import { Composer, InlineKeyboard } from "grammy";
 import type { BotContext } from "../src/bot/context.js";
+import { buttonData, taskRetrySchema } from "../src/bot/callback-data.js";
 import type { BotDeps } from "../src/bot/deps.js";
 import type { Translate } from "../src/bot/i18n.js";
 import type { TaskView } from "../src/orchestrator/orchestrator.js";
@@ -8,7 +9,7 @@ import { renderTask } from "./format-task.js";
 function keyboardFor(view: TaskView, t: Translate): InlineKeyboard | undefined {
   const failed = view.operations.some((o) => o.status === "failed" && o.kind === "create");
   return failed && view.task.status !== "rolled_back"
-    ? new InlineKeyboard().text(t("btn-retry"), `task:retry:${view.task.id}`)
+    ? new InlineKeyboard().text(t("btn-retry"), buttonData.taskRetry(view.task.id))
     : undefined;
 }
 
@@ -23,8 +24,12 @@ export function taskHandler(deps: BotDeps): Composer<BotContext> {
     const keyboard = keyboardFor(view, ctx.t);
     return ctx.reply(renderTask(view, ctx.t, true), keyboard ? { reply_markup: keyboard } : {});
   });
-  c.callbackQuery(/^task:retry:(\w+)$/, async (ctx) => {
-    const id = ctx.match[1]!;
+  c.callbackQuery(/^task:retry:/, async (ctx) => {
+    const parsed = taskRetrySchema.safeParse(ctx.callbackQuery.data);
+    if (!parsed.success || !deps.getTask(parsed.data)) {
+      return ctx.answerCallbackQuery({ text: ctx.t("button-invalid") });
+    }
+    const id = parsed.data;
     const n = deps.retryFailed(id);
     await ctx.answerCallbackQuery({
       text: n > 0 ? ctx.t("retrying", { count: n }) : ctx.t("nothing-to-retry"),

@@ -26,6 +26,9 @@ slow-down = Slow down a little, please: too many messages in a minute.
 error-id = Something went wrong; the error id is { $id }.
 not-understood = I did not get that. /help lists what I can do.
 button-inactive = That button is no longer active.
+button-invalid = That button is not valid.
+read-only = Only the bot's allowed users can do that. Members of this chat can use /health, /stats and the alert buttons.
+storage-down = Storage is unavailable ({ $reason }); nothing was changed. Try again in a moment.
 
 hint-skippable = (/skip to leave it empty, /cancel to stop)
 hint-required = (/cancel to stop)
@@ -55,6 +58,10 @@ field-priority = priority
 field-deadline = deadline
 field-tags = tags
 not-created = Not created: { $error }. Edit the field and try again.
+not-created-storage = Nothing was created: { $error }. Your draft is kept; tap Create again in a moment.
+send-failed = ⚠️ I could not send that message ({ $error }). Your draft is kept.
+summary-chars = ({ $count } characters)
+created-no-progress = Task { $id } is created; /task { $id } shows how it goes.
 quick-form-help = Quick form: /newtask Title | description | p2 | tomorrow 18:00 | #work
 priority-1 = 1 · critical
 priority-2 = 2 · high
@@ -70,6 +77,9 @@ err-date-unreadable = I could not read "{ $input }" as a date. Try "tomorrow 18:
 err-date-past = { $date } is in the past; the deadline must be later.
 err-tag-bad = "{ $tag }" is not a tag: letters, digits, - and _ only, 50 at most.
 err-tags-many = That is { $count } tags; 10 at most.
+err-title-control = The title may not hold control characters ({ $char }).
+err-description-control = The description may not hold control characters ({ $char }); line breaks and tabs are fine.
+err-tag-reserved = "{ $tag }" cannot be a tag: tags starting with taskfan- are taskfan's own markers.
 err-quick-unknown = I do not know what "{ $part }" is. Use: Title | description | p2 | tomorrow 18:00 | #tag
 
 task-head = Task { $id }: { $title }
@@ -99,6 +109,10 @@ sum-working = Working…
 
 health-head = Servers: { $up } of { $total } online
 health-breaker = { " · " }breaker { $state }
+health-storage-down = ⛔ Storage unavailable since { $since } UTC: { $reason }. New tasks are refused; work in flight is kept.
+alert-storage-down = ⛔ storage unavailable: { $reason }
+    since { $since } UTC. New tasks are refused; work in flight is kept and recorded when it answers.
+alert-storage-back = ✅ storage answers again (was unavailable since { $since } UTC)
 btn-refresh = 🔄 Refresh
 checking = Checking every server…
 

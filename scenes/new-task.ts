@@ -1,6 +1,7 @@
-import { InlineKeyboard } from "grammy";
+import { GrammyError, InlineKeyboard } from "grammy";
 import type { BotConversation, ConvContext } from "../src/bot/context.js";
-import { ValidationError } from "../src/errors.js";
+import { shorten } from "../src/bot/message-limits.js";
+import { StoreUnavailableError, ValidationError, describeError } from "../src/errors.js";
 import {
   parseDeadline,
   parseDescription,
@@ -17,7 +18,7 @@ export interface NewTaskDeps {
     draft: Draft & { title: string },
     chatId: number,
     locale: string,
-  ): Promise<{ ok: true; id: string } | { ok: false; error: string }>;
+  ): Promise<{ ok: true; id: string } | { ok: false; error: string; storage?: boolean }>;
 }
 
 type Field = "title" | "description" | "priority" | "deadline" | "tags";
@@ -25,6 +26,19 @@ type Answer<T> = { kind: "value"; value: T } | { kind: "skip" } | { kind: "cance
 type T = ConvContext["t"];
 
 const isCommand = (text: string, name: string) => new RegExp(`^/${name}(@\\w+)?$`).test(text);
+
+/**
+ * Sends one message of the conversation. One that Telegram refuses is replaced by a short
+ * note with the same buttons: the conversation stays at its step and the draft is kept.
+ */
+async function say(ctx: ConvContext, text: string, extra: { reply_markup?: InlineKeyboard } = {}) {
+  try {
+    await ctx.reply(text, extra);
+  } catch (error) {
+    const why = error instanceof GrammyError ? error.description : describeError(error);
+    await ctx.reply(ctx.t("send-failed", { error: shorten(why, 200) }), extra).catch(() => undefined);
+  }
+}
 
 /** Waits for a text answer (or a button press), asking again until it parses. */
 async function ask<V>(
@@ -36,7 +50,7 @@ async function ask<V>(
 ): Promise<Answer<V>> {
   const hint = `\n${ctx.t(opts.skippable ? "hint-skippable" : "hint-required")}`;
   const question = ctx.t(questionKey);
-  await ctx.reply(question + hint, opts.keyboard ? { reply_markup: opts.keyboard } : {});
+  await say(ctx, question + hint, opts.keyboard ? { reply_markup: opts.keyboard } : {});
   for (;;) {
     const next = await conversation.wait();
     const data = next.callbackQuery?.data;
@@ -50,22 +64,22 @@ async function ask<V>(
     }
     const text = next.message?.text?.trim();
     if (text === undefined) {
-      await next.reply(ctx.t("answer-with-text") + hint);
+      await say(next, ctx.t("answer-with-text") + hint);
       continue;
     }
     if (isCommand(text, "cancel")) return { kind: "cancel" };
     if (isCommand(text, "skip")) {
       if (opts.skippable) return { kind: "skip" };
-      await next.reply(ctx.t("cannot-skip") + hint);
+      await say(next, ctx.t("cannot-skip") + hint);
       continue;
     }
     if (text.startsWith("/")) {
-      await next.reply(`${ctx.t("creating-task")} ${question}${hint}`);
+      await say(next, `${ctx.t("creating-task")} ${question}${hint}`);
       continue;
     }
     const parsed = parse(text, new Date(await conversation.now()));
     if (parsed.ok) return { kind: "value", value: parsed.value };
-    await next.reply(ctx.t(parsed.error.key, parsed.error.vars) + hint);
+    await say(next, ctx.t(parsed.error.key, parsed.error.vars) + hint);
   }
 }
 
@@ -75,17 +89,26 @@ function priorityKeyboard(t: T): InlineKeyboard {
   return kb;
 }
 
+/** The summary to confirm; a long description is shortened (the task keeps it whole). */
 export function summaryOf(draft: Draft, t: T): string {
   const none = "—";
+  const description = draft.description ?? "";
   return [
     t("summary-head"),
     t("summary-title", { value: draft.title ?? none }),
-    t("summary-description", { value: draft.description || none }),
+    t("summary-description", {
+      value:
+        description.length > summaryDescriptionLength
+          ? `${shorten(description, summaryDescriptionLength)} ${t("summary-chars", { count: String(description.length) })}`
+          : description || none,
+    }),
     t("summary-priority", { value: t(`priority-${draft.priority ?? 3}`) }),
     t("summary-deadline", { value: draft.deadline ?? none }),
     t("summary-tags", { value: draft.tags?.length ? draft.tags.map((tag) => `#${tag}`).join(" ") : none }),
   ].join("\n");
 }
+
+const summaryDescriptionLength = 500;
 
 /** Asks one field; returns false when the user cancelled. */
 async function askField(
@@ -144,7 +167,7 @@ export function createNewTaskConversation(deps: NewTaskDeps) {
     if (!prefill) {
       for (const field of fields) {
         if (!(await askField(conversation, ctx, draft, field))) {
-          await ctx.reply(ctx.t("cancelled"));
+          await say(ctx, ctx.t("cancelled"));
           return;
         }
       }
@@ -154,7 +177,7 @@ export function createNewTaskConversation(deps: NewTaskDeps) {
         .text(ctx.t("btn-create"), "nt:create")
         .text(ctx.t("btn-edit"), "nt:edit")
         .text(ctx.t("btn-cancel"), "nt:cancel");
-      await ctx.reply(summaryOf(draft, ctx.t), { reply_markup: keyboard });
+      await say(ctx, summaryOf(draft, ctx.t), { reply_markup: keyboard });
       let action: string | undefined;
       while (action === undefined) {
         const next = await conversation.wait();
@@ -166,22 +189,22 @@ export function createNewTaskConversation(deps: NewTaskDeps) {
           action = "cancel";
         } else {
           if (next.callbackQuery) await next.answerCallbackQuery();
-          await next.reply(ctx.t("use-buttons"));
+          await say(next, ctx.t("use-buttons"));
         }
       }
       if (action === "cancel") {
-        await ctx.reply(ctx.t("cancelled"));
+        await say(ctx, ctx.t("cancelled"));
         return;
       }
       if (action === "edit") {
         const kb = new InlineKeyboard();
         for (const f of fields) kb.text(ctx.t(`field-${f}`), `nt:f:${f}`);
-        await ctx.reply(ctx.t("which-field"), { reply_markup: kb });
+        await say(ctx, ctx.t("which-field"), { reply_markup: kb });
         const pick = await conversation.waitForCallbackQuery(/^nt:f:/);
         await pick.answerCallbackQuery();
         const field = pick.callbackQuery.data.slice(5) as Field;
         if (!(await askField(conversation, ctx, draft, field))) {
-          await ctx.reply(ctx.t("cancelled"));
+          await say(ctx, ctx.t("cancelled"));
           return;
         }
         continue;
@@ -191,14 +214,18 @@ export function createNewTaskConversation(deps: NewTaskDeps) {
       const result = await conversation.external(() =>
         deps.create({ ...draft, title: draft.title! }, chatId, locale).catch((error: unknown) => ({
           ok: false as const,
+          storage: error instanceof StoreUnavailableError,
           error:
             error instanceof ValidationError
               ? `${error.field}: ${error.message}`
-              : "the task could not be stored",
+              : error instanceof StoreUnavailableError
+                ? error.message
+                : "the task could not be stored",
         })),
       );
       if (result.ok) return;
-      await ctx.reply(ctx.t("not-created", { error: result.error }));
+      // The draft stays: the summary comes again, with Create, Edit and Cancel.
+      await say(ctx, ctx.t(result.storage ? "not-created-storage" : "not-created", { error: result.error }));
     }
   };
 }

@@ -1,5 +1,7 @@
 import * as chrono from "chrono-node";
 import type { Msg } from "../src/bot/i18n.js";
+import { shorten } from "../src/bot/message-limits.js";
+import { controlCharacterIn, reservedTagPrefix } from "../src/orchestrator/task.js";
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; error: Msg };
 
@@ -12,13 +14,17 @@ const fail = <T>(key: string, vars?: Msg["vars"]): Parsed<T> => ({
 export function parseTitle(text: string): Parsed<string> {
   const title = text.trim();
   if (!title) return fail("err-title-empty");
+  const control = controlCharacterIn(title);
+  if (control) return fail("err-title-control", { char: control });
   if (title.length > 200) return fail("err-title-long", { length: title.length });
   return ok(title);
 }
 
 export function parseDescription(text: string): Parsed<string> {
-  const description = text.trim();
+  const description = text.replace(/\r\n?/g, "\n").trim();
   if (description.length > 4000) return fail("err-description-long");
+  const control = controlCharacterIn(description, "\n\t");
+  if (control) return fail("err-description-control", { char: control });
   return ok(description);
 }
 
@@ -41,7 +47,7 @@ function chronoDate(text: string, now: Date): Date | null {
 export function parseDeadline(text: string, now: Date): Parsed<string> {
   const input = text.trim();
   const date = chronoDate(input, now);
-  if (!date) return fail("err-date-unreadable", { input });
+  if (!date) return fail("err-date-unreadable", { input: shorten(input, 60) });
   if (date.getTime() <= now.getTime()) return fail("err-date-past", { date: date.toISOString() });
   return ok(date.toISOString());
 }
@@ -59,7 +65,9 @@ export function parseTags(text: string): Parsed<string[]> {
     ),
   ];
   const bad = tags.find((t) => !tagShape.test(t));
-  if (bad) return fail("err-tag-bad", { tag: bad });
+  if (bad) return fail("err-tag-bad", { tag: shorten(bad, 60) });
+  const reserved = tags.find((t) => t.toLowerCase().startsWith(reservedTagPrefix));
+  if (reserved) return fail("err-tag-reserved", { tag: reserved });
   if (tags.length > 10) return fail("err-tags-many", { count: tags.length });
   return ok(tags);
 }
@@ -104,7 +112,7 @@ export function parseQuickForm(text: string, now: Date): Parsed<Draft> {
       if (!description.ok) return description;
       draft.description = description.value;
     } else {
-      return fail("err-quick-unknown", { part });
+      return fail("err-quick-unknown", { part: shorten(part, 60) });
     }
   }
   return ok(draft);

@@ -13,7 +13,10 @@ import { taskHandler } from "../../handlers/task.js";
 import { tasksHandler } from "../../handlers/tasks.js";
 import { createNewTaskConversation } from "../../scenes/new-task.js";
 import { parseQuickForm } from "../../scenes/parse.js";
+import { storeFault } from "../store/store-health.js";
 import { accessControl } from "./access.js";
+import { conversationStorage } from "./conversation-storage.js";
+import { fitMessage } from "./message-limits.js";
 import type { BotContext } from "./context.js";
 import type { BotDeps, BotSettings } from "./deps.js";
 import { createI18n, translatorFor } from "./i18n.js";
@@ -60,6 +63,18 @@ export function createBot(deps: BotDeps, settings: BotSettings, options: BotOpti
       rethrowHttpErrors: false,
     }),
   );
+  // The last guard of Telegram's limits (4096 characters a message); what we write is
+  // shortened where it is made, and a conversation's messages are kept short by the scene.
+  bot.api.config.use((prev, method, payload, signal) => {
+    if (
+      (method === "sendMessage" || method === "editMessageText") &&
+      "text" in payload &&
+      typeof payload.text === "string"
+    ) {
+      return prev(method, { ...payload, text: fitMessage(payload.text) }, signal);
+    }
+    return prev(method, payload, signal);
+  });
   // Counts every Bot API error that reaches us (after the retries above).
   bot.api.config.use(async (prev, method, payload, signal) => {
     try {
@@ -81,6 +96,14 @@ export function createBot(deps: BotDeps, settings: BotSettings, options: BotOpti
     try {
       await next();
     } catch (error) {
+      const fault = storeFault(error);
+      if (fault) {
+        // Not a bug: the database does not answer, and the user is told so.
+        log.warn({ code: fault.code, updateId: ctx.update.update_id }, "update refused: storage unavailable");
+        if (ctx.callbackQuery) await ctx.answerCallbackQuery().catch(() => undefined);
+        if (ctx.chat) await ctx.reply(ctx.t("storage-down", { reason: fault.reason })).catch(() => undefined);
+        return;
+      }
       const errorId = randomBytes(4).toString("hex");
       log.error({ err: error, errorId, updateId: ctx.update.update_id }, "update failed");
       if (ctx.chat) await ctx.reply(ctx.t("error-id", { id: errorId })).catch(() => undefined);
@@ -107,15 +130,16 @@ export function createBot(deps: BotDeps, settings: BotSettings, options: BotOpti
       }),
     );
   }
+  const drafts = conversationStorage(deps.state.conversations, deps.storeHealth, log);
   bot.use(
     conversations<BotContext, BotContext>({
       storage: {
         type: "key",
         getStorageKey: (ctx) => ctx.chatId?.toString(),
         adapter: {
-          read: (key) => deps.state.conversations.read(key) as never,
-          write: (key, state) => deps.state.conversations.write(key, state),
-          delete: (key) => deps.state.conversations.delete(key),
+          read: (key) => drafts.read(key) as never,
+          write: (key, state) => drafts.write(key, state),
+          delete: (key) => drafts.delete(key),
         },
       },
     }),
@@ -132,7 +156,15 @@ export function createBot(deps: BotDeps, settings: BotSettings, options: BotOpti
             deadline: draft.deadline ?? undefined,
             tags: draft.tags,
           });
-          await progress.start(chatId, id, translatorFor(i18n, locale));
+          // The task exists from here on: a progress message that cannot be sent must not
+          // make the conversation offer to create it again.
+          const t = translatorFor(i18n, locale);
+          try {
+            await progress.start(chatId, id, t);
+          } catch (error) {
+            log.warn({ err: error, taskId: id }, "could not send the progress message");
+            await bot.api.sendMessage(chatId, t("created-no-progress", { id })).catch(() => undefined);
+          }
           return { ok: true, id };
         },
       }),

@@ -6,6 +6,7 @@ import type { OrchestratorEvents, TaskView } from "../orchestrator/orchestrator.
 import type { NewTask, Task } from "../orchestrator/task.js";
 import type { AlertStore } from "../store/alerts.js";
 import type { BotStateStore } from "../store/bot-state.js";
+import type { StoreHealth } from "../store/store-health.js";
 
 /** What the bot needs from the core: plain functions and events, no grammY in the core. */
 export interface BotDeps {
@@ -22,6 +23,8 @@ export interface BotDeps {
   activity(): number[];
   alerts: AlertStore;
   state: BotStateStore;
+  /** Whether the database answers; /health shows it, alerts say when it changes. */
+  storeHealth: StoreHealth;
   serverNames: readonly string[];
   log: Logger;
   /** Counters for alert deliveries and Bot API errors. */
@@ -31,8 +34,10 @@ export interface BotDeps {
 export interface BotSettings {
   /** Telegram user ids allowed to use the bot. */
   allowedUserIds: ReadonlySet<number>;
-  /** The chat alerts go to; its members are always allowed. */
+  /** The chat alerts go to; its members may read (/health, /stats, alert buttons). */
   alertChatId: string | undefined;
+  /** "read" (default) or "full": what the alert chat's members who are not allowed users may do. */
+  alertChatAccess?: "read" | "full";
   rateLimitPerMinute: number | undefined;
   /** Minimum gap between two edits of one progress message. */
   progressEditIntervalMs?: number;

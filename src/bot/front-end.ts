@@ -27,6 +27,7 @@ export function botDepsOf(core: Core, log: Logger): BotDeps {
     activity: () => store.operations.finishedPerBucket(Date.now() - hour, hour / 12, 12),
     alerts: store.alerts,
     state: store.bot,
+    storeHealth: store.health,
     serverNames: core.fleet.names,
     log,
     metrics: core.metrics,
@@ -53,11 +54,13 @@ export async function startFrontEnd(
   const settings: BotSettings = {
     allowedUserIds: new Set(config.security.allowed_user_ids),
     alertChatId: telegram.chat_id,
+    alertChatAccess: config.security.alert_chat_access,
     rateLimitPerMinute: config.security.rate_limiting.enabled
       ? config.security.rate_limiting.requests_per_minute
       : undefined,
   };
-  if (!telegram.bot_token) {
+  // `notifications.telegram.enabled: false` keeps the bot off even with a token.
+  if (!telegram.bot_token || !telegram.enabled) {
     const chat = startConsoleChat(deps, settings, io);
     const alerts = new AlertDelivery(chat.bot.bot.api, deps, { chatId: "1", t: chat.bot.translator() });
     alerts.start();

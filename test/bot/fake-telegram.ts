@@ -41,6 +41,13 @@ export function fakeTelegram() {
       return new Response(JSON.stringify(body), { status: Number(body.error_code ?? 400) });
     }
     let result: unknown = true;
+    // Telegram's own limit: a text over 4096 characters is refused.
+    if (typeof payload.text === "string" && payload.text.length > 4096) {
+      return new Response(
+        JSON.stringify({ ok: false, error_code: 400, description: "Bad Request: message is too long" }),
+        { status: 400 },
+      );
+    }
     if (method === "sendMessage" || method === "editMessageText") {
       result = {
         message_id: method === "sendMessage" ? ++messageId : payload.message_id,
@@ -68,12 +75,15 @@ export function fakeTelegram() {
   };
 }
 
-/** Builds updates from one user in one private chat. */
-export function chatWith(userId: number, language = "en") {
-  let updateId = 0;
+/** Builds updates from one user in one private chat (or in the group `group`). */
+export function chatWith(userId: number, language = "en", group?: number) {
+  let updateId = group === undefined ? 0 : 10_000;
   let messageId = 0;
   const from = { id: userId, is_bot: false, first_name: `user${userId}`, language_code: language };
-  const chat = { id: userId, type: "private" as const, first_name: from.first_name };
+  const chat =
+    group === undefined
+      ? { id: userId, type: "private" as const, first_name: from.first_name }
+      : { id: group, type: "supergroup" as const, title: "alerts" };
   return {
     text(text: string): Update {
       const command = /^\/\w+/.exec(text)?.[0];

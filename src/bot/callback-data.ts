@@ -1,0 +1,55 @@
+import { z } from "zod";
+
+/** The longest mute, the same from /mute and from a button. */
+export const maxMuteMs = 30 * 86_400_000;
+
+/**
+ * The data of every button the bot makes outside the /newtask conversation, built and
+ * parsed here. A button's data comes back from any client that cares to send it: each is
+ * parsed with its schema, and one that does not parse is refused.
+ */
+export const buttonData = {
+  healthRefresh: "health:refresh",
+  mute: (server: string, seconds: number) => `mute:${server}:${seconds}`,
+  tasksPage: (page: number) => `tasks:page:${page}`,
+  taskRetry: (taskId: string) => `task:retry:${taskId}`,
+};
+
+const int = z
+  .string()
+  .regex(/^\d{1,9}$/)
+  .transform(Number);
+
+/** mute:<server|*>:<seconds>, a known server, at most 30 days. */
+export function muteSchema(servers: readonly string[]) {
+  return z
+    .string()
+    .transform((data) => data.split(":"))
+    .pipe(
+      z.tuple([
+        z.literal("mute"),
+        z.enum(["*", ...servers] as [string, ...string[]]),
+        int.pipe(
+          z
+            .number()
+            .min(1)
+            .max(maxMuteMs / 1000),
+        ),
+      ]),
+    )
+    .transform(([, server, seconds]) => ({ server, seconds }));
+}
+
+/** tasks:page:<n>; the handler checks it against the pages there are. */
+export const tasksPageSchema = z
+  .string()
+  .transform((data) => data.split(":"))
+  .pipe(z.tuple([z.literal("tasks"), z.literal("page"), int]))
+  .transform(([, , page]) => page);
+
+/** task:retry:<id>, an id of the shape taskfan makes. */
+export const taskRetrySchema = z
+  .string()
+  .transform((data) => data.split(":"))
+  .pipe(z.tuple([z.literal("task"), z.literal("retry"), z.string().regex(/^[0-9a-z]{10}$/)]))
+  .transform(([, , id]) => id);
