@@ -1,6 +1,7 @@
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { pino, type Logger, type LoggerOptions, type TransportTargetOptions } from "pino";
+import { maskUrlCredentials } from "./errors.js";
 
 export type { Logger };
 
@@ -36,7 +37,7 @@ export function maskSecrets(text: string, extra: readonly string[] = []): string
   let out = text;
   for (const [shape, replacement] of secretShapes) out = out.replace(shape, replacement);
   for (const secret of extra) if (secret.length >= 8) out = out.split(secret).join("[secret]");
-  return out;
+  return maskUrlCredentials(out);
 }
 
 export interface LogOptions {

@@ -1,6 +1,7 @@
 import { readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { loadConfig, secretsOf } from "../src/config/load.js";
 import { closeLogger, createLogger, maskSecrets } from "../src/log.js";
 import { tempDir } from "./helpers.js";
 
@@ -66,8 +67,30 @@ describe("logs", () => {
     expect(lines).toEqual(Array.from({ length: 300 }, (_, i) => i));
   });
 
+  it("mask every secret of the config: the bot token, the API key, the webhook secret, servers' secrets", () => {
+    const { dir, remove } = tempDir();
+    cleanups.push(remove);
+    const env = {
+      BOT_TOKEN: token,
+      API_KEY: apiKey,
+      WEBHOOK_SECRET: "whs_0123456789abcdef",
+      CALDAV_PASSWORD: "caldav-pass-0123",
+    };
+    const { config } = loadConfig({ cwd: dir, env });
+    config.servers.calendar.env.CALDAV_PASSWORD = env.CALDAV_PASSWORD;
+    expect(secretsOf(config).sort()).toEqual(Object.values(env).sort());
+    const line = maskSecrets(
+      `key ${apiKey} secret ${env.WEBHOOK_SECRET} pw ${env.CALDAV_PASSWORD}`,
+      secretsOf(config),
+    );
+    expect(line).toBe("key [secret] secret [secret] pw [secret]");
+  });
+
   it("masks token and key shapes in free text", () => {
     expect(maskSecrets(`x ${token} y`)).toBe("x [token] y");
     expect(maskSecrets("Authorization: Bearer abc.def-123456")).toBe("Authorization: Bearer [key]");
+    expect(maskSecrets("POST https://alice:pw123456@ntfy.example/t failed")).toBe(
+      "POST https://***:***@ntfy.example/t failed",
+    );
   });
 });

@@ -1,6 +1,7 @@
 import type { InlineKeyboardMarkup, Update, UserFromGetMe } from "grammy/types";
 import { createInterface } from "node:readline";
 import type { Readable, Writable } from "node:stream";
+import { terminalSafe } from "../terminal.js";
 import { createBot, type TaskfanBot } from "./create-bot.js";
 import type { BotDeps, BotSettings } from "./deps.js";
 
@@ -40,7 +41,8 @@ export function startConsoleChat(
   let messageId = 0;
   let updateId = 0;
   let buttons: { messageId: number; list: Button[] } | undefined;
-  const print = (text: string) => io.output.write(`${text}\n`);
+  // What the bot says quotes task text and servers' errors: their control characters are escaped.
+  const print = (text: string) => io.output.write(`${terminalSafe(text)}\n`);
 
   function show(kind: string, id: number, text: string, markup: InlineKeyboardMarkup | undefined): void {
     print(`${kind} ${text.replace(/\n/g, "\n  ")}`);

@@ -10,6 +10,14 @@ const listed = z.object({
   backups: z.array(z.object({ timestamp: z.string(), agent_context: z.string().nullable() })),
 });
 
+function markerOf(context: string | null): unknown {
+  try {
+    return (JSON.parse(context ?? "null") as { marker?: unknown } | null)?.marker;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Backup: a snapshot of the task's record file, taken once the filesystem server has
  * written it; the task record itself travels as the backup's agent context.
@@ -33,7 +41,7 @@ export function createBackupIntegration(settings: unknown): Integration {
       return { remoteId: reply.timestamp };
     },
     async verify(task, remoteId, call, signal) {
-      const marker = `"marker":"${taskMarker(task.id)}"`;
+      const marker = taskMarker(task.id);
       const reply = await callForJson(
         call,
         role,
@@ -42,8 +50,9 @@ export function createBackupIntegration(settings: unknown): Integration {
         listed,
         signal,
       );
+      // The marker is a field of the context we wrote, not text a title could carry.
       const hit = reply.backups.find((b) =>
-        remoteId ? b.timestamp === remoteId : b.agent_context?.includes(marker),
+        remoteId ? b.timestamp === remoteId : markerOf(b.agent_context) === marker,
       );
       return hit ? { found: true, remoteId: hit.timestamp } : { found: false };
     },

@@ -61,8 +61,10 @@ export function createCalendarIntegration(settings: unknown): Integration {
           todos,
           signal,
         );
+        // Our marker ends the summary we write: a title that holds another task's marker
+        // has it in the middle, never at the end.
         const hit = reply.todos.find((t) =>
-          remoteId ? t.uid === remoteId : t.summary.includes(`[${marker}]`),
+          remoteId ? t.uid === remoteId : t.summary.endsWith(` [${marker}]`),
         );
         if (hit) return { found: true, remoteId: hit.uid };
         if (offset + 500 >= reply.total) return { found: false };

@@ -6,10 +6,34 @@ import { callForJson, parseSettings, type Integration } from "./integration.js";
 const role = "git";
 const settingsSchema = z.strictObject({ repo_path: z.string().min(1) });
 const committed = z.object({ success: z.boolean(), commitHash: z.string().optional() });
-const logged = z.object({ commits: z.array(z.object({ hash: z.string(), body: z.string().optional() })) });
+const logged = z.object({
+  commits: z.array(
+    z.object({ hash: z.string(), subject: z.string().optional(), body: z.string().optional() }),
+  ),
+});
 
 export function commitTrailer(task: Task): string {
   return `Taskfan-Task: ${task.id}`;
+}
+
+/**
+ * A person's text inside a commit message: a line that starts like one of our trailers
+ * ("Taskfan-Task: ...") is indented, so neither `git log --grep '^Taskfan-...'` nor a
+ * trailer parser can take it for ours.
+ */
+export function quoteUserText(text: string): string {
+  return text.replace(/^[ \t]*(taskfan-)/gim, "  $1");
+}
+
+/** The trailers of a commit body: the lines of its last paragraph, when each is "Key: value". */
+export function trailersOf(body: string): string[] {
+  const last =
+    body
+      .trim()
+      .split(/\n[ \t]*\n/)
+      .at(-1) ?? "";
+  const lines = last.split("\n").map((l) => l.trimEnd());
+  return lines.every((l) => /^[A-Za-z][\w-]*: /.test(l)) ? lines : [];
 }
 
 /**
@@ -47,7 +71,9 @@ export function createGitIntegration(settings: unknown): Integration {
       const body = [`Priority: ${task.priority}`];
       if (task.deadline) body.push(`Deadline: ${task.deadline}`);
       if (task.tags.length > 0) body.push(`Tags: ${task.tags.join(", ")}`);
-      const message = `Add task ${task.id}: ${task.title}\n\n${task.description ? `${task.description}\n\n` : ""}${body.join("\n")}\n\n${commitTrailer(task)}`;
+      const description = task.description ? `${quoteUserText(task.description)}\n\n` : "";
+      // Our trailer is the last paragraph, written after the person's text.
+      const message = `Add task ${task.id}: ${task.title}\n\n${description}${body.join("\n")}\n\n${commitTrailer(task)}`;
       return { remoteId: await commit(message, call, signal) };
     },
     async verify(task, remoteId, call, signal) {
@@ -55,11 +81,15 @@ export function createGitIntegration(settings: unknown): Integration {
         call,
         role,
         "git_log",
-        { path: repo, maxCount: 5, grep: `^${commitTrailer(task)}$` },
+        { path: repo, maxCount: 20, grep: `^${commitTrailer(task)}$` },
         logged,
         signal,
       );
-      const hit = reply.commits.find((c) => (remoteId ? c.hash === remoteId : true));
+      // Matched as a trailer of ours, not a line anywhere in the message.
+      const hit = reply.commits.find(
+        (c) =>
+          (remoteId ? c.hash === remoteId : true) && trailersOf(c.body ?? "").includes(commitTrailer(task)),
+      );
       return hit ? { found: true, remoteId: hit.hash } : { found: false };
     },
     async probe(call, signal) {
@@ -70,11 +100,15 @@ export function createGitIntegration(settings: unknown): Integration {
         call,
         role,
         "git_log",
-        { path: repo, maxCount: 1, grep: `^Taskfan-Withdrawn: ${task.id}$` },
+        { path: repo, maxCount: 20, grep: `^Taskfan-Withdrawn: ${task.id}$` },
         logged,
         signal,
       );
-      return reply.commits.length > 0;
+      return reply.commits.some(
+        (c) =>
+          (c.subject === undefined || c.subject === `Withdraw task ${task.id}`) &&
+          trailersOf(c.body ?? "").includes(`Taskfan-Withdrawn: ${task.id}`),
+      );
     },
     async compensate(task, remoteId, call, signal) {
       await commit(

@@ -23,7 +23,10 @@ export function createShrimpIntegration(): Integration {
     requiredTools: ["split_tasks", "query_task", "delete_task"],
     async create(task, call, signal) {
       const name = shrimpName(task);
+      // Shrimp lists a task as "### <name> (ID: <uuid>)" with its description below: every
+      // line of the person's text after the first is indented, so none can pass for a heading.
       const description = (task.description || `Task created from taskfan: ${task.title}`)
+        .replace(/\n/g, "\n  ")
         .padEnd(10, ".")
         .slice(0, 2000);
       const tasksRaw = JSON.stringify([

@@ -66,6 +66,27 @@ export interface ValidTask {
   tags: string[];
 }
 
+/** The first control character (C0 and DEL; `allowed` ones excepted) in `text`, as U+XXXX. */
+export function controlCharacterIn(text: string, allowed = ""): string | undefined {
+  for (const c of text) {
+    const code = c.charCodeAt(0);
+    if ((code < 0x20 || code === 0x7f) && !allowed.includes(c)) {
+      return `U+${code.toString(16).toUpperCase().padStart(4, "0")}`;
+    }
+  }
+  return undefined;
+}
+
+const noControl = (field: string, allowed = "") =>
+  z.string().superRefine((text, ctx) => {
+    const found = controlCharacterIn(text, allowed);
+    if (found)
+      ctx.addIssue({ code: "custom", message: `the ${field} may not hold control characters (${found})` });
+  });
+
+/** The prefix of the markers taskfan writes on every server: no tag of a person's may use it. */
+export const reservedTagPrefix = "taskfan-";
+
 const tagSchema = z
   .string()
   .trim()
@@ -75,16 +96,20 @@ const tagSchema = z
       .string()
       .min(1, "a tag may not be empty")
       .max(50, "a tag has at most 50 characters")
-      .regex(/^[\p{L}\p{N}_-]+$/u, "a tag holds letters, digits, - and _ only"),
+      .regex(/^[\p{L}\p{N}_-]+$/u, "a tag holds letters, digits, - and _ only")
+      .refine(
+        (t) => !t.toLowerCase().startsWith(reservedTagPrefix),
+        `tags starting with "${reservedTagPrefix}" are reserved for taskfan's own markers`,
+      ),
   );
 
 const newTaskSchema = z.object({
-  title: z
-    .string()
-    .trim()
-    .min(1, "the title may not be empty")
-    .max(200, "the title has at most 200 characters"),
-  description: z.string().trim().max(4000, "the description has at most 4000 characters"),
+  title: noControl("title").pipe(
+    z.string().trim().min(1, "the title may not be empty").max(200, "the title has at most 200 characters"),
+  ),
+  description: noControl("description", "\n\t").pipe(
+    z.string().trim().max(4000, "the description has at most 4000 characters"),
+  ),
   priority: z
     .number()
     .int("priority is a whole number from 1 to 5")
@@ -97,7 +122,8 @@ const newTaskSchema = z.object({
 export function validateNewTask(input: NewTask, now: number = Date.now()): ValidTask {
   const result = newTaskSchema.safeParse({
     title: input.title,
-    description: input.description ?? "",
+    // Line ends pasted from another system are line ends, not control characters.
+    description: typeof input.description === "string" ? input.description.replace(/\r\n?/g, "\n") : "",
     priority: input.priority ?? 3,
     tags: [...(input.tags ?? [])],
   });

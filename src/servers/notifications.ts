@@ -23,17 +23,33 @@ interface Message {
 }
 
 const defaultTopic = process.env.NTFY_DEFAULT_TOPIC ?? "taskfan";
-const baseUrl = process.env.NTFY_BASE_URL;
+/**
+ * The ntfy server to forward to. Credentials in its URL (https://user:password@host) become
+ * a Basic Authorization header: fetch refuses such a URL, and its error would quote them.
+ */
+const upstream = (() => {
+  const raw = process.env.NTFY_BASE_URL;
+  if (!raw) return undefined;
+  const url = new URL(raw);
+  const user = decodeURIComponent(url.username);
+  const password = decodeURIComponent(url.password);
+  url.username = "";
+  url.password = "";
+  const basic =
+    user || password ? `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}` : undefined;
+  return { url: url.toString(), basic };
+})();
 const store = new JsonFile<{ messages: Message[] }>(path.join(dataDirFromEnv(), "messages.json"), () => ({
   messages: [],
 }));
 const server = new McpServer({ name: "notifications", version: "0.1.0" });
 
 async function forward(m: Message, body: Record<string, unknown>): Promise<void> {
-  if (!baseUrl) return;
+  if (!upstream) return;
   const headers: Record<string, string> = { "content-type": "application/json" };
   if (process.env.NTFY_AUTH_TOKEN) headers.authorization = `Bearer ${process.env.NTFY_AUTH_TOKEN}`;
-  const response = await fetch(baseUrl, {
+  else if (upstream.basic) headers.authorization = upstream.basic;
+  const response = await fetch(upstream.url, {
     method: "POST",
     headers,
     body: JSON.stringify({ topic: m.topic, ...body }),

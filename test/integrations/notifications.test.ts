@@ -6,6 +6,7 @@ import { onlyServers } from "../helpers.js";
 
 // A stand-in ntfy server on loopback: records each publish, answers 500 for topic "broken".
 const received: Array<Record<string, unknown>> = [];
+const authorizations: Array<string | undefined> = [];
 let ntfy: Server;
 let base: string;
 
@@ -15,6 +16,7 @@ beforeAll(async () => {
     for await (const chunk of req) body += chunk;
     const message = JSON.parse(body) as Record<string, unknown>;
     received.push(message);
+    authorizations.push(req.headers.authorization);
     res.writeHead(message.topic === "broken" ? 500 : 200, { "content-type": "application/json" });
     res.end(JSON.stringify({ id: "x", event: "message" }));
   });
@@ -23,11 +25,11 @@ beforeAll(async () => {
 });
 afterAll(() => new Promise((r) => ntfy.close(r)));
 
-async function withTopic(topic: string): Promise<Harness> {
+async function withTopic(topic: string, url = base): Promise<Harness> {
   return startHarness({
     servers: onlyServers(["notifications"], {
       notifications: {
-        env: { DATA_DIR: "${DATA_DIR}/notifications", NTFY_BASE_URL: base },
+        env: { DATA_DIR: "${DATA_DIR}/notifications", NTFY_BASE_URL: url },
         settings: { topic },
       },
     }),
@@ -45,6 +47,18 @@ describe("notifications forwarded to ntfy", () => {
       expect(received).toContainEqual(
         expect.objectContaining({ topic: "team", message: "Call the printer · #office", priority: 5 }),
       );
+    } finally {
+      await h.stop();
+    }
+  });
+
+  it("sends the credentials of NTFY_BASE_URL as Basic authorization, never inside an error", async () => {
+    const h = await withTopic("private", base.replace("http://", "http://alice:s3cret-pw@"));
+    try {
+      const id = h.core.orchestrator.createTask({ title: "Behind a password" });
+      const view = await h.core.orchestrator.waitForSettled(id, 20_000);
+      expect(view?.task.status, view?.operations[0]?.lastError ?? "").toBe("done");
+      expect(authorizations.at(-1)).toBe(`Basic ${Buffer.from("alice:s3cret-pw").toString("base64")}`);
     } finally {
       await h.stop();
     }
