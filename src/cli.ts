@@ -1,13 +1,14 @@
 import { existsSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { loadConfig, maskConfig } from "./config/load.js";
-import { ConfigError, ValidationError, describeError } from "./errors.js";
+import { loadConfig, printableConfig, secretsOf } from "./config/load.js";
+import { ConfigError, StoreUnavailableError, ValidationError, describeError } from "./errors.js";
 import { closeLogger, createLogger, type Logger } from "./log.js";
 import { startHttpServer } from "./api/http-server.js";
 import { startFrontEnd } from "./bot/front-end.js";
 import { databasePath, startCore } from "./main.js";
 import type { TaskView } from "./orchestrator/orchestrator.js";
 import { createStore } from "./store/store.js";
+import { terminalSafe } from "./terminal.js";
 
 const usage = `taskfan: a task desk that fans each task out to ten MCP servers
 
@@ -55,13 +56,17 @@ export function resultsOf(view: TaskView): { task: { id: string; status: string 
 
 function printView(view: TaskView, out: NodeJS.WritableStream): void {
   const { task } = view;
-  out.write(`task ${task.id}: ${task.status}${task.statusReason ? ` (${task.statusReason})` : ""}\n`);
-  out.write(`  ${task.title} · priority ${task.priority}${task.deadline ? ` · due ${task.deadline}` : ""}\n`);
-  for (const r of resultsOf(view).results) {
-    const mark = r.ok ? "ok  " : "FAIL";
-    const detail = r.error ?? r.skipped ?? r.remoteId ?? "";
-    out.write(`  ${mark} ${r.server.padEnd(20)} ${String(r.ms).padStart(6)} ms  ${detail}\n`);
-  }
+  const lines = [
+    `task ${task.id}: ${task.status}${task.statusReason ? ` (${task.statusReason})` : ""}`,
+    `  ${task.title} · priority ${task.priority}${task.deadline ? ` · due ${task.deadline}` : ""}`,
+    ...resultsOf(view).results.map((r) => {
+      const mark = r.ok ? "ok  " : "FAIL";
+      const detail = r.error ?? r.skipped ?? r.remoteId ?? "";
+      return `  ${mark} ${r.server.padEnd(20)} ${String(r.ms).padStart(6)} ms  ${detail}`;
+    }),
+  ];
+  // Task text and servers' errors are not ours: printed with their control characters escaped.
+  out.write(`${lines.map((line) => terminalSafe(line.replace(/\n/g, " "))).join("\n")}\n`);
 }
 
 /** Runs one command; returns the exit code. */
@@ -100,15 +105,17 @@ export async function runCli(
     dir: runs ? config.logs_dir : undefined,
     maxSize: config.logging.max_size,
     maxFiles: config.logging.max_files,
-    secrets: [config.notifications.telegram.bot_token ?? ""],
+    secrets: secretsOf(config),
   });
 
   switch (command) {
     case "config": {
       if (positionals[1] !== "print") throw new UsageError("usage: taskfan config print");
-      io.out.write(
-        `${JSON.stringify({ source: source ?? "embedded default", ...(maskConfig(config) as object) }, null, 2)}\n`,
+      // stdout is a config file taskfan accepts; where it came from goes to stderr.
+      io.err.write(
+        `# taskfan: the effective config of ${source ?? "the embedded default"}, secrets masked\n`,
       );
+      io.out.write(`${JSON.stringify(printableConfig(config), null, 2)}\n`);
       return 0;
     }
     case "task": {
@@ -153,7 +160,14 @@ export async function runCli(
       };
       const core = await startCore(config, log);
       try {
-        const id = core.orchestrator.createTask(input);
+        let id: string;
+        try {
+          id = core.orchestrator.createTask(input);
+        } catch (error) {
+          if (!(error instanceof StoreUnavailableError)) throw error;
+          io.err.write(`taskfan: ${error.message}, nothing was created\n`);
+          return 3;
+        }
         const view = await core.orchestrator.waitForSettled(id, waitSeconds * 1000);
         if (!view) throw new Error(`task ${id} vanished`);
         if (values.json) io.out.write(`${JSON.stringify(resultsOf(view))}\n`);
@@ -170,15 +184,16 @@ export async function runCli(
       log.info({ servers: core.started.length, up, config: source ?? "embedded default" }, "taskfan started");
       const http = config.http.enabled ? await startHttpServer(core, core.metrics, log) : undefined;
       const frontEnd = await startFrontEnd(core, log, { input: process.stdin, output: io.out });
+      let exitCode = 0;
       await new Promise<void>((resolve) => {
         let signals = 0;
-        const onSignal = (signal: NodeJS.Signals) => {
+        const shutdown = (why: Record<string, unknown>) => {
           signals += 1;
           if (signals > 1) {
-            log.warn({ signal }, "second signal: exiting now");
+            log.warn(why, "second signal: exiting now");
             process.exit(1);
           }
-          log.info({ signal }, "shutting down");
+          log.info(why, "shutting down");
           // Each step runs even if the one before failed: the servers must always be stopped.
           const step = (what: string, fn: () => Promise<unknown> | undefined) =>
             Promise.resolve()
@@ -189,12 +204,21 @@ export async function runCli(
             .then(() => step("core", () => core.close()))
             .then(() => resolve());
         };
-        process.on("SIGINT", onSignal);
-        process.on("SIGTERM", onSignal);
+        process.on("SIGINT", (signal) => shutdown({ signal }));
+        process.on("SIGTERM", (signal) => shutdown({ signal }));
+        // The last resort: an error nothing handled is logged with its chain, and the process
+        // stops the way a signal stops it (servers closed, the log flushed), exiting 1.
+        const fatal = (kind: string) => (error: unknown) => {
+          log.fatal({ err: error, kind }, "unhandled error; shutting down");
+          exitCode = 1;
+          if (signals === 0) shutdown({ reason: kind });
+        };
+        process.on("unhandledRejection", fatal("unhandledRejection"));
+        process.on("uncaughtException", fatal("uncaughtException"));
       });
-      log.info("stopped");
+      log.info({ exitCode }, "stopped");
       await closeLogger(log);
-      return 0;
+      return exitCode;
     }
     default:
       throw new UsageError(`unknown command "${command}"\n\n${usage}`);
@@ -212,8 +236,11 @@ export async function main(): Promise<void> {
       process.stderr.write(`taskfan: ${error.message}\n`);
       process.exitCode = 2;
     } else if (error instanceof ValidationError) {
-      process.stderr.write(`taskfan: ${error.field}: ${error.message}\n`);
+      process.stderr.write(`taskfan: ${error.field}: ${terminalSafe(error.message)}\n`);
       process.exitCode = 2;
+    } else if (error instanceof StoreUnavailableError) {
+      process.stderr.write(`taskfan: ${error.message}\n`);
+      process.exitCode = 3;
     } else if (
       error instanceof UsageError ||
       (error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type { z } from "zod";
-import { ConfigError } from "../errors.js";
+import { ConfigError, maskUrlCredentials } from "../errors.js";
 import { caldavSettingsSchema } from "../integrations/calendar.js";
 import { caldavLaunch, defaultServers } from "./default.js";
 import {
@@ -77,11 +77,15 @@ function formatIssue(issue: z.core.$ZodIssue): string {
   }
 }
 
-function substitute(value: string, vars: Record<string, string>): string {
-  return value.replace(/\$\{([A-Z_]+)\}/g, (whole, name: string) => vars[name] ?? whole);
+/**
+ * `${NAME}`: DATA_DIR, or a variable of the environment (so secrets stay in `.env`); an
+ * unset one is empty, as in a shell, so a missing token is never sent as its own name.
+ */
+function substitute(value: string, vars: Record<string, string | undefined>): string {
+  return value.replace(/\$\{([A-Z][A-Z0-9_]*)\}/g, (_whole, name: string) => vars[name] ?? "");
 }
 
-function substituteDeep(value: unknown, vars: Record<string, string>): unknown {
+function substituteDeep(value: unknown, vars: Record<string, string | undefined>): unknown {
   if (typeof value === "string") return substitute(value, vars);
   if (Array.isArray(value)) return value.map((v) => substituteDeep(v, vars));
   if (value && typeof value === "object") {
@@ -93,7 +97,7 @@ function substituteDeep(value: unknown, vars: Record<string, string>): unknown {
 /** Merges a validated file over the embedded default and the environment. */
 export function completeConfig(file: ConfigFile, env: NodeJS.ProcessEnv, cwd: string): Config {
   const dataDir = path.resolve(cwd, env.DATA_DIR ?? file.data_dir ?? "data");
-  const vars = { DATA_DIR: dataDir };
+  const vars = { ...env, DATA_DIR: dataDir };
   const defaults = defaultServers(dataDir);
   const servers = {} as Record<ServerName, ServerConfig>;
   for (const name of serverNames) {
@@ -139,10 +143,16 @@ export function completeConfig(file: ConfigFile, env: NodeJS.ProcessEnv, cwd: st
     };
   }
   const httpHost = env.HTTP_HOST ?? file.http?.host ?? "127.0.0.1";
-  const loopback = ["127.0.0.1", "::1", "localhost"].includes(httpHost);
-  if ((file.http?.enabled ?? true) && !loopback && !env.API_KEY) {
+  const loopback = isLoopback(httpHost);
+  const httpEnabled = file.http?.enabled ?? true;
+  if (httpEnabled && !loopback && !env.API_KEY) {
     throw new ConfigError(
       `http.host: listening on ${httpHost} (not loopback) requires an API_KEY in the environment`,
+    );
+  }
+  if (httpEnabled && !loopback && file.security?.api_key_required === false) {
+    throw new ConfigError(
+      `security.api_key_required: must be true when http.host is ${httpHost} (not loopback); anyone who can reach the port could read and create tasks`,
     );
   }
   if (file.security?.api_key_required && !env.API_KEY) {
@@ -190,9 +200,17 @@ export function completeConfig(file: ConfigFile, env: NodeJS.ProcessEnv, cwd: st
       stable_after: file.restart?.stable_after ?? 60,
     },
     http: {
-      enabled: file.http?.enabled ?? true,
+      enabled: httpEnabled,
       host: httpHost,
       port: env.HTTP_PORT ? parsePort(env.HTTP_PORT, "HTTP_PORT") : (file.http?.port ?? 8787),
+      allowed_hosts: file.http?.allowed_hosts ?? [],
+      max_connections: file.http?.max_connections ?? 256,
+      headers_timeout: file.http?.headers_timeout ?? 10,
+      request_timeout: file.http?.request_timeout ?? 30,
+    },
+    store: {
+      busy_timeout: file.store?.busy_timeout ?? 5,
+      unavailable_after: file.store?.unavailable_after ?? 10,
     },
     notifications: {
       telegram: {
@@ -217,6 +235,7 @@ export function completeConfig(file: ConfigFile, env: NodeJS.ProcessEnv, cwd: st
         : (file.security?.allowed_user_ids ?? []),
       api_key_required: file.security?.api_key_required ?? !loopback,
       api_key: env.API_KEY || undefined,
+      alert_chat_access: file.security?.alert_chat_access ?? "read",
     },
     servers,
   };
@@ -237,17 +256,77 @@ function parseUserIds(text: string): number[] {
   return ids.map(Number);
 }
 
-const secretKey = /token|secret|password|passwd|api[_-]?key|auth/i;
+/** The loopback names and addresses: what a local-only server listens on. */
+export function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, "").toLowerCase();
+  return h === "localhost" || h === "::1" || /^127(\.\d{1,3}){3}$/.test(h);
+}
 
-/** The effective config with every secret replaced, for `taskfan config print`. */
-export function maskConfig(config: Config): unknown {
-  const mask = (value: unknown, key = ""): unknown => {
-    if (typeof value === "string" && secretKey.test(key) && value !== "") return "********";
-    if (Array.isArray(value)) return value.map((v) => mask(v));
+/**
+ * Names whose values are secrets: exact keys of the config, and environment-style names
+ * ending in one of these words (CALDAV_PASSWORD, NTFY_AUTH_TOKEN; not GIT_AUTHOR_NAME).
+ */
+const secretKeys = new Set(["bot_token", "api_key", "webhook_secret", "password", "token", "secret"]);
+const secretEnvName = /(^|_)(TOKEN|PASSWORD|PASSWD|SECRET|API_KEY|APIKEY|PRIVATE_KEY|CREDENTIALS?)$/i;
+
+export function isSecretName(name: string): boolean {
+  return secretKeys.has(name.toLowerCase()) || secretEnvName.test(name);
+}
+
+const masked = "********";
+
+/**
+ * The effective config as a config file (`taskfan config print`): every key the file
+ * accepts, secrets masked. A server's secret that comes from the environment is printed as
+ * `${NAME}`, which the loader reads back from the environment; any other secret, and the
+ * credentials in a URL, are masked. Values that only the environment sets (API_KEY,
+ * WEBHOOK_SECRET) are left out.
+ */
+export function printableConfig(config: Config, env: NodeJS.ProcessEnv = process.env): ConfigFile {
+  // A server's environment: what came from taskfan's own environment is printed as a
+  // reference when it is secret; other secrets are masked, and so are URL credentials.
+  const envValue = (name: string, value: string): string => {
+    const secret = isSecretName(name) && value !== "";
+    if (env[name] === value && (secret || maskUrlCredentials(value) !== value)) return `\${${name}}`;
+    return secret ? masked : maskUrlCredentials(value);
+  };
+  const clean = (value: unknown, key: string): unknown => {
+    if (typeof value === "string") {
+      if (value !== "" && isSecretName(key)) return masked;
+      return maskUrlCredentials(value);
+    }
+    if (Array.isArray(value)) return value.map((v) => clean(v, ""));
     if (value && typeof value === "object") {
-      return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, mask(v, k)]));
+      return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, clean(v, k)]));
     }
     return value;
   };
-  return mask(config);
+  const { security, notifications, servers, ...rest } = config;
+  const { api_key, ...securityFile } = security;
+  const { webhook_secret, ...telegram } = notifications.telegram;
+  return {
+    ...(clean({ ...rest, security: securityFile, notifications: { telegram } }, "") as object),
+    servers: Object.fromEntries(
+      Object.values(servers).map(({ name, env: serverEnv, ...server }) => [
+        name,
+        {
+          ...(clean(server, "") as object),
+          env: Object.fromEntries(Object.entries(serverEnv).map(([k, v]) => [k, envValue(k, v)])),
+        },
+      ]),
+    ),
+  } as ConfigFile;
+}
+
+/** Every secret value of a config, for the log mask. */
+export function secretsOf(config: Config): string[] {
+  const { telegram } = config.notifications;
+  const fromServers = Object.values(config.servers).flatMap((s) =>
+    Object.entries(s.env)
+      .filter(([k]) => isSecretName(k))
+      .map(([, v]) => v),
+  );
+  return [telegram.bot_token, telegram.webhook_secret, config.security.api_key, ...fromServers].filter(
+    (v): v is string => typeof v === "string" && v.length >= 8,
+  );
 }

@@ -17,6 +17,9 @@ export const serverNames = [
 export type ServerName = (typeof serverNames)[number];
 
 const seconds = z.number().positive().max(3600);
+/** A period of a background loop: a floor keeps a typo from firing a timer every millisecond. */
+const interval = (min: number) =>
+  z.number().min(min, `at least ${min} s: a shorter period would keep the process busy`).max(3600);
 
 /** One server as the file may give it: every key optional, unknown keys refused. */
 export const serverFileSchema = z.strictObject({
@@ -45,8 +48,8 @@ export const configFileSchema = z.strictObject({
       max_files: z.number().int().min(1).max(100).optional(),
     })
     .optional(),
-  sync_interval: seconds.optional(),
-  health_check_interval: seconds.optional(),
+  sync_interval: interval(5).optional(),
+  health_check_interval: interval(1).optional(),
   circuit_breaker_threshold: z.number().int().min(1).max(100).optional(),
   circuit_breaker_half_open_after: seconds.optional(),
   monitoring_enabled: z.boolean().optional(),
@@ -54,7 +57,11 @@ export const configFileSchema = z.strictObject({
     .strictObject({
       concurrency: z.number().int().min(1).max(256).optional(),
       lease_seconds: z.number().positive().max(3600).optional(),
-      poll_interval: z.number().positive().max(60).optional(),
+      poll_interval: z
+        .number()
+        .min(0.05, "at least 0.05 s: a shorter period would keep the process busy")
+        .max(60)
+        .optional(),
       prefetch: z.number().int().min(1).max(16).optional(),
     })
     .optional(),
@@ -90,6 +97,17 @@ export const configFileSchema = z.strictObject({
       enabled: z.boolean().optional(),
       host: z.string().min(1).optional(),
       port: z.number().int().min(0).max(65535).optional(),
+      /** Host names (behind a proxy) the server answers to besides loopback and its own address. */
+      allowed_hosts: z.array(z.string().min(1)).optional(),
+      max_connections: z.number().int().min(1).max(100_000).optional(),
+      headers_timeout: z.number().min(0.1).max(600).optional(),
+      request_timeout: z.number().min(0.1).max(3600).optional(),
+    })
+    .optional(),
+  store: z
+    .strictObject({
+      busy_timeout: z.number().min(0).max(600).optional(),
+      unavailable_after: z.number().min(0).max(3600).optional(),
     })
     .optional(),
   notifications: z
@@ -118,6 +136,7 @@ export const configFileSchema = z.strictObject({
         .optional(),
       allowed_user_ids: z.array(z.number().int()).optional(),
       api_key_required: z.boolean().optional(),
+      alert_chat_access: z.enum(["read", "full"]).optional(),
     })
     .optional(),
   servers: z.partialRecord(z.enum(serverNames), serverFileSchema).optional(),
@@ -189,8 +208,26 @@ export interface Config {
     api_key_required: boolean;
     /** From API_KEY; never in the file. */
     api_key?: string | undefined;
+    /** What members of the alert chat who are not allowed users may do: read, or everything. */
+    alert_chat_access: "read" | "full";
   };
-  /** The local HTTP server: status page, /metrics, /healthz, /readyz, /api. */
-  http: { enabled: boolean; host: string; port: number };
+  /**
+   * The local HTTP server: status page, /metrics, /healthz, /readyz, /api. `allowed_hosts`:
+   * Host headers it answers besides loopback and its own address; the limits are in seconds.
+   */
+  http: {
+    enabled: boolean;
+    host: string;
+    port: number;
+    allowed_hosts: string[];
+    max_connections: number;
+    headers_timeout: number;
+    request_timeout: number;
+  };
+  /**
+   * SQLite: how long a write waits for another writer (`busy_timeout`, s), and how long the
+   * store may keep failing with "busy" before it counts as unavailable (`unavailable_after`, s).
+   */
+  store: { busy_timeout: number; unavailable_after: number };
   servers: Record<ServerName, ServerConfig>;
 }

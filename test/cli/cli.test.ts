@@ -82,9 +82,50 @@ describe("taskfan config", () => {
     expect(r.code).toBe(0);
     expect(r.stdout).not.toContain(token);
     const printed = JSON.parse(r.stdout);
-    expect(printed.source).toBe("embedded default");
+    expect(r.stderr).toContain("the embedded default");
     expect(printed.notifications.telegram.bot_token).toBe("********");
     expect(Object.keys(printed.servers)).toHaveLength(10);
+  });
+
+  it("prints a config that taskfan accepts and prints again the same, masking secrets only", async () => {
+    const { dir: other, remove: rm } = tempDir();
+    try {
+      const secrets = {
+        BOT_TOKEN: token,
+        CALDAV_PASSWORD: "caldav-secret-1234",
+        NTFY_URL: "https://alice:ntfy-pass-5678@ntfy.example/team",
+      };
+      writeFileSync(
+        path.join(other, "taskfan.config.json"),
+        JSON.stringify({
+          servers: {
+            calendar: { settings: { caldav: { url: "https://dav.example/", username: "me" } } },
+            notifications: { env: { DATA_DIR: "${DATA_DIR}/notifications", NTFY_BASE_URL: "${NTFY_URL}" } },
+          },
+        }),
+      );
+      const first = await taskfan(["config", "print"], other, secrets);
+      expect(first.code).toBe(0);
+      for (const secret of [token, "caldav-secret-1234", "ntfy-pass-5678"])
+        expect(first.stdout).not.toContain(secret);
+      const printed = JSON.parse(first.stdout);
+      expect(printed.source).toBeUndefined();
+      expect(printed.servers.git.name).toBeUndefined();
+      // Names that merely contain AUTH are not secrets: git needs them as they are.
+      expect(printed.servers.git.env).toMatchObject({
+        GIT_AUTHOR_NAME: "taskfan",
+        GIT_AUTHOR_EMAIL: "bot@taskfan.local",
+      });
+      // A server's secret from the environment is printed as a reference the loader reads back.
+      expect(printed.servers.calendar.env.CALDAV_PASSWORD).toBe("${CALDAV_PASSWORD}");
+      expect(printed.servers.notifications.env.NTFY_BASE_URL).toBe("https://***:***@ntfy.example/team");
+      writeFileSync(path.join(other, "printed.json"), first.stdout);
+      const again = await taskfan(["--config", "printed.json", "config", "print"], other, secrets);
+      expect(again.code).toBe(0);
+      expect(again.stdout).toBe(first.stdout);
+    } finally {
+      rm();
+    }
   });
 
   it("exits 2 naming the key of an invalid file, before touching anything", async () => {

@@ -2,7 +2,9 @@ import { execFileSync } from "node:child_process";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { childPids, repoRoot, spawnTracked, stopSpawned, tempDir } from "../helpers.js";
+import { writeFileSync } from "node:fs";
+import { FakeBotApi } from "../bot/fake-bot-api.js";
+import { childPids, repoRoot, spawnTracked, stopSpawned, tempDir, terminate } from "../helpers.js";
 
 const bin = path.join(repoRoot, "bin", "taskfan.js");
 let dir: string;
@@ -59,5 +61,41 @@ describe("taskfan start", () => {
       execFileSync(process.execPath, [bin, "task", id, "--json"], { cwd: dir, env: env(), encoding: "utf8" }),
     );
     expect(shown.task.status).toBe("done");
+  });
+
+  it("keeps the bot off with notifications.telegram.enabled false, even with a token", async () => {
+    const { dir: other, remove: rm } = tempDir();
+    const api = new FakeBotApi();
+    await api.start();
+    try {
+      writeFileSync(
+        path.join(other, "taskfan.config.json"),
+        JSON.stringify({
+          notifications: { telegram: { enabled: false } },
+          servers: { git: { enabled: false } },
+        }),
+      );
+      const child = spawnTracked(process.execPath, [bin, "start"], {
+        cwd: other,
+        env: {
+          ...process.env,
+          DATA_DIR: path.join(other, "data"),
+          HTTP_PORT: "0",
+          BOT_TOKEN: "123456:TESTtokenTESTtokenTESTtokenTESTtok",
+          TELEGRAM_API_ROOT: api.url,
+        },
+        stdio: ["pipe", "pipe", "ignore"],
+      });
+      // The console chat runs instead; Telegram never hears from it.
+      for await (const line of createInterface({ input: child.stdout! })) {
+        if (line.startsWith("taskfan console chat")) break;
+      }
+      expect(api.calls).toEqual([]);
+      expect(await terminate(child)).toBe(0);
+      expect(api.calls).toEqual([]);
+    } finally {
+      await api.stop();
+      rm();
+    }
   });
 });

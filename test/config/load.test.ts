@@ -1,7 +1,7 @@
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { loadConfig, maskConfig, parseConfigText } from "../../src/config/load.js";
+import { loadConfig, parseConfigText, printableConfig } from "../../src/config/load.js";
 import { ConfigError } from "../../src/errors.js";
 import { tempDir } from "../helpers.js";
 
@@ -30,6 +30,11 @@ describe("config file validation", () => {
       "security.rate_limiting.requests_per_minute",
     ],
     ['{"sync_interval": null}', "sync_interval"],
+    // Timers that would fire every millisecond.
+    ['{"health_check_interval": 0.0001}', "health_check_interval: at least 1 s"],
+    ['{"sync_interval": 0.0001}', "sync_interval: at least 5 s"],
+    ['{"dispatcher": {"poll_interval": 1e-5}}', "dispatcher.poll_interval: at least 0.05 s"],
+    ['{"security": {"alert_chat_access": "all"}}', "security.alert_chat_access"],
     ["[1, 2]", "(top level)"],
   ])("%s names %s", (text, key) => {
     const issues = issuesOf(text);
@@ -143,6 +148,33 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ configPath: "/nonexistent/taskfan.json", env: {} })).toThrow(/not found/);
   });
 
+  it("refuses to listen off loopback without the API key required, naming the key", () => {
+    const { dir, remove } = tempDir();
+    dirs.push(remove);
+    const file = path.join(dir, "open.json");
+    writeFileSync(file, JSON.stringify({ http: { host: "0.0.0.0" }, security: { api_key_required: false } }));
+    expect(() => loadConfig({ configPath: file, cwd: dir, env: { API_KEY: "k".repeat(20) } })).toThrow(
+      /^security\.api_key_required: must be true when http\.host is 0\.0\.0\.0/,
+    );
+    writeFileSync(file, JSON.stringify({ http: { host: "0.0.0.0" } }));
+    const { config } = loadConfig({ configPath: file, cwd: dir, env: { API_KEY: "k".repeat(20) } });
+    expect(config.security.api_key_required).toBe(true);
+  });
+
+  it("reads ${NAME} in a server's launch line from the environment (unset: empty), so secrets stay in .env", () => {
+    const { dir, remove } = tempDir();
+    dirs.push(remove);
+    const file = path.join(dir, "env.json");
+    writeFileSync(
+      file,
+      JSON.stringify({
+        servers: { notifications: { env: { NTFY_AUTH_TOKEN: "${NTFY_AUTH_TOKEN}", X: "${UNSET_X}" } } },
+      }),
+    );
+    const { config } = loadConfig({ configPath: file, cwd: dir, env: { NTFY_AUTH_TOKEN: "tk_123456789" } });
+    expect(config.servers.notifications.env).toEqual({ NTFY_AUTH_TOKEN: "tk_123456789", X: "" });
+  });
+
   it("takes secrets from the environment and masks them when printed", () => {
     const { dir, remove } = tempDir();
     dirs.push(remove);
@@ -150,7 +182,7 @@ describe("loadConfig", () => {
     const { config } = loadConfig({ cwd: dir, env: { BOT_TOKEN: token, ALERT_CHAT_ID: "-100" } });
     expect(config.notifications.telegram.bot_token).toBe(token);
     expect(config.notifications.telegram.chat_id).toBe("-100");
-    const printed = JSON.stringify(maskConfig(config));
+    const printed = JSON.stringify(printableConfig(config, {}));
     expect(printed).not.toContain(token);
     expect(printed).toContain("********");
   });

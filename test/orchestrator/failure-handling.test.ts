@@ -237,6 +237,12 @@ describe("health", () => {
       tasks_by_status: { done: 1 },
       drift_repairs: 0,
     });
-    expect(stats.latency_ms.memory!.p50).toBeGreaterThanOrEqual(0);
+    // One call each: its p50 and p95 are that call's stored duration.
+    const ms = (server: string) =>
+      h.core.orchestrator.getTask(id)!.operations.find((o) => o.server === server)!.durationMs;
+    expect(stats.latency_ms).toEqual({
+      memory: { p50: ms("memory"), p95: ms("memory") },
+      "time-tracker": { p50: ms("time-tracker"), p95: ms("time-tracker") },
+    });
   });
 });
