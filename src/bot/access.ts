@@ -6,7 +6,7 @@ import type { BotSettings } from "./deps.js";
 
 /** What the alert chat's other members may use: reading the fleet's state, and the alert buttons. */
 const readCommands = ["start", "help", "health", "stats"];
-const readButtons = [buttonData.healthRefresh, "mute:"];
+const isAlertButton = (data: string) => data === buttonData.healthRefresh || data.startsWith("mute:");
 
 /**
  * Who may do what. Allowed users (ALLOWED_USER_IDS): everything. Other members of the
@@ -30,9 +30,7 @@ export function accessControl(settings: BotSettings, log: Logger): MiddlewareFn<
       ctx.access = settings.alertChatAccess ?? "read";
       if (ctx.access === "full") return next();
       const data = ctx.callbackQuery?.data;
-      const reading =
-        ctx.hasCommand(readCommands) ||
-        (data !== undefined && readButtons.some((b) => (b.endsWith(":") ? data.startsWith(b) : data === b)));
+      const reading = ctx.hasCommand(readCommands) || (data !== undefined && isAlertButton(data));
       if (reading) return next();
       log.info(
         { userId, chatId, updateId: ctx.update.update_id },
