@@ -47,15 +47,23 @@ export function summaryLine(view: TaskView, t: Translate): string {
   }
 }
 
-/** The live progress message and /task: one line per server, then the summary. */
-export function renderTask(view: TaskView, t: Translate, detailed = false): string {
+/**
+ * The live progress message and /task: one line per server, then the summary. `date`
+ * shows a deadline as the reader reads it (their zone and language).
+ */
+export function renderTask(
+  view: TaskView,
+  t: Translate,
+  detailed = false,
+  date: (iso: string) => string = (iso) => iso,
+): string {
   const { task } = view;
   const head = [t("task-head", { id: task.id, title: task.title })];
   if (detailed) {
     head.push(
       t("task-details", {
         priority: task.priority,
-        due: task.deadline ? t("task-due", { date: task.deadline }) : "",
+        due: task.deadline ? t("task-due", { date: date(task.deadline) }) : "",
         tags: task.tags.length ? ` · ${task.tags.map((tag) => `#${tag}`).join(" ")}` : "",
       }),
     );

@@ -2,7 +2,18 @@ import { Composer } from "grammy";
 import type { BotContext } from "../src/bot/context.js";
 import type { Translate } from "../src/bot/i18n.js";
 
-const commands = ["newtask", "tasks", "task", "health", "stats", "mute", "unmute", "cancel", "help"];
+const commands = [
+  "newtask",
+  "tasks",
+  "task",
+  "health",
+  "stats",
+  "mute",
+  "unmute",
+  "timezone",
+  "cancel",
+  "help",
+];
 
 /** The command menu in one language. */
 export function commandList(t: Translate): Array<{ command: string; description: string }> {

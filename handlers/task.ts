@@ -4,6 +4,7 @@ import { buttonData, taskRetrySchema } from "../src/bot/callback-data.js";
 import type { BotDeps } from "../src/bot/deps.js";
 import type { Translate } from "../src/bot/i18n.js";
 import type { TaskView } from "../src/orchestrator/orchestrator.js";
+import { formatInZone } from "../src/time-zone.js";
 import { renderTask } from "./format-task.js";
 
 function keyboardFor(view: TaskView, t: Translate): InlineKeyboard | undefined {
@@ -16,13 +17,19 @@ function keyboardFor(view: TaskView, t: Translate): InlineKeyboard | undefined {
 /** /task <id>: per-server status, remote ids, attempts, errors; "Retry failed" re-drives. */
 export function taskHandler(deps: BotDeps): Composer<BotContext> {
   const c = new Composer<BotContext>();
+  // Deadlines in the reader's zone and language.
+  const render = async (ctx: BotContext, view: TaskView) => {
+    const zone = deps.timezoneOf(ctx.from?.id);
+    const locale = await ctx.i18n.getLocale();
+    return renderTask(view, ctx.t, true, (iso) => formatInZone(iso, zone, locale));
+  };
   c.command("task", async (ctx) => {
     const id = ctx.match.trim();
     if (!id) return ctx.reply(ctx.t("task-which"));
     const view = deps.getTask(id);
     if (!view) return ctx.reply(ctx.t("task-missing", { id }));
     const keyboard = keyboardFor(view, ctx.t);
-    return ctx.reply(renderTask(view, ctx.t, true), keyboard ? { reply_markup: keyboard } : {});
+    return ctx.reply(await render(ctx, view), keyboard ? { reply_markup: keyboard } : {});
   });
   c.callbackQuery(/^task:retry:/, async (ctx) => {
     const parsed = taskRetrySchema.safeParse(ctx.callbackQuery.data);
@@ -35,7 +42,7 @@ export function taskHandler(deps: BotDeps): Composer<BotContext> {
       text: n > 0 ? ctx.t("retrying", { count: n }) : ctx.t("nothing-to-retry"),
     });
     const view = deps.getTask(id);
-    if (view) await ctx.editMessageText(renderTask(view, ctx.t, true)).catch(() => undefined);
+    if (view) await ctx.editMessageText(await render(ctx, view)).catch(() => undefined);
   });
   return c;
 }

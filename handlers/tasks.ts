@@ -3,6 +3,8 @@ import type { BotContext } from "../src/bot/context.js";
 import { buttonData, tasksPageSchema } from "../src/bot/callback-data.js";
 import type { BotDeps } from "../src/bot/deps.js";
 import type { Translate } from "../src/bot/i18n.js";
+import { shorten } from "../src/bot/message-limits.js";
+import { formatInZone } from "../src/time-zone.js";
 import type { Task } from "../src/orchestrator/task.js";
 
 const pageSize = 10;
@@ -20,11 +22,12 @@ export function formatTasks(
   page: number,
   total: number,
   t: Translate,
+  date: (iso: string) => string = (iso) => iso,
 ): { text: string; keyboard: InlineKeyboard } {
   const pages = Math.max(1, Math.ceil(total / pageSize));
   const lines = tasks.map(
     (task) =>
-      `${icon[task.status]} ${task.id} · ${task.title.length > 50 ? `${task.title.slice(0, 49)}…` : task.title}`,
+      `${icon[task.status]} ${task.id} · ${shorten(task.title, 50)}${task.deadline ? ` · ${t("tasks-due", { date: date(task.deadline) })}` : ""}`,
   );
   const keyboard = new InlineKeyboard();
   if (page > 0) keyboard.text(t("btn-newer"), buttonData.tasksPage(page - 1));
@@ -39,10 +42,15 @@ export function formatTasks(
 /** /tasks: the last ten, with buttons to page through older ones. */
 export function tasksHandler(deps: BotDeps): Composer<BotContext> {
   const c = new Composer<BotContext>();
-  const page = (n: number, t: Translate) =>
-    formatTasks(deps.recentTasks(pageSize, n * pageSize), n, deps.countTasks(), t);
-  c.command("tasks", (ctx) => {
-    const { text, keyboard } = page(0, ctx.t);
+  const page = async (n: number, ctx: BotContext) => {
+    const zone = deps.timezoneOf(ctx.from?.id);
+    const locale = await ctx.i18n.getLocale();
+    return formatTasks(deps.recentTasks(pageSize, n * pageSize), n, deps.countTasks(), ctx.t, (iso) =>
+      formatInZone(iso, zone, locale),
+    );
+  };
+  c.command("tasks", async (ctx) => {
+    const { text, keyboard } = await page(0, ctx);
     return ctx.reply(text, { reply_markup: keyboard });
   });
   c.callbackQuery(/^tasks:page:/, async (ctx) => {
@@ -50,7 +58,7 @@ export function tasksHandler(deps: BotDeps): Composer<BotContext> {
     const pages = Math.max(1, Math.ceil(deps.countTasks() / pageSize));
     if (!n.success || n.data >= pages) return ctx.answerCallbackQuery({ text: ctx.t("button-invalid") });
     await ctx.answerCallbackQuery();
-    const { text, keyboard } = page(n.data, ctx.t);
+    const { text, keyboard } = await page(n.data, ctx);
     await ctx.editMessageText(text, { reply_markup: keyboard });
   });
   return c;

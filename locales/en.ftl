@@ -7,6 +7,7 @@ cmd-health = The state of every server
 cmd-stats = Numbers and activity
 cmd-mute = Silence alerts: /mute <server|all> <1h>
 cmd-unmute = Alerts back on
+cmd-timezone = Your time zone for deadlines: /timezone Europe/Berlin
 cmd-cancel = Stop what you are doing
 cmd-help = How to use this bot
 
@@ -19,6 +20,7 @@ help =
     /tasks — the last tasks · /task <id> — one task in detail
     /health — is every server up? · /stats — numbers and activity
     /mute git 1h · /mute all 30m · /unmute — alerts
+    /timezone — your time zone for deadlines
     /cancel — stop the current step
 nothing-to-cancel = Nothing to cancel.
 refused = Sorry, this bot is private. Your user id is { $id }; ask the owner to add it to ALLOWED_USER_IDS.
@@ -126,6 +128,7 @@ stats-server = { $server } { $ops } ops · { $err } err · p50/p95 { $latency }
 tasks-none = No tasks yet. /newtask creates one.
 tasks-head = Tasks (page { $page } of { $pages }):
 tasks-hint = /task <id> shows one.
+tasks-due = due { $date }
 btn-newer = ◀️ Newer
 btn-older = Older ▶️
 task-which = Which task? Send /task <id>; /tasks lists them.
@@ -144,6 +147,10 @@ mute-bad-duration = "{ $span }" is not a duration; try 30m, 1h or 2d.
 muted = 🔕 Alerts for { $target } muted until { $until }.
 muted-short = Muted until { $until }
 unmuted = 🔔 Alerts for { $target } are on again.
+tz-current = Your time zone: { $zone } (now { $now }). Deadlines you type are read in it and shown in it.
+    Tap one below, or send /timezone with a zone (Europe/Berlin), a city (Moscow) or an offset (UTC+3).
+tz-set = ✅ Time zone set: { $zone } (now { $now }).
+tz-unknown = I do not know the time zone "{ $input }". Send a zone such as Europe/Berlin, a city such as Moscow, or a whole-hour offset such as UTC+3.
 every-server = every server
 
 alert-breaker_open = 🔴 circuit open

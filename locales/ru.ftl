@@ -7,6 +7,7 @@ cmd-health = Состояние серверов
 cmd-stats = Цифры и активность
 cmd-mute = Заглушить оповещения: /mute <сервер|all> <1h>
 cmd-unmute = Включить оповещения
+cmd-timezone = Ваш часовой пояс для сроков: /timezone Europe/Moscow
 cmd-cancel = Прервать текущее действие
 cmd-help = Как пользоваться ботом
 
@@ -19,6 +20,7 @@ help =
     /tasks — последние задачи · /task <id> — одна задача подробно
     /health — все ли серверы работают? · /stats — цифры и активность
     /mute git 1h · /mute all 30m · /unmute — оповещения
+    /timezone — ваш часовой пояс для сроков
     /cancel — прервать текущий шаг
 nothing-to-cancel = Нечего отменять.
 refused = Извините, это частный бот. Ваш id: { $id }; попросите владельца добавить его в ALLOWED_USER_IDS.
@@ -127,6 +129,7 @@ stats-server = { $server } { $ops } опер. · { $err } ошибок · p50/p9
 tasks-none = Задач пока нет. /newtask создаст первую.
 tasks-head = Задачи (страница { $page } из { $pages }):
 tasks-hint = /task <id> — подробно.
+tasks-due = срок { $date }
 btn-newer = ◀️ Новее
 btn-older = Старше ▶️
 task-which = Какая задача? Пришлите /task <id>; список — /tasks.
@@ -142,6 +145,10 @@ mute-bad-duration = «{ $span }» — не срок; попробуйте 30m, 1
 muted = 🔕 Оповещения для { $target } заглушены до { $until }.
 muted-short = Заглушено до { $until }
 unmuted = 🔔 Оповещения для { $target } снова включены.
+tz-current = Ваш часовой пояс: { $zone } (сейчас { $now }). Сроки читаются и показываются в нём.
+    Нажмите кнопку ниже или пришлите /timezone с поясом (Europe/Moscow), городом (Москва) или смещением (UTC+3).
+tz-set = ✅ Часовой пояс: { $zone } (сейчас { $now }).
+tz-unknown = Не знаю часовой пояс «{ $input }». Пришлите пояс, например Europe/Moscow, город, например Москва, или смещение в целых часах, например UTC+3.
 every-server = всех серверов
 
 alert-breaker_open = 🔴 цепь разомкнута

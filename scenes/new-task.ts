@@ -2,6 +2,7 @@ import { GrammyError, InlineKeyboard } from "grammy";
 import type { BotConversation, ConvContext } from "../src/bot/context.js";
 import { shorten } from "../src/bot/message-limits.js";
 import { StoreUnavailableError, ValidationError, describeError } from "../src/errors.js";
+import { formatInZone } from "../src/time-zone.js";
 import {
   parseDeadline,
   parseDescription,
@@ -10,9 +11,15 @@ import {
   parseTitle,
   type Draft,
   type Parsed,
+  type ReadingContext,
 } from "./parse.js";
 
+/** The person's zone and language, in which deadlines are read and shown. */
+type Reader = Omit<ReadingContext, "now">;
+
 export interface NewTaskDeps {
+  /** The time zone a user chose (or the default). */
+  zoneOf(userId: number | undefined): string;
   /** Creates the task in the core and starts the live progress message in `locale`. */
   create(
     draft: Draft & { title: string },
@@ -45,9 +52,10 @@ async function ask<V>(
   conversation: BotConversation,
   ctx: ConvContext,
   questionKey: string,
-  parse: (text: string, now: Date) => Parsed<V>,
-  opts: { skippable: boolean; keyboard?: InlineKeyboard; buttonPrefix?: string },
+  parse: (text: string, at: ReadingContext) => Parsed<V>,
+  opts: { skippable: boolean; reader: Reader; keyboard?: InlineKeyboard; buttonPrefix?: string },
 ): Promise<Answer<V>> {
+  const at = async () => ({ ...opts.reader, now: new Date(await conversation.now()) });
   const hint = `\n${ctx.t(opts.skippable ? "hint-skippable" : "hint-required")}`;
   const question = ctx.t(questionKey);
   await say(ctx, question + hint, opts.keyboard ? { reply_markup: opts.keyboard } : {});
@@ -57,7 +65,7 @@ async function ask<V>(
     if (data !== undefined) {
       await next.answerCallbackQuery();
       if (opts.buttonPrefix && data.startsWith(opts.buttonPrefix)) {
-        const parsed = parse(data.slice(opts.buttonPrefix.length), new Date(await conversation.now()));
+        const parsed = parse(data.slice(opts.buttonPrefix.length), await at());
         if (parsed.ok) return { kind: "value", value: parsed.value };
       }
       continue;
@@ -77,7 +85,7 @@ async function ask<V>(
       await say(next, `${ctx.t("creating-task")} ${question}${hint}`);
       continue;
     }
-    const parsed = parse(text, new Date(await conversation.now()));
+    const parsed = parse(text, await at());
     if (parsed.ok) return { kind: "value", value: parsed.value };
     await say(next, ctx.t(parsed.error.key, parsed.error.vars) + hint);
   }
@@ -90,7 +98,7 @@ function priorityKeyboard(t: T): InlineKeyboard {
 }
 
 /** The summary to confirm; a long description is shortened (the task keeps it whole). */
-export function summaryOf(draft: Draft, t: T): string {
+export function summaryOf(draft: Draft, t: T, reader: Reader): string {
   const none = "—";
   const description = draft.description ?? "";
   return [
@@ -103,7 +111,9 @@ export function summaryOf(draft: Draft, t: T): string {
           : description || none,
     }),
     t("summary-priority", { value: t(`priority-${draft.priority ?? 3}`) }),
-    t("summary-deadline", { value: draft.deadline ?? none }),
+    t("summary-deadline", {
+      value: draft.deadline ? formatInZone(draft.deadline, reader.zone, reader.language) : none,
+    }),
     t("summary-tags", { value: draft.tags?.length ? draft.tags.map((tag) => `#${tag}`).join(" ") : none }),
   ].join("\n");
 }
@@ -116,21 +126,26 @@ async function askField(
   ctx: ConvContext,
   draft: Draft,
   field: Field,
+  reader: Reader,
 ): Promise<boolean> {
   switch (field) {
     case "title": {
-      const a = await ask(conversation, ctx, "ask-title", parseTitle, { skippable: false });
+      const a = await ask(conversation, ctx, "ask-title", parseTitle, { skippable: false, reader });
       if (a.kind === "value") draft.title = a.value;
       return a.kind !== "cancel";
     }
     case "description": {
-      const a = await ask(conversation, ctx, "ask-description", parseDescription, { skippable: true });
+      const a = await ask(conversation, ctx, "ask-description", parseDescription, {
+        skippable: true,
+        reader,
+      });
       if (a.kind !== "cancel") draft.description = a.kind === "value" ? a.value : "";
       return a.kind !== "cancel";
     }
     case "priority": {
       const a = await ask(conversation, ctx, "ask-priority", parsePriority, {
         skippable: true,
+        reader,
         keyboard: priorityKeyboard(ctx.t),
         buttonPrefix: "nt:p:",
       });
@@ -138,12 +153,12 @@ async function askField(
       return a.kind !== "cancel";
     }
     case "deadline": {
-      const a = await ask(conversation, ctx, "ask-deadline", parseDeadline, { skippable: true });
+      const a = await ask(conversation, ctx, "ask-deadline", parseDeadline, { skippable: true, reader });
       if (a.kind !== "cancel") draft.deadline = a.kind === "value" ? a.value : null;
       return a.kind !== "cancel";
     }
     case "tags": {
-      const a = await ask(conversation, ctx, "ask-tags", parseTags, { skippable: true });
+      const a = await ask(conversation, ctx, "ask-tags", parseTags, { skippable: true, reader });
       if (a.kind !== "cancel") draft.tags = a.kind === "value" ? a.value : [];
       return a.kind !== "cancel";
     }
@@ -164,9 +179,14 @@ export function createNewTaskConversation(deps: NewTaskDeps) {
     prefill?: Draft,
   ): Promise<void> {
     const draft: Draft = { ...prefill };
+    const userId = ctx.from?.id;
+    const reader: Reader = {
+      zone: await conversation.external(() => deps.zoneOf(userId)),
+      language: await ctx.i18n.getLocale(),
+    };
     if (!prefill) {
       for (const field of fields) {
-        if (!(await askField(conversation, ctx, draft, field))) {
+        if (!(await askField(conversation, ctx, draft, field, reader))) {
           await say(ctx, ctx.t("cancelled"));
           return;
         }
@@ -177,7 +197,7 @@ export function createNewTaskConversation(deps: NewTaskDeps) {
         .text(ctx.t("btn-create"), "nt:create")
         .text(ctx.t("btn-edit"), "nt:edit")
         .text(ctx.t("btn-cancel"), "nt:cancel");
-      await say(ctx, summaryOf(draft, ctx.t), { reply_markup: keyboard });
+      await say(ctx, summaryOf(draft, ctx.t, reader), { reply_markup: keyboard });
       let action: string | undefined;
       while (action === undefined) {
         const next = await conversation.wait();
@@ -203,7 +223,7 @@ export function createNewTaskConversation(deps: NewTaskDeps) {
         const pick = await conversation.waitForCallbackQuery(/^nt:f:/);
         await pick.answerCallbackQuery();
         const field = pick.callbackQuery.data.slice(5) as Field;
-        if (!(await askField(conversation, ctx, draft, field))) {
+        if (!(await askField(conversation, ctx, draft, field, reader))) {
           await say(ctx, ctx.t("cancelled"));
           return;
         }

@@ -2,6 +2,16 @@ import * as chrono from "chrono-node";
 import type { Msg } from "../src/bot/i18n.js";
 import { shorten } from "../src/bot/message-limits.js";
 import { controlCharacterIn, reservedTagPrefix } from "../src/orchestrator/task.js";
+import { formatInZone, offsetMinutes } from "../src/time-zone.js";
+
+/** What a typed answer is read against: the moment, and the person's zone and language. */
+export interface ReadingContext {
+  now: Date;
+  /** An IANA zone name: "tomorrow 18:00" is 18:00 there. */
+  zone: string;
+  /** "en" or "ru": whose words are tried first. */
+  language: string;
+}
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; error: Msg };
 
@@ -33,22 +43,51 @@ export function parsePriority(text: string): Parsed<number> {
   return m ? ok(Number(m[1])) : fail("err-priority");
 }
 
-function chronoDate(text: string, now: Date): Date | null {
-  return (
-    chrono.parseDate(text, now, { forwardDate: true }) ??
-    chrono.ru.parseDate(text, now, { forwardDate: true })
-  );
+type Reading = { text: string; date: Date };
+
+/** One language's reading of the first date in `text`, in the person's zone. */
+function readIn(
+  parser: typeof chrono.en | typeof chrono.ru,
+  text: string,
+  at: ReadingContext,
+): Reading | undefined {
+  const read = (offset: number) =>
+    parser.parse(text, { instant: at.now, timezone: offset }, { forwardDate: true })[0];
+  const offset = offsetMinutes(at.zone, at.now);
+  let found = read(offset);
+  // Across a daylight-saving change, the wall-clock time is read with that day's offset.
+  const then = found ? offsetMinutes(at.zone, found.date()) : offset;
+  if (found && then !== offset) found = read(then) ?? found;
+  return found ? { text: found.text, date: found.date() } : undefined;
+}
+
+/**
+ * The date in `text`, English or Russian: the person's language is tried first, and the
+ * reading that covers most of what they typed wins (English alone reads only "18:00" of
+ * "завтра в 18:00").
+ */
+function readDate(text: string, at: ReadingContext): Reading | undefined {
+  const parsers = at.language === "ru" ? [chrono.ru, chrono.en] : [chrono.en, chrono.ru];
+  let best: Reading | undefined;
+  for (const parser of parsers) {
+    const reading = readIn(parser, text, at);
+    if (reading && (!best || reading.text.length > best.text.length)) best = reading;
+  }
+  return best;
 }
 
 /**
  * A deadline in natural language, English or Russian ("tomorrow 18:00", "in 3 days",
- * "2026-12-01 12:00", "завтра в 18:00"), in the future.
+ * "2026-12-01 12:00", "завтра в 18:00"), read in the person's zone, in the future; kept
+ * as a UTC ISO string.
  */
-export function parseDeadline(text: string, now: Date): Parsed<string> {
+export function parseDeadline(text: string, at: ReadingContext): Parsed<string> {
   const input = text.trim();
-  const date = chronoDate(input, now);
+  const date = readDate(input, at)?.date;
   if (!date) return fail("err-date-unreadable", { input: shorten(input, 60) });
-  if (date.getTime() <= now.getTime()) return fail("err-date-past", { date: date.toISOString() });
+  if (date.getTime() <= at.now.getTime()) {
+    return fail("err-date-past", { date: formatInZone(date, at.zone, at.language, at.now) });
+  }
   return ok(date.toISOString());
 }
 
@@ -81,9 +120,8 @@ export interface Draft {
 }
 
 /** Most of the text is a date (so "call Bob at 5 about the report" stays a description). */
-function looksLikeDate(text: string, now: Date): boolean {
-  const found =
-    chrono.parse(text, now, { forwardDate: true })[0] ?? chrono.ru.parse(text, now, { forwardDate: true })[0];
+function looksLikeDate(text: string, at: ReadingContext): boolean {
+  const found = readDate(text, at);
   return found !== undefined && found.text.length >= text.length * 0.6;
 }
 
@@ -91,7 +129,7 @@ function looksLikeDate(text: string, now: Date): boolean {
  * The quick form: `Title | description | p2 | tomorrow 18:00 | #work #urgent`. The title
  * comes first; each other part is recognised by its shape.
  */
-export function parseQuickForm(text: string, now: Date): Parsed<Draft> {
+export function parseQuickForm(text: string, at: ReadingContext): Parsed<Draft> {
   const [first, ...rest] = text.split("|").map((p) => p.trim());
   const title = parseTitle(first ?? "");
   if (!title.ok) return title;
@@ -103,8 +141,8 @@ export function parseQuickForm(text: string, now: Date): Parsed<Draft> {
       const tags = parseTags(part);
       if (!tags.ok) return tags;
       draft.tags = tags.value;
-    } else if (draft.deadline === undefined && looksLikeDate(part, now)) {
-      const deadline = parseDeadline(part, now);
+    } else if (draft.deadline === undefined && looksLikeDate(part, at)) {
+      const deadline = parseDeadline(part, at);
       if (!deadline.ok) return deadline;
       draft.deadline = deadline.value;
     } else if (draft.description === undefined) {

@@ -8,12 +8,14 @@ import { startFrontEnd } from "./bot/front-end.js";
 import { databasePath, startCore } from "./main.js";
 import type { TaskView } from "./orchestrator/orchestrator.js";
 import { createStore } from "./store/store.js";
+import { formatBanner, startFacts } from "./banner.js";
 import { terminalSafe } from "./terminal.js";
+import { formatInZone } from "./time-zone.js";
 
 const usage = `taskfan: a task desk that fans each task out to ten MCP servers
 
 Usage:
-  taskfan [start]                         run the orchestrator and its loops
+  taskfan [start] [--verbose]             run the orchestrator, its loops and the chat
   taskfan create --title T [--description D] [--priority 1-5]
                  [--deadline ISO] [--tags a,b] [--wait SECONDS] [--json]
   taskfan task <id> [--json]              one task and its per-server state
@@ -54,11 +56,12 @@ export function resultsOf(view: TaskView): { task: { id: string; status: string 
   };
 }
 
-function printView(view: TaskView, out: NodeJS.WritableStream): void {
+/** A task for a person on a terminal; its deadline in `zone`. */
+function printView(view: TaskView, out: NodeJS.WritableStream, zone: string): void {
   const { task } = view;
   const lines = [
     `task ${task.id}: ${task.status}${task.statusReason ? ` (${task.statusReason})` : ""}`,
-    `  ${task.title} · priority ${task.priority}${task.deadline ? ` · due ${task.deadline}` : ""}`,
+    `  ${task.title} · priority ${task.priority}${task.deadline ? ` · due ${formatInZone(task.deadline, zone)}` : ""}`,
     ...resultsOf(view).results.map((r) => {
       const mark = r.ok ? "ok  " : "FAIL";
       const detail = r.error ?? r.skipped ?? r.remoteId ?? "";
@@ -87,6 +90,7 @@ export async function runCli(
       tags: { type: "string" },
       wait: { type: "string" },
       json: { type: "boolean", default: false },
+      verbose: { type: "boolean", short: "v", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -99,8 +103,14 @@ export async function runCli(
   const { config, source } = loadConfig({ configPath: values.config });
   const quiet = command !== "start";
   const runs = command === "start" || command === "create";
+  const { telegram } = config.notifications;
+  const consoleChat = command === "start" && !(telegram.bot_token && telegram.enabled);
+  // The console chat owns the terminal: warnings only, one short line each, unless asked.
+  const level = process.env.LOG_LEVEL || undefined;
+  const brief = consoleChat && !values.verbose && level === undefined;
   const log: Logger = createLogger({
-    level: process.env.LOG_LEVEL ?? (quiet ? "warn" : "info"),
+    level: level ?? (quiet ? "warn" : "info"),
+    brief,
     // Commands that run the fleet keep their log in files too.
     dir: runs ? config.logs_dir : undefined,
     maxSize: config.logging.max_size,
@@ -135,7 +145,7 @@ export async function runCli(
         const view = { task, operations: store.operations.forTask(id) };
         if (values.json)
           io.out.write(`${JSON.stringify({ ...resultsOf(view), operations: view.operations }, null, 2)}\n`);
-        else printView(view, io.out);
+        else printView(view, io.out, config.timezone);
         return 0;
       } finally {
         store.close();
@@ -171,7 +181,7 @@ export async function runCli(
         const view = await core.orchestrator.waitForSettled(id, waitSeconds * 1000);
         if (!view) throw new Error(`task ${id} vanished`);
         if (values.json) io.out.write(`${JSON.stringify(resultsOf(view))}\n`);
-        else printView(view, io.out);
+        else printView(view, io.out, config.timezone);
         return view.task.status === "done" ? 0 : 1;
       } finally {
         await core.close();
@@ -180,10 +190,14 @@ export async function runCli(
     }
     case "start": {
       const core = await startCore(config, log);
-      const up = core.started.filter((s) => s.ok).length;
-      log.info({ servers: core.started.length, up, config: source ?? "embedded default" }, "taskfan started");
       const http = config.http.enabled ? await startHttpServer(core, core.metrics, log) : undefined;
+      const facts = (chat: string) => startFacts(config, core.started, http?.url, chat);
+      // The banner comes before the console chat's first line, and after the bot's @username is known.
+      if (consoleChat) io.out.write(formatBanner(facts("console chat (type /help)"), brief));
       const frontEnd = await startFrontEnd(core, log, { input: process.stdin, output: io.out });
+      const started = facts(frontEnd.username ? `Telegram @${frontEnd.username}` : "console chat");
+      if (!consoleChat) io.out.write(formatBanner(started, brief));
+      log.info({ ...started, config: source ?? "embedded default" }, "taskfan started");
       let exitCode = 0;
       await new Promise<void>((resolve) => {
         let signals = 0;

@@ -52,6 +52,11 @@ export interface LogOptions {
   pretty?: boolean | undefined;
   /** Also write JSON lines to stderr (default true). */
   stderr?: boolean | undefined;
+  /**
+   * The terminal shows a chat (the console chat): stderr gets only warnings and errors, one
+   * short line each ("WARN: git: server exited; restarting"); the files keep everything.
+   */
+  brief?: boolean | undefined;
   /** Values to mask wherever they appear (the API key, for one). */
   secrets?: readonly string[] | undefined;
 }
@@ -72,7 +77,19 @@ export function createLogger(options: LogOptions = {}): Logger {
   };
   const targets: TransportTargetOptions[] = [];
   const pretty = options.pretty ?? Boolean(process.stderr.isTTY);
-  if (options.stderr !== false) {
+  if (options.stderr !== false && options.brief) {
+    targets.push({
+      target: "pino-pretty",
+      level: "warn",
+      options: {
+        destination: 2,
+        colorize: Boolean(process.stderr.isTTY),
+        hideObject: true,
+        ignore: "pid,hostname,app,time",
+        messageFormat: "{if server}{server}: {end}{msg}",
+      },
+    });
+  } else if (options.stderr !== false) {
     targets.push(
       pretty
         ? { target: "pino-pretty", options: { destination: 2, colorize: true }, level: opts.level as string }

@@ -212,7 +212,12 @@ export async function startHttpServer(
         .recent(15)
         .map((t) => core.orchestrator.getTask(t.id))
         .filter((v) => v !== undefined);
-      return send(res, 200, renderStatusPage(core.getHealth(), views, core.store.health.state), "text/html");
+      return send(
+        res,
+        200,
+        renderStatusPage(core.getHealth(), views, { store: core.store.health.state, zone: config.timezone }),
+        "text/html",
+      );
     }
     if (parts[0] !== "api") throw new HttpError(404, "not_found", `no such page: ${url.pathname}`);
     const [, resource, id, action] = parts;

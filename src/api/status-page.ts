@@ -1,6 +1,7 @@
 import type { ServerHealth } from "../monitoring/health-monitor.js";
 import type { TaskView } from "../orchestrator/orchestrator.js";
 import type { StoreState } from "../store/store-health.js";
+import { formatInZone } from "../time-zone.js";
 
 const esc = (text: unknown) =>
   String(text ?? "").replace(
@@ -34,9 +35,9 @@ function latencyChart(servers: readonly ServerHealth[]): string {
 export function renderStatusPage(
   health: readonly ServerHealth[],
   tasks: readonly TaskView[],
-  store: StoreState = { ok: true },
-  now = new Date(),
+  options: { store?: StoreState; zone?: string; now?: Date } = {},
 ): string {
+  const { store = { ok: true }, zone = "UTC", now = new Date() } = options;
   const online = health.filter((h) => h.status === "ONLINE").length;
   const storage = store.ok
     ? ""
@@ -58,7 +59,10 @@ export function renderStatusPage(
       const ticks = names
         .map((n) => `<td title="${esc(n)}">${tick[byServer.get(n) ?? ""] ?? ""}</td>`)
         .join("");
-      return `<tr><td><code>${esc(v.task.id)}</code> ${esc(v.task.title)}</td><td>${esc(v.task.status)}</td>${ticks}</tr>`;
+      const due = v.task.deadline
+        ? ` <span class="due">due ${esc(formatInZone(v.task.deadline, zone, "en", now))}</span>`
+        : "";
+      return `<tr><td><code>${esc(v.task.id)}</code> ${esc(v.task.title)}${due}</td><td>${esc(v.task.status)}</td>${ticks}</tr>`;
     })
     .join("\n");
   return `<!doctype html>
@@ -71,6 +75,7 @@ body{font:14px/1.4 system-ui,sans-serif;margin:1rem;color:#111}
 table{border-collapse:collapse;width:100%;margin-bottom:1.5rem}
 th,td{padding:.3rem .5rem;border-bottom:1px solid #e5e7eb;text-align:left;vertical-align:top}
 .err{color:#b91c1c;font-size:12px}
+.due{color:#4b5563;font-size:12px;white-space:nowrap}
 .scroll{overflow-x:auto}
 .dot.online{color:#16a34a}.dot.degraded{color:#ca8a04}.dot.error{color:#dc2626}
 .banner{background:#fee2e2;color:#991b1b;padding:.5rem .75rem;border-radius:4px}

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { canonicalZone } from "../time-zone.js";
 
 /** The longest mute, the same from /mute and from a button. */
 export const maxMuteMs = 30 * 86_400_000;
@@ -13,6 +14,7 @@ export const buttonData = {
   mute: (server: string, seconds: number) => `mute:${server}:${seconds}`,
   tasksPage: (page: number) => `tasks:page:${page}`,
   taskRetry: (taskId: string) => `task:retry:${taskId}`,
+  timeZone: (zone: string) => `tz:${zone}`,
 };
 
 const int = z
@@ -53,3 +55,10 @@ export const taskRetrySchema = z
   .transform((data) => data.split(":"))
   .pipe(z.tuple([z.literal("task"), z.literal("retry"), z.string().regex(/^[0-9a-z]{10}$/)]))
   .transform(([, , id]) => id);
+
+/** tz:<IANA zone>, a zone Intl knows, as its canonical name. */
+export const timeZoneButtonSchema = z
+  .string()
+  .regex(/^tz:[\w+\-/]{1,60}$/)
+  .transform((data) => canonicalZone(data.slice(3)))
+  .pipe(z.string());

@@ -11,6 +11,7 @@ import { commandList, startHandler } from "../../handlers/start.js";
 import { statsHandler } from "../../handlers/stats.js";
 import { taskHandler } from "../../handlers/task.js";
 import { tasksHandler } from "../../handlers/tasks.js";
+import { timezoneHandler } from "../../handlers/timezone.js";
 import { createNewTaskConversation } from "../../scenes/new-task.js";
 import { parseQuickForm } from "../../scenes/parse.js";
 import { storeFault } from "../store/store-health.js";
@@ -148,6 +149,7 @@ export function createBot(deps: BotDeps, settings: BotSettings, options: BotOpti
   bot.use(
     createConversation(
       createNewTaskConversation({
+        zoneOf: (userId) => deps.timezoneOf(userId),
         async create(draft, chatId, locale) {
           const id = deps.createTask({
             title: draft.title,
@@ -175,7 +177,11 @@ export function createBot(deps: BotDeps, settings: BotSettings, options: BotOpti
   bot.command("newtask", async (ctx) => {
     const rest = ctx.match.trim();
     if (!rest) return ctx.conversation.enter("newtask");
-    const parsed = parseQuickForm(rest, new Date());
+    const parsed = parseQuickForm(rest, {
+      now: new Date(),
+      zone: deps.timezoneOf(ctx.from?.id),
+      language: await ctx.i18n.getLocale(),
+    });
     if (!parsed.ok)
       return ctx.reply(`${ctx.t(parsed.error.key, parsed.error.vars)}\n${ctx.t("quick-form-help")}`);
     return ctx.conversation.enter("newtask", parsed.value);
@@ -187,6 +193,7 @@ export function createBot(deps: BotDeps, settings: BotSettings, options: BotOpti
     healthHandler(deps),
     statsHandler(deps),
     muteHandler(deps),
+    timezoneHandler(deps),
   );
   bot.on("callback_query:data", (ctx) => ctx.answerCallbackQuery({ text: ctx.t("button-inactive") }));
   bot.on("message", (ctx) => ctx.reply(ctx.t("not-understood")));

@@ -26,6 +26,8 @@ export interface BotDeps {
   /** Whether the database answers; /health shows it, alerts say when it changes. */
   storeHealth: StoreHealth;
   serverNames: readonly string[];
+  /** The zone a user reads and types deadlines in: theirs (/timezone), else the default. */
+  timezoneOf(userId: number | undefined): string;
   log: Logger;
   /** Counters for alert deliveries and Bot API errors. */
   metrics?: { alertSent(): void; alertFailed(): void; telegramError(code: number | string): void };

@@ -29,6 +29,8 @@ export function botDepsOf(core: Core, log: Logger): BotDeps {
     state: store.bot,
     storeHealth: store.health,
     serverNames: core.fleet.names,
+    timezoneOf: (userId) =>
+      (userId === undefined ? undefined : store.bot.timezones.get(userId)) ?? core.config.timezone,
     log,
     metrics: core.metrics,
   };
@@ -36,6 +38,8 @@ export function botDepsOf(core: Core, log: Logger): BotDeps {
 
 export interface FrontEnd {
   kind: "telegram" | "console";
+  /** The Telegram bot's @username (without the @). */
+  username?: string;
   stop(): Promise<void>;
 }
 
@@ -108,6 +112,7 @@ export async function startFrontEnd(
   log.info({ username: tb.bot.botInfo.username }, "telegram bot started");
   return {
     kind: "telegram",
+    username: tb.bot.botInfo.username,
     async stop() {
       await alerts?.stop();
       tb.progress.stop();

@@ -3,6 +3,7 @@ import path from "node:path";
 import type { z } from "zod";
 import { ConfigError, maskUrlCredentials } from "../errors.js";
 import { caldavSettingsSchema } from "../integrations/calendar.js";
+import { canonicalZone, machineZone } from "../time-zone.js";
 import { caldavLaunch, defaultServers } from "./default.js";
 import {
   configFileSchema,
@@ -169,6 +170,7 @@ export function completeConfig(file: ConfigFile, env: NodeJS.ProcessEnv, cwd: st
     .reduce((sum, s) => sum + s.concurrency * prefetch, 0);
   return {
     data_dir: dataDir,
+    timezone: defaultZone(file.timezone, env.TZ),
     logs_dir: path.resolve(cwd, env.LOG_DIR ?? file.logs_dir ?? "logs"),
     logging: { max_size: file.logging?.max_size ?? "10m", max_files: file.logging?.max_files ?? 5 },
     sync_interval: file.sync_interval ?? 300,
@@ -239,6 +241,17 @@ export function completeConfig(file: ConfigFile, env: NodeJS.ProcessEnv, cwd: st
     },
     servers,
   };
+}
+
+/** The config's `timezone`, else TZ from the environment, else the machine's zone. */
+function defaultZone(configured: string | undefined, tz: string | undefined): string {
+  if (configured) return canonicalZone(configured)!;
+  if (tz) {
+    // TZ may also be a POSIX rule (":/etc/localtime", "EST5EDT"): Node has read it already.
+    const zone = canonicalZone(tz.replace(/^:/, ""));
+    if (zone) return zone;
+  }
+  return machineZone();
 }
 
 function parsePort(text: string, name = "WEBHOOK_PORT"): number {

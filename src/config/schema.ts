@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { canonicalZone } from "../time-zone.js";
 
 /** The ten roles, in the order the design lists them. A server's name is its role. */
 export const serverNames = [
@@ -36,8 +37,16 @@ export const serverFileSchema = z.strictObject({
   settings: z.record(z.string(), z.unknown()).optional(),
 });
 
+/** An IANA time zone name ("Europe/Moscow", "UTC"). */
+export const timeZoneSchema = z.string().refine((name) => canonicalZone(name) !== undefined, {
+  error: (issue) =>
+    `unknown time zone "${String(issue.input)}"; use an IANA name such as Europe/Berlin or UTC`,
+});
+
 export const configFileSchema = z.strictObject({
   data_dir: z.string().min(1).optional(),
+  /** The zone deadlines are read and shown in when a user has not chosen one (else TZ, else the machine's). */
+  timezone: timeZoneSchema.optional(),
   logs_dir: z.string().min(1).optional(),
   logging: z
     .strictObject({
@@ -162,6 +171,8 @@ export interface ServerConfig {
 
 export interface Config {
   data_dir: string;
+  /** The default zone for deadlines (a canonical IANA name): `timezone`, else TZ, else the machine's. */
+  timezone: string;
   /** orchestrator.N.log and monitoring_metrics.json (LOG_DIR; default ./logs). */
   logs_dir: string;
   logging: { max_size: string; max_files: number };

@@ -1,6 +1,6 @@
 import type { Db } from "./open-database.js";
 
-/** Conversation state and mutes: the little the bot keeps between restarts. */
+/** Conversation state, mutes and users' settings: the little the bot keeps between restarts. */
 export function createBotStateStore(db: Db, now: () => number) {
   const read = db.prepare<[string], { state: string }>("SELECT state FROM conversations WHERE key = ?");
   const write = db.prepare<[string, string, number]>(
@@ -21,6 +21,13 @@ export function createBotStateStore(db: Db, now: () => number) {
   );
   const getMessage = db.prepare<[number], { chat_id: string | null; message_id: number | null }>(
     "SELECT chat_id, message_id FROM alerts WHERE id = ?",
+  );
+  const getZone = db.prepare<[number], { timezone: string | null }>(
+    "SELECT timezone FROM user_settings WHERE user_id = ?",
+  );
+  const setZone = db.prepare<[number, string, number]>(
+    `INSERT INTO user_settings (user_id, timezone, updated_at) VALUES (?, ?, ?)
+     ON CONFLICT (user_id) DO UPDATE SET timezone = excluded.timezone, updated_at = excluded.updated_at`,
   );
   return {
     conversations: {
@@ -49,6 +56,15 @@ export function createBotStateStore(db: Db, now: () => number) {
       },
       isMuted(server: string): boolean {
         return muted.all(now()).some((m) => m.server === "*" || m.server === server);
+      },
+    },
+    timezones: {
+      /** The zone a user chose, if any. */
+      get(userId: number): string | undefined {
+        return getZone.get(userId)?.timezone ?? undefined;
+      },
+      set(userId: number, zone: string): void {
+        setZone.run(userId, zone, now());
       },
     },
     alertMessages: {

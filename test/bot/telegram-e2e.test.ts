@@ -96,6 +96,7 @@ describe("the bot as a process, against an HTTP fake of the Bot API", () => {
       "stats",
       "mute",
       "unmute",
+      "timezone",
       "cancel",
       "help",
     ]);

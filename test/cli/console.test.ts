@@ -1,5 +1,5 @@
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { serverNames } from "../../src/config/schema.js";
 import { repoRoot, spawnTracked, stopSpawned, tempDir, terminate } from "../helpers.js";
 
@@ -64,5 +64,59 @@ describe("the console chat (no bot token)", () => {
     await seen("Servers: 10 of 10 online");
     child.stdin!.end();
     expect(await terminate(child)).toBe(0);
+  });
+
+  it("shows a banner and a clean chat: no INFO line between the prompt and the first reply", async () => {
+    const { dir: other, remove: rm } = tempDir();
+    try {
+      const env: NodeJS.ProcessEnv = { ...process.env, DATA_DIR: path.join(other, "data"), HTTP_PORT: "0" };
+      delete env.BOT_TOKEN;
+      delete env.LOG_LEVEL;
+      const child = spawnTracked(process.execPath, [bin, "start"], {
+        cwd: other,
+        env,
+        stdio: ["pipe", "pipe", "pipe"],
+      });
+      let out = "";
+      let err = "";
+      child.stderr!.on("data", (d: Buffer) => (err += d.toString("utf8")));
+      const reply = new Promise<void>((resolve) =>
+        child.stdout!.on("data", (d: Buffer) => {
+          out += d.toString("utf8");
+          if (out.includes("taskfan console chat") && !out.includes("/start sent")) {
+            out += "/start sent\n";
+            child.stdin!.write("/start\n");
+          }
+          if (out.includes("Hello, you!")) resolve();
+        }),
+      );
+      await reply;
+      const banner = out.slice(0, out.indexOf("taskfan console chat"));
+      expect(banner).toMatch(/^taskfan \d+\.\d+\.\d+\n/);
+      expect(banner).toContain("servers      10 of 10 online");
+      expect(banner).toContain(`logs         ${path.join(other, "logs", "current.log")}`);
+      expect(banner).toContain("chat         console chat");
+      // The status page really is where the banner says.
+      const page = /status page {2}(http:\/\/\S+)\n/.exec(banner)![1]!;
+      expect((await fetch(page)).status).toBe(200);
+      // Between the prompt and the reply, only the chat; the terminal's stderr has no INFO line.
+      const chat = out.slice(out.indexOf("taskfan console chat"));
+      expect(chat.split("\n").slice(1, 3)).toEqual([
+        "/start sent",
+        expect.stringMatching(/^bot: Hello, you!/),
+      ]);
+      expect(err).not.toMatch(/INFO|"level":30/);
+      // Everything went to the log file instead.
+      const { readFileSync } = await import("node:fs");
+      await vi.waitFor(() =>
+        expect(readFileSync(path.join(other, "logs", "current.log"), "utf8")).toContain(
+          '"msg":"taskfan started"',
+        ),
+      );
+      child.stdin!.end();
+      expect(await terminate(child)).toBe(0);
+    } finally {
+      rm();
+    }
   });
 });

@@ -42,9 +42,14 @@ describe("taskfan start", () => {
     const exit = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
     let servers: number[] = [];
     for await (const line of lines) {
-      const entry = JSON.parse(line) as { msg: string; taskId?: string; status?: string; up?: number };
+      const entry = JSON.parse(line) as {
+        msg: string;
+        taskId?: string;
+        status?: string;
+        servers?: { online: number };
+      };
       if (entry.msg === "taskfan started") {
-        expect(entry.up).toBe(10);
+        expect(entry.servers?.online).toBe(10);
         servers = childPids(child.pid!);
       }
       if (entry.msg === "task settled" && entry.taskId === id) {

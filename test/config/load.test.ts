@@ -35,6 +35,7 @@ describe("config file validation", () => {
     ['{"sync_interval": 0.0001}', "sync_interval: at least 5 s"],
     ['{"dispatcher": {"poll_interval": 1e-5}}', "dispatcher.poll_interval: at least 0.05 s"],
     ['{"security": {"alert_chat_access": "all"}}', "security.alert_chat_access"],
+    ['{"timezone": "Mars/Base"}', 'timezone: unknown time zone "Mars/Base"'],
     ["[1, 2]", "(top level)"],
   ])("%s names %s", (text, key) => {
     const issues = issuesOf(text);
@@ -146,6 +147,20 @@ describe("loadConfig", () => {
 
   it("fails on an explicit path that does not exist", () => {
     expect(() => loadConfig({ configPath: "/nonexistent/taskfan.json", env: {} })).toThrow(/not found/);
+  });
+
+  it("takes the default time zone from the file, else TZ, else the machine's", () => {
+    const { dir, remove } = tempDir();
+    dirs.push(remove);
+    expect(loadConfig({ cwd: dir, env: { TZ: "Asia/Tokyo" } }).config.timezone).toBe("Asia/Tokyo");
+    const file = path.join(dir, "tz.json");
+    writeFileSync(file, JSON.stringify({ timezone: "europe/moscow" }));
+    expect(loadConfig({ configPath: file, cwd: dir, env: { TZ: "Asia/Tokyo" } }).config.timezone).toBe(
+      "Europe/Moscow",
+    );
+    expect(loadConfig({ cwd: dir, env: {} }).config.timezone).toBe(
+      Intl.DateTimeFormat().resolvedOptions().timeZone,
+    );
   });
 
   it("refuses to listen off loopback without the API key required, naming the key", () => {
