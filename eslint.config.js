@@ -31,6 +31,29 @@ export default tseslint.config(
   },
   { files: ["src/**/*.ts"], rules: restrict(mcpClient, grammy, sqlite) },
   { files: ["src/fleet/**/*.ts"], rules: restrict(grammy, sqlite) },
-  { files: ["src/store/**/*.ts"], rules: restrict(mcpClient, grammy) },
   { files: ["src/bot/**/*.ts", "handlers/**/*.ts", "scenes/**/*.ts"], rules: restrict(mcpClient, sqlite) },
+  // handlers/ and scenes/ build on src/bot; only the bot's assembly (create-bot.ts) looks the other way.
+  {
+    files: ["src/bot/**/*.ts"],
+    ignores: ["src/bot/create-bot.ts"],
+    rules: restrict(mcpClient, sqlite, {
+      group: ["**/handlers/*", "**/scenes/*"],
+      message: "src/bot does not import handlers/ or scenes/ (create-bot.ts assembles them).",
+    }),
+  },
+  // The domain types depend on nothing of ours but the errors.
+  {
+    files: ["src/domain/**/*.ts"],
+    rules: restrict(mcpClient, grammy, sqlite, {
+      group: ["**/store/*", "**/orchestrator/*", "**/fleet/*", "**/integrations/*", "**/bot/*"],
+      message: "src/domain depends on no other part of taskfan.",
+    }),
+  },
+  {
+    files: ["src/store/**/*.ts"],
+    rules: restrict(mcpClient, grammy, {
+      group: ["**/orchestrator/*", "**/fleet/*", "**/integrations/*", "**/bot/*"],
+      message: "The store serves the core; it imports the domain, not the orchestrator.",
+    }),
+  },
 );

@@ -25,9 +25,9 @@ import type { Config, ServerConfig, ServerName } from "../src/config/schema.js";
 import { createIntegration } from "../src/integrations/index.js";
 import { dependencies, type CallTool, type Integration } from "../src/integrations/integration.js";
 import { createLogger } from "../src/log.js";
-import { startCore, type Core } from "../src/main.js";
+import { startCore, type Core } from "../src/core.js";
 import { percentile } from "../src/monitoring/health-rules.js";
-import { newTaskId, type Task } from "../src/orchestrator/task.js";
+import { newTaskId, type Task } from "../src/domain/task.js";
 
 const { values } = parseArgs({
   options: {

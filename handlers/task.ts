@@ -3,9 +3,9 @@ import type { BotContext } from "../src/bot/context.js";
 import { buttonData, taskRetrySchema } from "../src/bot/callback-data.js";
 import type { BotDeps } from "../src/bot/deps.js";
 import type { Translate } from "../src/bot/i18n.js";
-import type { TaskView } from "../src/orchestrator/orchestrator.js";
+import type { TaskView } from "../src/domain/task.js";
 import { formatInZone } from "../src/time-zone.js";
-import { renderTask } from "./format-task.js";
+import { renderTask } from "../src/bot/task-format.js";
 
 function keyboardFor(view: TaskView, t: Translate): InlineKeyboard | undefined {
   const failed = view.operations.some((o) => o.status === "failed" && o.kind === "create");

@@ -5,7 +5,7 @@ import type { BotDeps } from "../src/bot/deps.js";
 import type { Translate } from "../src/bot/i18n.js";
 import { shorten } from "../src/bot/message-limits.js";
 import { formatInZone } from "../src/time-zone.js";
-import type { Task } from "../src/orchestrator/task.js";
+import type { Task } from "../src/domain/task.js";
 
 const pageSize = 10;
 const icon: Record<Task["status"], string> = {

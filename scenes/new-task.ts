@@ -21,11 +21,7 @@ export interface NewTaskDeps {
   /** The time zone a user chose (or the default). */
   zoneOf(userId: number | undefined): string;
   /** Creates the task in the core and starts the live progress message in `locale`. */
-  create(
-    draft: Draft & { title: string },
-    chatId: number,
-    locale: string,
-  ): Promise<{ ok: true; id: string } | { ok: false; error: string; storage?: boolean }>;
+  create(draft: Draft & { title: string }, chatId: number, locale: string): Promise<{ ok: true; id: string }>;
 }
 
 type Field = "title" | "description" | "priority" | "deadline" | "tags";

@@ -1,7 +1,7 @@
 import * as chrono from "chrono-node";
 import type { Msg } from "../src/bot/i18n.js";
 import { shorten } from "../src/bot/message-limits.js";
-import { controlCharacterIn, reservedTagPrefix } from "../src/orchestrator/task.js";
+import { controlCharacterIn, reservedTagPrefix } from "../src/domain/task.js";
 import { formatInZone, offsetMinutes } from "../src/time-zone.js";
 
 /** What a typed answer is read against: the moment, and the person's zone and language. */

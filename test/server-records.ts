@@ -3,7 +3,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { serverNames, type ServerName } from "../src/config/schema.js";
-import { taskMarker } from "../src/orchestrator/task.js";
+import { taskMarker } from "../src/domain/task.js";
 
 /**
  * How many records of each task every server of the embedded default keeps, read from the

@@ -1,5 +1,5 @@
 import type { ServerHealth } from "../monitoring/health-monitor.js";
-import type { TaskView } from "../orchestrator/orchestrator.js";
+import type { TaskView } from "../domain/task.js";
 import type { StoreState } from "../store/store-health.js";
 import { formatInZone } from "../time-zone.js";
 

@@ -1,5 +1,5 @@
 import type { Api } from "grammy";
-import { renderTask } from "../../handlers/format-task.js";
+import { renderTask } from "./task-format.js";
 import type { Translate } from "./i18n.js";
 import type { BotDeps } from "./deps.js";
 

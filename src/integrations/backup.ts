@@ -1,6 +1,6 @@
 import path from "node:path";
 import { z } from "zod";
-import { taskMarker } from "../orchestrator/task.js";
+import { taskMarker } from "../domain/task.js";
 import { callForJson, parseSettings, type Integration } from "./integration.js";
 
 const role = "backup";

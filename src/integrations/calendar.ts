@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { MalformedReplyError } from "../errors.js";
-import type { Task } from "../orchestrator/task.js";
-import { taskMarker } from "../orchestrator/task.js";
+import type { Task } from "../domain/task.js";
+import { taskMarker } from "../domain/task.js";
 import { callForJson, describeTask, parseSettings, textOf, type Integration } from "./integration.js";
 
 const role = "calendar";

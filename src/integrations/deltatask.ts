@@ -1,6 +1,6 @@
 import { z } from "zod";
-import type { Task } from "../orchestrator/task.js";
-import { taskMarker } from "../orchestrator/task.js";
+import type { Task } from "../domain/task.js";
+import { taskMarker } from "../domain/task.js";
 import { jsonOf, parseReply, throwIfErrorPayload, type CallTool, type Integration } from "./integration.js";
 
 const role = "deltatask";

@@ -1,6 +1,6 @@
 import path from "node:path";
 import { z } from "zod";
-import type { Task } from "../orchestrator/task.js";
+import type { Task } from "../domain/task.js";
 import { describeTask, parseSettings, type Integration } from "./integration.js";
 
 const role = "filesystem";

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { ToolFailedError } from "../errors.js";
-import type { Task } from "../orchestrator/task.js";
+import type { Task } from "../domain/task.js";
 import { callForJson, parseSettings, type Integration } from "./integration.js";
 
 const role = "git";

@@ -1,7 +1,7 @@
 import type { z } from "zod";
 import type { ServerName } from "../config/schema.js";
 import { ConfigError, MalformedReplyError, ToolFailedError } from "../errors.js";
-import type { Task } from "../orchestrator/task.js";
+import type { Task } from "../domain/task.js";
 
 export interface ToolResult {
   content?: Array<{ type: string; text?: string }>;
@@ -54,8 +54,10 @@ export function jsonOf(result: ToolResult, server: string, tool: string): unknow
   const text = textOf(result);
   try {
     return JSON.parse(text) as unknown;
-  } catch {
-    throw new MalformedReplyError(server, tool, `expected JSON, got "${text.slice(0, 120)}"`);
+  } catch (error) {
+    throw new MalformedReplyError(server, tool, `expected JSON, got "${text.slice(0, 120)}"`, {
+      cause: error,
+    });
   }
 }
 
@@ -67,6 +69,7 @@ export function parseReply<T>(schema: z.ZodType<T>, value: unknown, server: stri
       server,
       tool,
       result.error.issues.map((i) => `${i.path.join(".") || "reply"}: ${i.message}`).join("; "),
+      { cause: result.error },
     );
   }
   return result.data;

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import type { Task } from "../orchestrator/task.js";
+import type { Task } from "../domain/task.js";
 import { callForJson, type Integration } from "./integration.js";
 
 const role = "memory";

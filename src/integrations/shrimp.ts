@@ -1,7 +1,7 @@
 import { ToolFailedError } from "../errors.js";
 import { MalformedReplyError } from "../errors.js";
-import type { Task } from "../orchestrator/task.js";
-import { taskMarker } from "../orchestrator/task.js";
+import type { Task } from "../domain/task.js";
+import { taskMarker } from "../domain/task.js";
 import { describeTask, textOf, type Integration } from "./integration.js";
 
 const role = "shrimp-task-manager";

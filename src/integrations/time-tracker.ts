@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { taskMarker } from "../orchestrator/task.js";
+import { taskMarker } from "../domain/task.js";
 import { callForJson, type Integration } from "./integration.js";
 
 const role = "time-tracker";

@@ -1,6 +1,6 @@
 import type { ServerName } from "../config/schema.js";
 import type { Fleet } from "../fleet/fleet.js";
-import type { TaskStatus } from "../orchestrator/task.js";
+import type { TaskStatus } from "../domain/task.js";
 import type { Store } from "../store/store.js";
 import type { HealthMonitor, ServerHealth } from "./health-monitor.js";
 import { percentile, type HealthStatus } from "./health-rules.js";

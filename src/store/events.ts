@@ -48,5 +48,3 @@ export function createEventStore(db: Db, now: () => number) {
     },
   };
 }
-
-export type EventStore = ReturnType<typeof createEventStore>;

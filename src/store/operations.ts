@@ -1,4 +1,4 @@
-import type { Operation, OperationStatus } from "../orchestrator/task.js";
+import type { Operation, OperationStatus } from "../domain/task.js";
 import type { Db } from "./open-database.js";
 import { toOperation, type OperationRow } from "./rows.js";
 
@@ -39,7 +39,7 @@ export interface Failure {
   recoverAt?: number | undefined;
 }
 
-/** The due time of an operation that waits for its task's earlier phase. */
+/** The due time of an operation that waits for other creates of its task (see releaseWaiting). */
 export const blockedUntil = 8_640_000_000_000_000;
 
 export function createOperationStore(db: Db, now: () => number) {
@@ -86,7 +86,6 @@ export function createOperationStore(db: Db, now: () => number) {
                       OR (status = 'running' AND lease_expires_at < @now))
      RETURNING *`,
   );
-  const byId = db.prepare<[number], OperationRow>("SELECT * FROM operations WHERE id = ?");
   const forTask = db.prepare<[string], OperationRow>(
     "SELECT * FROM operations WHERE task_id = ? ORDER BY priority, id",
   );
@@ -228,10 +227,6 @@ export function createOperationStore(db: Db, now: () => number) {
     claim(req: ClaimRequest): Operation[] {
       return claim.immediate(req);
     },
-    get(id: number): Operation | undefined {
-      const row = byId.get(id);
-      return row ? toOperation(row) : undefined;
-    },
     forTask(taskId: string): Operation[] {
       return forTask.all(taskId).map(toOperation);
     },
@@ -257,7 +252,7 @@ export function createOperationStore(db: Db, now: () => number) {
     releaseWaiting(taskId: string): string[] {
       return releaseTask.all({ taskId, now: now(), blocked: blockedUntil }).map((r) => r.server);
     },
-    /** The same for every task (at start, and periodically: a crash may fall in between). */
+    /** The same for every task, at start: a crash may have fallen between an outcome and its release. */
     releaseAllWaiting(): number {
       return releaseAll.run({ now: now(), blocked: blockedUntil }).changes;
     },
@@ -394,5 +389,3 @@ export function createOperationStore(db: Db, now: () => number) {
     },
   };
 }
-
-export type OperationStore = ReturnType<typeof createOperationStore>;

@@ -1,4 +1,4 @@
-import type { Operation, Task, TaskStatus, ValidTask } from "../orchestrator/task.js";
+import type { Operation, Task, TaskStatus, ValidTask } from "../domain/task.js";
 import type { Db } from "./open-database.js";
 import { blockedUntil } from "./operations.js";
 import { toOperation, toTask, type OperationRow, type TaskRow } from "./rows.js";
@@ -144,8 +144,6 @@ export function createTaskStore(db: Db, now: () => number) {
     },
   };
 }
-
-export type TaskStore = ReturnType<typeof createTaskStore>;
 
 /** The row insertClaimedOp writes: its values, the table's defaults for the rest. */
 function claimedRow(

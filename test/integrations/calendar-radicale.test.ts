@@ -1,7 +1,7 @@
 import { readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { taskMarker } from "../../src/orchestrator/task.js";
+import { taskMarker } from "../../src/domain/task.js";
 import { startHarness, type Harness } from "../core-harness.js";
 import { freePort, onlyServers } from "../helpers.js";
 

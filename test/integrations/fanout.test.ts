@@ -4,7 +4,7 @@ import { existsSync, readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ServerName } from "../../src/config/schema.js";
-import { taskMarker, type Task } from "../../src/orchestrator/task.js";
+import { taskMarker, type Task } from "../../src/domain/task.js";
 import { startHarness, type Harness } from "../core-harness.js";
 
 // One real fleet of all ten servers over stdio, on a fresh DATA_DIR.

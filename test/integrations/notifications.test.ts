@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { taskMarker } from "../../src/orchestrator/task.js";
+import { taskMarker } from "../../src/domain/task.js";
 import { startHarness, type Harness } from "../core-harness.js";
 import { onlyServers } from "../helpers.js";
 

@@ -6,7 +6,7 @@ import { startHttpServer } from "../../src/api/http-server.js";
 import type { ServerName } from "../../src/config/schema.js";
 import { ValidationError } from "../../src/errors.js";
 import { createLogger, closeLogger } from "../../src/log.js";
-import { newTaskId, validateNewTask, type Task } from "../../src/orchestrator/task.js";
+import { newTaskId, validateNewTask, type Task } from "../../src/domain/task.js";
 import { createStore } from "../../src/store/store.js";
 import { terminalSafe } from "../../src/terminal.js";
 import { faultServerPath, startHarness, type Harness } from "../core-harness.js";

@@ -6,7 +6,7 @@ import { defaultDataFolders } from "../../src/config/default.js";
 import { Fleet } from "../../src/fleet/fleet.js";
 import { createIntegration } from "../../src/integrations/index.js";
 import { Orchestrator, type OperationEvent } from "../../src/orchestrator/orchestrator.js";
-import { taskMarker } from "../../src/orchestrator/task.js";
+import { taskMarker } from "../../src/domain/task.js";
 import { createStore, type Store } from "../../src/store/store.js";
 import { mkdirSync } from "node:fs";
 import { onlyServers, silentLog, tempDir, testConfig } from "../helpers.js";

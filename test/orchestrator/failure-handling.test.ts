@@ -3,7 +3,7 @@ import { existsSync, readFileSync, unlinkSync } from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { ConfigFile } from "../../src/config/schema.js";
-import { taskMarker } from "../../src/orchestrator/task.js";
+import { taskMarker } from "../../src/domain/task.js";
 import { faultServerPath, startHarness, type Harness } from "../core-harness.js";
 import { onlyServers } from "../helpers.js";
 

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it, vi } from "vitest";
-import { taskMarker } from "../../src/orchestrator/task.js";
+import { taskMarker } from "../../src/domain/task.js";
 import { startHarness, type Harness } from "../core-harness.js";
 import { onlyServers } from "../helpers.js";
 

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { ValidationError } from "../../src/errors.js";
-import { newTaskId, validateNewTask } from "../../src/orchestrator/task.js";
+import { newTaskId, validateNewTask } from "../../src/domain/task.js";
 import { deriveTaskStatus } from "../../src/orchestrator/status.js";
-import type { Operation } from "../../src/orchestrator/task.js";
+import type { Operation } from "../../src/domain/task.js";
 
 const now = Date.parse("2026-11-25T12:00:00Z");
 

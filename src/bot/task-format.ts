@@ -1,11 +1,9 @@
-import type { Translate } from "../src/bot/i18n.js";
-import type { TaskView } from "../src/orchestrator/orchestrator.js";
-import type { Operation } from "../src/orchestrator/task.js";
+import type { Operation, TaskView } from "../domain/task.js";
+import type { Translate } from "./i18n.js";
+import { shorten } from "./message-limits.js";
 
-function oneLine(text: string | null, max = 80): string {
-  const line = (text ?? "").split("\n")[0] ?? "";
-  return line.length > max ? `${line.slice(0, max - 1)}…` : line;
-}
+/** The first line of a text, shortened to `max`. */
+const oneLine = (text: string | null, max = 80) => shorten((text ?? "").split("\n")[0] ?? "", max);
 
 /** One line for one server's part of a task. */
 export function operationLine(op: Operation, t: Translate): string {

@@ -50,6 +50,12 @@ export interface Operation {
   finishedAt: number | null;
 }
 
+/** A task with its operations, as every reader (chat, API, CLI) shows it. */
+export interface TaskView {
+  task: Task;
+  operations: Operation[];
+}
+
 export interface NewTask {
   title: string;
   description?: string | undefined;

@@ -1,7 +1,7 @@
 import { InlineKeyboard } from "grammy";
-import { buttonData } from "../src/bot/callback-data.js";
-import type { Translate } from "../src/bot/i18n.js";
-import type { Alert } from "../src/store/alerts.js";
+import type { Alert } from "../domain/alert.js";
+import { buttonData } from "./callback-data.js";
+import type { Translate } from "./i18n.js";
 
 const minute = (at: number) => new Date(at).toISOString().replace("T", " ").slice(0, 16);
 
