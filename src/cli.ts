@@ -1,12 +1,17 @@
+/**
+ * The entry point of taskfan (`bin/taskfan.js` runs `main()`): parses the command line,
+ * loads the config, and runs one command. The parts are built by the composition root,
+ * `startCore` in `core.ts`; the HTTP server and the chat are started on top of it here.
+ */
 import { existsSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { loadConfig, printableConfig, secretsOf } from "./config/load.js";
-import { ConfigError, StoreUnavailableError, ValidationError, describeError } from "./errors.js";
+import { ConfigError, StoreUnavailableError, UsageError, ValidationError, describeError } from "./errors.js";
 import { closeLogger, createLogger, type Logger } from "./log.js";
 import { startHttpServer } from "./api/http-server.js";
 import { startFrontEnd } from "./bot/front-end.js";
-import { databasePath, startCore } from "./main.js";
-import type { TaskView } from "./orchestrator/orchestrator.js";
+import { databasePath, startCore } from "./core.js";
+import type { TaskView } from "./domain/task.js";
 import { createStore } from "./store/store.js";
 import { formatBanner, startFacts } from "./banner.js";
 import { terminalSafe } from "./terminal.js";
@@ -238,8 +243,6 @@ export async function runCli(
       throw new UsageError(`unknown command "${command}"\n\n${usage}`);
   }
 }
-
-class UsageError extends Error {}
 
 /** The entry point of the `taskfan` command. */
 export async function main(): Promise<void> {

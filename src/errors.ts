@@ -1,9 +1,25 @@
 /**
  * The error classes of taskfan. Each carries `cause`; a user sees `message`, the log
- * sees the chain.
+ * sees the chain. Each says, as data, what a caller may do about it: whether the failed
+ * call may have reached its server (`reached`: look before creating again), whether it
+ * counts against the server's health (`serverFault`), and when trying again may help
+ * (`retry`: now, later once something changes, or never). The policies and the runner read
+ * these fields, not the class order.
  */
 
-export class TaskfanError extends Error {
+export type RetryAdvice = "now" | "later" | "never";
+
+export interface Classified {
+  retry: RetryAdvice;
+  reached: boolean;
+  serverFault: boolean;
+}
+
+export class TaskfanError extends Error implements Classified {
+  readonly retry: RetryAdvice = "never";
+  readonly reached: boolean = false;
+  readonly serverFault: boolean = false;
+
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = new.target.name;
@@ -33,6 +49,8 @@ export class ValidationError extends TaskfanError {
 
 /** A tool answered, and its answer says it failed. Retrying will not help. */
 export class ToolFailedError extends TaskfanError {
+  override readonly reached = true;
+
   constructor(
     readonly server: string,
     readonly tool: string,
@@ -43,19 +61,27 @@ export class ToolFailedError extends TaskfanError {
   }
 }
 
-/** A tool answered with something we cannot read. Retrying will not help. */
+/** A tool answered with something we cannot read. Retrying will not help; the server talks nonsense. */
 export class MalformedReplyError extends TaskfanError {
+  override readonly reached = true;
+  override readonly serverFault = true;
+
   constructor(
     readonly server: string,
     readonly tool: string,
     detail: string,
+    options?: { cause?: unknown },
   ) {
-    super(`${server}: ${tool} returned an unreadable reply: ${detail}`);
+    super(`${server}: ${tool} returned an unreadable reply: ${detail}`, options);
   }
 }
 
-/** The server could not be reached: connection closed, process gone, start failed. */
+/** The connection went away during a call (or could not be made): it may have reached the server. */
 export class ServerUnavailableError extends TaskfanError {
+  override readonly retry: RetryAdvice = "now";
+  override readonly reached: boolean = true;
+  override readonly serverFault = true;
+
   constructor(
     readonly server: string,
     detail: string,
@@ -65,11 +91,18 @@ export class ServerUnavailableError extends TaskfanError {
   }
 }
 
-/** The server is down (not connected, restart backing off): wait for it, do not retry now. */
-export class ServerDownError extends ServerUnavailableError {}
+/** The server is down (not connected, restart backing off): nothing was sent; wait for it. */
+export class ServerDownError extends ServerUnavailableError {
+  override readonly retry = "later";
+  override readonly reached = false;
+}
 
 /** One attempt ran past the server's timeout. It may have reached the server. */
 export class CallTimeoutError extends TaskfanError {
+  override readonly retry = "now";
+  override readonly reached = true;
+  override readonly serverFault = true;
+
   constructor(
     readonly server: string,
     readonly timeoutMs: number,
@@ -91,6 +124,8 @@ export class MissingToolsError extends TaskfanError {
 
 /** The database does not answer (busy past its timeout, full, read-only, failing): nothing was written. */
 export class StoreUnavailableError extends TaskfanError {
+  override readonly retry = "later";
+
   constructor(
     readonly fault: { code: string; kind: "busy" | "full" | "readonly" | "io" | "corrupt"; reason: string },
     options?: { cause?: unknown },
@@ -105,6 +140,9 @@ export class IdempotencyConflictError extends TaskfanError {
     super("this Idempotency-Key was used for another task");
   }
 }
+
+/** A command line that cannot be run as given. */
+export class UsageError extends TaskfanError {}
 
 // scheme://user:password@ (or scheme://token@) inside any text.
 const urlCredentials = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#@]+@/gi;

@@ -1,6 +1,6 @@
 import path from "node:path";
 import type { Config, ConfigFile } from "../src/config/schema.js";
-import { startCore, type Core } from "../src/main.js";
+import { startCore, type Core } from "../src/core.js";
 import type { OperationEvent } from "../src/orchestrator/orchestrator.js";
 import { silentLog, tempDir, testConfig } from "./helpers.js";
 

@@ -4,11 +4,11 @@ import { hostname, networkInterfaces } from "node:os";
 import { z } from "zod";
 import { isLoopback } from "../config/load.js";
 import type { Config } from "../config/schema.js";
-import { IdempotencyConflictError, ValidationError } from "../errors.js";
+import { IdempotencyConflictError, TaskfanError, ValidationError } from "../errors.js";
 import type { Logger } from "../log.js";
-import type { Core } from "../main.js";
+import type { Core } from "../core.js";
 import type { Metrics } from "../monitoring/metrics.js";
-import type { TaskStatus } from "../orchestrator/task.js";
+import type { TaskStatus } from "../domain/task.js";
 import { storeFault } from "../store/store-health.js";
 import { RateLimiter } from "./rate-limit.js";
 import { renderStatusPage } from "./status-page.js";
@@ -16,7 +16,7 @@ import { renderStatusPage } from "./status-page.js";
 const maxBody = 64 * 1024;
 const statuses = ["pending", "running", "done", "partial", "failed", "rolled_back"] as const;
 
-class HttpError extends Error {
+class HttpError extends TaskfanError {
   constructor(
     readonly status: number,
     readonly code: string,

@@ -1,6 +1,7 @@
 import type { Api } from "grammy";
 import { randomBytes } from "node:crypto";
-import { alertKeyboard, formatAlert } from "../../handlers/alert-format.js";
+import { alertKeyboard, formatAlert } from "./alert-format.js";
+import { oneAtATime } from "../one-at-a-time.js";
 import { StoreRetry, type StoreState } from "../store/store-health.js";
 import type { BotDeps } from "./deps.js";
 import type { Translate } from "./i18n.js";
@@ -26,7 +27,6 @@ export interface AlertDeliveryOptions {
 export class AlertDelivery {
   private readonly owner = `bot-${randomBytes(4).toString("hex")}`;
   private timer: NodeJS.Timeout | undefined;
-  private running: Promise<number> | undefined;
   private readonly retry: StoreRetry;
   /** The storage notice still to send, and whether the chat was told the store is down. */
   private storeNotice: { down: boolean; state: StoreState & { ok: false } } | undefined;
@@ -66,18 +66,18 @@ export class AlertDelivery {
     this.deps.storeHealth.off("change", this.onStoreChange);
     clearTimeout(this.timer);
     this.timer = undefined;
-    await this.running?.catch(() => undefined);
+    await this.deliverOnce.settled();
   }
 
   /** One pass over the outbox (one at a time); returns how many alerts were delivered. */
   deliver(): Promise<number> {
-    this.running ??= this.sendStoreNotice()
-      .then(async () => (await this.retry.runAsync(() => this.pass())) ?? 0)
-      .finally(() => {
-        this.running = undefined;
-      });
-    return this.running;
+    return this.deliverOnce();
   }
+
+  private readonly deliverOnce = oneAtATime(async () => {
+    await this.sendStoreNotice();
+    return (await this.retry.runAsync(() => this.pass())) ?? 0;
+  });
 
   /** Says straight to the chat that the store is down or back (the outbox is in the store). */
   private async sendStoreNotice(): Promise<void> {

@@ -2,7 +2,7 @@ import { run, sequentialize, type RunnerHandle } from "@grammyjs/runner";
 import { randomBytes } from "node:crypto";
 import type { Readable, Writable } from "node:stream";
 import type { Logger } from "../log.js";
-import type { Core } from "../main.js";
+import type { Core } from "../core.js";
 import { AlertDelivery } from "./alert-delivery.js";
 import { startConsoleChat } from "./console-chat.js";
 import { createBot } from "./create-bot.js";

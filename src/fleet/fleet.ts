@@ -13,6 +13,7 @@ import {
 import { textOf, type CallTool, type Integration } from "../integrations/integration.js";
 import type { Logger } from "../log.js";
 import { createServerPolicy, isServerFault, type ServerPolicy } from "./policy.js";
+import { oneAtATime, type OneAtATime } from "../one-at-a-time.js";
 import { reapLeftovers, writePidFile } from "./pid-files.js";
 import { ServerConnection } from "./server-connection.js";
 
@@ -85,7 +86,8 @@ interface Member {
   totalRestarts: number;
   crashLoopUntil: number;
   samples: Sample[];
-  restarting: Promise<void> | undefined;
+  /** A restart, one at a time. */
+  restart: OneAtATime<void>;
 }
 
 const defaultRestart: RestartOptions = {
@@ -135,7 +137,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
         totalRestarts: 0,
         crashLoopUntil: 0,
         samples: [],
-        restarting: undefined,
+        restart: oneAtATime(() => this.restartOnce(member)),
       };
       member.connection.onExit = (reason) => this.onExit(member, reason);
       policy.breaker.onStateChange((state) => {
@@ -240,7 +242,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
     clearTimeout(m.restartTimer);
     m.restartTimer = setTimeout(() => {
       m.restartTimer = undefined;
-      void this.restartNow(m).catch((error) => {
+      void m.restart().catch((error) => {
         m.log.warn({ err: error }, "restart failed");
         if (!this.closed && !m.connection.connected) this.scheduleRestart(m, this.backoffDelay(m));
       });
@@ -248,14 +250,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
     m.restartTimer.unref();
   }
 
-  /** One restart at a time, counted against the crash-loop window. */
-  private restartNow(m: Member): Promise<void> {
-    m.restarting ??= this.restartOnce(m).finally(() => {
-      m.restarting = undefined;
-    });
-    return m.restarting;
-  }
-
+  /** One restart, counted against the crash-loop window. */
   private async restartOnce(m: Member): Promise<void> {
     if (this.closed || m.connection.connected) return;
     const t = this.now();
@@ -433,6 +428,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
               m.config.name,
               name,
               error.message.replace(/^MCP error -?\d+: /, ""),
+              { cause: error },
             );
           }
           throw error;
@@ -454,7 +450,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
     }
     try {
       clearTimeout(m.restartTimer);
-      await this.restartNow(m);
+      await m.restart();
       if (!m.connection.connected) throw new Error(m.connection.lastError ?? "not connected");
     } catch (error) {
       throw new ServerDownError(name, describeError(error), { cause: error });
@@ -465,7 +461,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
     this.closed = true;
     for (const m of this.members.values()) clearTimeout(m.restartTimer);
     // A restart under way finishes first, so the process it starts is closed too.
-    await Promise.all([...this.members.values()].map((m) => m.restarting?.catch(() => undefined)));
+    await Promise.all([...this.members.values()].map((m) => m.restart.settled()));
     await Promise.all([...this.members.values()].map((m) => m.connection.close()));
   }
 

@@ -15,38 +15,38 @@ import {
   type IPolicy,
   type RetryPolicy,
 } from "cockatiel";
-import { CallTimeoutError, MalformedReplyError, ServerDownError, ServerUnavailableError } from "../errors.js";
+import { TaskfanError, type Classified } from "../errors.js";
 
 /**
- * Worth another try: the call timed out, or the connection or process went away.
- * Never a tool's own "no", never an open circuit.
+ * What a failure says, read from the error's own fields (taskfan's errors) or from what
+ * other libraries throw: a cancelled or timed-out MCP request and a lost connection may
+ * have reached the server and are worth another try now; an open circuit means later.
  */
-export function isTransient(error: unknown): boolean {
-  if (error instanceof BrokenCircuitError || error instanceof ServerDownError) return false;
-  if (error instanceof TaskCancelledError || error instanceof CallTimeoutError) return true;
-  if (error instanceof ServerUnavailableError) return true;
+export function classify(error: unknown): Classified {
+  if (error instanceof TaskfanError) return error;
+  if (error instanceof BrokenCircuitError) return { retry: "later", reached: false, serverFault: false };
+  if (error instanceof TaskCancelledError) return { retry: "now", reached: true, serverFault: true };
   if (error instanceof McpError) {
-    return error.code === ErrorCode.RequestTimeout || error.code === ErrorCode.ConnectionClosed;
+    const lost = error.code === ErrorCode.RequestTimeout || error.code === ErrorCode.ConnectionClosed;
+    return lost ? { retry: "now", reached: true, serverFault: true } : neverAgain;
   }
   const code = (error as { code?: unknown } | undefined)?.code;
-  return code === "ECONNRESET" || code === "EPIPE" || code === "ERR_STREAM_DESTROYED";
+  if (code === "ECONNRESET" || code === "EPIPE" || code === "ERR_STREAM_DESTROYED") {
+    return { retry: "now", reached: false, serverFault: true };
+  }
+  return neverAgain;
 }
+
+const neverAgain: Classified = { retry: "never", reached: false, serverFault: false };
+
+/** Worth another try now: a timeout, a lost connection. Never a tool's own "no", never an open circuit. */
+export const isTransient = (error: unknown) => classify(error).retry === "now";
 
 /** Counts against the server's health: it is slow, gone, or talks nonsense. */
-export function isServerFault(error: unknown): boolean {
-  return isTransient(error) || error instanceof MalformedReplyError || error instanceof ServerDownError;
-}
+export const isServerFault = (error: unknown) => classify(error).serverFault;
 
 /** May have reached the server before failing: look before creating again. */
-export function mayHaveReachedServer(error: unknown): boolean {
-  return (
-    error instanceof TaskCancelledError ||
-    error instanceof CallTimeoutError ||
-    // The connection dropped during a call (not a server we never reached).
-    (error instanceof ServerUnavailableError && !(error instanceof ServerDownError)) ||
-    (error instanceof McpError && isTransient(error))
-  );
-}
+export const mayHaveReachedServer = (error: unknown) => classify(error).reached;
 
 export interface PolicyOptions {
   timeoutMs: number;

@@ -12,6 +12,7 @@ import type { ServerConfig } from "../config/schema.js";
 import { MissingToolsError, ServerUnavailableError, describeError } from "../errors.js";
 import type { ToolResult } from "../integrations/integration.js";
 import type { Logger } from "../log.js";
+import { oneAtATime } from "../one-at-a-time.js";
 import { alive, waitForExit } from "./pid-files.js";
 
 const stderrLinesPerMinute = 30;
@@ -35,7 +36,8 @@ const outputValidation = new CompileOnFirstUse();
 export class ServerConnection {
   private client: Client | undefined;
   private transport: StdioClientTransport | undefined;
-  private starting: Promise<void> | undefined;
+  /** Spawns and connects; resolves once the tools the integration needs are confirmed. */
+  readonly start = oneAtATime(() => this.connect());
   private toolNames = new Set<string>();
   private stderrBudget = { windowStart: 0, lines: 0, dropped: 0 };
   connected = false;
@@ -55,14 +57,6 @@ export class ServerConnection {
 
   get tools(): ReadonlySet<string> {
     return this.toolNames;
-  }
-
-  /** Spawns and connects; resolves once the tools the integration needs are confirmed. */
-  start(): Promise<void> {
-    this.starting ??= this.connect().finally(() => {
-      this.starting = undefined;
-    });
-    return this.starting;
   }
 
   private async connect(): Promise<void> {
@@ -158,7 +152,7 @@ export class ServerConnection {
 
   /** Closes stdin, then SIGTERM, then SIGKILL (the SDK's transport does the escalation). */
   async close(): Promise<void> {
-    await this.starting?.catch(() => undefined);
+    await this.start.settled();
     const transport = this.transport;
     const pid = this.pid;
     this.transport = undefined;

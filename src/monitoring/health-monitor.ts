@@ -2,6 +2,7 @@ import { EventEmitter } from "node:events";
 import type { Config, ServerName } from "../config/schema.js";
 import type { BreakerState, Fleet } from "../fleet/fleet.js";
 import type { Logger } from "../log.js";
+import { oneAtATime } from "../one-at-a-time.js";
 import { rateHealth, type HealthStatus, type Rating } from "./health-rules.js";
 
 export interface ServerHealth extends Rating {
@@ -22,7 +23,6 @@ export class HealthMonitor extends EventEmitter<HealthEvents> {
   private readonly current = new Map<ServerName, ServerHealth>();
   private readonly lastProbe = new Map<ServerName, NonNullable<Parameters<typeof rateHealth>[0]["probe"]>>();
   private timer: NodeJS.Timeout | undefined;
-  private running: Promise<ServerHealth[]> | undefined;
   private stopped = false;
 
   constructor(
@@ -55,25 +55,20 @@ export class HealthMonitor extends EventEmitter<HealthEvents> {
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
-    await this.running?.catch(() => undefined);
+    await this.probeAll.settled();
   }
 
   /** Probes every server now (one run at a time) and returns the ratings. */
   check(): Promise<ServerHealth[]> {
-    this.running ??= (async () => {
-      try {
-        const timeoutMs = this.config.health.probe_timeout * 1000;
-        return await Promise.all(
-          this.fleet.names.map(async (server) =>
-            this.rate(server, await this.fleet.probe(server, timeoutMs)),
-          ),
-        );
-      } finally {
-        this.running = undefined;
-      }
-    })();
-    return this.running;
+    return this.probeAll();
   }
+
+  private readonly probeAll = oneAtATime(() => {
+    const timeoutMs = this.config.health.probe_timeout * 1000;
+    return Promise.all(
+      this.fleet.names.map(async (server) => this.rate(server, await this.fleet.probe(server, timeoutMs))),
+    );
+  });
 
   /** The latest rating of every server (rated from live facts if never probed). */
   snapshot(): ServerHealth[] {

@@ -3,6 +3,7 @@ import { describeError } from "../errors.js";
 import type { Fleet } from "../fleet/fleet.js";
 import type { Logger } from "../log.js";
 import type { HealthMonitor } from "../monitoring/health-monitor.js";
+import { oneAtATime } from "../one-at-a-time.js";
 import { StoreRetry, storeFault } from "../store/store-health.js";
 import type { Store } from "../store/store.js";
 import type { Orchestrator } from "./orchestrator.js";
@@ -20,7 +21,6 @@ export interface SyncReport {
  */
 export class Maintenance {
   private timers: NodeJS.Timeout[] = [];
-  private syncing: Promise<SyncReport> | undefined;
   private stopped = false;
   private lastGiveUp = 0;
   /** A store that does not answer: each loop logs once, backs off and tries again. */
@@ -66,7 +66,7 @@ export class Maintenance {
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
-    await this.syncing?.catch(() => undefined);
+    await this.syncOnce.settled();
   }
 
   /** Callable now (breaker, restart backoff) and not rated ERROR by the health monitor. */
@@ -112,15 +112,13 @@ export class Maintenance {
 
   /** One sync run (one at a time): re-drive, then read back a bounded batch per server. */
   sync(): Promise<SyncReport> {
-    const none: SyncReport = { checked: 0, repaired: 0, errors: 0 };
-    this.syncing ??= this.retries.sync
-      .runAsync(() => this.runSync())
-      .then((report) => report ?? none)
-      .finally(() => {
-        this.syncing = undefined;
-      });
-    return this.syncing;
+    return this.syncOnce();
   }
+
+  private readonly syncOnce = oneAtATime(async () => {
+    const report = await this.retries.sync.runAsync(() => this.runSync());
+    return report ?? { checked: 0, repaired: 0, errors: 0 };
+  });
 
   private async runSync(): Promise<SyncReport> {
     const { store, fleet, orchestrator, config, log } = this.deps;

@@ -1,11 +1,10 @@
-import { BrokenCircuitError } from "cockatiel";
 import { createHash, randomBytes } from "node:crypto";
 import { EventEmitter, setMaxListeners } from "node:events";
 import type { Config, ServerName } from "../config/schema.js";
-import { IdempotencyConflictError, ServerDownError, TaskfanError, describeError } from "../errors.js";
+import { IdempotencyConflictError, TaskfanError, describeError } from "../errors.js";
 import type { Fleet } from "../fleet/fleet.js";
 import { processIdentity, stillRunning } from "../fleet/pid-files.js";
-import { isTransient, mayHaveReachedServer } from "../fleet/policy.js";
+import { classify, mayHaveReachedServer } from "../fleet/policy.js";
 import { percentile } from "../monitoring/health-rules.js";
 import { dependencies, type CallTool, type CreateOutcome } from "../integrations/integration.js";
 import type { Logger } from "../log.js";
@@ -20,13 +19,9 @@ import {
   type NewTask,
   type Operation,
   type Task,
+  type TaskView,
   type ValidTask,
-} from "./task.js";
-
-export interface TaskView {
-  task: Task;
-  operations: Operation[];
-}
+} from "../domain/task.js";
 
 export interface OperationEvent {
   taskId: string;
@@ -641,16 +636,17 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         return;
       }
       const message = describeError(error);
-      // Not called because the circuit is open, or a transient failure that opened it: wait.
-      const breakerOpen =
-        error instanceof BrokenCircuitError ||
-        (isTransient(error) && this.fleet.breakerState(server) === "open");
+      const advice = classify(error);
+      // Not called (its circuit is open, its server down), or a transient failure that opened
+      // the circuit: wait for the server.
+      const waitForServer =
+        advice.retry === "later" || (advice.retry === "now" && this.fleet.breakerState(server) === "open");
       const shuttingDown = this.abort.signal.aborted;
       if (shuttingDown) {
         this.log.info(at, "operation interrupted by shutdown");
         return; // stop() returns it to pending
       }
-      if (breakerOpen || error instanceof ServerDownError) {
+      if (waitForServer) {
         const availability = this.fleet.availability(server);
         const retryAt = availability.ok ? this.now() + 1000 : availability.retryAt;
         const reason = availability.ok ? message : availability.reason;
@@ -677,7 +673,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         if (effects) this.afterRecompute(op.taskId, effects);
         return;
       }
-      const retryable = isTransient(error);
+      const retryable = advice.retry === "now";
       const { value, effects } = await this.commit(op.taskId, server, () => {
         const ok = this.store.operations.fail(op.id, this.owner, {
           error: message,

@@ -1,4 +1,4 @@
-import type { Operation, TaskStatus } from "./task.js";
+import type { Operation, TaskStatus } from "../domain/task.js";
 
 /** What a task's status is derived from: a few fields of each of its operations. */
 type StatusInput = Pick<Operation, "server" | "kind" | "status" | "waiting" | "attempts">;

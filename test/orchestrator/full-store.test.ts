@@ -4,7 +4,7 @@ import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startHttpServer } from "../../src/api/http-server.js";
 import { StoreUnavailableError } from "../../src/errors.js";
-import { startCore, type Core } from "../../src/main.js";
+import { startCore, type Core } from "../../src/core.js";
 import type { StoreState } from "../../src/store/store-health.js";
 import { tempDir, testConfig } from "../helpers.js";
 import { onceEverywhere, recordsPerServer } from "../server-records.js";

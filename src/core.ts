@@ -45,7 +45,11 @@ export function databasePath(config: Config): string {
   return path.join(config.data_dir, "taskfan.db");
 }
 
-/** The composition root: config -> store -> fleet -> orchestrator. */
+/**
+ * The composition root, the one place that wires real parts: config -> store -> fleet ->
+ * orchestrator -> health, maintenance, alerts, metrics. The CLI, the bench and the tests
+ * build the core through it; the HTTP server and the chat take the Core it returns.
+ */
 export async function startCore(config: Config, log: Logger): Promise<Core> {
   const enabled = Object.values(config.servers).filter((s) => s.enabled);
   // Build integrations first: a bad `settings` is a config error, raised before anything starts.
