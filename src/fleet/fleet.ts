@@ -13,9 +13,11 @@ import {
 import { textOf, type CallTool, type Integration } from "../integrations/integration.js";
 import type { Logger } from "../log.js";
 import { createServerPolicy, isServerFault, type ServerPolicy } from "./policy.js";
-import { oneAtATime, type OneAtATime } from "../one-at-a-time.js";
 import { reapLeftovers, writePidFile } from "./pid-files.js";
 import { ServerConnection } from "./server-connection.js";
+import { defaultRestart, Supervisor, type RestartOptions } from "./supervisor.js";
+
+export type { RestartOptions };
 
 export type BreakerState = "closed" | "open" | "half-open" | "isolated";
 
@@ -36,16 +38,6 @@ export interface AttemptContext {
 }
 
 export type Availability = { ok: true } | { ok: false; reason: string; retryAt: number };
-
-export interface RestartOptions {
-  /** Cap of the restart backoff (1 s doubling). */
-  maxDelayMs: number;
-  /** This many restarts inside `crashLoopWindowMs` is a crash loop. */
-  crashLoopRestarts: number;
-  crashLoopWindowMs: number;
-  /** Up this long, a process that dies starts the backoff afresh. */
-  stableAfterMs: number;
-}
 
 export interface FleetOptions {
   servers: readonly ServerConfig[];
@@ -77,25 +69,10 @@ interface Member {
   queue: BulkheadPolicy;
   log: Logger;
   openedAt: number | undefined;
-  /** Consecutive failed starts or quick deaths; the next start waits 1 s, 2 s, 4 s ... */
-  backoffStep: number;
-  nextStartAt: number;
-  restartTimer: NodeJS.Timeout | undefined;
-  /** When each restart happened, for crash-loop detection. */
-  restarts: number[];
-  totalRestarts: number;
-  crashLoopUntil: number;
+  /** Restarts with backoff, and pauses them in a crash loop. */
+  supervisor: Supervisor;
   samples: Sample[];
-  /** A restart, one at a time. */
-  restart: OneAtATime<void>;
 }
-
-const defaultRestart: RestartOptions = {
-  maxDelayMs: 60_000,
-  crashLoopRestarts: 5,
-  crashLoopWindowMs: 300_000,
-  stableAfterMs: 60_000,
-};
 
 /** The MCP servers: spawned, connected, restarted, each behind its own policy. */
 export class Fleet extends EventEmitter<FleetEvents> {
@@ -121,25 +98,39 @@ export class Fleet extends EventEmitter<FleetEvents> {
         halfOpenAfterMs: options.halfOpenAfterMs,
         ...(options.retryInitialDelayMs !== undefined ? { initialDelayMs: options.retryInitialDelayMs } : {}),
       });
+      const connection = new ServerConnection(config, integration.requiredTools, log, (reason) =>
+        this.onExit(member, reason),
+      );
+      const supervisor = new Supervisor(
+        {
+          reconnect: async () => {
+            await connection.close();
+            await this.connect(member);
+          },
+          connected: () => connection.connected,
+          startedAt: () => connection.startedAt,
+          noteFailure: (reason) => connection.noteFailure(reason),
+        },
+        this.restart,
+        {
+          crashLoop: (e) => this.emit("crash-loop", { server: config.name, ...e }),
+          restarted: (e) => this.emit("restarted", { server: config.name, ...e }),
+        },
+        log,
+        this.now,
+      );
       const member: Member = {
         config,
         integration,
-        connection: new ServerConnection(config, integration.requiredTools, log),
+        connection,
         policy,
         // Servers that rewrite one file per call get concurrency 1: a serial queue.
         queue: bulkhead(config.concurrency, Number.MAX_SAFE_INTEGER),
         log,
         openedAt: undefined,
-        backoffStep: 0,
-        nextStartAt: 0,
-        restartTimer: undefined,
-        restarts: [],
-        totalRestarts: 0,
-        crashLoopUntil: 0,
+        supervisor,
         samples: [],
-        restart: oneAtATime(() => this.restartOnce(member)),
       };
-      member.connection.onExit = (reason) => this.onExit(member, reason);
       policy.breaker.onStateChange((state) => {
         const named = stateName(state);
         if (named === "open") member.openedAt = this.now();
@@ -190,7 +181,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
           };
           m.log.error({ err: error }, "server did not start");
           this.emit("started", report);
-          this.scheduleRestart(m, this.backoffDelay(m));
+          m.supervisor.schedule();
           return report;
         }
       }),
@@ -209,76 +200,24 @@ export class Fleet extends EventEmitter<FleetEvents> {
           await m.integration.prepare(this.callToolFor(m), signal);
         } catch (error) {
           await m.connection.close();
-          m.connection.lastError = `setup failed: ${describeError(error)}`;
-          throw new ServerUnavailableError(m.config.name, m.connection.lastError, { cause: error });
+          const reason = `setup failed: ${describeError(error)}`;
+          m.connection.noteFailure(reason);
+          throw new ServerUnavailableError(m.config.name, reason, { cause: error });
         }
       }
-      m.nextStartAt = 0;
+      m.supervisor.started();
     } catch (error) {
-      m.backoffStep += 1;
-      m.nextStartAt = this.now() + this.backoffDelay(m);
+      m.supervisor.startFailed();
       throw error;
     }
   }
 
-  private backoffDelay(m: Member): number {
-    return Math.min(1000 * 2 ** Math.max(m.backoffStep - 1, 0), this.restart.maxDelayMs);
-  }
-
-  /** The process went away on its own: restart it with backoff, or declare a crash loop. */
+  /** The process went away on its own: its supervisor restarts it with backoff. */
   private onExit(m: Member, reason: string): void {
     if (this.closed) return;
-    const upFor = this.now() - (m.connection.startedAt ?? this.now());
-    if (upFor >= this.restart.stableAfterMs) m.backoffStep = 0;
-    m.backoffStep += 1;
-    const delay = this.backoffDelay(m);
-    m.nextStartAt = this.now() + delay;
+    const delay = m.supervisor.exited();
     m.log.warn({ reason, restartInMs: delay }, "server exited; restarting");
     this.emit("exited", { server: m.config.name, reason, restartInMs: delay });
-    this.scheduleRestart(m, delay);
-  }
-
-  private scheduleRestart(m: Member, delay: number): void {
-    clearTimeout(m.restartTimer);
-    m.restartTimer = setTimeout(() => {
-      m.restartTimer = undefined;
-      void m.restart().catch((error) => {
-        m.log.warn({ err: error }, "restart failed");
-        if (!this.closed && !m.connection.connected) this.scheduleRestart(m, this.backoffDelay(m));
-      });
-    }, delay);
-    m.restartTimer.unref();
-  }
-
-  /** One restart, counted against the crash-loop window. */
-  private async restartOnce(m: Member): Promise<void> {
-    if (this.closed || m.connection.connected) return;
-    const t = this.now();
-    m.restarts = m.restarts.filter((at) => t - at < this.restart.crashLoopWindowMs);
-    if (m.restarts.length >= this.restart.crashLoopRestarts) {
-      const until = m.restarts[0]! + this.restart.crashLoopWindowMs;
-      if (m.crashLoopUntil < until) {
-        m.crashLoopUntil = until;
-        m.connection.lastError = `crash loop: ${m.restarts.length} restarts in ${Math.round(this.restart.crashLoopWindowMs / 1000)} s`;
-        m.log.error({ until }, "server is crash-looping; restarts paused");
-        this.emit("crash-loop", {
-          server: m.config.name,
-          restarts: m.restarts.length,
-          windowMs: this.restart.crashLoopWindowMs,
-          until,
-        });
-      }
-      m.nextStartAt = until;
-      this.scheduleRestart(m, until - t);
-      return;
-    }
-    m.restarts.push(t);
-    m.totalRestarts += 1;
-    await m.connection.close();
-    await this.connect(m);
-    m.crashLoopUntil = 0;
-    m.log.info({ restarts: m.totalRestarts }, "server restarted");
-    this.emit("restarted", { server: m.config.name, restarts: m.totalRestarts });
   }
 
   /** Whether the dispatcher should call this server now, and if not, why and until when. */
@@ -300,11 +239,11 @@ export class Fleet extends EventEmitter<FleetEvents> {
         };
       }
     }
-    if (!m.connection.connected && (t < m.nextStartAt || m.crashLoopUntil > t)) {
+    if (!m.connection.connected && m.supervisor.blockedUntil > t) {
       return {
         ok: false,
         reason: `server unavailable: ${m.connection.lastError ?? "not connected"}`,
-        retryAt: Math.max(m.nextStartAt, m.crashLoopUntil),
+        retryAt: m.supervisor.blockedUntil,
       };
     }
     return { ok: true };
@@ -319,11 +258,11 @@ export class Fleet extends EventEmitter<FleetEvents> {
   }
 
   crashLooping(server: ServerName): boolean {
-    return this.member(server).crashLoopUntil > this.now();
+    return this.member(server).supervisor.crashLooping();
   }
 
   restarts(server: ServerName): number {
-    return this.member(server).totalRestarts;
+    return this.member(server).supervisor.totalRestarts;
   }
 
   /** The server's process id while it is connected. */
@@ -407,10 +346,8 @@ export class Fleet extends EventEmitter<FleetEvents> {
       this.record(m, false, performance.now() - started);
       if (wedged && m.connection.connected && !this.closed) {
         m.log.warn({ timeoutMs }, "server does not answer; restarting it");
-        m.connection.lastError = `wedged: ${message}`;
-        // Closing fires onExit through the transport, which schedules the restart.
-        const connection = m.connection;
-        await connection.close();
+        m.connection.noteFailure(`wedged: ${message}`);
+        await m.connection.close();
         this.onExit(m, `wedged: ${message}`);
       }
       return { ok: false, error: message };
@@ -445,23 +382,20 @@ export class Fleet extends EventEmitter<FleetEvents> {
     if (m.connection.connected) return;
     const name = m.config.name;
     if (this.closed) throw new ServerDownError(name, "shutting down");
-    if (this.now() < m.nextStartAt || m.crashLoopUntil > this.now()) {
-      throw new ServerDownError(name, m.connection.lastError ?? "not connected");
-    }
     try {
-      clearTimeout(m.restartTimer);
-      await m.restart();
+      const allowed = await m.supervisor.restartIfAllowed();
+      if (!allowed) throw new ServerDownError(name, m.connection.lastError ?? "not connected");
       if (!m.connection.connected) throw new Error(m.connection.lastError ?? "not connected");
     } catch (error) {
+      if (error instanceof ServerDownError) throw error;
       throw new ServerDownError(name, describeError(error), { cause: error });
     }
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    for (const m of this.members.values()) clearTimeout(m.restartTimer);
     // A restart under way finishes first, so the process it starts is closed too.
-    await Promise.all([...this.members.values()].map((m) => m.restart.settled()));
+    await Promise.all([...this.members.values()].map((m) => m.supervisor.close()));
     await Promise.all([...this.members.values()].map((m) => m.connection.close()));
   }
 

@@ -1,5 +1,4 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StdioClientTransport, getDefaultEnvironment } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { ErrorCode, ListRootsRequestSchema, McpError } from "@modelcontextprotocol/sdk/types.js";
 import type {
   JsonSchemaType,
@@ -7,13 +6,13 @@ import type {
   jsonSchemaValidator,
 } from "@modelcontextprotocol/sdk/validation";
 import { AjvJsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/ajv";
-import { mkdirSync } from "node:fs";
 import type { ServerConfig } from "../config/schema.js";
 import { MissingToolsError, ServerUnavailableError, describeError } from "../errors.js";
 import type { ToolResult } from "../integrations/integration.js";
 import type { Logger } from "../log.js";
 import { oneAtATime } from "../one-at-a-time.js";
 import { alive, waitForExit } from "./pid-files.js";
+import { openStdio, type OpenTransport, type ServerTransport } from "./transport.js";
 
 const stderrLinesPerMinute = 30;
 const stderrLineLimit = 500;
@@ -32,45 +31,60 @@ class CompileOnFirstUse implements jsonSchemaValidator {
 }
 const outputValidation = new CompileOnFirstUse();
 
-/** One MCP server process and the SDK client talking to it over stdio. */
+/** One MCP server and the SDK client talking to it, through the transport its opener gives. */
 export class ServerConnection {
   private client: Client | undefined;
-  private transport: StdioClientTransport | undefined;
+  private transport: ServerTransport | undefined;
   /** Spawns and connects; resolves once the tools the integration needs are confirmed. */
   readonly start = oneAtATime(() => this.connect());
   private toolNames = new Set<string>();
   private stderrBudget = { windowStart: 0, lines: 0, dropped: 0 };
-  connected = false;
-  lastError: string | undefined;
+  private state: { connected: boolean; lastError?: string; startedAt?: number; pid?: number } = {
+    connected: false,
+  };
   /** Every process this connection started, so none outlives it. */
   private readonly spawned = new Set<number>();
-  /** Called when the process goes away without our asking. */
-  onExit: ((reason: string) => void) | undefined;
-  startedAt: number | undefined;
-  pid: number | undefined;
 
   constructor(
     readonly config: ServerConfig,
     private readonly requiredTools: readonly string[],
     private readonly log: Logger,
+    /** Called when the process goes away without our asking. */
+    private readonly onExit: (reason: string) => void = () => undefined,
+    private readonly openTransport: OpenTransport = openStdio,
   ) {}
 
   get tools(): ReadonlySet<string> {
     return this.toolNames;
   }
 
+  get connected(): boolean {
+    return this.state.connected;
+  }
+
+  /** Why the server is not connected, or what went wrong last. */
+  get lastError(): string | undefined {
+    return this.state.lastError;
+  }
+
+  /** When the current process was connected. */
+  get startedAt(): number | undefined {
+    return this.state.startedAt;
+  }
+
+  /** The current process's id. */
+  get pid(): number | undefined {
+    return this.state.pid;
+  }
+
+  /** Records why the server is not running as it should (setup failed, wedged, crash loop). */
+  noteFailure(reason: string): void {
+    this.state.lastError = reason;
+  }
+
   private async connect(): Promise<void> {
     const { config } = this;
-    if (config.cwd) mkdirSync(config.cwd, { recursive: true });
-    const transport = new StdioClientTransport({
-      command: config.command,
-      args: config.args,
-      env: { ...getDefaultEnvironment(), ...config.env },
-      ...(config.cwd ? { cwd: config.cwd } : {}),
-      stderr: "pipe",
-    });
-    // Drain stderr before connecting, or a chatty server blocks on a full pipe.
-    transport.stderr?.on("data", (chunk: Buffer) => this.logStderr(chunk));
+    const transport = this.openTransport(config, (chunk) => this.logStderr(chunk));
     // Roots: none to offer, so each server keeps the folders its configuration gives it.
     // Said as an answer rather than "unsupported": shrimp asks on every file access and
     // logs a stack trace to stderr for each refusal.
@@ -83,10 +97,10 @@ export class ServerConnection {
       if (this.transport !== transport) return;
       this.transport = undefined;
       this.client = undefined;
-      this.connected = false;
-      this.lastError = "the server process exited";
+      this.state.connected = false;
+      this.state.lastError = "the server process exited";
       this.log.warn({ pid: this.pid }, "server process exited");
-      this.onExit?.(this.lastError);
+      this.onExit(this.state.lastError);
     };
     try {
       await client.connect(transport, { timeout: Math.max(config.timeout * 1000, 15_000) });
@@ -94,8 +108,8 @@ export class ServerConnection {
       this.toolNames = new Set(listed.tools.map((t) => t.name));
     } catch (error) {
       await transport.close().catch(() => undefined);
-      this.lastError = describeError(error);
-      throw new ServerUnavailableError(config.name, `could not start: ${this.lastError}`, {
+      this.state.lastError = describeError(error);
+      throw new ServerUnavailableError(config.name, `could not start: ${this.state.lastError}`, {
         cause: error,
       });
     }
@@ -103,16 +117,14 @@ export class ServerConnection {
     if (missing.length > 0) {
       await transport.close().catch(() => undefined);
       const error = new MissingToolsError(config.name, missing);
-      this.lastError = error.message;
+      this.state.lastError = error.message;
       throw error;
     }
     this.client = client;
     this.transport = transport;
-    this.pid = transport.pid ?? undefined;
-    if (this.pid !== undefined) this.spawned.add(this.pid);
-    this.connected = true;
-    this.lastError = undefined;
-    this.startedAt = Date.now();
+    const pid = transport.pid ?? undefined;
+    if (pid !== undefined) this.spawned.add(pid);
+    this.state = { connected: true, startedAt: Date.now(), ...(pid !== undefined ? { pid } : {}) };
     this.log.info({ pid: this.pid, tools: this.toolNames.size }, "server connected");
   }
 
@@ -134,7 +146,7 @@ export class ServerConnection {
       return result as ToolResult;
     } catch (error) {
       if (error instanceof McpError && error.code === ErrorCode.ConnectionClosed) {
-        this.connected = false;
+        this.state.connected = false;
         throw new ServerUnavailableError(this.config.name, "connection closed", { cause: error });
       }
       throw error;
@@ -157,7 +169,7 @@ export class ServerConnection {
     const pid = this.pid;
     this.transport = undefined;
     this.client = undefined;
-    this.connected = false;
+    this.state.connected = false;
     if (transport) await transport.close().catch(() => undefined);
     // The transport's last resort is SIGKILL without waiting; and a process from an earlier
     // start may linger: make sure every one of them is gone.
