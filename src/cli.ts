@@ -194,46 +194,60 @@ export async function runCli(
       }
     }
     case "start": {
-      const core = await startCore(config, log);
-      const http = config.http.enabled ? await startHttpServer(core, core.metrics, log) : undefined;
-      const facts = (chat: string) => startFacts(config, core.started, http?.url, chat);
-      // The banner comes before the console chat's first line, and after the bot's @username is known.
-      if (consoleChat) io.out.write(formatBanner(facts("console chat (type /help)"), brief));
-      const frontEnd = await startFrontEnd(core, log, { input: process.stdin, output: io.out });
-      const started = facts(frontEnd.username ? `Telegram @${frontEnd.username}` : "console chat");
-      if (!consoleChat) io.out.write(formatBanner(started, brief));
-      log.info({ ...started, config: source ?? "embedded default" }, "taskfan started");
+      // From here on a signal, or an error nothing handled, stops what has started, in order;
+      // one that comes while starting is acted on once the start is done.
       let exitCode = 0;
+      let signals = 0;
+      let pending: Record<string, unknown> | undefined;
+      let stop: (why: Record<string, unknown>) => void = (why) => void (pending ??= why);
+      const onSignal = (signal: NodeJS.Signals) => {
+        signals += 1;
+        if (signals > 1) {
+          log.warn({ signal }, "second signal: exiting now");
+          process.exit(1);
+        }
+        stop({ signal });
+      };
+      process.on("SIGINT", onSignal);
+      process.on("SIGTERM", onSignal);
+      // The last resort: an error nothing handled is logged with its chain, and the process
+      // stops the way a signal stops it (servers closed, the log flushed), exiting 1.
+      const fatal = (kind: string) => (error: unknown) => {
+        log.fatal({ err: error, kind }, "unhandled error; shutting down");
+        exitCode = 1;
+        if (signals++ === 0) stop({ reason: kind });
+      };
+      process.on("unhandledRejection", fatal("unhandledRejection"));
+      process.on("uncaughtException", fatal("uncaughtException"));
+
+      const core = await startCore(config, log);
+      const http =
+        config.http.enabled && !pending ? await startHttpServer(core, core.metrics, log) : undefined;
+      const facts = (chat: string) => startFacts(config, core.started, http?.url, chat);
+      let frontEnd: Awaited<ReturnType<typeof startFrontEnd>> | undefined;
+      if (!pending) {
+        // The banner comes before the console chat's first line, and after the bot's @username is known.
+        if (consoleChat) io.out.write(formatBanner(facts("console chat (type /help)"), brief));
+        frontEnd = await startFrontEnd(core, log, { input: process.stdin, output: io.out });
+        const started = facts(frontEnd.username ? `Telegram @${frontEnd.username}` : "console chat");
+        if (!consoleChat) io.out.write(formatBanner(started, brief));
+        log.info({ ...started, config: source ?? "embedded default" }, "taskfan started");
+      }
       await new Promise<void>((resolve) => {
-        let signals = 0;
         const shutdown = (why: Record<string, unknown>) => {
-          signals += 1;
-          if (signals > 1) {
-            log.warn(why, "second signal: exiting now");
-            process.exit(1);
-          }
           log.info(why, "shutting down");
           // Each step runs even if the one before failed: the servers must always be stopped.
           const step = (what: string, fn: () => Promise<unknown> | undefined) =>
             Promise.resolve()
               .then(fn)
               .catch((error: unknown) => log.error({ err: error }, `shutdown: ${what} failed`));
-          void step("bot", () => frontEnd.stop())
+          void step("bot", () => frontEnd?.stop())
             .then(() => step("http server", () => http?.close()))
             .then(() => step("core", () => core.close()))
             .then(() => resolve());
         };
-        process.on("SIGINT", (signal) => shutdown({ signal }));
-        process.on("SIGTERM", (signal) => shutdown({ signal }));
-        // The last resort: an error nothing handled is logged with its chain, and the process
-        // stops the way a signal stops it (servers closed, the log flushed), exiting 1.
-        const fatal = (kind: string) => (error: unknown) => {
-          log.fatal({ err: error, kind }, "unhandled error; shutting down");
-          exitCode = 1;
-          if (signals === 0) shutdown({ reason: kind });
-        };
-        process.on("unhandledRejection", fatal("unhandledRejection"));
-        process.on("uncaughtException", fatal("uncaughtException"));
+        if (pending) shutdown(pending);
+        else stop = shutdown;
       });
       log.info({ exitCode }, "stopped");
       await closeLogger(log);
