@@ -1,6 +1,6 @@
 import { createRequire } from "node:module";
 import path from "node:path";
-import type { ServerConfig, ServerName } from "./schema.js";
+import { serverNames, type ServerConfig, type ServerName } from "./schema.js";
 
 import { packageDir } from "../package-dir.js";
 
@@ -26,96 +26,82 @@ export function localServerEntry(name: string): string {
 
 type Defaults = Omit<ServerConfig, "name">;
 
-/**
- * The embedded default: all ten servers local, every data path absolute and under
- * `dataDir`. Real upstream servers where they install; our own where none does.
- */
-export function defaultServers(dataDir: string): Record<ServerName, Defaults> {
-  const node = process.execPath;
-  const data = (...p: string[]) => path.join(dataDir, ...p);
-  const base = { enabled: true, required: false, concurrency: 4, settings: {} };
-  return {
-    deltatask: {
-      ...base,
-      priority: 1,
-      required: true,
-      timeout: 10,
-      retry_attempts: 3,
-      concurrency: 1,
-      command: node,
-      args: [localServerEntry("deltatask")],
-      env: { DATA_DIR: data("deltatask") },
-    },
-    "shrimp-task-manager": {
-      ...base,
-      priority: 1,
-      required: true,
-      timeout: 15,
-      retry_attempts: 3,
-      concurrency: 1,
-      command: node,
+/** What sets one role's server apart; the rest is shared (see `defaultServers`). */
+interface Role {
+  priority: number;
+  /** Seconds for one attempt. */
+  timeout: number;
+  /** 1 for servers that rewrite one file per call. */
+  concurrency: 1 | 4;
+  /** The server's entry file and its arguments, environment and folder, under the data folder. */
+  launch(data: (...p: string[]) => string): { args: string[]; env?: Record<string, string>; cwd?: string };
+  settings?(data: (...p: string[]) => string): Record<string, unknown>;
+}
+
+/** The embedded default's ten servers: real upstream servers where they install, ours where none does. */
+const roles: Record<ServerName, Role> = {
+  deltatask: {
+    priority: 1,
+    timeout: 10,
+    concurrency: 1,
+    launch: (data) => ({ args: [localServerEntry("deltatask")], env: { DATA_DIR: data("deltatask") } }),
+  },
+  "shrimp-task-manager": {
+    priority: 1,
+    timeout: 15,
+    concurrency: 1,
+    launch: (data) => ({
       args: [npmServerEntry("mcp-shrimp-task-manager")],
       env: { DATA_DIR: data("shrimp"), TEMPLATES_USE: "en", ENABLE_GUI: "false" },
       cwd: data("shrimp"),
-    },
-    "hpkv-memory": {
-      ...base,
-      priority: 2,
-      timeout: 10,
-      retry_attempts: 3,
-      command: node,
+    }),
+  },
+  "hpkv-memory": {
+    priority: 2,
+    timeout: 10,
+    concurrency: 4,
+    launch: (data) => ({
       args: [npmServerEntry("mcp-memory-keeper")],
       env: { DATA_DIR: data("hpkv-memory") },
       cwd: data("hpkv-memory"),
-    },
-    memory: {
-      ...base,
-      priority: 2,
-      timeout: 10,
-      retry_attempts: 3,
-      concurrency: 1,
-      command: node,
+    }),
+  },
+  memory: {
+    priority: 2,
+    timeout: 10,
+    concurrency: 1,
+    launch: (data) => ({
       args: [npmServerEntry("@modelcontextprotocol/server-memory")],
       env: { MEMORY_FILE_PATH: data("memory", "memory.jsonl") },
-    },
-    calendar: {
-      ...base,
-      priority: 3,
-      timeout: 10,
-      retry_attempts: 3,
-      concurrency: 1,
-      command: node,
-      args: [localServerEntry("calendar")],
-      env: { DATA_DIR: data("calendar") },
-      settings: { calendar_url: "/taskfan/tasks/" },
-    },
-    notifications: {
-      ...base,
-      priority: 3,
-      timeout: 10,
-      retry_attempts: 3,
-      concurrency: 1,
-      command: node,
+    }),
+  },
+  calendar: {
+    priority: 3,
+    timeout: 10,
+    concurrency: 1,
+    launch: (data) => ({ args: [localServerEntry("calendar")], env: { DATA_DIR: data("calendar") } }),
+    settings: () => ({ calendar_url: "/taskfan/tasks/" }),
+  },
+  notifications: {
+    priority: 3,
+    timeout: 10,
+    concurrency: 1,
+    launch: (data) => ({
       args: [localServerEntry("notifications")],
       env: { DATA_DIR: data("notifications"), NTFY_DEFAULT_TOPIC: "taskfan" },
-    },
-    "time-tracker": {
-      ...base,
-      priority: 3,
-      timeout: 10,
-      retry_attempts: 3,
-      concurrency: 1,
-      command: node,
-      args: [localServerEntry("time-tracker")],
-      env: { DATA_DIR: data("time-tracker") },
-    },
-    git: {
-      ...base,
-      priority: 4,
-      timeout: 20,
-      retry_attempts: 3,
-      concurrency: 1,
-      command: node,
+    }),
+  },
+  "time-tracker": {
+    priority: 3,
+    timeout: 10,
+    concurrency: 1,
+    launch: (data) => ({ args: [localServerEntry("time-tracker")], env: { DATA_DIR: data("time-tracker") } }),
+  },
+  git: {
+    priority: 4,
+    timeout: 20,
+    concurrency: 1,
+    launch: (data) => ({
       args: [npmServerEntry("@cyanheads/git-mcp-server")],
       env: {
         MCP_TRANSPORT_TYPE: "stdio",
@@ -129,30 +115,51 @@ export function defaultServers(dataDir: string): Record<ServerName, Defaults> {
         GIT_SIGN_COMMITS: "false",
       },
       cwd: data("git"),
-      settings: { repo_path: data("git", "tasks") },
-    },
-    filesystem: {
-      ...base,
-      priority: 4,
-      timeout: 10,
-      retry_attempts: 3,
-      command: node,
-      args: [npmServerEntry("@modelcontextprotocol/server-filesystem"), data("files")],
-      env: {},
-      settings: { root: data("files") },
-    },
-    backup: {
-      ...base,
-      priority: 5,
-      timeout: 30,
-      retry_attempts: 3,
-      concurrency: 1,
-      command: node,
-      args: [localServerEntry("backup")],
-      env: { DATA_DIR: data("backup") },
-      settings: { source_dir: data("files", "tasks") },
-    },
-  };
+    }),
+    settings: (data) => ({ repo_path: data("git", "tasks") }),
+  },
+  filesystem: {
+    priority: 4,
+    timeout: 10,
+    concurrency: 4,
+    launch: (data) => ({ args: [npmServerEntry("@modelcontextprotocol/server-filesystem"), data("files")] }),
+    settings: (data) => ({ root: data("files") }),
+  },
+  backup: {
+    priority: 5,
+    timeout: 30,
+    concurrency: 1,
+    launch: (data) => ({ args: [localServerEntry("backup")], env: { DATA_DIR: data("backup") } }),
+    settings: (data) => ({ source_dir: data("files", "tasks") }),
+  },
+};
+
+/**
+ * The embedded default: all ten servers local, each a direct `node` process, every data
+ * path absolute and under `dataDir`; the priority-1 servers are required.
+ */
+export function defaultServers(dataDir: string): Record<ServerName, Defaults> {
+  const data = (...p: string[]) => path.join(dataDir, ...p);
+  return Object.fromEntries(
+    serverNames.map((name) => {
+      const role = roles[name];
+      const { args, env = {}, cwd } = role.launch(data);
+      const server: Defaults = {
+        enabled: true,
+        priority: role.priority,
+        required: role.priority === 1,
+        timeout: role.timeout,
+        retry_attempts: 3,
+        concurrency: role.concurrency,
+        command: process.execPath,
+        args,
+        env,
+        ...(cwd ? { cwd } : {}),
+        settings: role.settings?.(data) ?? {},
+      };
+      return [name, server];
+    }),
+  ) as Record<ServerName, Defaults>;
 }
 
 /** Folders the embedded default expects; created at start so every server can write. */

@@ -10,6 +10,7 @@ import {
   serverNames,
   type Config,
   type ConfigFile,
+  type ParsedConfigFile,
   type ServerConfig,
   type ServerName,
 } from "./schema.js";
@@ -47,7 +48,7 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
 }
 
 /** Parses and validates the text of a config file. */
-export function parseConfigText(text: string, file = "config"): ConfigFile {
+export function parseConfigText(text: string, file = "config"): ParsedConfigFile {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -56,6 +57,11 @@ export function parseConfigText(text: string, file = "config"): ConfigFile {
       cause: error,
     });
   }
+  return parseConfigFile(raw, file);
+}
+
+/** Checks a config file's content and fills in its defaults; a ConfigError names each key. */
+function parseConfigFile(raw: unknown, file: string): ParsedConfigFile {
   const result = configFileSchema.safeParse(raw);
   if (!result.success) {
     const issues = result.error.issues.map(formatIssue);
@@ -95,15 +101,87 @@ function substituteDeep(value: unknown, vars: Record<string, string | undefined>
   return value;
 }
 
-/** Merges a validated file over the embedded default and the environment. */
-export function completeConfig(file: ConfigFile, env: NodeJS.ProcessEnv, cwd: string): Config {
+/**
+ * Merges a config file over the defaults its schema declares, the embedded servers and the
+ * environment (which wins where it sets a value).
+ */
+export function completeConfig(input: ConfigFile, env: NodeJS.ProcessEnv, cwd: string): Config {
+  const file = parseConfigFile(input, "config");
   const dataDir = path.resolve(cwd, env.DATA_DIR ?? file.data_dir ?? "data");
-  const vars = { ...env, DATA_DIR: dataDir };
+  const servers = completeServers(file, { ...env, DATA_DIR: dataDir }, dataDir);
+  const httpHost = env.HTTP_HOST ?? file.http.host ?? "127.0.0.1";
+  const loopback = isLoopback(httpHost);
+  if (file.http.enabled && !loopback && !env.API_KEY) {
+    throw new ConfigError(
+      `http.host: listening on ${httpHost} (not loopback) requires an API_KEY in the environment`,
+    );
+  }
+  if (file.http.enabled && !loopback && file.security.api_key_required === false) {
+    throw new ConfigError(
+      `security.api_key_required: must be true when http.host is ${httpHost} (not loopback); anyone who can reach the port could read and create tasks`,
+    );
+  }
+  if (file.security.api_key_required && !env.API_KEY) {
+    throw new ConfigError("security.api_key_required: set API_KEY in the environment");
+  }
+  const { telegram } = file.notifications;
+  const botToken = env.BOT_TOKEN ?? telegram.bot_token;
+  const chatId = env.ALERT_CHAT_ID ?? telegram.chat_id;
+  // By default the global limit is what the enabled servers take at once (with prefetch),
+  // so it never starves a low-priority server the servers themselves would serve.
+  const fleetCapacity = Object.values(servers)
+    .filter((s) => s.enabled)
+    .reduce((sum, s) => sum + s.concurrency * file.dispatcher.prefetch, 0);
+  return {
+    ...file,
+    data_dir: dataDir,
+    timezone: defaultZone(file.timezone, env.TZ),
+    logs_dir: path.resolve(cwd, env.LOG_DIR ?? file.logs_dir ?? "logs"),
+    dispatcher: {
+      ...file.dispatcher,
+      concurrency: file.dispatcher.concurrency ?? Math.max(1, fleetCapacity),
+    },
+    http: {
+      ...file.http,
+      host: httpHost,
+      port: env.HTTP_PORT ? parsePort(env.HTTP_PORT, "HTTP_PORT") : (file.http.port ?? 8787),
+    },
+    notifications: {
+      telegram: {
+        enabled: telegram.enabled ?? Boolean(botToken),
+        bot_token: botToken || undefined,
+        chat_id: chatId === undefined || chatId === "" ? undefined : String(chatId),
+        api_root: env.TELEGRAM_API_ROOT || telegram.api_root || undefined,
+        language: env.ALERT_LANGUAGE || telegram.language || undefined,
+        webhook_url: env.WEBHOOK_URL || telegram.webhook_url || undefined,
+        webhook_host: env.WEBHOOK_HOST || telegram.webhook_host || "127.0.0.1",
+        webhook_port: env.WEBHOOK_PORT ? parsePort(env.WEBHOOK_PORT) : (telegram.webhook_port ?? 8080),
+        webhook_secret: env.WEBHOOK_SECRET || undefined,
+      },
+    },
+    security: {
+      ...file.security,
+      allowed_user_ids: env.ALLOWED_USER_IDS
+        ? parseUserIds(env.ALLOWED_USER_IDS)
+        : (file.security.allowed_user_ids ?? []),
+      api_key_required: file.security.api_key_required ?? !loopback,
+      api_key: env.API_KEY || undefined,
+    },
+    servers,
+  };
+}
+
+/** Each role's server: the embedded default's, with what the file gives over it. */
+function completeServers(
+  file: ParsedConfigFile,
+  vars: Record<string, string | undefined>,
+  dataDir: string,
+): Record<ServerName, ServerConfig> {
   const defaults = defaultServers(dataDir);
   const servers = {} as Record<ServerName, ServerConfig>;
   for (const name of serverNames) {
-    const given = (substituteDeep(file.servers?.[name] ?? {}, vars) ?? {}) as NonNullable<
-      NonNullable<ConfigFile["servers"]>[ServerName]
+    const given = substituteDeep(file.servers[name] ?? {}, vars) as NonNullable<
+      ParsedConfigFile["servers"][ServerName]
     >;
     const d = defaults[name];
     const ownProcess = given.command !== undefined;
@@ -125,7 +203,7 @@ export function completeConfig(file: ConfigFile, env: NodeJS.ProcessEnv, cwd: st
   }
   const calendar = servers.calendar;
   const caldavGiven = calendar.settings.caldav;
-  if (caldavGiven !== undefined && file.servers?.calendar?.command === undefined) {
+  if (caldavGiven !== undefined && file.servers.calendar?.command === undefined) {
     const parsed = caldavSettingsSchema.safeParse(caldavGiven);
     if (!parsed.success) {
       const issues = parsed.error.issues.map(
@@ -133,114 +211,17 @@ export function completeConfig(file: ConfigFile, env: NodeJS.ProcessEnv, cwd: st
       );
       throw new ConfigError(`invalid settings for calendar:\n  ${issues.join("\n  ")}`, issues);
     }
-    const launch = caldavLaunch(parsed.data, env);
+    const launch = caldavLaunch(parsed.data, vars);
     calendar.command = launch.command;
     calendar.args = launch.args;
-    calendar.env = { ...launch.env, ...file.servers?.calendar?.env };
+    calendar.env = { ...launch.env, ...file.servers.calendar?.env };
     calendar.settings = {
       ...calendar.settings,
       caldav: parsed.data,
-      calendar_url: file.servers?.calendar?.settings?.calendar_url ?? `/${parsed.data.username}/tasks/`,
+      calendar_url: file.servers.calendar?.settings?.calendar_url ?? `/${parsed.data.username}/tasks/`,
     };
   }
-  const httpHost = env.HTTP_HOST ?? file.http?.host ?? "127.0.0.1";
-  const loopback = isLoopback(httpHost);
-  const httpEnabled = file.http?.enabled ?? true;
-  if (httpEnabled && !loopback && !env.API_KEY) {
-    throw new ConfigError(
-      `http.host: listening on ${httpHost} (not loopback) requires an API_KEY in the environment`,
-    );
-  }
-  if (httpEnabled && !loopback && file.security?.api_key_required === false) {
-    throw new ConfigError(
-      `security.api_key_required: must be true when http.host is ${httpHost} (not loopback); anyone who can reach the port could read and create tasks`,
-    );
-  }
-  if (file.security?.api_key_required && !env.API_KEY) {
-    throw new ConfigError("security.api_key_required: set API_KEY in the environment");
-  }
-  const telegram = file.notifications?.telegram ?? {};
-  const botToken = env.BOT_TOKEN ?? telegram.bot_token;
-  const chatId = env.ALERT_CHAT_ID ?? telegram.chat_id;
-  const prefetch = file.dispatcher?.prefetch ?? 2;
-  // By default the global limit is what the enabled servers take at once (with prefetch),
-  // so it never starves a low-priority server the servers themselves would serve.
-  const fleetCapacity = Object.values(servers)
-    .filter((s) => s.enabled)
-    .reduce((sum, s) => sum + s.concurrency * prefetch, 0);
-  return {
-    data_dir: dataDir,
-    timezone: defaultZone(file.timezone, env.TZ),
-    logs_dir: path.resolve(cwd, env.LOG_DIR ?? file.logs_dir ?? "logs"),
-    logging: { max_size: file.logging?.max_size ?? "10m", max_files: file.logging?.max_files ?? 5 },
-    sync_interval: file.sync_interval ?? 300,
-    health_check_interval: file.health_check_interval ?? 60,
-    circuit_breaker_threshold: file.circuit_breaker_threshold ?? 5,
-    circuit_breaker_half_open_after: file.circuit_breaker_half_open_after ?? 30,
-    monitoring_enabled: file.monitoring_enabled ?? true,
-    dispatcher: {
-      concurrency: file.dispatcher?.concurrency ?? Math.max(1, fleetCapacity),
-      lease_seconds: file.dispatcher?.lease_seconds ?? 30,
-      poll_interval: file.dispatcher?.poll_interval ?? 1,
-      prefetch,
-    },
-    recovery: {
-      delay: file.recovery?.delay ?? 30,
-      give_up_after: file.recovery?.give_up_after ?? 86_400,
-    },
-    sync_batch_size: file.sync_batch_size ?? 20,
-    health: {
-      slow_threshold_ms: file.health?.slow_threshold_ms ?? 2000,
-      error_rate_threshold: file.health?.error_rate_threshold ?? 0.5,
-      window: file.health?.window ?? 20,
-      probe_timeout: file.health?.probe_timeout ?? 5,
-    },
-    restart: {
-      max_delay: file.restart?.max_delay ?? 60,
-      crash_loop_restarts: file.restart?.crash_loop_restarts ?? 5,
-      crash_loop_window: file.restart?.crash_loop_window ?? 300,
-      stable_after: file.restart?.stable_after ?? 60,
-    },
-    http: {
-      enabled: httpEnabled,
-      host: httpHost,
-      port: env.HTTP_PORT ? parsePort(env.HTTP_PORT, "HTTP_PORT") : (file.http?.port ?? 8787),
-      allowed_hosts: file.http?.allowed_hosts ?? [],
-      max_connections: file.http?.max_connections ?? 256,
-      headers_timeout: file.http?.headers_timeout ?? 10,
-      request_timeout: file.http?.request_timeout ?? 30,
-    },
-    store: {
-      busy_timeout: file.store?.busy_timeout ?? 5,
-      unavailable_after: file.store?.unavailable_after ?? 10,
-    },
-    notifications: {
-      telegram: {
-        enabled: telegram.enabled ?? Boolean(botToken),
-        bot_token: botToken || undefined,
-        chat_id: chatId === undefined || chatId === "" ? undefined : String(chatId),
-        api_root: env.TELEGRAM_API_ROOT || telegram.api_root || undefined,
-        language: env.ALERT_LANGUAGE || telegram.language || undefined,
-        webhook_url: env.WEBHOOK_URL || telegram.webhook_url || undefined,
-        webhook_host: env.WEBHOOK_HOST || telegram.webhook_host || "127.0.0.1",
-        webhook_port: env.WEBHOOK_PORT ? parsePort(env.WEBHOOK_PORT) : (telegram.webhook_port ?? 8080),
-        webhook_secret: env.WEBHOOK_SECRET || undefined,
-      },
-    },
-    security: {
-      rate_limiting: {
-        enabled: file.security?.rate_limiting?.enabled ?? true,
-        requests_per_minute: file.security?.rate_limiting?.requests_per_minute ?? 100,
-      },
-      allowed_user_ids: env.ALLOWED_USER_IDS
-        ? parseUserIds(env.ALLOWED_USER_IDS)
-        : (file.security?.allowed_user_ids ?? []),
-      api_key_required: file.security?.api_key_required ?? !loopback,
-      api_key: env.API_KEY || undefined,
-      alert_chat_access: file.security?.alert_chat_access ?? "read",
-    },
-    servers,
-  };
+  return servers;
 }
 
 /** The config's `timezone`, else TZ from the environment, else the machine's zone. */
@@ -317,7 +298,7 @@ export function printableConfig(config: Config, env: NodeJS.ProcessEnv = process
   const { security, notifications, servers, ...rest } = config;
   const { api_key, ...securityFile } = security;
   const { webhook_secret, ...telegram } = notifications.telegram;
-  return {
+  const printed = {
     ...(clean({ ...rest, security: securityFile, notifications: { telegram } }, "") as object),
     servers: Object.fromEntries(
       Object.values(servers).map(({ name, env: serverEnv, ...server }) => [
@@ -328,7 +309,10 @@ export function printableConfig(config: Config, env: NodeJS.ProcessEnv = process
         },
       ]),
     ),
-  } as ConfigFile;
+  };
+  // Read back through the schema, which puts every key in its declared order: printing
+  // what was printed gives the same text.
+  return configFileSchema.parse(printed);
 }
 
 /** Every secret value of a config, for the log mask. */

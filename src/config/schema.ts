@@ -43,86 +43,107 @@ export const timeZoneSchema = z.string().refine((name) => canonicalZone(name) !=
     `unknown time zone "${String(issue.input)}"; use an IANA name such as Europe/Berlin or UTC`,
 });
 
+/**
+ * The config file, and the one place its keys, checks and defaults are declared: every
+ * key may be left out, and parsing fills in the default. Keys the environment may set
+ * (paths, the HTTP address, Telegram, allowed users) and those derived from others (the
+ * global limit, whether the API key is required) are completed by the loader.
+ */
 export const configFileSchema = z.strictObject({
+  /** All data: the database and every local server's files (DATA_DIR; default ./data). */
   data_dir: z.string().min(1).optional(),
   /** The zone deadlines are read and shown in when a user has not chosen one (else TZ, else the machine's). */
   timezone: timeZoneSchema.optional(),
+  /** orchestrator.N.log and monitoring_metrics.json (LOG_DIR; default ./logs). */
   logs_dir: z.string().min(1).optional(),
   logging: z
     .strictObject({
       max_size: z
         .string()
         .regex(/^\d+[kmg]?$/, 'a size such as "10m" or "512k"')
-        .optional(),
-      max_files: z.number().int().min(1).max(100).optional(),
+        .default("10m"),
+      max_files: z.number().int().min(1).max(100).default(5),
     })
-    .optional(),
-  sync_interval: interval(5).optional(),
-  health_check_interval: interval(1).optional(),
-  circuit_breaker_threshold: z.number().int().min(1).max(100).optional(),
-  circuit_breaker_half_open_after: seconds.optional(),
-  monitoring_enabled: z.boolean().optional(),
+    .prefault({}),
+  sync_interval: interval(5).default(300),
+  health_check_interval: interval(1).default(60),
+  circuit_breaker_threshold: z.number().int().min(1).max(100).default(5),
+  circuit_breaker_half_open_after: seconds.default(30),
+  monitoring_enabled: z.boolean().default(true),
+  /** `prefetch`: operations claimed per unit of a server's concurrency (queued at the server). */
   dispatcher: z
     .strictObject({
+      /** Default: what the enabled servers take at once (see the loader). */
       concurrency: z.number().int().min(1).max(256).optional(),
-      lease_seconds: z.number().positive().max(3600).optional(),
+      lease_seconds: z.number().positive().max(3600).default(30),
       poll_interval: z
         .number()
         .min(0.05, "at least 0.05 s: a shorter period would keep the process busy")
         .max(60)
-        .optional(),
-      prefetch: z.number().int().min(1).max(16).optional(),
+        .default(1),
+      prefetch: z.number().int().min(1).max(16).default(2),
     })
-    .optional(),
+    .prefault({}),
+  /** Re-driving failed operations: wait `delay` s after a failure; give up after `give_up_after` s. */
   recovery: z
     .strictObject({
-      delay: seconds.optional(),
+      delay: seconds.default(30),
       give_up_after: z
         .number()
         .positive()
         .max(30 * 86_400)
-        .optional(),
+        .default(86_400),
     })
-    .optional(),
-  sync_batch_size: z.number().int().min(1).max(1000).optional(),
+    .prefault({}),
+  sync_batch_size: z.number().int().min(1).max(1000).default(20),
   health: z
     .strictObject({
-      slow_threshold_ms: z.number().positive().max(600_000).optional(),
-      error_rate_threshold: z.number().min(0).max(1).optional(),
-      window: z.number().int().min(1).max(1000).optional(),
-      probe_timeout: seconds.optional(),
+      slow_threshold_ms: z.number().positive().max(600_000).default(2000),
+      error_rate_threshold: z.number().min(0).max(1).default(0.5),
+      window: z.number().int().min(1).max(1000).default(20),
+      probe_timeout: seconds.default(5),
     })
-    .optional(),
+    .prefault({}),
   restart: z
     .strictObject({
-      max_delay: seconds.optional(),
-      crash_loop_restarts: z.number().int().min(1).max(100).optional(),
-      crash_loop_window: seconds.optional(),
-      stable_after: seconds.optional(),
+      max_delay: seconds.default(60),
+      crash_loop_restarts: z.number().int().min(1).max(100).default(5),
+      crash_loop_window: seconds.default(300),
+      stable_after: seconds.default(60),
     })
-    .optional(),
+    .prefault({}),
+  /**
+   * The local HTTP server: status page, /metrics, /healthz, /readyz, /api. `allowed_hosts`:
+   * Host headers it answers besides loopback and its own address; the limits are in seconds.
+   */
   http: z
     .strictObject({
-      enabled: z.boolean().optional(),
+      enabled: z.boolean().default(true),
+      /** HTTP_HOST; default 127.0.0.1. */
       host: z.string().min(1).optional(),
+      /** HTTP_PORT; default 8787. */
       port: z.number().int().min(0).max(65535).optional(),
-      /** Host names (behind a proxy) the server answers to besides loopback and its own address. */
-      allowed_hosts: z.array(z.string().min(1)).optional(),
-      max_connections: z.number().int().min(1).max(100_000).optional(),
-      headers_timeout: z.number().min(0.1).max(600).optional(),
-      request_timeout: z.number().min(0.1).max(3600).optional(),
+      allowed_hosts: z.array(z.string().min(1)).default([]),
+      max_connections: z.number().int().min(1).max(100_000).default(256),
+      headers_timeout: z.number().min(0.1).max(600).default(10),
+      request_timeout: z.number().min(0.1).max(3600).default(30),
     })
-    .optional(),
+    .prefault({}),
+  /**
+   * SQLite: how long a write waits for another writer (`busy_timeout`, s), and how long the
+   * store may keep failing with "busy" before it counts as unavailable (`unavailable_after`, s).
+   */
   store: z
     .strictObject({
-      busy_timeout: z.number().min(0).max(600).optional(),
-      unavailable_after: z.number().min(0).max(3600).optional(),
+      busy_timeout: z.number().min(0).max(600).default(5),
+      unavailable_after: z.number().min(0).max(3600).default(10),
     })
-    .optional(),
+    .prefault({}),
   notifications: z
     .strictObject({
       telegram: z
         .strictObject({
+          /** Default: on when there is a bot token. */
           enabled: z.boolean().optional(),
           bot_token: z.string().optional(),
           chat_id: z.union([z.string(), z.number()]).optional(),
@@ -132,26 +153,32 @@ export const configFileSchema = z.strictObject({
           webhook_host: z.string().min(1).optional(),
           webhook_port: z.number().int().min(1).max(65535).optional(),
         })
-        .optional(),
+        .prefault({}),
     })
-    .optional(),
+    .prefault({}),
   security: z
     .strictObject({
       rate_limiting: z
         .strictObject({
-          enabled: z.boolean().optional(),
-          requests_per_minute: z.number().int().min(1).max(10_000).optional(),
+          enabled: z.boolean().default(true),
+          requests_per_minute: z.number().int().min(1).max(10_000).default(100),
         })
-        .optional(),
+        .prefault({}),
+      /** Telegram users allowed to use the bot (ALLOWED_USER_IDS). */
       allowed_user_ids: z.array(z.number().int()).optional(),
+      /** Default: required off loopback. */
       api_key_required: z.boolean().optional(),
-      alert_chat_access: z.enum(["read", "full"]).optional(),
+      /** What members of the alert chat who are not allowed users may do: read, or everything. */
+      alert_chat_access: z.enum(["read", "full"]).default("read"),
     })
-    .optional(),
-  servers: z.partialRecord(z.enum(serverNames), serverFileSchema).optional(),
+    .prefault({}),
+  servers: z.partialRecord(z.enum(serverNames), serverFileSchema).default({}),
 });
 
-export type ConfigFile = z.infer<typeof configFileSchema>;
+/** What a config file may say: every key optional. */
+export type ConfigFile = z.input<typeof configFileSchema>;
+/** A config file as parsed: every defaulted key filled in. */
+export type ParsedConfigFile = z.output<typeof configFileSchema>;
 
 export interface ServerConfig {
   name: ServerName;
@@ -169,76 +196,36 @@ export interface ServerConfig {
   settings: Record<string, unknown>;
 }
 
-export interface Config {
+type Telegram = ParsedConfigFile["notifications"]["telegram"];
+
+/** The effective configuration: the parsed file, completed from the environment and the defaults table. */
+export type Config = Omit<
+  ParsedConfigFile,
+  "data_dir" | "timezone" | "logs_dir" | "dispatcher" | "http" | "notifications" | "security" | "servers"
+> & {
   data_dir: string;
-  /** The default zone for deadlines (a canonical IANA name): `timezone`, else TZ, else the machine's. */
+  /** A canonical IANA name: `timezone`, else TZ, else the machine's. */
   timezone: string;
-  /** orchestrator.N.log and monitoring_metrics.json (LOG_DIR; default ./logs). */
   logs_dir: string;
-  logging: { max_size: string; max_files: number };
-  sync_interval: number;
-  health_check_interval: number;
-  circuit_breaker_threshold: number;
-  circuit_breaker_half_open_after: number;
-  monitoring_enabled: boolean;
-  /** `prefetch`: operations claimed per unit of a server's concurrency (queued at the server). */
-  dispatcher: { concurrency: number; lease_seconds: number; poll_interval: number; prefetch: number };
-  /** Re-driving failed operations: wait `delay` s after a failure; give up after `give_up_after` s. */
-  recovery: { delay: number; give_up_after: number };
-  sync_batch_size: number;
-  health: { slow_threshold_ms: number; error_rate_threshold: number; window: number; probe_timeout: number };
-  restart: {
-    max_delay: number;
-    crash_loop_restarts: number;
-    crash_loop_window: number;
-    stable_after: number;
-  };
+  dispatcher: ParsedConfigFile["dispatcher"] & { concurrency: number };
+  http: ParsedConfigFile["http"] & { host: string; port: number };
   notifications: {
-    telegram: {
+    telegram: Omit<Telegram, "enabled" | "chat_id" | "language" | "webhook_host" | "webhook_port"> & {
       enabled: boolean;
-      bot_token?: string | undefined;
-      chat_id?: string | undefined;
       /** The alert chat's language: en (default) or ru (ALERT_LANGUAGE). */
       language?: string | undefined;
-      /** A self-hosted Bot API server, or a test fake (TELEGRAM_API_ROOT). */
-      api_root?: string | undefined;
-      /** Webhook mode when set (WEBHOOK_URL): Telegram posts updates to this public URL. */
-      webhook_url?: string | undefined;
-      /** Where the webhook server listens (behind your reverse proxy): WEBHOOK_HOST, WEBHOOK_PORT. */
+      chat_id?: string | undefined;
       webhook_host: string;
       webhook_port: number;
-      /** The secret Telegram sends with every update (WEBHOOK_SECRET; random per start if unset). */
+      /** The secret Telegram sends with every update (WEBHOOK_SECRET; random per start if unset); never in the file. */
       webhook_secret?: string | undefined;
     };
   };
-  security: {
-    rate_limiting: { enabled: boolean; requests_per_minute: number };
-    /** Telegram users allowed to use the bot (ALLOWED_USER_IDS). */
+  security: Omit<ParsedConfigFile["security"], "allowed_user_ids" | "api_key_required"> & {
     allowed_user_ids: number[];
-    /** Every /api call needs `Authorization: Bearer <API_KEY>`. */
     api_key_required: boolean;
     /** From API_KEY; never in the file. */
     api_key?: string | undefined;
-    /** What members of the alert chat who are not allowed users may do: read, or everything. */
-    alert_chat_access: "read" | "full";
   };
-  /**
-   * The local HTTP server: status page, /metrics, /healthz, /readyz, /api. `allowed_hosts`:
-   * Host headers it answers besides loopback and its own address; the limits are in seconds.
-   */
-  http: {
-    enabled: boolean;
-    host: string;
-    port: number;
-    allowed_hosts: string[];
-    max_connections: number;
-    headers_timeout: number;
-    request_timeout: number;
-  };
-  /**
-   * SQLite: how long a write waits for another writer (`busy_timeout`, s), and how long the
-   * store may keep failing with "busy" before it counts as unavailable (`unavailable_after`, s).
-   */
-  store: { busy_timeout: number; unavailable_after: number };
   servers: Record<ServerName, ServerConfig>;
-}
+};
