@@ -1,0 +1,332 @@
+import type { ServerName } from "../config/schema.js";
+import type { Operation, Task } from "../domain/task.js";
+import { processIdentity, stillRunning } from "../fleet/pid-files.js";
+import { percentile } from "../monitoring/health-rules.js";
+import type { NewOperationRow } from "../store/tasks.js";
+import type { OutcomeSituation } from "./commit-rule.js";
+import type { Claimed, OrchestratorContext, Parts } from "./context.js";
+
+/** How many of a server's recent calls its typical call time starts from. */
+const typicalWindow = 20;
+
+type Plan = { capacity: Map<ServerName, number>; free: number };
+
+/**
+ * Takes due operations and runs them: claims with a lease, priority 1 first, within the
+ * global and per-server limits, asking the database only about servers that may have work;
+ * launches each claim through the runner, the slowest calls of a batch first.
+ */
+export class Dispatcher {
+  /** Claimed operations until their outcome is written; `calling` while the server has the call. */
+  private readonly inflight = new Map<
+    number,
+    { server: ServerName; taskId: string; calling: boolean; done: Promise<void> }
+  >();
+  /**
+   * Servers that may have due operations: marked by whatever makes work due (a new task, a
+   * release, a requeue, the poll), unmarked when a claim comes back short. A pass asks the
+   * database about these only.
+   */
+  private readonly mayHaveWork = new Set<ServerName>();
+  /**
+   * Each server's typical call time in ms: the median of its recent calls at start, then a
+   * moving average of its answers. A batch of claims is sent longest first, so the slowest
+   * call of a task (which decides when the task settles) is not queued behind the quick ones.
+   */
+  private readonly typicalMs = new Map<ServerName, number>();
+  /** Look for operations with an expired lease on the next pass (set by the poll). */
+  private orphansDue = true;
+  private pumpQueued = false;
+  private timers: NodeJS.Timeout[] = [];
+  private readonly retries;
+  running = false;
+  stopping = false;
+
+  constructor(
+    private readonly ctx: OrchestratorContext,
+    private readonly parts: Parts,
+  ) {
+    this.retries = { dispatch: ctx.retry("dispatch"), leases: ctx.retry("lease renewal") };
+    ctx.fleet.on("breaker", ({ state }) => {
+      if (state !== "open") this.schedulePump();
+    });
+  }
+
+  /** Starts dispatching: operations left by a dead process are taken once their lease expires. */
+  start(): void {
+    if (this.running) return;
+    const { store, fleet, config, owner, leaseMs, log } = this.ctx;
+    this.running = true;
+    const poll = setInterval(() => {
+      this.orphansDue = true;
+      this.schedulePump();
+    }, config.dispatcher.poll_interval * 1000);
+    const heartbeat = setInterval(
+      () => {
+        if (this.inflight.size > 0)
+          this.retries.leases.run(() => store.operations.renewLeases(owner, leaseMs));
+      },
+      Math.max(leaseMs / 3, 50),
+    );
+    poll.unref();
+    heartbeat.unref();
+    this.timers.push(poll, heartbeat);
+    const { gone, rechecked } = store.dispatchers.register(owner, processIdentity(), (p) => !stillRunning(p));
+    if (gone.length > 0) {
+      log.warn(
+        { runs: gone.length, operations: rechecked },
+        "an earlier run did not stop cleanly; unfinished operations are looked up before they are created",
+      );
+    }
+    for (const server of fleet.names) {
+      const typical = percentile(store.operations.recentDurations(server, typicalWindow), 0.5);
+      if (typical !== undefined) this.typicalMs.set(server, typical);
+    }
+    store.operations.releaseAllWaiting();
+    this.schedulePump();
+  }
+
+  /**
+   * Stops taking work and lets in-flight operations finish until `deadlineMs`, then aborts
+   * them (the shutdown signal) and gives them a second to notice.
+   */
+  async drain(deadlineMs: number): Promise<void> {
+    this.stopping = true;
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    const all = Promise.all([...this.inflight.values()].map((f) => f.done));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([all, new Promise((r) => (timer = setTimeout(r, deadlineMs)))]);
+    clearTimeout(timer);
+    if (this.inflight.size > 0) {
+      this.ctx.shutdown.abort(new Error("shutting down"));
+      await Promise.race([all, new Promise((r) => setTimeout(r, 1000))]);
+    }
+  }
+
+  /** Marks servers that may have due work, for the next pass. */
+  markDue(servers: Iterable<ServerName>): void {
+    for (const s of servers) this.mayHaveWork.add(s);
+  }
+
+  /** Schedules a dispatch pass; `servers` (all by default) may have new due work. */
+  schedulePump(servers: Iterable<ServerName> = this.ctx.fleet.names): void {
+    this.markDue(servers);
+    if (!this.running || this.stopping || this.pumpQueued) return;
+    this.pumpQueued = true;
+    setImmediate(() => {
+      this.pumpQueued = false;
+      // A store that does not answer: logged once, and the poll tries again after a backoff.
+      this.retries.dispatch.run(() => this.pump());
+    });
+  }
+
+  /** A dispatch pass: parks the operations of servers that cannot be called, claims, runs. */
+  private pump(): void {
+    if (this.stopping) return;
+    this.parkUnavailable();
+    const plan = this.plan();
+    if (!plan) return;
+    this.launch(this.ctx.store.transaction(() => this.withTasks(this.claimPlanned(plan)), "relaxed"));
+  }
+
+  /** Parks the due operations of marked servers that cannot be called now. */
+  private parkUnavailable(): void {
+    for (const server of this.mayHaveWork) {
+      const availability = this.ctx.fleet.availability(server);
+      if (availability.ok) continue;
+      // Parked until the server may be back; the poll (or its breaker closing) marks it again.
+      this.mayHaveWork.delete(server);
+      const touched = this.ctx.store.operations.parkServer(server, availability.reason, availability.retryAt);
+      for (const taskId of touched) this.parts.status.refresh(taskId);
+    }
+  }
+
+  /** How much to claim from which marked servers, within the global and per-server limits. */
+  private plan(): Plan | undefined {
+    if (!this.running || this.stopping) return undefined;
+    const free = this.ctx.config.dispatcher.concurrency - this.calling();
+    if (free <= 0) return undefined;
+    const capacity = new Map<ServerName, number>();
+    for (const server of this.mayHaveWork) {
+      if (!this.ctx.fleet.availability(server).ok) continue;
+      const cap = this.room(server);
+      if (cap > 0) capacity.set(server, cap);
+    }
+    return capacity.size > 0 ? { capacity, free } : undefined;
+  }
+
+  /** Whether some server has more work due than room for it. */
+  private backlogged(): boolean {
+    for (const server of this.mayHaveWork) if (this.room(server) <= 0) return true;
+    return false;
+  }
+
+  /** How many calls in flight (those the servers still have) match `which`. */
+  private calling(which: (f: { server: ServerName; taskId: string }) => boolean = () => true): number {
+    let n = 0;
+    for (const f of this.inflight.values()) if (f.calling && which(f)) n += 1;
+    return n;
+  }
+
+  /**
+   * How many more a server may have claimed: a little ahead of its own concurrency, so the
+   * next call waits in the server's queue instead of behind a claim when one finishes.
+   */
+  private room(server: ServerName): number {
+    const busy = this.calling((f) => f.server === server);
+    return this.ctx.fleet.config(server).concurrency * this.ctx.config.dispatcher.prefetch - busy;
+  }
+
+  /**
+   * A new task's operations, each stored already claimed (with a lease) when its server has
+   * room and nothing else due, so its call starts as soon as the caller has the id; the
+   * others are claimed by the usual pass, in priority order behind what they already have.
+   */
+  newOperations(taskId: string): NewOperationRow[] {
+    const { fleet, config, owner, leaseMs, now, dependencies } = this.ctx;
+    let free = this.running && !this.stopping ? config.dispatcher.concurrency - this.calling() : 0;
+    const lease = { owner, expiresAt: now() + leaseMs };
+    return fleet.names.map((server) => {
+      const waitsFor = dependencies.get(server) ?? [];
+      const direct =
+        free > 0 &&
+        waitsFor.length === 0 &&
+        !this.mayHaveWork.has(server) &&
+        fleet.availability(server).ok &&
+        this.room(server) > 0;
+      if (direct) free -= 1;
+      else if (waitsFor.length === 0) this.mayHaveWork.add(server);
+      return {
+        server,
+        priority: fleet.config(server).priority,
+        waitsFor,
+        idempotencyKey: `${taskId}:${server}:create`,
+        ...(direct ? { lease } : {}),
+      };
+    });
+  }
+
+  /**
+   * Inside the caller's transaction (a new task's, or a group commit's): claims what waits
+   * for the slots there are, with the claimed operations' tasks.
+   */
+  claimForFreedSlots(also: readonly Operation[] = []): Claimed[] {
+    const plan = this.plan();
+    return this.withTasks([...also, ...(plan ? this.claimPlanned(plan) : [])]);
+  }
+
+  /**
+   * Inside the caller's transaction: claims what the plan allows. The claim is the record
+   * that a call may reach its server; it shares the caller's commit (relaxed for a pass: it
+   * survives a crash of this process, and if a power cut takes it, this run's row in
+   * `dispatchers` makes the next start look up every unfinished operation before creating
+   * it).
+   */
+  private claimPlanned({ capacity, free }: Plan): Operation[] {
+    const orphans = this.orphansDue;
+    this.orphansDue = false;
+    const claimed = this.ctx.store.operations.claim({
+      owner: this.ctx.owner,
+      leaseMs: this.ctx.leaseMs,
+      capacity,
+      limit: free,
+      orphans,
+    });
+    // A server whose claim came back short has nothing more due (unless the global limit cut it).
+    if (claimed.length < free) {
+      for (const [server, cap] of capacity) {
+        if (claimed.filter((o) => o.server === server).length < cap) this.mayHaveWork.delete(server);
+      }
+    }
+    return claimed;
+  }
+
+  /**
+   * Inside the claim's transaction: each task with claimed operations becomes running and
+   * is read once for all of them (the runs need it).
+   */
+  private withTasks(claimed: readonly Operation[]): Claimed[] {
+    const tasks = new Map<string, Task | undefined>();
+    for (const taskId of new Set(claimed.map((o) => o.taskId))) {
+      const task = this.ctx.store.tasks.get(taskId);
+      // A running task stays running when more of its operations are claimed: nothing to
+      // derive. Any other (pending, settled with a retry claimed, rolled back) is recomputed.
+      const unchanged = task?.status === "running" && !task.rollbackReason && task.settledAt === null;
+      tasks.set(taskId, unchanged ? task : this.parts.status.recompute(taskId, false, task).task);
+    }
+    return claimed.flatMap((op) => {
+      const task = tasks.get(op.taskId);
+      return task ? [{ op, task }] : [];
+    });
+  }
+
+  /**
+   * Runs claimed operations (their claim committed), counted in flight at once and started
+   * on the next microtask, after the caller (createTask) has returned, the longest typical
+   * call first. On shutdown, their leases are released for the next start.
+   */
+  launch(claimed: readonly Claimed[]): void {
+    const typical = (c: Claimed) => this.typicalMs.get(c.op.server as ServerName) ?? 0;
+    // Stable: servers of equal (or unknown) call time keep the claim's priority order.
+    const order = [...claimed].sort((a, b) => typical(b) - typical(a));
+    // The long calls (at least half the longest's typical time) go out first, the quick
+    // ones on the next turn of the event loop: started together, the calls' promise chains
+    // take turns step by step, and a long call's request would wait for every quick one's
+    // preparation.
+    const long = order.filter((c) => typical(c) >= typical(order[0]!) / 2).length;
+    const rest = new Promise<void>((resolve) => (long < order.length ? setImmediate(resolve) : resolve()));
+    order.forEach(({ op, task }, i) => {
+      const done = (i < long ? Promise.resolve() : rest)
+        .then(() => (this.stopping ? undefined : this.parts.runner.run(op, task)))
+        .catch((error: unknown) => {
+          // Not expected (the runner records its outcomes through the retried commit queue);
+          // if it happens, the claim's lease runs out and the operation is looked up and run again.
+          this.ctx.log.error({ err: error, taskId: op.taskId, server: op.server }, "operation run failed");
+        })
+        .finally(() => {
+          this.callEnded(op);
+          this.inflight.delete(op.id);
+        });
+      this.inflight.set(op.id, { server: op.server as ServerName, taskId: op.taskId, calling: true, done });
+    });
+  }
+
+  /**
+   * The server is done with an operation's call: its slot is free for the next claim. When
+   * the outcome's commit follows (`commitFollows`), that commit claims for the slot in its own
+   * transaction; the server is not idle meanwhile, as it has the prefetched call queued.
+   */
+  callEnded(op: Operation, commitFollows = false): void {
+    const entry = this.inflight.get(op.id);
+    if (!entry?.calling) return;
+    entry.calling = false;
+    if (!commitFollows && this.parts.commits.pending === 0) this.schedulePump([]);
+  }
+
+  /** A server answered after `ms`: its typical call time moves toward it. */
+  answered(server: ServerName, ms: number): void {
+    const typical = this.typicalMs.get(server);
+    this.typicalMs.set(server, typical === undefined ? ms : typical + (ms - typical) / 8);
+  }
+
+  /**
+   * What the commit rule needs to know about an outcome of `taskId` on `server`; each fact
+   * is looked at only when the ones before leave the answer open (a hot path).
+   */
+  situation(taskId: string, server: ServerName): OutcomeSituation {
+    const calling = (servers: readonly ServerName[] = this.ctx.fleet.names) =>
+      this.calling((f) => f.taskId === taskId && servers.includes(f.server));
+    // It releases a create that waits for this server (and for nothing else of the task
+    // still being called) and could be called right away.
+    const releases = (d: ServerName) =>
+      !calling(this.ctx.dependencies.get(d)) && this.ctx.fleet.availability(d).ok && this.room(d) > 0;
+    const backlogged = this.backlogged();
+    const taskCallsInFlight = !backlogged && calling() > 0;
+    return {
+      backlogged,
+      taskCallsInFlight,
+      releasesCreate: taskCallsInFlight && (this.ctx.dependents.get(server) ?? []).some(releases),
+    };
+  }
+}

@@ -1,0 +1,211 @@
+import type { ServerName } from "../config/schema.js";
+import type { Operation, Task } from "../domain/task.js";
+import { TaskfanError, describeError } from "../errors.js";
+import { classify, mayHaveReachedServer } from "../fleet/policy.js";
+import type { CallTool, CreateOutcome } from "../integrations/integration.js";
+import type { OrchestratorContext, Parts } from "./context.js";
+
+class LeaseLostError extends TaskfanError {
+  constructor() {
+    super("another dispatcher took over this operation");
+  }
+}
+
+type AttemptOutcome = CreateOutcome & { verified?: boolean };
+
+/** How one operation ended, as its record says. */
+type Outcome =
+  | { kind: "done"; outcome: AttemptOutcome }
+  | { kind: "waiting"; reason: string; until: number }
+  | { kind: "failed"; error: unknown; message: string; retryable: boolean };
+
+/**
+ * Runs one claimed operation under its server's policy: creates the task's record (or,
+ * for a compensation, undoes it), looking first whenever an earlier attempt may have
+ * reached the server, so a retry never makes a second copy; then records the outcome.
+ */
+export class OperationRunner {
+  private readonly attempts;
+
+  constructor(
+    private readonly ctx: OrchestratorContext,
+    private readonly parts: Parts,
+  ) {
+    this.attempts = ctx.retry("attempt count");
+  }
+
+  async run(op: Operation, task: Task): Promise<void> {
+    const { fleet, store, owner, events } = this.ctx;
+    const server = op.server as ServerName;
+    events.emit("operation.started", { taskId: op.taskId, operationId: op.id, server, attempt: op.attempts });
+    const integration = fleet.integration(server);
+    let recheck = op.recheck;
+    const started = performance.now();
+    let outcome: AttemptOutcome;
+    try {
+      outcome = await fleet.execute<AttemptOutcome>(
+        server,
+        async ({ call, signal, attempt }) => {
+          // The claim counted the first attempt; a retry is counted (and the lease checked)
+          // here. While the store does not answer, the retry goes uncounted rather than failing.
+          if (attempt > 1) {
+            const counted = this.attempts.run(() => store.operations.startAttempt(op.id, owner));
+            if (counted === false) throw new LeaseLostError();
+          }
+          if (op.kind === "compensate") {
+            // Undo: look first when an earlier attempt may have done it already.
+            if ((recheck || attempt > 1) && (await this.alreadyUndone(op, task, call, signal))) {
+              return { remoteId: op.remoteId ?? "", verified: true };
+            }
+            try {
+              await integration.compensate(task, op.remoteId ?? "", call, signal);
+            } catch (error) {
+              if (mayHaveReachedServer(error)) recheck = true;
+              throw error;
+            }
+            return { remoteId: op.remoteId ?? "" };
+          }
+          if (recheck || attempt > 1) {
+            const found = await integration.verify(task, op.remoteId, call, signal);
+            if (found.found) return { remoteId: found.remoteId, verified: true };
+          }
+          try {
+            return await integration.create(task, call, signal);
+          } catch (error) {
+            if (mayHaveReachedServer(error)) recheck = true;
+            throw error;
+          }
+        },
+        this.ctx.shutdown.signal,
+      );
+    } catch (error) {
+      const ms = performance.now() - started;
+      const at = { taskId: op.taskId, server, operationId: op.id };
+      if (error instanceof LeaseLostError) {
+        this.ctx.log.warn(at, "lease lost; leaving the operation to its new owner");
+        return;
+      }
+      if (this.ctx.shutdown.signal.aborted) {
+        this.ctx.log.info(at, "operation interrupted by shutdown");
+        return; // the shutdown returns it to pending
+      }
+      const message = describeError(error);
+      const advice = classify(error);
+      // Not called (its circuit is open, its server down), or a transient failure that opened
+      // the circuit: wait for the server.
+      if (advice.retry === "later" || (advice.retry === "now" && fleet.breakerState(server) === "open")) {
+        const availability = fleet.availability(server);
+        const reason = availability.ok ? message : availability.reason;
+        const until = availability.ok ? this.ctx.now() + 1000 : availability.retryAt;
+        return this.record(op, { kind: "waiting", reason, until }, ms, recheck);
+      }
+      return this.record(
+        op,
+        { kind: "failed", error, message, retryable: advice.retry === "now" },
+        ms,
+        recheck,
+      );
+    }
+    const ms = performance.now() - started;
+    this.parts.dispatcher.callEnded(op, true);
+    this.parts.dispatcher.answered(server, ms);
+    return this.record(op, { kind: "done", outcome }, ms, recheck);
+  }
+
+  /**
+   * Every outcome, the same way: written through the group commit (with the task's status,
+   * and for a required server's "no", the task's rollback), then logged and said.
+   */
+  private async record(op: Operation, o: Outcome, ms: number, recheck: boolean): Promise<void> {
+    const { store, owner, log, events, config, now } = this.ctx;
+    const { status, commits } = this.parts;
+    const server = op.server as ServerName;
+    const ref = { taskId: op.taskId, operationId: op.id };
+    const { value, effects } = await commits.enqueue(op.taskId, server, () => {
+      switch (o.kind) {
+        case "done": {
+          const skipped = "skipped" in o.outcome;
+          const remoteId = "skipped" in o.outcome ? null : o.outcome.remoteId;
+          const ok = store.operations.finish(op.id, owner, {
+            status: skipped ? "skipped" : "done",
+            remoteId,
+            note: "skipped" in o.outcome ? o.outcome.skipped : undefined,
+            durationMs: ms,
+          });
+          if (ok) {
+            store.events.append("operation.done", ref, {
+              server,
+              ms: Math.round(ms),
+              remoteId,
+              ...("skipped" in o.outcome ? { skipped: o.outcome.skipped } : {}),
+              ...(o.outcome.verified ? { verified: true } : {}),
+            });
+          }
+          return { ok, create: ok && op.kind === "create" };
+        }
+        case "waiting": {
+          const ok = store.operations.park(op.id, owner, {
+            reason: o.reason,
+            until: o.until,
+            durationMs: ms,
+            recheck,
+          });
+          if (ok) store.events.append("operation.waiting", ref, { server, reason: o.reason });
+          return { ok };
+        }
+        case "failed": {
+          const ok = store.operations.fail(op.id, owner, {
+            error: o.message,
+            retryable: o.retryable,
+            durationMs: ms,
+            recheck,
+            recoverAt: o.retryable ? now() + config.recovery.delay * 1000 : undefined,
+          });
+          if (!ok) return { ok };
+          store.events.append("operation.failed", ref, { server, error: o.message, retryable: o.retryable });
+          // A required server's "no" rolls the task back, in the same commit.
+          return { ok, rolledBack: o.retryable ? undefined : status.rollback(op.taskId) };
+        }
+      }
+    });
+    const at = { ...ref, server };
+    switch (o.kind) {
+      case "done": {
+        const remoteId = "skipped" in o.outcome ? null : o.outcome.remoteId;
+        if (value.ok) {
+          log.info(
+            { ...at, ms: Math.round(ms), remoteId, verified: o.outcome.verified ?? false },
+            "skipped" in o.outcome ? "operation skipped" : "operation done",
+          );
+          events.emit("operation.done", { ...ref, server, ms, remoteId });
+        }
+        break;
+      }
+      case "waiting":
+        log.warn({ ...at, reason: o.reason }, "operation waits for its server");
+        if (value.ok) events.emit("operation.waiting", { ...ref, server, error: o.reason });
+        break;
+      case "failed":
+        log.warn({ ...at, err: o.error, retryable: o.retryable }, "operation failed");
+        if (value.ok) {
+          events.emit("operation.failed", { ...ref, server, ms, error: o.message, retryable: o.retryable });
+        }
+        break;
+    }
+    if ("rolledBack" in value && value.rolledBack) status.rolledBack(op.taskId, value.rolledBack);
+    if (effects) status.committed(op.taskId, effects);
+  }
+
+  /** Whether an earlier attempt already undid this record. */
+  private async alreadyUndone(
+    op: Operation,
+    task: Task,
+    call: CallTool,
+    signal: AbortSignal,
+  ): Promise<boolean> {
+    const integration = this.ctx.fleet.integration(op.server as ServerName);
+    if (integration.isUndone) return integration.isUndone(task, op.remoteId ?? "", call, signal);
+    const found = await integration.verify(task, op.remoteId, call, signal);
+    return !found.found;
+  }
+}
