@@ -11,7 +11,6 @@
  * Progress goes to stderr.
  */
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StdioClientTransport, getDefaultEnvironment } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { ListRootsRequestSchema } from "@modelcontextprotocol/sdk/types.js";
 import Database from "better-sqlite3";
 import { bulkhead } from "cockatiel";
@@ -22,6 +21,7 @@ import { parseArgs } from "node:util";
 import { completeConfig } from "../src/config/load.js";
 import { defaultDataFolders } from "../src/config/default.js";
 import type { Config, ServerConfig, ServerName } from "../src/config/schema.js";
+import { openStdio } from "../src/fleet/transport.js";
 import { createIntegration } from "../src/integrations/index.js";
 import { dependencies, type CallTool, type Integration } from "../src/integrations/integration.js";
 import { createLogger } from "../src/log.js";
@@ -88,14 +88,8 @@ async function rawFleet(config: Config) {
   const servers = Object.values(config.servers).filter((s) => s.enabled);
   const members = await Promise.all(
     servers.map(async (s: ServerConfig) => {
-      const transport = new StdioClientTransport({
-        command: s.command,
-        args: s.args,
-        env: { ...getDefaultEnvironment(), ...s.env },
-        ...(s.cwd ? { cwd: s.cwd } : {}),
-        stderr: "pipe",
-      });
-      transport.stderr?.on("data", () => undefined);
+      // Spawned the way taskfan spawns it, its stderr drained and dropped.
+      const transport = openStdio(s, () => undefined);
       // The same client capabilities as taskfan's (roots answered with none), so the floor
       // differs from taskfan by the store and the policies only.
       const client = new Client(
