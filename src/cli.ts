@@ -142,12 +142,11 @@ export async function runCli(
       }
       const store = createStore(databasePath(config));
       try {
-        const task = store.tasks.get(id);
-        if (!task) {
+        const view = store.taskView(id);
+        if (!view) {
           io.err.write(`no task ${id}\n`);
           return 1;
         }
-        const view = { task, operations: store.operations.forTask(id) };
         if (values.json)
           io.out.write(`${JSON.stringify({ ...resultsOf(view), operations: view.operations }, null, 2)}\n`);
         else printView(view, io.out, config.timezone);

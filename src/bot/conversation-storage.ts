@@ -17,8 +17,6 @@ export function conversationStorage(
   read(key: string): unknown;
   write(key: string, value: unknown): void;
   delete(key: string): void;
-  /** Writes what waits in memory; true when nothing is left waiting. */
-  flush(): boolean;
 } {
   const waiting = new Map<string, unknown>();
   const retry = new StoreRetry("conversation state", health, log);
@@ -41,12 +39,10 @@ export function conversationStorage(
       return false;
     }
   };
-  const flush = () => {
-    for (const [key, value] of [...waiting]) if (!attempt(key, value)) return false;
-    return true;
-  };
+  // Once the store answers, what waits in memory is written, in order, until one fails.
   health.on("change", (s) => {
-    if (s.ok) flush();
+    if (!s.ok) return;
+    for (const [key, value] of [...waiting]) if (!attempt(key, value)) return;
   });
   return {
     read(key) {
@@ -62,6 +58,5 @@ export function conversationStorage(
     delete(key) {
       attempt(key, deleted);
     },
-    flush,
   };
 }

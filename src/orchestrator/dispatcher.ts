@@ -39,8 +39,8 @@ export class Dispatcher {
   private pumpQueued = false;
   private timers: NodeJS.Timeout[] = [];
   private readonly retries;
-  running = false;
-  stopping = false;
+  private running = false;
+  private draining = false;
 
   constructor(
     private readonly ctx: OrchestratorContext,
@@ -91,7 +91,7 @@ export class Dispatcher {
    * them (the shutdown signal) and gives them a second to notice.
    */
   async drain(deadlineMs: number): Promise<void> {
-    this.stopping = true;
+    this.draining = true;
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     const all = Promise.all([...this.inflight.values()].map((f) => f.done));
@@ -102,6 +102,12 @@ export class Dispatcher {
       this.ctx.shutdown.abort(new Error("shutting down"));
       await Promise.race([all, new Promise((r) => setTimeout(r, 1000))]);
     }
+    this.running = false;
+  }
+
+  /** Shutting down: no new claims. */
+  get stopping(): boolean {
+    return this.draining;
   }
 
   /** Marks servers that may have due work, for the next pass. */
@@ -112,7 +118,7 @@ export class Dispatcher {
   /** Schedules a dispatch pass; `servers` (all by default) may have new due work. */
   schedulePump(servers: Iterable<ServerName> = this.ctx.fleet.names): void {
     this.markDue(servers);
-    if (!this.running || this.stopping || this.pumpQueued) return;
+    if (!this.running || this.draining || this.pumpQueued) return;
     this.pumpQueued = true;
     setImmediate(() => {
       this.pumpQueued = false;
@@ -123,7 +129,7 @@ export class Dispatcher {
 
   /** A dispatch pass: parks the operations of servers that cannot be called, claims, runs. */
   private pump(): void {
-    if (this.stopping) return;
+    if (this.draining) return;
     this.parkUnavailable();
     const plan = this.plan();
     if (!plan) return;
@@ -144,7 +150,7 @@ export class Dispatcher {
 
   /** How much to claim from which marked servers, within the global and per-server limits. */
   private plan(): Plan | undefined {
-    if (!this.running || this.stopping) return undefined;
+    if (!this.running || this.draining) return undefined;
     const free = this.ctx.config.dispatcher.concurrency - this.calling();
     if (free <= 0) return undefined;
     const capacity = new Map<ServerName, number>();
@@ -185,7 +191,7 @@ export class Dispatcher {
    */
   newOperations(taskId: string): NewOperationRow[] {
     const { fleet, config, owner, leaseMs, now, dependencies } = this.ctx;
-    let free = this.running && !this.stopping ? config.dispatcher.concurrency - this.calling() : 0;
+    let free = this.running && !this.draining ? config.dispatcher.concurrency - this.calling() : 0;
     const lease = { owner, expiresAt: now() + leaseMs };
     return fleet.names.map((server) => {
       const waitsFor = dependencies.get(server) ?? [];
@@ -278,7 +284,7 @@ export class Dispatcher {
     const rest = new Promise<void>((resolve) => (long < order.length ? setImmediate(resolve) : resolve()));
     order.forEach(({ op, task }, i) => {
       const done = (i < long ? Promise.resolve() : rest)
-        .then(() => (this.stopping ? undefined : this.parts.runner.run(op, task)))
+        .then(() => (this.draining ? undefined : this.parts.runner.run(op, task)))
         .catch((error: unknown) => {
           // Not expected (the runner records its outcomes through the retried commit queue);
           // if it happens, the claim's lease runs out and the operation is looked up and run again.

@@ -161,8 +161,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   }
 
   getTask(id: string): TaskView | undefined {
-    const task = this.ctx.store.tasks.get(id);
-    return task ? { task, operations: this.ctx.store.operations.forTask(id) } : undefined;
+    return this.ctx.store.taskView(id);
   }
 
   /** Re-drives a task's failed operations. Returns how many were queued. */
@@ -236,7 +235,6 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         "could not record the last outcomes; the next start looks them up on their servers",
       );
     }
-    dispatcher.running = false;
   }
 
   /** Pulls due work now (recovery and sync call this after they requeue operations). */

@@ -68,17 +68,14 @@ export class TaskStatus {
     if (!effects.settled) return;
     let view;
     try {
-      view = {
-        task: this.ctx.store.tasks.get(taskId)!,
-        operations: this.ctx.store.operations.forTask(taskId),
-      };
+      view = this.ctx.store.taskView(taskId);
       this.retry.succeeded();
     } catch (error) {
       // The task settled and that is stored; only the event is lost (waiters read it themselves).
       this.retry.failed(error);
       return;
     }
-    if (!view.task) return;
+    if (!view) return;
     this.ctx.log.info({ taskId, status: view.task.status, reason: view.task.statusReason }, "task settled");
     this.ctx.events.emit("task.settled", view);
   }

@@ -3,6 +3,7 @@ import { createBotStateStore } from "./bot-state.js";
 import { createDispatcherStore } from "./dispatchers.js";
 import { createEventStore } from "./events.js";
 import { openDatabase, type Db } from "./open-database.js";
+import type { TaskView } from "../domain/task.js";
 import { asStoreError, StoreHealth } from "./store-health.js";
 import { createOperationStore } from "./operations.js";
 import { createTaskStore } from "./tasks.js";
@@ -15,6 +16,8 @@ export interface Store {
   alerts: ReturnType<typeof createAlertStore>;
   bot: ReturnType<typeof createBotStateStore>;
   dispatchers: ReturnType<typeof createDispatcherStore>;
+  /** A task with its operations, as every reader shows it. */
+  taskView(id: string): TaskView | undefined;
   /**
    * Runs `fn` in one IMMEDIATE transaction. "full" (the default) is on disk when this
    * returns. "relaxed" skips the fsync (synchronous=NORMAL): it survives a crash of this
@@ -49,6 +52,8 @@ export function createStore(file: string, now: () => number = Date.now, options:
   const db = openDatabase(file);
   if (options.busyTimeoutMs !== undefined) db.pragma(`busy_timeout = ${Math.round(options.busyTimeoutMs)}`);
   const commits = { full: 0, relaxed: 0 };
+  const tasks = createTaskStore(db, now);
+  const operations = createOperationStore(db, now);
   const health = new StoreHealth(options.unavailableAfterMs ?? 10_000, now);
   const probeRow = db.prepare("INSERT INTO store_probe (data) VALUES (zeroblob(16384))");
   const clearProbe = db.prepare("DELETE FROM store_probe");
@@ -65,14 +70,18 @@ export function createStore(file: string, now: () => number = Date.now, options:
   };
   return {
     db,
-    tasks: createTaskStore(db, now),
-    operations: createOperationStore(db, now),
+    tasks,
+    operations,
     events: createEventStore(db, now),
     alerts: createAlertStore(db, now),
     bot: createBotStateStore(db, now),
     dispatchers: createDispatcherStore(db, now),
     commits,
     health,
+    taskView(id) {
+      const task = tasks.get(id);
+      return task ? { task, operations: operations.forTask(id) } : undefined;
+    },
     transaction<T>(fn: () => T, durability: "full" | "relaxed" = "full"): T {
       if (db.inTransaction) return db.transaction(fn).immediate();
       commits[durability] += 1;
