@@ -29,6 +29,16 @@ export default tseslint.config(
       "no-console": "error",
     },
   },
+  // The store answers with promises: none may be dropped or tested as a value by mistake.
+  {
+    files: ["**/*.ts"],
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      "@typescript-eslint/no-floating-promises": "error",
+      "@typescript-eslint/no-misused-promises": ["error", { checksVoidReturn: false }],
+      "@typescript-eslint/await-thenable": "error",
+    },
+  },
   { files: ["src/**/*.ts"], rules: restrict(mcpClient, grammy, sqlite) },
   { files: ["src/fleet/**/*.ts"], rules: restrict(grammy, sqlite) },
   { files: ["src/bot/**/*.ts", "handlers/**/*.ts", "scenes/**/*.ts"], rules: restrict(mcpClient, sqlite) },

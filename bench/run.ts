@@ -12,7 +12,6 @@
  */
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { ListRootsRequestSchema } from "@modelcontextprotocol/sdk/types.js";
-import Database from "better-sqlite3";
 import { bulkhead } from "cockatiel";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -26,6 +25,7 @@ import { createIntegration } from "../src/integrations/index.js";
 import { dependencies, type CallTool, type Integration } from "../src/integrations/integration.js";
 import { createLogger } from "../src/log.js";
 import { startCore, type Core } from "../src/core.js";
+import type { SqliteStore } from "../src/store/sqlite/sqlite-store.js";
 import { percentile } from "../src/monitoring/health-rules.js";
 import { newTaskId, type Task } from "../src/domain/task.js";
 
@@ -189,7 +189,10 @@ async function main() {
     };
     // A few rounds first, not counted: both sides warm up (JIT, caches, first files).
     for (let i = 0; i < warmup; i++) {
-      await core.orchestrator.waitForSettled(core.orchestrator.createTask({ title: `warm-up ${i}` }), 60_000);
+      await core.orchestrator.waitForSettled(
+        await core.orchestrator.createTask({ title: `warm-up ${i}` }),
+        60_000,
+      );
       await raw.fanOut(fakeTask(`raw warm-up ${i}`));
       await raw.fanOutOrdered(fakeTask(`raw ordered warm-up ${i}`));
     }
@@ -199,7 +202,7 @@ async function main() {
       async (i: number) => {
         const cpu = process.cpuUsage();
         const t0 = performance.now();
-        const id = core.orchestrator.createTask({ title: `sequential ${i}` });
+        const id = await core.orchestrator.createTask({ title: `sequential ${i}` });
         acks.push(performance.now() - t0);
         const view = await core.orchestrator.waitForSettled(id, 60_000);
         fans.push(performance.now() - t0);
@@ -252,8 +255,10 @@ async function main() {
         if (measureRss) result.rss_mb_start = rssMb();
         const before = fresh.store.commits.relaxed;
         const t0 = performance.now();
-        const ids = Array.from({ length: throughputTasks }, (_, i) =>
-          fresh.orchestrator.createTask({ title: `bulk ${run}.${i}` }),
+        const ids = await Promise.all(
+          Array.from({ length: throughputTasks }, (_, i) =>
+            fresh.orchestrator.createTask({ title: `bulk ${run}.${i}` }),
+          ),
         );
         let settled = 0;
         const ticker = setInterval(
@@ -267,8 +272,10 @@ async function main() {
         const seconds = (performance.now() - t0) / 1000;
         if (measureRss) result.rss_mb_end = rssMb();
         commits += fresh.store.commits.relaxed - before;
-        outcomes += fresh.getStats().total_operations;
-        const notDone = Object.entries(fresh.store.tasks.countByStatus()).filter(([st]) => st !== "done");
+        outcomes += (await fresh.getStats()).total_operations;
+        const notDone = Object.entries(await fresh.store.tasks.countByStatus()).filter(
+          ([st]) => st !== "done",
+        );
         if (notDone.length > 0) throw new Error(`after the throughput run: ${JSON.stringify(notDone)}`);
         return seconds;
       } finally {
@@ -318,10 +325,10 @@ async function main() {
       formatHealth(core.getHealth(), t);
       healthTimes.push(performance.now() - s);
       s = performance.now();
-      formatStats(core.getStats(), activityOf(core), t);
+      formatStats(await core.getStats(), await activityOf(core), t);
       statsTimes.push(performance.now() - s);
     }
-    result.operations_stored = core.getStats().total_operations;
+    result.operations_stored = (await core.getStats()).total_operations;
     result.health_reply_p95_ms = round(p(healthTimes, 0.95), 2);
     result.stats_reply_p95_ms = round(p(statsTimes, 0.95), 2);
     await core.close(5000);
@@ -351,14 +358,15 @@ async function main() {
   }
 }
 
-function activityOf(core: Core): number[] {
+function activityOf(core: Core): Promise<number[]> {
   const hour = 3_600_000;
   return core.store.operations.finishedPerBucket(Date.now() - hour, hour / 12, 12);
 }
 
 /** Finished operations, spread over the last hour, written directly for the read benchmarks. */
 function seed(core: Core, count: number): void {
-  const db: Database.Database = core.store.db;
+  if (!("db" in core.store)) throw new Error("seeding writes SQLite directly");
+  const db = (core.store as SqliteStore).db;
   const servers = core.fleet.names as ServerName[];
   const insertTask = db.prepare(
     "INSERT INTO tasks (id, title, priority, status, created_at, updated_at, settled_at) VALUES (?, ?, 3, 'done', ?, ?, ?)",

@@ -12,9 +12,9 @@ export function parseDuration(text: string): number | undefined {
   return seconds > 0 && seconds * 1000 <= maxMuteMs ? seconds * 1000 : undefined;
 }
 
-function muteUntil(deps: BotDeps, server: string, ms: number): string {
+async function muteUntil(deps: BotDeps, server: string, ms: number): Promise<string> {
   const until = Date.now() + ms;
-  deps.state.mutes.mute(server, until);
+  await deps.state.mutes.mute(server, until);
   return new Date(until).toISOString();
 }
 
@@ -24,7 +24,7 @@ export function muteHandler(deps: BotDeps): Composer<BotContext> {
   c.command("mute", async (ctx) => {
     const [target, span = "1h"] = ctx.match.trim().split(/\s+/);
     if (!target) {
-      const active = deps.state.mutes.active();
+      const active = await deps.state.mutes.active();
       return ctx.reply(
         active.length === 0
           ? ctx.t("mute-none")
@@ -44,19 +44,19 @@ export function muteHandler(deps: BotDeps): Composer<BotContext> {
     }
     const ms = parseDuration(span);
     if (ms === undefined) return ctx.reply(ctx.t("mute-bad-duration", { span }));
-    return ctx.reply(ctx.t("muted", { target, until: muteUntil(deps, server, ms) }));
+    return ctx.reply(ctx.t("muted", { target, until: await muteUntil(deps, server, ms) }));
   });
-  c.command("unmute", (ctx) => {
+  c.command("unmute", async (ctx) => {
     const target = ctx.match.trim();
     const one = target && target !== "all" ? target : undefined;
-    deps.state.mutes.unmute(one);
+    await deps.state.mutes.unmute(one);
     return ctx.reply(ctx.t("unmuted", { target: one ?? ctx.t("every-server") }));
   });
   const button = muteSchema(deps.serverNames);
   c.callbackQuery(/^mute:/, async (ctx) => {
     const parsed = button.safeParse(ctx.callbackQuery.data);
     if (!parsed.success) return ctx.answerCallbackQuery({ text: ctx.t("button-invalid") });
-    const until = muteUntil(deps, parsed.data.server, parsed.data.seconds * 1000);
+    const until = await muteUntil(deps, parsed.data.server, parsed.data.seconds * 1000);
     await ctx.answerCallbackQuery({ text: ctx.t("muted-short", { until }) });
   });
   return c;

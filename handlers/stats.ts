@@ -51,6 +51,8 @@ export function formatStats(stats: Stats, activity: readonly number[], t: Transl
 
 export function statsHandler(deps: BotDeps): Composer<BotContext> {
   const c = new Composer<BotContext>();
-  c.command("stats", (ctx) => ctx.reply(formatStats(deps.getStats(), deps.activity(), ctx.t)));
+  c.command("stats", async (ctx) =>
+    ctx.reply(formatStats(await deps.getStats(), await deps.activity(), ctx.t)),
+  );
   return c;
 }

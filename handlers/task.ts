@@ -19,29 +19,29 @@ export function taskHandler(deps: BotDeps): Composer<BotContext> {
   const c = new Composer<BotContext>();
   // Deadlines in the reader's zone and language.
   const render = async (ctx: BotContext, view: TaskView) => {
-    const zone = deps.timezoneOf(ctx.from?.id);
+    const zone = await deps.timezoneOf(ctx.from?.id);
     const locale = await ctx.i18n.getLocale();
     return renderTask(view, ctx.t, true, (iso) => formatInZone(iso, zone, locale));
   };
   c.command("task", async (ctx) => {
     const id = ctx.match.trim();
     if (!id) return ctx.reply(ctx.t("task-which"));
-    const view = deps.getTask(id);
+    const view = await deps.getTask(id);
     if (!view) return ctx.reply(ctx.t("task-missing", { id }));
     const keyboard = keyboardFor(view, ctx.t);
     return ctx.reply(await render(ctx, view), keyboard ? { reply_markup: keyboard } : {});
   });
   c.callbackQuery(/^task:retry:/, async (ctx) => {
     const parsed = taskRetrySchema.safeParse(ctx.callbackQuery.data);
-    if (!parsed.success || !deps.getTask(parsed.data)) {
+    if (!parsed.success || !(await deps.getTask(parsed.data))) {
       return ctx.answerCallbackQuery({ text: ctx.t("button-invalid") });
     }
     const id = parsed.data;
-    const n = deps.retryFailed(id);
+    const n = await deps.retryFailed(id);
     await ctx.answerCallbackQuery({
       text: n > 0 ? ctx.t("retrying", { count: n }) : ctx.t("nothing-to-retry"),
     });
-    const view = deps.getTask(id);
+    const view = await deps.getTask(id);
     if (view) await ctx.editMessageText(await render(ctx, view)).catch(() => undefined);
   });
   return c;

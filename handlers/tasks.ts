@@ -43,11 +43,10 @@ export function formatTasks(
 export function tasksHandler(deps: BotDeps): Composer<BotContext> {
   const c = new Composer<BotContext>();
   const page = async (n: number, ctx: BotContext) => {
-    const zone = deps.timezoneOf(ctx.from?.id);
+    const zone = await deps.timezoneOf(ctx.from?.id);
     const locale = await ctx.i18n.getLocale();
-    return formatTasks(deps.recentTasks(pageSize, n * pageSize), n, deps.countTasks(), ctx.t, (iso) =>
-      formatInZone(iso, zone, locale),
-    );
+    const [tasks, count] = await Promise.all([deps.recentTasks(pageSize, n * pageSize), deps.countTasks()]);
+    return formatTasks(tasks, n, count, ctx.t, (iso) => formatInZone(iso, zone, locale));
   };
   c.command("tasks", async (ctx) => {
     const { text, keyboard } = await page(0, ctx);
@@ -55,7 +54,7 @@ export function tasksHandler(deps: BotDeps): Composer<BotContext> {
   });
   c.callbackQuery(/^tasks:page:/, async (ctx) => {
     const n = tasksPageSchema.safeParse(ctx.callbackQuery.data);
-    const pages = Math.max(1, Math.ceil(deps.countTasks() / pageSize));
+    const pages = Math.max(1, Math.ceil((await deps.countTasks()) / pageSize));
     if (!n.success || n.data >= pages) return ctx.answerCallbackQuery({ text: ctx.t("button-invalid") });
     await ctx.answerCallbackQuery();
     const { text, keyboard } = await page(n.data, ctx);

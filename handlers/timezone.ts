@@ -34,14 +34,14 @@ function zoneKeyboard(): InlineKeyboard {
 export function timezoneHandler(deps: BotDeps): Composer<BotContext> {
   const c = new Composer<BotContext>();
   const set = async (ctx: BotContext, zone: string) => {
-    deps.state.timezones.set(ctx.from!.id, zone);
+    await deps.state.timezones.set(ctx.from!.id, zone);
     const now = formatInZone(new Date(), zone, await ctx.i18n.getLocale());
     return ctx.t("tz-set", { zone: zoneLabel(zone), now });
   };
   c.command("timezone", async (ctx) => {
     const input = ctx.match.trim();
     if (!input) {
-      const zone = deps.timezoneOf(ctx.from?.id);
+      const zone = await deps.timezoneOf(ctx.from?.id);
       const now = formatInZone(new Date(), zone, await ctx.i18n.getLocale());
       return ctx.reply(ctx.t("tz-current", { zone: zoneLabel(zone), now }), { reply_markup: zoneKeyboard() });
     }

@@ -19,7 +19,7 @@ type Reader = Omit<ReadingContext, "now">;
 
 export interface NewTaskDeps {
   /** The time zone a user chose (or the default). */
-  zoneOf(userId: number | undefined): string;
+  zoneOf(userId: number | undefined): Promise<string>;
   /** Creates the task in the core and starts the live progress message in `locale`. */
   create(draft: Draft & { title: string }, chatId: number, locale: string): Promise<{ ok: true; id: string }>;
 }

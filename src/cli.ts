@@ -12,7 +12,7 @@ import { startHttpServer } from "./api/http-server.js";
 import { startFrontEnd } from "./bot/front-end.js";
 import { databasePath, startCore } from "./core.js";
 import type { TaskView } from "./domain/task.js";
-import { createStore } from "./store/store.js";
+import { openStore } from "./store/open-store.js";
 import { formatBanner, startFacts } from "./banner.js";
 import { terminalSafe } from "./terminal.js";
 import { formatInZone } from "./time-zone.js";
@@ -140,9 +140,9 @@ export async function runCli(
         io.err.write(`no task ${id}: no database at ${databasePath(config)}\n`);
         return 1;
       }
-      const store = createStore(databasePath(config));
+      const store = await openStore(config);
       try {
-        const view = store.taskView(id);
+        const view = await store.taskView(id);
         if (!view) {
           io.err.write(`no task ${id}\n`);
           return 1;
@@ -152,7 +152,7 @@ export async function runCli(
         else printView(view, io.out, config.timezone);
         return 0;
       } finally {
-        store.close();
+        await store.close();
       }
     }
     case "create": {
@@ -176,7 +176,7 @@ export async function runCli(
       try {
         let id: string;
         try {
-          id = core.orchestrator.createTask(input);
+          id = await core.orchestrator.createTask(input);
         } catch (error) {
           if (!(error instanceof StoreUnavailableError)) throw error;
           io.err.write(`taskfan: ${error.message}, nothing was created\n`);

@@ -14,7 +14,8 @@ import { snapshotOf, startSnapshots, writeSnapshot } from "./monitoring/snapshot
 import { collectStats, type Stats } from "./monitoring/stats.js";
 import { Maintenance } from "./orchestrator/maintenance.js";
 import { Orchestrator } from "./orchestrator/orchestrator.js";
-import { createStore, type Store } from "./store/store.js";
+import { databasePath, openStore } from "./store/open-store.js";
+import type { Store } from "./store/store.js";
 import { watchStore } from "./monitoring/store-watch.js";
 
 export interface Core {
@@ -27,13 +28,13 @@ export interface Core {
   metrics: Metrics;
   started: Awaited<ReturnType<Fleet["start"]>>;
   /** The numbers behind /stats. */
-  getStats(): Stats;
+  getStats(): Promise<Stats>;
   /** The latest health of every server (as of the last probe and live facts). */
   getHealth(): ServerHealth[];
   /** Probes every server now. */
   checkHealth(): Promise<ServerHealth[]>;
   /** Writes logs/monitoring_metrics.json now (it is also written every health check interval). */
-  writeSnapshot(): string;
+  writeSnapshot(): Promise<string>;
   /**
    * Stops taking work, lets in-flight calls finish up to `deadlineMs`, returns the rest to
    * pending, stops every server process and closes the database.
@@ -41,25 +42,32 @@ export interface Core {
   close(deadlineMs?: number): Promise<void>;
 }
 
-export function databasePath(config: Config): string {
-  return path.join(config.data_dir, "taskfan.db");
-}
+export { databasePath };
 
 /**
  * The composition root, the one place that wires real parts: config -> store -> fleet ->
  * orchestrator -> health, maintenance, alerts, metrics. The CLI, the bench and the tests
  * build the core through it; the HTTP server and the chat take the Core it returns.
  */
-export async function startCore(config: Config, log: Logger): Promise<Core> {
+export interface CoreOptions {
+  /** A store opened by the caller (several cores on one database); the core does not close it. */
+  store?: Store;
+  /** The clock of the store and the orchestrator (tests move it to expire leases). */
+  now?: () => number;
+  /** The dispatcher's lease owner name (unique per process by default). */
+  owner?: string;
+  /** false: build everything but take no work until `core.orchestrator.start()`. */
+  dispatch?: boolean;
+}
+
+export async function startCore(config: Config, log: Logger, options: CoreOptions = {}): Promise<Core> {
   const enabled = Object.values(config.servers).filter((s) => s.enabled);
   // Build integrations first: a bad `settings` is a config error, raised before anything starts.
   const integrations = new Map<ServerName, Integration>(enabled.map((s) => [s.name, createIntegration(s)]));
   for (const dir of defaultDataFolders(config.data_dir)) mkdirSync(dir, { recursive: true });
   const radicale = await startCalendarBackend(config, log);
-  const store = createStore(databasePath(config), Date.now, {
-    busyTimeoutMs: config.store.busy_timeout * 1000,
-    unavailableAfterMs: config.store.unavailable_after * 1000,
-  });
+  const store = options.store ?? (await openStore(config, options.now));
+  const closeStore = () => (options.store ? Promise.resolve() : store.close());
   const storeWatch = watchStore(store, log);
   const fleet = new Fleet({
     servers: enabled,
@@ -83,16 +91,31 @@ export async function startCore(config: Config, log: Logger): Promise<Core> {
   } catch (error) {
     await fleet.close();
     storeWatch.stop();
-    store.close();
+    await closeStore();
     await radicale?.close();
     throw error;
   }
-  const orchestrator = new Orchestrator({ store, fleet, config, log });
+  const orchestrator = new Orchestrator({
+    store,
+    fleet,
+    config,
+    log,
+    ...(options.owner ? { owner: options.owner } : {}),
+    ...(options.now ? { now: options.now } : {}),
+  });
   const health = new HealthMonitor(fleet, config, log);
-  const maintenance = new Maintenance({ store, fleet, orchestrator, health, config, log });
+  const maintenance = new Maintenance({
+    store,
+    fleet,
+    orchestrator,
+    health,
+    config,
+    log,
+    ...(options.now ? { now: options.now } : {}),
+  });
   wireAlerts({ fleet, health, orchestrator, alerts: store.alerts, storeHealth: store.health, log });
   const metrics = createMetrics({ store, fleet, orchestrator, health });
-  orchestrator.start();
+  if (options.dispatch !== false) await orchestrator.start();
   health.start();
   maintenance.start();
   const getStats = () => collectStats({ store, fleet, health, startedAt });
@@ -101,7 +124,7 @@ export async function startCore(config: Config, log: Logger): Promise<Core> {
     ? startSnapshots(
         config.logs_dir,
         config.health_check_interval * 1000,
-        () => ({ stats: getStats(), health: health.snapshot() }),
+        async () => ({ stats: await getStats(), health: health.snapshot() }),
         store.health,
         log,
       )
@@ -117,7 +140,8 @@ export async function startCore(config: Config, log: Logger): Promise<Core> {
     metrics,
     started,
     getStats,
-    writeSnapshot: () => writeSnapshot(config.logs_dir, snapshotOf(getStats(), health.snapshot())),
+    writeSnapshot: async () =>
+      writeSnapshot(config.logs_dir, snapshotOf(await getStats(), health.snapshot())),
     getHealth: () => health.snapshot(),
     checkHealth: () => health.check(),
     close(deadlineMs = 10_000) {
@@ -129,7 +153,7 @@ export async function startCore(config: Config, log: Logger): Promise<Core> {
         await maintenance.stop();
         await fleet.close();
         storeWatch.stop();
-        store.close();
+        await closeStore();
         await radicale?.close();
       })();
       return closing;

@@ -208,10 +208,10 @@ export async function startHttpServer(
       return send(res, 200, await metrics.registry.metrics(), metrics.registry.contentType.split(";")[0]);
     }
     if (method === "GET" && url.pathname === "/") {
-      const views = core.store.tasks
-        .recent(15)
-        .map((t) => core.orchestrator.getTask(t.id))
-        .filter((v) => v !== undefined);
+      const recent = await core.store.tasks.recent(15);
+      const views = (await Promise.all(recent.map((t) => core.orchestrator.getTask(t.id)))).filter(
+        (v) => v !== undefined,
+      );
       return send(
         res,
         200,
@@ -223,7 +223,7 @@ export async function startHttpServer(
     const [, resource, id, action] = parts;
     if (method === "GET" && resource === "health" && !id)
       return send(res, 200, { servers: core.getHealth(), store: core.store.health.state });
-    if (method === "GET" && resource === "stats" && !id) return send(res, 200, core.getStats());
+    if (method === "GET" && resource === "stats" && !id) return send(res, 200, await core.getStats());
     if ((resource === "health" || resource === "stats") && !id) {
       throw new HttpError(405, "method_not_allowed", `${method} is not supported on ${url.pathname}`);
     }
@@ -234,14 +234,13 @@ export async function startHttpServer(
         const issue = q.error.issues[0]!;
         throw new HttpError(400, "invalid_query", issue.message, String(issue.path[0]));
       }
-      const tasks = core.store.tasks
-        .recent(q.data.status ? 1000 : q.data.limit)
+      const tasks = (await core.store.tasks.recent(q.data.status ? 1000 : q.data.limit))
         .filter((t) => !q.data.status || t.status === (q.data.status as TaskStatus))
         .slice(0, q.data.limit);
       return send(res, 200, { tasks });
     }
     if (method === "GET" && id && !action) {
-      const view = core.orchestrator.getTask(id);
+      const view = await core.orchestrator.getTask(id);
       if (!view) throw new HttpError(404, "not_found", `no task ${id}`);
       return send(res, 200, view);
     }
@@ -254,11 +253,11 @@ export async function startHttpServer(
       const key = req.headers["idempotency-key"];
       const idempotencyKey = typeof key === "string" && key ? key.slice(0, 200) : undefined;
       try {
-        const { id: taskId, created } = core.orchestrator.submitTask(
+        const { id: taskId, created } = await core.orchestrator.submitTask(
           parsed.data,
           idempotencyKey ? { idempotencyKey } : {},
         );
-        const task = core.store.tasks.get(taskId)!;
+        const task = (await core.store.tasks.get(taskId))!;
         if (created) res.setHeader("location", `/api/tasks/${taskId}`);
         return send(res, created ? 201 : 200, { task: { id: task.id, status: task.status }, created });
       } catch (error) {
@@ -272,8 +271,8 @@ export async function startHttpServer(
       }
     }
     if (method === "POST" && id && action === "retry") {
-      if (!core.orchestrator.getTask(id)) throw new HttpError(404, "not_found", `no task ${id}`);
-      return send(res, 202, { queued: core.orchestrator.retryFailed(id) });
+      if (!(await core.orchestrator.getTask(id))) throw new HttpError(404, "not_found", `no task ${id}`);
+      return send(res, 202, { queued: await core.orchestrator.retryFailed(id) });
     }
     throw new HttpError(405, "method_not_allowed", `${method} is not supported on ${url.pathname}`);
   }

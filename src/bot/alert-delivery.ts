@@ -76,7 +76,7 @@ export class AlertDelivery {
 
   private readonly deliverOnce = oneAtATime(async () => {
     await this.sendStoreNotice();
-    return (await this.retry.runAsync(() => this.pass())) ?? 0;
+    return (await this.retry.run(() => this.pass())) ?? 0;
   });
 
   /** Says straight to the chat that the store is down or back (the outbox is in the store). */
@@ -102,18 +102,18 @@ export class AlertDelivery {
     const { alerts, state, log } = this.deps;
     const cooldown = this.options.cooldownMs ?? 10 * 60_000;
     // What Telegram took while the store did not answer is recorded first, never sent again.
-    this.recordSent();
+    await this.recordSent();
     let delivered = 0;
-    const claimed = alerts.claimUndelivered(this.owner, 20, 120_000);
+    const claimed = await alerts.claimUndelivered(this.owner, 20, 120_000);
     for (const [index, alert] of claimed.entries()) {
-      if (alert.server && state.mutes.isMuted(alert.server)) {
-        alerts.markDelivered(alert.id, this.owner, alert.count); // muted: dropped, not queued
+      if (alert.server && (await state.mutes.isMuted(alert.server))) {
+        await alerts.markDelivered(alert.id, this.owner, alert.count); // muted: dropped, not queued
         continue;
       }
       const text = formatAlert(alert, this.options.t);
       const keyboard = alertKeyboard(alert, this.options.t);
       const extra = keyboard ? { reply_markup: keyboard } : {};
-      const sent = state.alertMessages.get(alert.id);
+      const sent = await state.alertMessages.get(alert.id);
       let messageId: number | undefined;
       let unchanged = false;
       try {
@@ -127,7 +127,7 @@ export class AlertDelivery {
         if (!unchanged) {
           this.deps.metrics?.alertFailed();
           // Telegram did not take it (after the client's own retries): all of these wait for the next pass.
-          for (const rest of claimed.slice(index)) alerts.releaseClaim(rest.id, this.owner);
+          for (const rest of claimed.slice(index)) await alerts.releaseClaim(rest.id, this.owner);
           log.warn({ err: error, alertId: alert.id }, "alert not delivered; will try again");
           break;
         }
@@ -137,7 +137,7 @@ export class AlertDelivery {
         delivered += 1;
       }
       this.sentNotRecorded.push({ id: alert.id, count: alert.count, messageId });
-      this.recordSent();
+      await this.recordSent();
     }
     return delivered;
   }
@@ -146,12 +146,12 @@ export class AlertDelivery {
   private readonly sentNotRecorded: Array<{ id: number; count: number; messageId: number | undefined }> = [];
 
   /** Records what Telegram took; throws (and keeps the rest) while the store does not answer. */
-  private recordSent(): void {
+  private async recordSent(): Promise<void> {
     const { alerts, state } = this.deps;
     while (this.sentNotRecorded.length > 0) {
       const s = this.sentNotRecorded[0]!;
-      if (s.messageId !== undefined) state.alertMessages.set(s.id, this.options.chatId, s.messageId);
-      alerts.markDelivered(s.id, this.owner, s.count);
+      if (s.messageId !== undefined) await state.alertMessages.set(s.id, this.options.chatId, s.messageId);
+      await alerts.markDelivered(s.id, this.owner, s.count);
       this.sentNotRecorded.shift();
     }
   }

@@ -1,5 +1,5 @@
 import type { Logger } from "../log.js";
-import type { BotStateStore } from "../store/bot-state.js";
+import type { BotStateStore } from "../store/store.js";
 import { StoreRetry, storeFault, type StoreHealth } from "../store/store-health.js";
 
 const deleted = Symbol("deleted");
@@ -14,21 +14,21 @@ export function conversationStorage(
   health: StoreHealth,
   log: Logger,
 ): {
-  read(key: string): unknown;
-  write(key: string, value: unknown): void;
-  delete(key: string): void;
+  read(key: string): Promise<unknown>;
+  write(key: string, value: unknown): Promise<void>;
+  delete(key: string): Promise<void>;
 } {
   const waiting = new Map<string, unknown>();
   const retry = new StoreRetry("conversation state", health, log);
-  const attempt = (key: string, value: unknown): boolean => {
+  const attempt = async (key: string, value: unknown): Promise<boolean> => {
     // While the store is known to be down, memory only: each try would wait out the lock.
     if (!health.state.ok && waiting.size > 0) {
       waiting.set(key, value);
       return false;
     }
     try {
-      if (value === deleted) state.delete(key);
-      else state.write(key, value);
+      if (value === deleted) await state.delete(key);
+      else await state.write(key, value);
       waiting.delete(key);
       retry.succeeded();
       return true;
@@ -42,21 +42,23 @@ export function conversationStorage(
   // Once the store answers, what waits in memory is written, in order, until one fails.
   health.on("change", (s) => {
     if (!s.ok) return;
-    for (const [key, value] of [...waiting]) if (!attempt(key, value)) return;
+    void (async () => {
+      for (const [key, value] of [...waiting]) if (!(await attempt(key, value))) return;
+    })().catch((error: unknown) => log.error({ err: error }, "could not write conversation state"));
   });
   return {
-    read(key) {
+    async read(key) {
       if (waiting.has(key)) {
         const value = waiting.get(key);
         return value === deleted ? undefined : value;
       }
       return state.read(key);
     },
-    write(key, value) {
-      attempt(key, value);
+    async write(key, value) {
+      await attempt(key, value);
     },
-    delete(key) {
-      attempt(key, deleted);
+    async delete(key) {
+      await attempt(key, deleted);
     },
   };
 }

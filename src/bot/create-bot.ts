@@ -151,7 +151,7 @@ export function createBot(deps: BotDeps, settings: BotSettings, options: BotOpti
       createNewTaskConversation({
         zoneOf: (userId) => deps.timezoneOf(userId),
         async create(draft, chatId, locale) {
-          const id = deps.createTask({
+          const id = await deps.createTask({
             title: draft.title,
             description: draft.description,
             priority: draft.priority,
@@ -179,7 +179,7 @@ export function createBot(deps: BotDeps, settings: BotSettings, options: BotOpti
     if (!rest) return ctx.conversation.enter("newtask");
     const parsed = parseQuickForm(rest, {
       now: new Date(),
-      zone: deps.timezoneOf(ctx.from?.id),
+      zone: await deps.timezoneOf(ctx.from?.id),
       language: await ctx.i18n.getLocale(),
     });
     if (!parsed.ok)

@@ -4,30 +4,29 @@ import type { ServerHealth } from "../monitoring/health-monitor.js";
 import type { Stats } from "../monitoring/stats.js";
 import type { NewTask, Task, TaskView } from "../domain/task.js";
 import type { OrchestratorEvents } from "../orchestrator/orchestrator.js";
-import type { AlertStore } from "../store/alerts.js";
-import type { BotStateStore } from "../store/bot-state.js";
+import type { AlertStore, BotStateStore } from "../store/store.js";
 import type { StoreHealth } from "../store/store-health.js";
 
 /** What the bot needs from the core: plain functions and events, no grammY in the core. */
 export interface BotDeps {
-  createTask(input: NewTask, opts?: { idempotencyKey?: string }): string;
-  getTask(id: string): TaskView | undefined;
-  recentTasks(limit: number, offset: number): Task[];
-  countTasks(): number;
-  retryFailed(id: string): number;
+  createTask(input: NewTask, opts?: { idempotencyKey?: string }): Promise<string>;
+  getTask(id: string): Promise<TaskView | undefined>;
+  recentTasks(limit: number, offset: number): Promise<Task[]>;
+  countTasks(): Promise<number>;
+  retryFailed(id: string): Promise<number>;
   events: EventEmitter<OrchestratorEvents>;
   getHealth(): ServerHealth[];
   checkHealth(): Promise<ServerHealth[]>;
-  getStats(): Stats;
+  getStats(): Promise<Stats>;
   /** Operations finished per 5 minutes over the last hour, oldest first. */
-  activity(): number[];
+  activity(): Promise<number[]>;
   alerts: AlertStore;
   state: BotStateStore;
   /** Whether the database answers; /health shows it, alerts say when it changes. */
   storeHealth: StoreHealth;
   serverNames: readonly string[];
   /** The zone a user reads and types deadlines in: theirs (/timezone), else the default. */
-  timezoneOf(userId: number | undefined): string;
+  timezoneOf(userId: number | undefined): Promise<string>;
   log: Logger;
   /** Counters for alert deliveries and Bot API errors. */
   metrics?: { alertSent(): void; alertFailed(): void; telegramError(code: number | string): void };

@@ -29,8 +29,8 @@ export function botDepsOf(core: Core, log: Logger): BotDeps {
     state: store.bot,
     storeHealth: store.health,
     serverNames: core.fleet.names,
-    timezoneOf: (userId) =>
-      (userId === undefined ? undefined : store.bot.timezones.get(userId)) ?? core.config.timezone,
+    timezoneOf: async (userId) =>
+      (userId === undefined ? undefined : await store.bot.timezones.get(userId)) ?? core.config.timezone,
     log,
     metrics: core.metrics,
   };

@@ -46,7 +46,7 @@ export class ProgressReporter {
 
   /** Sends the progress message for a new task, in the user's language, and follows it. */
   async start(chatId: number, taskId: string, t: Translate): Promise<void> {
-    const view = this.deps.getTask(taskId);
+    const view = await this.deps.getTask(taskId);
     if (!view) return;
     const text = renderTask(view, t);
     const sent = await this.api.sendMessage(chatId, text);
@@ -62,7 +62,7 @@ export class ProgressReporter {
     };
     this.tracked.set(taskId, tracked);
     // It may have settled while the message was on its way.
-    const now = this.deps.getTask(taskId);
+    const now = await this.deps.getTask(taskId);
     if (now?.task.settledAt) tracked.final = true;
     this.schedule(taskId);
   }
@@ -98,7 +98,7 @@ export class ProgressReporter {
   }
 
   private async flush(t: Tracked): Promise<void> {
-    const view = this.deps.getTask(t.taskId);
+    const view = await this.deps.getTask(t.taskId);
     if (!view) return;
     const text = renderTask(view, t.t);
     const settled = view.task.settledAt !== null;

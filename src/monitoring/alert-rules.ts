@@ -1,7 +1,8 @@
 import type { Fleet } from "../fleet/fleet.js";
 import type { Logger } from "../log.js";
 import type { Orchestrator } from "../orchestrator/orchestrator.js";
-import type { AlertStore } from "../store/alerts.js";
+import type { AlertStore } from "../store/store.js";
+import { oneAtATime } from "../one-at-a-time.js";
 import { StoreRetry, storeFault, type StoreHealth } from "../store/store-health.js";
 import type { HealthMonitor } from "./health-monitor.js";
 
@@ -23,19 +24,20 @@ export function wireAlerts(deps: {
 }): void {
   const { fleet, health, orchestrator, alerts, log } = deps;
   const retry = new StoreRetry("alert recording", deps.storeHealth, log);
-  const pending: Array<{ what: string; fn: () => void }> = [];
+  const pending: Array<{ what: string; fn: () => Promise<unknown> }> = [];
   let timer: NodeJS.Timeout | undefined;
-  const drain = () => {
+  /** Records what waits, in order, one at a time. */
+  const drain = oneAtATime(async () => {
     clearTimeout(timer);
     timer = undefined;
     while (pending.length > 0) {
       const next = pending[0]!;
       try {
-        next.fn();
+        await next.fn();
         retry.succeeded();
       } catch (error) {
         if (storeFault(error)) {
-          timer = setTimeout(drain, retry.failed(error));
+          timer = setTimeout(() => void drain(), retry.failed(error));
           timer.unref();
           return;
         }
@@ -43,14 +45,15 @@ export function wireAlerts(deps: {
       }
       pending.shift();
     }
-  };
-  const safely = (what: string, fn: () => void) => {
+  });
+  const safely = (what: string, fn: () => Promise<unknown>) => {
     if (pending.length >= maxPending) pending.shift();
     pending.push({ what, fn });
-    if (pending.length === 1) drain();
+    // A run under way may be past its last look at `pending`: look again once it ends.
+    if (!timer) void drain().then(() => (pending.length > 0 && !timer ? drain() : undefined));
   };
   deps.storeHealth.on("change", (state) => {
-    if (state.ok) drain();
+    if (state.ok) void drain();
   });
   fleet.on("breaker", ({ server, state, error }) => {
     if (state === "open") safely("breaker_open", () => alerts.raise("breaker_open", server, { error }));
@@ -59,13 +62,14 @@ export function wireAlerts(deps: {
     safely("crash_loop", () => alerts.raise("crash_loop", server, { restarts, windowMs, until })),
   );
   health.on("status", ({ server, status, previous, reason }) =>
-    safely(status, () => {
-      if (status === "DEGRADED") alerts.raise("degraded", server, { reason });
-      else if (status === "ERROR") alerts.raise("error", server, { reason, error: fleet.lastError(server) });
+    safely(status, async () => {
+      if (status === "DEGRADED") await alerts.raise("degraded", server, { reason });
+      else if (status === "ERROR")
+        await alerts.raise("error", server, { reason, error: fleet.lastError(server) });
       else if (previous !== undefined) {
-        const closed = alerts.resolve(server);
+        const closed = await alerts.resolve(server);
         if (closed.length > 0) {
-          alerts.notice("recovered", server, null, {
+          await alerts.notice("recovered", server, null, {
             closed: closed.map((a) => a.kind),
             since: Math.min(...closed.map((a) => a.firstSeen)),
           });

@@ -67,8 +67,8 @@ export function createMetrics(deps: {
     name: "taskfan_queue_size",
     help: "Operations pending or running.",
     registers,
-    collect() {
-      this.set(store.operations.queueSize());
+    async collect() {
+      this.set(await store.operations.queueSize());
     },
   });
   new Gauge({
@@ -76,9 +76,10 @@ export function createMetrics(deps: {
     help: "Tasks by status.",
     labelNames: ["status"],
     registers,
-    collect() {
+    async collect() {
+      const counts = await store.tasks.countByStatus();
       this.reset();
-      for (const [status, n] of Object.entries(store.tasks.countByStatus())) this.set({ status }, n ?? 0);
+      for (const [status, n] of Object.entries(counts)) this.set({ status }, n ?? 0);
     },
   });
   new Counter({

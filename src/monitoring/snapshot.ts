@@ -46,16 +46,16 @@ export function writeSnapshot(dir: string, snapshot: unknown): string {
 export function startSnapshots(
   dir: string,
   intervalMs: number,
-  read: () => { stats: Stats; health: ServerHealth[] },
+  read: () => Promise<{ stats: Stats; health: ServerHealth[] }>,
   storeHealth: StoreHealth,
   log: Logger,
-): { stop(): void; writeNow(): string } {
-  const writeNow = () => {
-    const { stats, health } = read();
+): { stop(): void; writeNow(): Promise<string> } {
+  const writeNow = async () => {
+    const { stats, health } = await read();
     return writeSnapshot(dir, snapshotOf(stats, health));
   };
   const retry = new StoreRetry("metrics snapshot", storeHealth, log);
-  const timer = setInterval(() => retry.run(writeNow), intervalMs);
+  const timer = setInterval(() => void retry.run(writeNow), intervalMs);
   timer.unref();
   return { stop: () => clearInterval(timer), writeNow };
 }

@@ -19,17 +19,17 @@ export interface Stats {
 }
 
 /** The numbers behind /stats, shaped after the original system's, plus latency and queue. */
-export function collectStats(deps: {
+export async function collectStats(deps: {
   store: Store;
   fleet: Fleet;
   health: HealthMonitor;
   startedAt: number;
   now?: number;
-}): Stats {
+}): Promise<Stats> {
   const { store, fleet, health } = deps;
   const operations: Stats["operations"] = {};
   let total = 0;
-  for (const row of store.operations.countByServerStatus()) {
+  for (const row of await store.operations.countByServerStatus()) {
     (operations[row.server] ??= {})[row.status] = row.n;
     total += row.n;
   }
@@ -41,7 +41,7 @@ export function collectStats(deps: {
     const counts = operations[server] ?? {};
     const finished = (counts.done ?? 0) + (counts.failed ?? 0);
     errorRates[server] = finished === 0 ? 0 : Math.round(((counts.failed ?? 0) / finished) * 1000) / 1000;
-    const durations = store.operations.recentDurations(server, 1000);
+    const durations = await store.operations.recentDurations(server, 1000);
     latency[server] = { p50: percentile(durations, 0.5) ?? null, p95: percentile(durations, 0.95) ?? null };
     restarts[server] = fleet.restarts(server as ServerName);
   }
@@ -51,10 +51,10 @@ export function collectStats(deps: {
     operations,
     error_rates: errorRates,
     latency_ms: latency,
-    queue_size: store.operations.queueSize(),
-    tasks_by_status: store.tasks.countByStatus(),
+    queue_size: await store.operations.queueSize(),
+    tasks_by_status: await store.tasks.countByStatus(),
     restarts,
-    drift_repairs: store.events.count("operation.drift"),
+    drift_repairs: await store.events.count("operation.drift"),
     uptime_s: Math.round(((deps.now ?? Date.now()) - deps.startedAt) / 1000),
   };
 }

@@ -13,11 +13,12 @@ export function watchStore(
   let timer: NodeJS.Timeout | undefined;
   let delay = 0;
   const first = options.firstDelayMs ?? 1000;
-  const probe = () => {
+  let stopped = false;
+  const probe = async () => {
     timer = undefined;
-    if (store.health.state.ok || store.probe()) return;
+    if (store.health.state.ok || (await store.probe()) || stopped || timer) return;
     delay = Math.min(delay * 2, options.maxDelayMs ?? 30_000);
-    timer = setTimeout(probe, delay);
+    timer = setTimeout(() => void probe(), delay);
     timer.unref();
   };
   const onChange = (state: typeof store.health.state) => {
@@ -30,12 +31,13 @@ export function watchStore(
     log.error({ code: state.code, reason: state.reason }, `storage unavailable: ${state.reason}`);
     if (timer) return;
     delay = first;
-    timer = setTimeout(probe, delay);
+    timer = setTimeout(() => void probe(), delay);
     timer.unref();
   };
   store.health.on("change", onChange);
   return {
     stop() {
+      stopped = true;
       clearTimeout(timer);
       store.health.off("change", onChange);
     },

@@ -1,11 +1,12 @@
 import type { ServerName } from "../config/schema.js";
 import { storeFault } from "../store/store-health.js";
 import { commitDelay } from "./commit-rule.js";
+import type { StoreQueries } from "../store/store.js";
 import type { OrchestratorContext, Parts, TaskEffects } from "./context.js";
 
 interface Queued {
   taskId: string;
-  write: () => { create?: boolean };
+  write: (tx: StoreQueries) => Promise<{ create?: boolean }>;
   resolve: (result: { value: unknown; effects?: TaskEffects }) => void;
   reject: (error: unknown) => void;
 }
@@ -30,6 +31,9 @@ export class CommitQueue {
   private retryTimer: NodeJS.Timeout | undefined;
   private readonly retry;
   private stopped = false;
+  /** The commit under way; a flush meanwhile (`again`) runs when it is done. */
+  private current: Promise<void> | undefined;
+  private again: boolean | undefined;
 
   constructor(
     private readonly ctx: OrchestratorContext,
@@ -44,18 +48,18 @@ export class CommitQueue {
   }
 
   /**
-   * Queues an outcome's write (a function of the store, run inside the commit; it may run
-   * again if a commit fails) for `server`'s operation of `taskId`.
+   * Queues an outcome's write (a function of the commit's transaction, run inside it; it may
+   * run again if a commit fails) for `server`'s operation of `taskId`.
    */
   enqueue<T extends { create?: boolean }>(
     taskId: string,
     server: ServerName,
-    write: () => T,
+    write: (tx: StoreQueries) => Promise<T>,
   ): Promise<{ value: T; effects?: TaskEffects }> {
     return new Promise((resolve, reject) => {
       this.queue.push({
         taskId,
-        write,
+        write: write as Queued["write"],
         resolve: resolve as (result: { value: unknown; effects?: TaskEffects }) => void,
         reject,
       });
@@ -73,39 +77,54 @@ export class CommitQueue {
 
   /**
    * Writes the queued outcomes. When the store does not answer they stay queued, in order,
-   * and are tried again after a backoff, or as soon as the store answers (`force`).
+   * and are tried again after a backoff, or as soon as the store answers (`force`). One
+   * commit at a time: a flush while one is under way follows it.
    */
   flush(force = false): void {
     clearTimeout(this.timer?.timer);
     clearImmediate(this.immediate);
     this.timer = undefined;
     this.immediate = undefined;
+    if (this.current) {
+      this.again = (this.again ?? false) || force;
+      return;
+    }
     if (!force && !this.retry.due) return; // the retry timer flushes them
     clearTimeout(this.retryTimer);
     const batch = this.queue.splice(0);
     if (batch.length === 0) return;
-    const { store } = this.ctx;
+    this.current = this.commit(batch).finally(() => {
+      this.current = undefined;
+      const again = this.again;
+      this.again = undefined;
+      if (again !== undefined && this.queue.length > 0) this.flush(again);
+    });
+  }
+
+  /** `batch` in one transaction, with the statuses it changes and the claims it frees. */
+  private async commit(batch: Queued[]): Promise<void> {
     const { status, dispatcher } = this.parts;
     try {
-      const { values, effects, claimed } = store.transaction(() => {
-        const values = batch.map((c) => c.write());
+      const { values, effects } = await dispatcher.claiming(async (tx, claimFreed) => {
+        const values: Array<{ create?: boolean }> = [];
+        for (const c of batch) values.push(await c.write(tx));
         // A create that finished after its task was rolled back is undone as well.
         const created = new Set(batch.filter((_, i) => values[i]!.create).map((c) => c.taskId));
         const effects = new Map<string, TaskEffects>();
         for (const c of batch) {
           if (!effects.has(c.taskId))
-            effects.set(c.taskId, status.recompute(c.taskId, created.has(c.taskId)));
+            effects.set(c.taskId, await status.recompute(tx, c.taskId, created.has(c.taskId)));
         }
         // What these outcomes released, and what waits for the slots their calls freed, is
-        // claimed in the same commit (the dispatcher's hook).
+        // claimed in the same commit (launched once it committed).
         for (const e of effects.values()) {
           dispatcher.markDue(e.released);
           e.released = [];
         }
-        return { values, effects, claimed: dispatcher.claimForFreedSlots() };
+        await claimFreed();
+        return { values, effects };
       }, "relaxed");
       this.retry.succeeded();
-      dispatcher.launch(claimed);
       // Whatever the limits left is taken by the next pass.
       dispatcher.schedulePump([]);
       const last = new Map(batch.map((c, i) => [c.taskId, i]));
@@ -127,6 +146,11 @@ export class CommitQueue {
       // Its claims rolled back with it: look at every server again.
       dispatcher.schedulePump();
     }
+  }
+
+  /** Resolves once no commit is under way (shutdown waits for the last one). */
+  async idle(): Promise<void> {
+    while (this.current) await this.current;
   }
 
   /** No more retries on a timer (shutdown flushes what is left itself). */

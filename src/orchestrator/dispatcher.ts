@@ -2,7 +2,7 @@ import type { ServerName } from "../config/schema.js";
 import type { Operation, Task } from "../domain/task.js";
 import { processIdentity, stillRunning } from "../fleet/pid-files.js";
 import { percentile } from "../monitoring/health-rules.js";
-import type { NewOperationRow } from "../store/tasks.js";
+import type { NewOperationRow, StoreQueries } from "../store/store.js";
 import type { OutcomeSituation } from "./commit-rule.js";
 import type { Claimed, OrchestratorContext, Parts } from "./context.js";
 
@@ -34,6 +34,13 @@ export class Dispatcher {
    * call of a task (which decides when the task settles) is not queued behind the quick ones.
    */
   private readonly typicalMs = new Map<ServerName, number>();
+  /**
+   * Operations claimed in a transaction not yet committed: they count against the limits
+   * from the moment they are taken, so a transaction begun meanwhile does not claim their slots.
+   */
+  private readonly reserved = new Map<number, { server: ServerName; taskId: string }>();
+  /** The pass under way: one at a time, as each plans from what is in flight. */
+  private pumping: Promise<unknown> | undefined;
   /** Look for operations with an expired lease on the next pass (set by the poll). */
   private orphansDue = true;
   private pumpQueued = false;
@@ -53,7 +60,7 @@ export class Dispatcher {
   }
 
   /** Starts dispatching: operations left by a dead process are taken once their lease expires. */
-  start(): void {
+  async start(): Promise<void> {
     if (this.running) return;
     const { store, fleet, config, owner, leaseMs, log } = this.ctx;
     this.running = true;
@@ -64,14 +71,18 @@ export class Dispatcher {
     const heartbeat = setInterval(
       () => {
         if (this.inflight.size > 0)
-          this.retries.leases.run(() => store.operations.renewLeases(owner, leaseMs));
+          void this.retries.leases.run(() => store.operations.renewLeases(owner, leaseMs));
       },
       Math.max(leaseMs / 3, 50),
     );
     poll.unref();
     heartbeat.unref();
     this.timers.push(poll, heartbeat);
-    const { gone, rechecked } = store.dispatchers.register(owner, processIdentity(), (p) => !stillRunning(p));
+    const { gone, rechecked } = await store.dispatchers.register(
+      owner,
+      processIdentity(),
+      (p) => !stillRunning(p),
+    );
     if (gone.length > 0) {
       log.warn(
         { runs: gone.length, operations: rechecked },
@@ -79,10 +90,10 @@ export class Dispatcher {
       );
     }
     for (const server of fleet.names) {
-      const typical = percentile(store.operations.recentDurations(server, typicalWindow), 0.5);
+      const typical = percentile(await store.operations.recentDurations(server, typicalWindow), 0.5);
       if (typical !== undefined) this.typicalMs.set(server, typical);
     }
-    store.operations.releaseAllWaiting();
+    await store.operations.releaseAllWaiting();
     this.schedulePump();
   }
 
@@ -120,31 +131,72 @@ export class Dispatcher {
     this.markDue(servers);
     if (!this.running || this.draining || this.pumpQueued) return;
     this.pumpQueued = true;
-    setImmediate(() => {
+    const go = () => {
       this.pumpQueued = false;
       // A store that does not answer: logged once, and the poll tries again after a backoff.
-      this.retries.dispatch.run(() => this.pump());
-    });
+      this.pumping = this.retries.dispatch.run(() => this.pump()).finally(() => (this.pumping = undefined));
+    };
+    setImmediate(() => (this.pumping ? void this.pumping.then(go) : go()));
   }
 
   /** A dispatch pass: parks the operations of servers that cannot be called, claims, runs. */
-  private pump(): void {
+  private async pump(): Promise<void> {
     if (this.draining) return;
-    this.parkUnavailable();
-    const plan = this.plan();
-    if (!plan) return;
-    this.launch(this.ctx.store.transaction(() => this.withTasks(this.claimPlanned(plan)), "relaxed"));
+    await this.parkUnavailable();
+    if (!this.plan()) return;
+    await this.claiming(async (_tx, claimFreed) => void (await claimFreed()), "relaxed");
+  }
+
+  /**
+   * Runs `fn` in one transaction whose claims (`claimFreed`: what waits for the free slots,
+   * with `also`, operations the transaction stored claimed) are launched once it committed;
+   * until then they count against the limits.
+   */
+  async claiming<T>(
+    fn: (tx: StoreQueries, claimFreed: (also?: readonly Operation[]) => Promise<Claimed[]>) => Promise<T>,
+    durability: "full" | "relaxed",
+  ): Promise<T> {
+    const claimed: Claimed[] = [];
+    const reserved: number[] = [];
+    const reserve = (ops: readonly Operation[]) => {
+      for (const op of ops) {
+        this.reserved.set(op.id, { server: op.server as ServerName, taskId: op.taskId });
+        reserved.push(op.id);
+      }
+    };
+    let value: T;
+    try {
+      value = await this.ctx.store.transaction(
+        (tx) =>
+          fn(tx, async (also = []) => {
+            reserve(also);
+            const more = await this.claimForFreedSlots(tx, also);
+            reserve(more.map((c) => c.op).filter((op) => !this.reserved.has(op.id)));
+            claimed.push(...more);
+            return more;
+          }),
+        durability,
+      );
+    } finally {
+      for (const id of reserved) this.reserved.delete(id);
+    }
+    this.launch(claimed);
+    return value;
   }
 
   /** Parks the due operations of marked servers that cannot be called now. */
-  private parkUnavailable(): void {
+  private async parkUnavailable(): Promise<void> {
     for (const server of this.mayHaveWork) {
       const availability = this.ctx.fleet.availability(server);
       if (availability.ok) continue;
       // Parked until the server may be back; the poll (or its breaker closing) marks it again.
       this.mayHaveWork.delete(server);
-      const touched = this.ctx.store.operations.parkServer(server, availability.reason, availability.retryAt);
-      for (const taskId of touched) this.parts.status.refresh(taskId);
+      const touched = await this.ctx.store.operations.parkServer(
+        server,
+        availability.reason,
+        availability.retryAt,
+      );
+      for (const taskId of touched) await this.parts.status.refresh(taskId);
     }
   }
 
@@ -172,6 +224,7 @@ export class Dispatcher {
   private calling(which: (f: { server: ServerName; taskId: string }) => boolean = () => true): number {
     let n = 0;
     for (const f of this.inflight.values()) if (f.calling && which(f)) n += 1;
+    for (const r of this.reserved.values()) if (which(r)) n += 1;
     return n;
   }
 
@@ -213,13 +266,10 @@ export class Dispatcher {
     });
   }
 
-  /**
-   * Inside the caller's transaction (a new task's, or a group commit's): claims what waits
-   * for the slots there are, with the claimed operations' tasks.
-   */
-  claimForFreedSlots(also: readonly Operation[] = []): Claimed[] {
+  /** Inside a transaction: claims what waits for the slots there are, with the operations' tasks. */
+  private async claimForFreedSlots(tx: StoreQueries, also: readonly Operation[] = []): Promise<Claimed[]> {
     const plan = this.plan();
-    return this.withTasks([...also, ...(plan ? this.claimPlanned(plan) : [])]);
+    return this.withTasks(tx, [...also, ...(plan ? await this.claimPlanned(tx, plan) : [])]);
   }
 
   /**
@@ -229,10 +279,10 @@ export class Dispatcher {
    * `dispatchers` makes the next start look up every unfinished operation before creating
    * it).
    */
-  private claimPlanned({ capacity, free }: Plan): Operation[] {
+  private async claimPlanned(tx: StoreQueries, { capacity, free }: Plan): Promise<Operation[]> {
     const orphans = this.orphansDue;
     this.orphansDue = false;
-    const claimed = this.ctx.store.operations.claim({
+    const claimed = await tx.operations.claim({
       owner: this.ctx.owner,
       leaseMs: this.ctx.leaseMs,
       capacity,
@@ -252,14 +302,14 @@ export class Dispatcher {
    * Inside the claim's transaction: each task with claimed operations becomes running and
    * is read once for all of them (the runs need it).
    */
-  private withTasks(claimed: readonly Operation[]): Claimed[] {
+  private async withTasks(tx: StoreQueries, claimed: readonly Operation[]): Promise<Claimed[]> {
     const tasks = new Map<string, Task | undefined>();
     for (const taskId of new Set(claimed.map((o) => o.taskId))) {
-      const task = this.ctx.store.tasks.get(taskId);
+      const task = await tx.tasks.get(taskId);
       // A running task stays running when more of its operations are claimed: nothing to
       // derive. Any other (pending, settled with a retry claimed, rolled back) is recomputed.
       const unchanged = task?.status === "running" && !task.rollbackReason && task.settledAt === null;
-      tasks.set(taskId, unchanged ? task : this.parts.status.recompute(taskId, false, task).task);
+      tasks.set(taskId, unchanged ? task : (await this.parts.status.recompute(tx, taskId, false, task)).task);
     }
     return claimed.flatMap((op) => {
       const task = tasks.get(op.taskId);
@@ -272,7 +322,7 @@ export class Dispatcher {
    * on the next microtask, after the caller (createTask) has returned, the longest typical
    * call first. On shutdown, their leases are released for the next start.
    */
-  launch(claimed: readonly Claimed[]): void {
+  private launch(claimed: readonly Claimed[]): void {
     const typical = (c: Claimed) => this.typicalMs.get(c.op.server as ServerName) ?? 0;
     // Stable: servers of equal (or unknown) call time keep the claim's priority order.
     const order = [...claimed].sort((a, b) => typical(b) - typical(a));

@@ -42,10 +42,10 @@ export class Maintenance {
       new StoreRetry(what, deps.store.health, deps.log, deps.now ? { now: deps.now } : {});
     this.retries = { recovery: retry("recovery"), sync: retry("sync") };
     health.on("status", ({ status }) => {
-      if (status !== "ERROR") this.recover();
+      if (status !== "ERROR") void this.recover();
     });
     fleet.on("breaker", ({ state }) => {
-      if (state === "closed") this.recover();
+      if (state === "closed") void this.recover();
     });
   }
 
@@ -55,7 +55,10 @@ export class Maintenance {
 
   start(): void {
     const { config } = this.deps;
-    const recovery = setInterval(() => this.recover(), Math.max(config.dispatcher.poll_interval, 1) * 1000);
+    const recovery = setInterval(
+      () => void this.recover(),
+      Math.max(config.dispatcher.poll_interval, 1) * 1000,
+    );
     const sync = setInterval(() => void this.sync(), config.sync_interval * 1000);
     recovery.unref();
     sync.unref();
@@ -67,6 +70,7 @@ export class Maintenance {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     await this.syncOnce.settled();
+    await this.recoverOnce.settled();
   }
 
   /** Callable now (breaker, restart backoff) and not rated ERROR by the health monitor. */
@@ -78,17 +82,20 @@ export class Maintenance {
    * Re-drives what failed on healthy servers; gives up on what is too old. A store that does
    * not answer skips the run (logged once, backed off); returns how many tasks it touched.
    */
-  recover(): number {
+  async recover(): Promise<number> {
     if (this.stopped) return 0;
-    return this.retries.recovery.run(() => this.recoverNow()) ?? 0;
+    return (await this.recoverOnce()) ?? 0;
   }
 
-  private recoverNow(): number {
+  /** One recovery run at a time: a call while one runs shares it. */
+  private readonly recoverOnce = oneAtATime(() => this.retries.recovery.run(() => this.recoverNow()));
+
+  private async recoverNow(): Promise<number> {
     const { store, fleet, orchestrator, config } = this.deps;
     const touched = new Set<string>();
     for (const server of fleet.names) {
       if (!this.healthy(server)) continue;
-      for (const id of store.operations.recover(server)) touched.add(id);
+      for (const id of await store.operations.recover(server)) touched.add(id);
     }
     // Giving up is about age (a day by default): looked at a tenth as often, at most once a minute.
     const giveUpEvery = Math.min(60_000, config.recovery.give_up_after * 100);
@@ -96,16 +103,16 @@ export class Maintenance {
     if (this.now - this.lastGiveUp >= giveUpEvery) {
       this.lastGiveUp = this.now;
       const hours = Math.round((config.recovery.give_up_after / 3600) * 10) / 10;
-      gaveUp = store.operations.giveUp(
+      gaveUp = await store.operations.giveUp(
         this.now - config.recovery.give_up_after * 1000,
         `gave up after ${hours} h: `,
       );
     }
     for (const taskId of gaveUp) {
-      orchestrator.rollbackIfRequiredFailed(taskId);
+      await orchestrator.rollbackIfRequiredFailed(taskId);
       touched.add(taskId);
     }
-    for (const taskId of touched) orchestrator.refreshTask(taskId);
+    for (const taskId of touched) await orchestrator.refreshTask(taskId);
     if (touched.size > 0) orchestrator.wake();
     return touched.size;
   }
@@ -116,21 +123,21 @@ export class Maintenance {
   }
 
   private readonly syncOnce = oneAtATime(async () => {
-    const report = await this.retries.sync.runAsync(() => this.runSync());
+    const report = await this.retries.sync.run(() => this.runSync());
     return report ?? { checked: 0, repaired: 0, errors: 0 };
   });
 
   private async runSync(): Promise<SyncReport> {
     const { store, fleet, orchestrator, config, log } = this.deps;
-    this.recover();
+    await this.recover();
     const report: SyncReport = { checked: 0, repaired: 0, errors: 0 };
     for (const server of fleet.names) {
       if (this.stopped) break;
       if (!this.healthy(server)) continue;
       const integration = fleet.integration(server);
-      for (const op of store.operations.recentDone(server, config.sync_batch_size)) {
+      for (const op of await store.operations.recentDone(server, config.sync_batch_size)) {
         if (this.stopped) break;
-        const task = store.tasks.get(op.taskId);
+        const task = await store.tasks.get(op.taskId);
         if (!task) continue;
         try {
           const found = await fleet.execute(
@@ -140,8 +147,8 @@ export class Maintenance {
           );
           report.checked += 1;
           if (found.found) continue;
-          if (store.operations.requeueForRepair(op.id)) {
-            store.events.append(
+          if (await store.operations.requeueForRepair(op.id)) {
+            await store.events.append(
               "operation.drift",
               { taskId: op.taskId, operationId: op.id },
               { server, remoteId: op.remoteId },
@@ -151,7 +158,7 @@ export class Maintenance {
               { server, taskId: op.taskId, remoteId: op.remoteId },
               "record missing on its server; re-creating it",
             );
-            orchestrator.refreshTask(op.taskId);
+            await orchestrator.refreshTask(op.taskId);
           }
         } catch (error) {
           // The store's trouble is the whole run's (logged once, backed off), not this server's.

@@ -49,7 +49,7 @@ export class OperationRunner {
           // The claim counted the first attempt; a retry is counted (and the lease checked)
           // here. While the store does not answer, the retry goes uncounted rather than failing.
           if (attempt > 1) {
-            const counted = this.attempts.run(() => store.operations.startAttempt(op.id, owner));
+            const counted = await this.attempts.run(() => store.operations.startAttempt(op.id, owner));
             if (counted === false) throw new LeaseLostError();
           }
           if (op.kind === "compensate") {
@@ -117,23 +117,23 @@ export class OperationRunner {
    * and for a required server's "no", the task's rollback), then logged and said.
    */
   private async record(op: Operation, o: Outcome, ms: number, recheck: boolean): Promise<void> {
-    const { store, owner, log, events, config, now } = this.ctx;
+    const { owner, log, events, config, now } = this.ctx;
     const { status, commits } = this.parts;
     const server = op.server as ServerName;
     const ref = { taskId: op.taskId, operationId: op.id };
-    const { value, effects } = await commits.enqueue(op.taskId, server, () => {
+    const { value, effects } = await commits.enqueue(op.taskId, server, async (tx) => {
       switch (o.kind) {
         case "done": {
           const skipped = "skipped" in o.outcome;
           const remoteId = "skipped" in o.outcome ? null : o.outcome.remoteId;
-          const ok = store.operations.finish(op.id, owner, {
+          const ok = await tx.operations.finish(op.id, owner, {
             status: skipped ? "skipped" : "done",
             remoteId,
             note: "skipped" in o.outcome ? o.outcome.skipped : undefined,
             durationMs: ms,
           });
           if (ok) {
-            store.events.append("operation.done", ref, {
+            await tx.events.append("operation.done", ref, {
               server,
               ms: Math.round(ms),
               remoteId,
@@ -144,17 +144,17 @@ export class OperationRunner {
           return { ok, create: ok && op.kind === "create" };
         }
         case "waiting": {
-          const ok = store.operations.park(op.id, owner, {
+          const ok = await tx.operations.park(op.id, owner, {
             reason: o.reason,
             until: o.until,
             durationMs: ms,
             recheck,
           });
-          if (ok) store.events.append("operation.waiting", ref, { server, reason: o.reason });
+          if (ok) await tx.events.append("operation.waiting", ref, { server, reason: o.reason });
           return { ok };
         }
         case "failed": {
-          const ok = store.operations.fail(op.id, owner, {
+          const ok = await tx.operations.fail(op.id, owner, {
             error: o.message,
             retryable: o.retryable,
             durationMs: ms,
@@ -162,9 +162,13 @@ export class OperationRunner {
             recoverAt: o.retryable ? now() + config.recovery.delay * 1000 : undefined,
           });
           if (!ok) return { ok };
-          store.events.append("operation.failed", ref, { server, error: o.message, retryable: o.retryable });
+          await tx.events.append("operation.failed", ref, {
+            server,
+            error: o.message,
+            retryable: o.retryable,
+          });
           // A required server's "no" rolls the task back, in the same commit.
-          return { ok, rolledBack: o.retryable ? undefined : status.rollback(op.taskId) };
+          return { ok, rolledBack: o.retryable ? undefined : await status.rollback(tx, op.taskId) };
         }
       }
     });
@@ -193,7 +197,7 @@ export class OperationRunner {
         break;
     }
     if ("rolledBack" in value && value.rolledBack) status.rolledBack(op.taskId, value.rolledBack);
-    if (effects) status.committed(op.taskId, effects);
+    if (effects) await status.committed(op.taskId, effects);
   }
 
   /** Whether an earlier attempt already undid this record. */

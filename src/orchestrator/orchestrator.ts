@@ -9,7 +9,7 @@ import type { Logger } from "../log.js";
 import { asStoreError, StoreRetry, storeFault } from "../store/store-health.js";
 import type { Store } from "../store/store.js";
 import { CommitQueue } from "./commit-queue.js";
-import type { Claimed, OrchestratorContext, OrchestratorEvents, Parts } from "./context.js";
+import type { OrchestratorContext, OrchestratorEvents, Parts } from "./context.js";
 import { Dispatcher } from "./dispatcher.js";
 import { OperationRunner } from "./operation-runner.js";
 import { TaskStatus } from "./task-status.js";
@@ -90,8 +90,8 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   }
 
   /** Validates and stores the task and one pending operation per server: durable on return. */
-  createTask(input: NewTask, opts: { idempotencyKey?: string } = {}): string {
-    return this.submitTask(input, opts).id;
+  async createTask(input: NewTask, opts: { idempotencyKey?: string } = {}): Promise<string> {
+    return (await this.submitTask(input, opts)).id;
   }
 
   /**
@@ -100,26 +100,29 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
    * IdempotencyConflictError; a store that does not answer, StoreUnavailableError (and
    * nothing was created).
    */
-  submitTask(input: NewTask, opts: { idempotencyKey?: string } = {}): { id: string; created: boolean } {
+  async submitTask(
+    input: NewTask,
+    opts: { idempotencyKey?: string } = {},
+  ): Promise<{ id: string; created: boolean }> {
     const key = opts.idempotencyKey ?? null;
     try {
-      const existing = key ? this.existingFor(key, input) : undefined;
+      const existing = key ? await this.existingFor(key, input) : undefined;
       if (existing) return { id: existing, created: false };
       const valid = validateNewTask(input, this.ctx.now());
-      const id = this.insertTask(valid, key);
+      const id = await this.insertTask(valid, key);
       return { id, created: true };
     } catch (error) {
       // Two requests with one key raced: the other one won, and its task is the answer.
-      const raced = key && /^SQLITE_CONSTRAINT/.test(String((error as { code?: unknown }).code));
-      const existing = raced ? this.existingFor(key, input) : undefined;
+      const raced = key && uniqueViolation(error);
+      const existing = raced ? await this.existingFor(key, input) : undefined;
       if (existing) return { id: existing, created: false };
       throw asStoreError(error);
     }
   }
 
   /** The task an idempotency key already made, if the request is the same; else a conflict. */
-  private existingFor(key: string, input: NewTask): string | undefined {
-    const existing = this.ctx.store.tasks.getByIdempotencyKey(key);
+  private async existingFor(key: string, input: NewTask): Promise<string | undefined> {
+    const existing = await this.ctx.store.tasks.getByIdempotencyKey(key);
     if (!existing) return undefined;
     // Rows from before the hash was kept compare as equal.
     if (existing.hash !== null && existing.hash !== requestHash(input)) {
@@ -132,60 +135,57 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
    * The task and its operations in one synced commit, with the claims of the servers that
    * have room: their calls start as soon as the caller has the id.
    */
-  private insertTask(valid: ValidTask, key: string | null): string {
-    const { store, log } = this.ctx;
+  private async insertTask(valid: ValidTask, key: string | null): Promise<string> {
+    const { log } = this.ctx;
     const { dispatcher } = this.parts;
     const id = newTaskId();
-    const ops = dispatcher.newOperations(id);
-    let claimed: Claimed[];
+    const servers = this.ctx.fleet.names.length;
     try {
-      claimed = store.transaction(() => {
-        const direct = store.tasks.insertWithOperations(
+      await dispatcher.claiming(async (tx, claimFreed) => {
+        const ops = dispatcher.newOperations(id);
+        const direct = await tx.tasks.insertWithOperations(
           id,
           valid,
           key === null ? null : { key, hash: requestHash(valid) },
           ops,
         );
-        store.events.append("task.created", { taskId: id }, { servers: ops.length });
-        return dispatcher.claimForFreedSlots(direct);
-      });
+        await tx.events.append("task.created", { taskId: id }, { servers: ops.length });
+        await claimFreed(direct);
+      }, "full");
     } catch (error) {
       // Nothing was stored: the servers marked above are looked at again by the next pass.
       dispatcher.schedulePump();
       throw error;
     }
-    log.info({ taskId: id, servers: ops.length }, "task created");
-    dispatcher.launch(claimed);
+    log.info({ taskId: id, servers }, "task created");
     dispatcher.schedulePump([]);
     return id;
   }
 
-  getTask(id: string): TaskView | undefined {
+  getTask(id: string): Promise<TaskView | undefined> {
     return this.ctx.store.taskView(id);
   }
 
   /** Re-drives a task's failed operations. Returns how many were queued. */
-  retryFailed(id: string): number {
+  async retryFailed(id: string): Promise<number> {
     const { status, dispatcher } = this.parts;
-    const { n, effects } = this.ctx.store.transaction(() => {
-      const n = this.ctx.store.operations.requeueFailed(id);
-      return { n, effects: n > 0 ? status.recompute(id) : undefined };
+    const { n, effects } = await this.ctx.store.transaction(async (tx) => {
+      const n = await tx.operations.requeueFailed(id);
+      return { n, effects: n > 0 ? await status.recompute(tx, id) : undefined };
     });
-    if (effects) status.committed(id, effects);
+    if (effects) await status.committed(id, effects);
     if (n > 0) dispatcher.schedulePump();
     return n;
   }
 
   /** Resolves when the task has settled, or with its current state after `timeoutMs`. */
-  waitForSettled(id: string, timeoutMs: number): Promise<TaskView | undefined> {
+  async waitForSettled(id: string, timeoutMs: number): Promise<TaskView | undefined> {
+    // The task row says whether it has settled (its status is kept with its operations'):
+    // its operations are read only for the answer.
+    const task = await this.ctx.store.tasks.get(id);
+    if (!task) return undefined;
+    if (task.settledAt !== null) return this.getTask(id);
     return new Promise((resolve, reject) => {
-      // The task row says whether it has settled (its status is kept with its operations'):
-      // its operations are read only for the answer.
-      const task = this.ctx.store.tasks.get(id);
-      if (!task || task.settledAt !== null) {
-        resolve(task ? this.getTask(id) : undefined);
-        return;
-      }
       // One listener serves every waiter (thousands of them during a bulk run).
       const waiters = this.waiters.get(id) ?? [];
       const waiter = (v: TaskView | undefined) => {
@@ -196,11 +196,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         const left = (this.waiters.get(id) ?? []).filter((w) => w !== waiter);
         if (left.length > 0) this.waiters.set(id, left);
         else this.waiters.delete(id);
-        try {
-          resolve(this.getTask(id));
-        } catch (error) {
-          reject(asStoreError(error));
-        }
+        this.getTask(id).then(resolve, (error: unknown) => reject(asStoreError(error)));
       }, timeoutMs);
       waiters.push(waiter);
       this.waiters.set(id, waiters);
@@ -208,8 +204,8 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   }
 
   /** Starts dispatching: operations left by a dead process are taken once their lease expires. */
-  start(): void {
-    this.parts.dispatcher.start();
+  start(): Promise<void> {
+    return this.parts.dispatcher.start();
   }
 
   /**
@@ -222,11 +218,13 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     commits.stop();
     await dispatcher.drain(deadlineMs);
     try {
+      await commits.idle();
       commits.flush(true);
+      await commits.idle();
       if (commits.pending > 0) throw new Error(`${commits.pending} outcomes could not be committed`);
-      const released = store.operations.release(owner);
+      const released = await store.operations.release(owner);
       if (released > 0) log.info({ released }, "unfinished operations returned to pending");
-      store.dispatchers.unregister(owner);
+      await store.dispatchers.unregister(owner);
     } catch (error) {
       // This run's row stays: the next start looks up every unfinished operation on its
       // server before creating it, so what was not recorded is neither lost nor made twice.
@@ -243,8 +241,8 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   }
 
   /** Recomputes a task's status from its operations; emits task.settled on a change. */
-  refreshTask(taskId: string): void {
-    this.parts.status.refresh(taskId);
+  refreshTask(taskId: string): Promise<void> {
+    return this.parts.status.refresh(taskId);
   }
 
   /**
@@ -252,12 +250,12 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
    * "no", or given up after `recovery.give_up_after`). Returns whether it rolled it back
    * now (false when there was nothing to do or it already had been).
    */
-  rollbackIfRequiredFailed(taskId: string): boolean {
+  async rollbackIfRequiredFailed(taskId: string): Promise<boolean> {
     const { status } = this.parts;
-    const reason = this.ctx.store.transaction(() => status.rollback(taskId));
+    const reason = await this.ctx.store.transaction((tx) => status.rollback(tx, taskId));
     if (reason === undefined) return false;
     status.rolledBack(taskId, reason);
-    status.refresh(taskId);
+    await status.refresh(taskId);
     return true;
   }
 }
@@ -272,4 +270,10 @@ function requestHash(input: NewTask | ValidTask): string {
   return createHash("sha256")
     .update(JSON.stringify([valid.title, valid.description, valid.priority, valid.deadline, valid.tags]))
     .digest("hex");
+}
+
+/** A unique index refused the row (SQLite's SQLITE_CONSTRAINT_UNIQUE, PostgreSQL's 23505). */
+function uniqueViolation(error: unknown): boolean {
+  const code = String((error as { code?: unknown } | undefined)?.code);
+  return code.startsWith("SQLITE_CONSTRAINT") || code === "23505";
 }

@@ -1,6 +1,6 @@
 import type { ServerName } from "../config/schema.js";
 import type { Task } from "../domain/task.js";
-import { blockedUntil, type OperationState } from "../store/operations.js";
+import { blockedUntil, type OperationState, type StoreQueries } from "../store/store.js";
 import type { OrchestratorContext, Parts, TaskEffects } from "./context.js";
 import { deriveTaskStatus, isActive } from "./status.js";
 
@@ -24,16 +24,19 @@ export class TaskStatus {
    * back (`created`: one just did), releases the task's operations whose wait is over and
    * stores its status as derived from its operations.
    */
-  recompute(
+  async recompute(
+    tx: StoreQueries,
     taskId: string,
     created = false,
-    task = this.ctx.store.tasks.get(taskId),
-  ): TaskEffects & { task?: Task } {
-    const { store } = this.ctx;
+    known?: Task,
+  ): Promise<TaskEffects & { task?: Task }> {
+    const task = known ?? (await tx.tasks.get(taskId));
     if (!task) return { released: [], settled: false };
-    const undo = created && task.rollbackReason ? store.operations.rollback(taskId) : 0;
-    const operations = store.operations.statesOf(taskId);
-    const released = waitIsOver(operations) ? (store.operations.releaseWaiting(taskId) as ServerName[]) : [];
+    const undo = created && task.rollbackReason ? await tx.operations.rollback(taskId) : 0;
+    const operations = await tx.operations.statesOf(taskId);
+    const released = waitIsOver(operations)
+      ? ((await tx.operations.releaseWaiting(taskId)) as ServerName[])
+      : [];
     // Compensations are due at once, on the servers that had the record.
     if (undo > 0)
       released.push(...operations.filter((o) => o.kind === "compensate").map((o) => o.server as ServerName));
@@ -45,9 +48,9 @@ export class TaskStatus {
     ) {
       return { released, settled: false, task };
     }
-    const at = store.tasks.setStatus(taskId, derived.status, derived.reason, derived.settled);
+    const at = await tx.tasks.setStatus(taskId, derived.status, derived.reason, derived.settled);
     if (derived.settled) {
-      store.events.append("task.settled", { taskId }, { status: derived.status, reason: derived.reason });
+      await tx.events.append("task.settled", { taskId }, { status: derived.status, reason: derived.reason });
     }
     return {
       released,
@@ -63,12 +66,12 @@ export class TaskStatus {
   }
 
   /** Once the recompute committed: released work is dispatched, a settled task is said. */
-  committed(taskId: string, effects: TaskEffects): void {
+  async committed(taskId: string, effects: TaskEffects): Promise<void> {
     if (effects.released.length > 0) this.parts.dispatcher.schedulePump(effects.released);
     if (!effects.settled) return;
     let view;
     try {
-      view = this.ctx.store.taskView(taskId);
+      view = await this.ctx.store.taskView(taskId);
       this.retry.succeeded();
     } catch (error) {
       // The task settled and that is stored; only the event is lost (waiters read it themselves).
@@ -81,11 +84,8 @@ export class TaskStatus {
   }
 
   /** Recomputes a task's status in a transaction of its own, and says what changed. */
-  refresh(taskId: string): void {
-    this.committed(
-      taskId,
-      this.ctx.store.transaction(() => this.recompute(taskId)),
-    );
+  async refresh(taskId: string): Promise<void> {
+    await this.committed(taskId, await this.ctx.store.transaction((tx) => this.recompute(tx, taskId)));
   }
 
   /**
@@ -93,22 +93,20 @@ export class TaskStatus {
    * the task rolled back, skips its unfinished creates and adds a compensation for each
    * create that succeeded. Returns the reason when it rolled the task back now.
    */
-  rollback(taskId: string): string | undefined {
-    const { store, fleet } = this.ctx;
-    const failed = store.operations
-      .forTask(taskId)
-      .find(
-        (o) =>
-          o.kind === "create" &&
-          o.status === "failed" &&
-          !o.retryable &&
-          fleet.config(o.server as ServerName).required,
-      );
+  async rollback(tx: StoreQueries, taskId: string): Promise<string | undefined> {
+    const { fleet } = this.ctx;
+    const failed = (await tx.operations.forTask(taskId)).find(
+      (o) =>
+        o.kind === "create" &&
+        o.status === "failed" &&
+        !o.retryable &&
+        fleet.config(o.server as ServerName).required,
+    );
     if (!failed) return undefined;
     const reason = `${failed.server} failed for good: ${failed.lastError}`;
-    if (!store.tasks.markRolledBack(taskId, reason)) return undefined;
-    const n = store.operations.rollback(taskId);
-    store.events.append("task.rolled_back", { taskId }, { reason, compensations: n });
+    if (!(await tx.tasks.markRolledBack(taskId, reason))) return undefined;
+    const n = await tx.operations.rollback(taskId);
+    await tx.events.append("task.rolled_back", { taskId }, { reason, compensations: n });
     return reason;
   }
 

@@ -132,21 +132,8 @@ export class StoreRetry {
     return Math.max(0, this.nextAt - this.now);
   }
 
-  /** Runs `fn` unless backing off; a failure is logged, reported and returns undefined. */
-  run<T>(fn: () => T): T | undefined {
-    if (!this.due) return undefined;
-    try {
-      const value = fn();
-      this.succeeded();
-      return value;
-    } catch (error) {
-      this.failed(error);
-      return undefined;
-    }
-  }
-
-  /** `run` for async work. */
-  async runAsync<T>(fn: () => Promise<T>): Promise<T | undefined> {
+  /** Runs `fn` unless backing off; a failure is logged, reported and resolves to undefined. */
+  async run<T>(fn: () => Promise<T>): Promise<T | undefined> {
     if (!this.due) return undefined;
     try {
       const value = await fn();

@@ -1,31 +1,27 @@
-import { createAlertStore } from "./alerts.js";
-import { createBotStateStore } from "./bot-state.js";
-import { createDispatcherStore } from "./dispatchers.js";
-import { createEventStore } from "./events.js";
-import { openDatabase, type Db } from "./open-database.js";
-import type { TaskView } from "../domain/task.js";
-import { asStoreError, StoreHealth } from "./store-health.js";
-import { createOperationStore } from "./operations.js";
-import { createTaskStore } from "./tasks.js";
+import type { Alert, AlertKind } from "../domain/alert.js";
+import type { Operation, OperationStatus, Task, TaskStatus, TaskView, ValidTask } from "../domain/task.js";
+import type { StoreHealth } from "./store-health.js";
 
-export interface Store {
-  db: Db;
-  tasks: ReturnType<typeof createTaskStore>;
-  operations: ReturnType<typeof createOperationStore>;
-  events: ReturnType<typeof createEventStore>;
-  alerts: ReturnType<typeof createAlertStore>;
-  bot: ReturnType<typeof createBotStateStore>;
-  dispatchers: ReturnType<typeof createDispatcherStore>;
+/**
+ * The store, as the orchestrator, monitoring and the bot see it: every call returns a
+ * promise, so an implementation may talk to a database server (PostgreSQL) or answer at once
+ * (SQLite, `./sqlite/`). A call outside `transaction` is a transaction of its own; the calls
+ * on the `tx` a transaction hands out commit (or roll back) together.
+ */
+export interface Store extends StoreQueries {
+  /** Which engine, and where (credentials masked): for the banner, logs and health. */
+  readonly description: string;
   /** A task with its operations, as every reader shows it. */
-  taskView(id: string): TaskView | undefined;
+  taskView(id: string): Promise<TaskView | undefined>;
   /**
-   * Runs `fn` in one IMMEDIATE transaction. "full" (the default) is on disk when this
-   * returns. "relaxed" skips the fsync (synchronous=NORMAL): it survives a crash of this
-   * process, and a power cut may lose it until the next full commit syncs the log. Only
-   * for writes that are found again after such a loss (an outcome the next claim re-verifies).
+   * Runs `fn` in one write transaction, with `tx` for its calls; the calls inside must go
+   * through `tx`, and `fn` must await nothing but them (a transaction holds the write lock).
+   * "full" (the default) is durable when this resolves. "relaxed" may skip the sync to disk:
+   * it survives a crash of this process, and a power cut may lose it. Only for writes that
+   * are found again after such a loss (an outcome the next claim re-verifies).
    */
-  transaction<T>(fn: () => T, durability?: "full" | "relaxed"): T;
-  /** Transactions begun through `transaction` (not nested in another), by durability. */
+  transaction<T>(fn: (tx: StoreQueries) => Promise<T>, durability?: "full" | "relaxed"): Promise<T>;
+  /** Transactions begun through `transaction`, by durability. */
   readonly commits: { full: number; relaxed: number };
   /**
    * Whether the database answers: every transaction reports to it, and so does every loop
@@ -33,84 +29,225 @@ export interface Store {
    */
   readonly health: StoreHealth;
   /**
-   * Writes and removes a row of a few pages, synced: succeeds only when the database takes
+   * Writes and removes a row of a few pages, synced: true only when the database takes
    * writes (not locked past its timeout, not full, not read-only). Reports to `health`.
    */
-  probe(): boolean;
-  close(): void;
+  probe(): Promise<boolean>;
+  close(): Promise<void>;
 }
 
-export interface StoreOptions {
-  /** How long a statement waits for another writer's lock (SQLite busy_timeout). */
-  busyTimeoutMs?: number;
-  /** How long the store may stay busy before it counts as unavailable. */
-  unavailableAfterMs?: number;
+/** The tables, each a small set of use-case calls. */
+export interface StoreQueries {
+  tasks: TaskStore;
+  operations: OperationStore;
+  events: EventStore;
+  alerts: AlertStore;
+  bot: BotStateStore;
+  dispatchers: DispatcherStore;
 }
 
-/** Opens (and migrates) the database file; `now` is injectable for tests. */
-export function createStore(file: string, now: () => number = Date.now, options: StoreOptions = {}): Store {
-  const db = openDatabase(file);
-  if (options.busyTimeoutMs !== undefined) db.pragma(`busy_timeout = ${Math.round(options.busyTimeoutMs)}`);
-  const commits = { full: 0, relaxed: 0 };
-  const tasks = createTaskStore(db, now);
-  const operations = createOperationStore(db, now);
-  const health = new StoreHealth(options.unavailableAfterMs ?? 10_000, now);
-  const probeRow = db.prepare("INSERT INTO store_probe (data) VALUES (zeroblob(16384))");
-  const clearProbe = db.prepare("DELETE FROM store_probe");
-  /** Runs an outermost transaction, reporting its outcome to `health`. */
-  const reported = <T>(run: () => T): T => {
-    try {
-      const value = run();
-      health.succeeded();
-      return value;
-    } catch (error) {
-      health.failed(error);
-      throw asStoreError(error);
-    }
+export interface NewOperationRow {
+  server: string;
+  priority: number;
+  /** Servers whose create of this task must settle first. */
+  waitsFor: readonly string[];
+  idempotencyKey: string;
+  /** Stored already claimed by this dispatcher (its first attempt under way). */
+  lease?: { owner: string; expiresAt: number } | undefined;
+}
+
+export interface TaskStore {
+  /**
+   * The task and its operations, together. Operations stored claimed are returned; with
+   * any, the task is stored running. `key`: the idempotency key and its request's hash.
+   */
+  insertWithOperations(
+    id: string,
+    task: ValidTask,
+    key: { key: string; hash: string } | null,
+    ops: readonly NewOperationRow[],
+  ): Promise<Operation[]>;
+  get(id: string): Promise<Task | undefined>;
+  /** The task an idempotency key made, and the hash of its request (null for older rows). */
+  getByIdempotencyKey(key: string): Promise<{ id: string; hash: string | null } | undefined>;
+  /** Returns the time it stored as the update (and, when settled, the settle) time. */
+  setStatus(id: string, status: TaskStatus, reason: string | null, settled: boolean): Promise<number>;
+  /** Records why the task is rolled back; false when it already was. */
+  markRolledBack(id: string, reason: string): Promise<boolean>;
+  recent(limit: number, offset?: number): Promise<Task[]>;
+  count(): Promise<number>;
+  countByStatus(): Promise<Partial<Record<TaskStatus, number>>>;
+}
+
+/** An operation as far as its task's status and its waits are concerned. */
+export type OperationState = Pick<
+  Operation,
+  "server" | "kind" | "status" | "waiting" | "attempts" | "nextAttemptAt" | "waitsFor"
+>;
+
+export interface ClaimRequest {
+  owner: string;
+  leaseMs: number;
+  /** Free slots per server; a server absent from the map is not claimed from. */
+  capacity: ReadonlyMap<string, number>;
+  /** Free global slots. */
+  limit: number;
+  /**
+   * Also take running operations whose lease expired (their owner died); default true.
+   * A lease only expires with time, so a dispatcher looks for them on its poll, not on every pass.
+   */
+  orphans?: boolean;
+}
+
+export interface Outcome {
+  status: Extract<OperationStatus, "done" | "skipped">;
+  remoteId: string | null;
+  note?: string | undefined;
+  durationMs: number;
+}
+
+export interface Failure {
+  error: string;
+  retryable: boolean;
+  durationMs: number;
+  /** The failed attempt may have reached the server. */
+  recheck: boolean;
+  /** For a retryable failure: when recovery may re-drive it. */
+  recoverAt?: number | undefined;
+}
+
+/** The due time of an operation that waits for other creates of its task (see releaseWaiting). */
+export const blockedUntil = 8_640_000_000_000_000;
+
+export interface OperationStore {
+  /** Claims due operations with a lease; two dispatchers never get the same one. */
+  claim(req: ClaimRequest): Promise<Operation[]>;
+  forTask(taskId: string): Promise<Operation[]>;
+  /** The fields a task's status and its waits are derived from, read in one go. */
+  statesOf(taskId: string): Promise<OperationState[]>;
+  renewLeases(owner: string, leaseMs: number): Promise<number>;
+  /** Lets a task's blocked operations run once what they wait for has settled; their servers. */
+  releaseWaiting(taskId: string): Promise<string[]>;
+  /** The same for every task, at start: a crash may have fallen between an outcome and its release. */
+  releaseAllWaiting(): Promise<number>;
+  /** Counts a retry (the claim counts the first attempt); false when the lease is lost. */
+  startAttempt(id: number, owner: string): Promise<boolean>;
+  finish(id: number, owner: string, outcome: Outcome): Promise<boolean>;
+  fail(id: number, owner: string, failure: Failure): Promise<boolean>;
+  /** Back to pending, waiting for its server, until `until`. */
+  park(
+    id: number,
+    owner: string,
+    p: { reason: string; until: number; durationMs: number; recheck: boolean },
+  ): Promise<boolean>;
+  /** Marks a server's due operations as waiting for it; returns the tasks touched. */
+  parkServer(server: string, reason: string, until: number): Promise<string[]>;
+  /** Returns this owner's running operations to pending (graceful shutdown). */
+  release(owner: string): Promise<number>;
+  /** Failed operations of a task back to pending; they look before creating again. */
+  requeueFailed(taskId: string): Promise<number>;
+  /** Failed-but-retryable operations of a server, due for recovery, back to pending; their tasks. */
+  recover(server: string): Promise<string[]>;
+  /** Operations older than `cutoff` that still wait or wait to be recovered: failed for good. */
+  giveUp(cutoff: number, reason: string): Promise<string[]>;
+  /**
+   * Rolls a task back: its unfinished creates are skipped, and every create that
+   * succeeded gets a compensation (once; calling again adds only the missing ones).
+   */
+  rollback(taskId: string): Promise<number>;
+  /** The most recently finished done creates of a server, for read-back. */
+  recentDone(server: string, limit: number): Promise<Operation[]>;
+  /** A done operation whose record vanished from its server: create it again. */
+  requeueForRepair(id: number): Promise<boolean>;
+  recentDurations(server: string, limit: number): Promise<number[]>;
+  /** Operations finished per bucket since `since`, oldest bucket first. */
+  finishedPerBucket(since: number, bucketMs: number, buckets: number): Promise<number[]>;
+  queueSize(): Promise<number>;
+  countByServerStatus(): Promise<Array<{ server: string; status: OperationStatus; n: number }>>;
+}
+
+export interface StoredEvent {
+  id: number;
+  taskId: string | null;
+  operationId: number | null;
+  type: string;
+  data: Record<string, unknown>;
+  at: number;
+}
+
+export interface EventStore {
+  count(type: string): Promise<number>;
+  append(
+    type: string,
+    refs: { taskId?: string | undefined; operationId?: number | undefined },
+    data?: Record<string, unknown>,
+  ): Promise<void>;
+  forTask(taskId: string): Promise<StoredEvent[]>;
+}
+
+/** The alert outbox. */
+export interface AlertStore {
+  /**
+   * Records a condition: a repeat of an open alert of the same kind and server updates
+   * that row (count, last seen) instead of adding one. Returns the row.
+   */
+  raise(kind: AlertKind, server: string, details?: Record<string, unknown>): Promise<Alert>;
+  /** A one-off notice (recovered, rolled back): born closed, still to be delivered. */
+  notice(
+    kind: AlertKind,
+    server: string,
+    taskId: string | null,
+    details: Record<string, unknown>,
+  ): Promise<Alert>;
+  /** Closes a server's open alerts; returns those it closed. */
+  resolve(server: string): Promise<Alert[]>;
+  open(): Promise<Alert[]>;
+  recent(limit: number): Promise<Alert[]>;
+  get(id: number): Promise<Alert | undefined>;
+  /** Claims alerts not yet delivered at their current count, for one deliverer at a time. */
+  claimUndelivered(owner: string, limit: number, leaseMs: number): Promise<Alert[]>;
+  /** Marks an alert delivered at `count` (the count the delivered message showed). */
+  markDelivered(id: number, owner: string, count: number): Promise<boolean>;
+  /** Gives a claim back after a failed delivery, so it is tried again. */
+  releaseClaim(id: number, owner: string): Promise<void>;
+}
+
+/** Conversation state, mutes and users' settings: the little the bot keeps between restarts. */
+export interface BotStateStore {
+  conversations: {
+    read(key: string): Promise<unknown>;
+    write(key: string, state: unknown): Promise<void>;
+    delete(key: string): Promise<void>;
   };
-  return {
-    db,
-    tasks,
-    operations,
-    events: createEventStore(db, now),
-    alerts: createAlertStore(db, now),
-    bot: createBotStateStore(db, now),
-    dispatchers: createDispatcherStore(db, now),
-    commits,
-    health,
-    taskView(id) {
-      const task = tasks.get(id);
-      return task ? { task, operations: operations.forTask(id) } : undefined;
-    },
-    transaction<T>(fn: () => T, durability: "full" | "relaxed" = "full"): T {
-      if (db.inTransaction) return db.transaction(fn).immediate();
-      commits[durability] += 1;
-      if (durability === "full") return reported(() => db.transaction(fn).immediate());
-      // Set each time: SQLite applies this pragma when the statement is compiled.
-      db.pragma("synchronous = NORMAL");
-      try {
-        return reported(() => db.transaction(fn).immediate());
-      } finally {
-        db.pragma("synchronous = FULL");
-      }
-    },
-    probe() {
-      try {
-        reported(() =>
-          db
-            .transaction(() => {
-              probeRow.run();
-              clearProbe.run();
-            })
-            .immediate(),
-        );
-        return true;
-      } catch {
-        return false;
-      }
-    },
-    close() {
-      if (db.open) db.close();
-    },
+  mutes: {
+    /** Mutes alerts of a server ('*' for all) until a time. */
+    mute(server: string, until: number): Promise<void>;
+    unmute(server?: string): Promise<void>;
+    active(): Promise<Array<{ server: string; until: number }>>;
+    isMuted(server: string): Promise<boolean>;
   };
+  timezones: {
+    /** The zone a user chose, if any. */
+    get(userId: number): Promise<string | undefined>;
+    set(userId: number, zone: string): Promise<void>;
+  };
+  alertMessages: {
+    set(alertId: number, chatId: string, messageId: number): Promise<void>;
+    get(alertId: number): Promise<{ chatId: string; messageId: number } | undefined>;
+  };
+}
+
+export interface DispatcherStore {
+  /**
+   * Registers a starting dispatcher. Runs whose process is gone (`isGone`) did not stop
+   * cleanly: their rows are removed and every unfinished operation is marked to be
+   * looked up before it is created. Returns those runs' owners and how many were marked.
+   */
+  register(
+    owner: string,
+    process: string,
+    isGone: (process: string) => boolean,
+  ): Promise<{ gone: string[]; rechecked: number }>;
+  /** A clean stop: nothing this run claimed is left unrecorded. */
+  unregister(owner: string): Promise<void>;
 }

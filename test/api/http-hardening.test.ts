@@ -69,7 +69,7 @@ const hostOf = (base: string) => new URL(base).host;
 
 describe("the HTTP server answers only for its own names", () => {
   it("refuses a request for another host name (DNS rebinding) with 421, and nothing is created", async () => {
-    const before = h.core.store.tasks.count();
+    const before = await h.core.store.tasks.count();
     const rebind = { host: "rebind.attacker.example" };
     const post = await raw(
       local.url,
@@ -81,7 +81,7 @@ describe("the HTTP server answers only for its own names", () => {
     expect(post.status).toBe(421);
     expect((await raw(local.url, "GET", "/api/tasks", rebind)).status).toBe(421);
     expect((await raw(local.url, "GET", "/", rebind)).status).toBe(421);
-    expect(h.core.store.tasks.count()).toBe(before);
+    expect(await h.core.store.tasks.count()).toBe(before);
     // Loopback names, and the names in http.allowed_hosts, are served.
     for (const host of [hostOf(local.url), `localhost:${new URL(local.url).port}`, "tasks.example.com"]) {
       expect((await raw(local.url, "GET", "/api/health", { host })).status, host).toBe(200);
@@ -89,7 +89,7 @@ describe("the HTTP server answers only for its own names", () => {
   });
 
   it("takes a state-changing request only as JSON, and from a browser only from its own pages", async () => {
-    const id = h.core.orchestrator.createTask({ title: "retried from a page" });
+    const id = await h.core.orchestrator.createTask({ title: "retried from a page" });
     const retry = `/api/tasks/${id}/retry`;
     const host = hostOf(local.url);
     // A "simple" cross-site request any page can send.
@@ -130,7 +130,7 @@ describe("the HTTP server answers only for its own names", () => {
   });
 });
 
-describe("off loopback with an API key", () => {
+describe("off loopback with an API key", async () => {
   it("needs the key for everything but /healthz, as Bearer or as a browser's Basic password", async () => {
     const host = hostOf(wide.url).replace("0.0.0.0", "127.0.0.1");
     const base = wide.url.replace("0.0.0.0", "127.0.0.1");
@@ -147,7 +147,7 @@ describe("off loopback with an API key", () => {
   });
 });
 
-describe("slow and numerous clients", () => {
+describe("slow and numerous clients", async () => {
   it("half-sent requests (twice the minute's budget) cost nobody their rate budget", async () => {
     const { hostname, port } = new URL(local.url);
     const sockets: Socket[] = [];
@@ -195,7 +195,7 @@ describe("slow and numerous clients", () => {
     for (const s of five) s.destroy();
   });
 
-  it("counts requests as they complete and forgets clients whose minute is over", () => {
+  it("counts requests as they complete and forgets clients whose minute is over", async () => {
     const clock = { t: 0 };
     const limiter = new RateLimiter(2, () => clock.t);
     expect(limiter.allows("a")).toBe(true);

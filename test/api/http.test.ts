@@ -69,7 +69,7 @@ describe("the local HTTP API", () => {
     expect(await clash.json()).toEqual({
       error: { code: "idempotency_conflict", message: "this Idempotency-Key was used for another task" },
     });
-    expect(h.core.store.tasks.recent(100).filter((t) => t.title === "From the API")).toHaveLength(1);
+    expect((await h.core.store.tasks.recent(100)).filter((t) => t.title === "From the API")).toHaveLength(1);
 
     await h.core.orchestrator.waitForSettled(created.task.id, 10_000);
     const shown = (await (await api(`/api/tasks/${created.task.id}`)).json()) as {
@@ -158,7 +158,7 @@ describe("the local HTTP API", () => {
     expect(before).toMatch(/^taskfan_breaker_state\{server="memory"\} 0$/m);
     expect(before).toMatch(/^taskfan_server_health\{server="memory"\} 0$/m);
     expect(before).toMatch(/^taskfan_process_resident_memory_bytes \d+/m);
-    const id = h.core.orchestrator.createTask({ title: "counted" });
+    const id = await h.core.orchestrator.createTask({ title: "counted" });
     await h.core.orchestrator.waitForSettled(id, 10_000);
     const after = await read();
     expect(count(after, "memory")).toBe(count(before, "memory") + 1);
@@ -170,9 +170,9 @@ describe("the local HTTP API", () => {
     expect(commits(after)).toBeGreaterThan(commits(before));
   });
 
-  it("writes logs/monitoring_metrics.json with each server's numbers", () => {
+  it("writes logs/monitoring_metrics.json with each server's numbers", async () => {
     // The timer writes it every health_check_interval; this writes one now through the same code.
-    const file = h.core.writeSnapshot();
+    const file = await h.core.writeSnapshot();
     expect(file).toBe(path.join(h.core.config.logs_dir, "monitoring_metrics.json"));
     const written = JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
     expect(written).toMatchObject({

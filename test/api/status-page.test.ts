@@ -14,7 +14,7 @@ let browser: Browser;
 beforeAll(async () => {
   h = await startHarness({ http: { port: 0 } });
   http = await startHttpServer(h.core, h.core.metrics, silentLog);
-  const id = h.core.orchestrator.createTask({ title: "Seen on the status page" });
+  const id = await h.core.orchestrator.createTask({ title: "Seen on the status page" });
   await h.core.orchestrator.waitForSettled(id, 20_000);
   await h.core.checkHealth();
   browser = await chromium.launch({

@@ -57,7 +57,7 @@ async function answer(...lines: string[]) {
 
 describe("/newtask conversation", () => {
   it("walks through every step and creates the task only on Create", async () => {
-    const before = deps.countTasks();
+    const before = await deps.countTasks();
     await say("/newtask");
     expect(last()).toContain("What is the task?");
     await say("Water the plants");
@@ -83,10 +83,10 @@ describe("/newtask conversation", () => {
     expect(last()).toMatch(
       /New task:\n• Title: Water the plants\n• Description: Balcony and kitchen\n• Priority: 2 · high\n• Deadline: \w{3} \d{1,2} \w{3} 18:00 \(.+\)\n• Tags: #home #plants/,
     );
-    expect(deps.countTasks()).toBe(before);
+    expect(await deps.countTasks()).toBe(before);
     await press("nt:create");
-    expect(deps.countTasks()).toBe(before + 1);
-    const task = deps.recentTasks(1, 0)[0]!;
+    expect(await deps.countTasks()).toBe(before + 1);
+    const task = (await deps.recentTasks(1, 0))[0]!;
     expect(task).toMatchObject({
       title: "Water the plants",
       description: "Balcony and kitchen",
@@ -96,7 +96,7 @@ describe("/newtask conversation", () => {
     expect(new Date(task.deadline!).getHours()).toBe(18);
     // The progress message, then its edits as the servers answer.
     expect(last()).toContain(`Task ${task.id}: Water the plants`);
-    await vi.waitFor(() => expect(last()).toContain("Partial: failed on deltatask"), {
+    await vi.waitFor(async () => expect(last()).toContain("Partial: failed on deltatask"), {
       timeout: 10_000,
       interval: 20,
     });
@@ -133,10 +133,10 @@ describe("/newtask conversation", () => {
     ["the tags", ["A title", "/skip", "press:nt:p:3", "/skip"]],
     ["the summary", ["A title", "/skip", "press:nt:p:3", "/skip", "/skip"]],
   ])("/cancel at %s creates nothing", async (_, steps) => {
-    const before = deps.countTasks();
+    const before = await deps.countTasks();
     await answer("/newtask", ...steps, "/cancel");
     expect(last()).toBe("Cancelled. Nothing was created.");
-    expect(deps.countTasks()).toBe(before);
+    expect(await deps.countTasks()).toBe(before);
     await say("/help");
     expect(last()).toContain("/newtask — create a task");
   });
@@ -162,7 +162,7 @@ describe("/newtask conversation", () => {
       /• Title: Pay rent\n• Description: monthly transfer\n• Priority: 1 · critical\n• Deadline: \w{3} \d{1,2} \w{3} \d\d:\d\d \(.+\)\n• Tags: #home #money/,
     );
     await press("nt:create");
-    expect(deps.recentTasks(1, 0)[0]).toMatchObject({
+    expect((await deps.recentTasks(1, 0))[0]).toMatchObject({
       title: "Pay rent",
       priority: 1,
       tags: ["home", "money"],
@@ -231,7 +231,7 @@ describe("commands", () => {
   });
 
   it("/task shows a task server by server; Retry failed re-drives the failed step", async () => {
-    const id = deps.createTask({ title: "retry me" });
+    const id = await deps.createTask({ title: "retry me" });
     await h.core.orchestrator.waitForSettled(id, 10_000);
     await say(`/task ${id}`);
     expect(last()).toContain(`Task ${id}: retry me`);
@@ -248,7 +248,7 @@ describe("commands", () => {
   });
 
   it("/tasks pages through tasks ten at a time", async () => {
-    while (deps.countTasks() < 12) deps.createTask({ title: `filler ${deps.countTasks()}` });
+    while ((await deps.countTasks()) < 12) await deps.createTask({ title: `filler ${deps.countTasks()}` });
     await say("/tasks");
     expect(last()).toMatch(/^Tasks \(page 1 of \d+\):/);
     expect(
@@ -272,20 +272,20 @@ describe("commands", () => {
     expect(last()).toContain('There is no server "git"');
     await say("/mute memory 30m");
     expect(last()).toContain("Alerts for memory muted until");
-    expect(deps.state.mutes.isMuted("memory")).toBe(true);
+    expect(await deps.state.mutes.isMuted("memory")).toBe(true);
     await say("/unmute");
-    expect(deps.state.mutes.isMuted("memory")).toBe(false);
+    expect(await deps.state.mutes.isMuted("memory")).toBe(false);
   });
 
   it("refuses a stranger once, with their id, and creates nothing", async () => {
     const stranger = chatWith(999);
-    const before = deps.countTasks();
+    const before = await deps.countTasks();
     await bot.bot.handleUpdate(stranger.text("/newtask Steal everything"));
     await bot.bot.handleUpdate(stranger.text("/health"));
     const replies = tg.calls.filter((c) => c.payload.chat_id === 999);
     expect(replies).toHaveLength(1);
     expect(String(replies[0]!.payload.text)).toContain("Your user id is 999");
-    expect(deps.countTasks()).toBe(before);
+    expect(await deps.countTasks()).toBe(before);
   });
 
   it("rate-limits each user at the configured requests per minute, saying so once", async () => {
@@ -321,7 +321,7 @@ describe("commands", () => {
 describe("alert delivery", () => {
   it("gets an alert through a 500 and a dropped connection, and delivers it once", async () => {
     const delivery = new AlertDelivery(bot.bot.api, deps, { chatId: "-100", t: bot.translator() });
-    const alert = deps.alerts.raise("error", "memory", { reason: "probe failed: no answer" });
+    const alert = await deps.alerts.raise("error", "memory", { reason: "probe failed: no answer" });
     tg.failNext("sendMessage", { ok: false, error_code: 500, description: "Internal Server Error" });
     tg.failNext("sendMessage", { reset: true });
     expect(await delivery.deliver()).toBeGreaterThanOrEqual(1);
@@ -329,14 +329,16 @@ describe("alert delivery", () => {
       (c) => c.method === "sendMessage" && String(c.payload.text).startsWith("🔴 ERROR: memory"),
     );
     expect(attempts).toHaveLength(3); // refused, dropped, accepted
-    expect(deps.alerts.get(alert.id)).toMatchObject({ deliveredCount: 1 });
+    expect(await deps.alerts.get(alert.id)).toMatchObject({ deliveredCount: 1 });
     expect(await delivery.deliver()).toBe(0);
-    deps.alerts.resolve("memory");
+    await deps.alerts.resolve("memory");
   }, 30_000);
 
   it("sends each alert once (through a 429), folds a repeat into an edit, and drops muted ones", async () => {
     const delivery = new AlertDelivery(bot.bot.api, deps, { chatId: "-100", t: bot.translator() });
-    const alert = deps.alerts.raise("breaker_open", "time-tracker", { error: "no answer within 10000 ms" });
+    const alert = await deps.alerts.raise("breaker_open", "time-tracker", {
+      error: "no answer within 10000 ms",
+    });
     tg.failNext("sendMessage", {
       ok: false,
       error_code: 429,
@@ -359,19 +361,19 @@ describe("alert delivery", () => {
         ],
       ],
     });
-    expect(deps.alerts.get(alert.id)).toMatchObject({ deliveredCount: 1 });
+    expect(await deps.alerts.get(alert.id)).toMatchObject({ deliveredCount: 1 });
     expect(await delivery.deliver()).toBe(0); // nothing twice
 
-    deps.alerts.raise("breaker_open", "time-tracker", { error: "again" });
+    await deps.alerts.raise("breaker_open", "time-tracker", { error: "again" });
     await delivery.deliver();
     const edit = tg.calls.filter((c) => c.method === "editMessageText").at(-1)!;
     expect(String(edit.payload.text)).toContain("· 2 times");
 
-    deps.state.mutes.mute("memory", Date.now() + 60_000);
-    deps.alerts.raise("degraded", "memory", { reason: "slow" });
+    await deps.state.mutes.mute("memory", Date.now() + 60_000);
+    await deps.alerts.raise("degraded", "memory", { reason: "slow" });
     const count = tg.sent().length;
     await delivery.deliver();
     expect(tg.sent().length).toBe(count);
-    deps.state.mutes.unmute();
+    await deps.state.mutes.unmute();
   });
 });

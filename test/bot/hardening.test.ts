@@ -46,21 +46,21 @@ const answers = () => tg.calls.filter((c) => c.method === "answerCallbackQuery")
 describe("who may do what", () => {
   it("lets other members of the alert chat read and use the alert buttons, and nothing else", async () => {
     const them = chatWith(member, "en", alertChat);
-    const before = deps.countTasks();
+    const before = await deps.countTasks();
     await bot.bot.handleUpdate(them.text("/newtask Buy a boat"));
     expect(last()).toContain("Only the bot's allowed users can do that.");
     await bot.bot.handleUpdate(them.press("nt:create"));
     await bot.bot.handleUpdate(them.text("/mute all 1h"));
     await bot.bot.handleUpdate(them.text("/tasks"));
-    expect(deps.countTasks()).toBe(before);
-    expect(deps.state.mutes.active()).toEqual([]);
+    expect(await deps.countTasks()).toBe(before);
+    expect(await deps.state.mutes.active()).toEqual([]);
     await bot.bot.handleUpdate(them.text("/health"));
     expect(last()).toMatch(/^Servers: \d of 2 online/);
     await bot.bot.handleUpdate(them.text("/stats"));
     expect(last()).toContain("Tasks:");
     await bot.bot.handleUpdate(them.press("mute:memory:3600"));
     expect(answers().at(-1)).toMatch(/^Muted until /);
-    deps.state.mutes.unmute();
+    await deps.state.mutes.unmute();
   });
 
   it("gives them everything with security.alert_chat_access: full", async () => {
@@ -70,10 +70,10 @@ describe("who may do what", () => {
       { token: "42:TEST", botInfo, fetch: tg.fetch },
     );
     const them = chatWith(member, "en", alertChat);
-    const before = deps.countTasks();
+    const before = await deps.countTasks();
     await wide.bot.handleUpdate(them.text("/newtask Buy a boat | p2"));
     await wide.bot.handleUpdate(them.press("nt:create"));
-    expect(deps.countTasks()).toBe(before + 1);
+    expect(await deps.countTasks()).toBe(before + 1);
     wide.progress.stop();
   });
 });
@@ -90,7 +90,7 @@ describe("buttons are parsed, and a forged one is refused", () => {
     const me = chatWith(owner);
     await bot.bot.handleUpdate(me.press(data));
     expect(answers().at(-1)).toBe("That button is not valid.");
-    expect(deps.state.mutes.active()).toEqual([]);
+    expect(await deps.state.mutes.active()).toEqual([]);
     // /mute still lists mutes afterwards.
     await bot.bot.handleUpdate(me.text("/mute"));
     expect(last()).toContain("Nothing is muted.");
@@ -109,7 +109,7 @@ describe("long texts and failed sends", () => {
     expect(last()).toContain(`(${description.length} characters)`);
     for (const text of tg.texts()) expect(text.length).toBeLessThanOrEqual(4096);
     await bot.bot.handleUpdate(me.press("nt:create"));
-    const task = deps.recentTasks(1, 0)[0]!;
+    const task = (await deps.recentTasks(1, 0))[0]!;
     expect(task.title).toBe(title);
     expect(task.description).toBe(description);
   });
@@ -129,10 +129,10 @@ describe("long texts and failed sends", () => {
         [expect.objectContaining({ callback_data: "nt:create" }), expect.anything(), expect.anything()],
       ],
     });
-    const before = deps.countTasks();
+    const before = await deps.countTasks();
     await bot.bot.handleUpdate(me.press("nt:create"));
-    expect(deps.countTasks()).toBe(before + 1);
-    expect(deps.recentTasks(1, 0)[0]!.title).toBe("Renew the passport");
+    expect(await deps.countTasks()).toBe(before + 1);
+    expect((await deps.recentTasks(1, 0))[0]!.title).toBe("Renew the passport");
   });
 
   it("asks again for text holding control characters, naming the field", async () => {
@@ -155,7 +155,7 @@ describe("a database that does not answer", () => {
       await bot.bot.handleUpdate(me.text(line));
     }
     expect(last()).toContain("New task:");
-    const before = deps.countTasks();
+    const before = await deps.countTasks();
     const other = new Database(path.join(h.config.data_dir, "taskfan.db"));
     other.exec("BEGIN IMMEDIATE");
     try {
@@ -170,9 +170,9 @@ describe("a database that does not answer", () => {
       other.exec("COMMIT");
       other.close();
     }
-    expect(deps.countTasks()).toBe(before);
+    expect(await deps.countTasks()).toBe(before);
     await bot.bot.handleUpdate(me.press("nt:create"));
-    expect(deps.countTasks()).toBe(before + 1);
-    expect(deps.recentTasks(1, 0)[0]!.title).toBe("Call the bank");
+    expect(await deps.countTasks()).toBe(before + 1);
+    expect((await deps.recentTasks(1, 0))[0]!.title).toBe("Call the bank");
   });
 });

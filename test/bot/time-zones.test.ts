@@ -87,7 +87,7 @@ describe("a user's own time zone in the chat", () => {
     }
     expect(last()).toContain(`• Срок: ${shown}`);
     await bot.bot.handleUpdate(ru.press("nt:create"));
-    const task = deps.recentTasks(1, 0)[0]!;
+    const task = (await deps.recentTasks(1, 0))[0]!;
     expect(task.deadline).toBe(tomorrow);
     await bot.bot.handleUpdate(ru.text(`/task ${task.id}`));
     expect(last()).toContain(`срок ${shown}`);
@@ -113,7 +113,7 @@ describe("a user's own time zone in the chat", () => {
     await bot8.bot.handleUpdate(other.text("/timezone Mars/Base"));
     expect(last()).toContain('I do not know the time zone "Mars/Base".');
     await bot8.bot.handleUpdate(other.press("tz:America/New_York"));
-    expect(deps.timezoneOf(8)).toBe("America/New_York");
+    expect(await deps.timezoneOf(8)).toBe("America/New_York");
     await bot8.bot.handleUpdate(other.press("tz:Mars/Base"));
     expect(tg.calls.at(-1)!.payload.text).toBe("That button is not valid.");
     await bot8.bot.handleUpdate(other.text("/timezone UTC+3"));

@@ -108,7 +108,7 @@ describe("the console chat (no bot token)", () => {
       expect(err).not.toMatch(/INFO|"level":30/);
       // Everything went to the log file instead.
       const { readFileSync } = await import("node:fs");
-      await vi.waitFor(() =>
+      await vi.waitFor(async () =>
         expect(readFileSync(path.join(other, "logs", "current.log"), "utf8")).toContain(
           '"msg":"taskfan started"',
         ),

@@ -16,14 +16,14 @@ beforeAll(async () => {
 afterAll(() => h?.stop());
 
 describe("calendar through caldav-mcp and Radicale", () => {
-  it("launches caldav-mcp, not the local stand-in", () => {
+  it("launches caldav-mcp, not the local stand-in", async () => {
     expect(h.config.servers.calendar.args[0]).toMatch(/caldav-mcp[/\\]dist[/\\]index\.js$/);
     expect(h.core.started).toEqual([expect.objectContaining({ server: "calendar", ok: true })]);
   });
 
   it("stores the task as a VTODO in Radicale, due at the deadline, and deletes it on undo", async () => {
     const deadline = "2030-06-01T09:30:00.000Z";
-    const id = h.core.orchestrator.createTask({ title: "Book the venue", deadline });
+    const id = await h.core.orchestrator.createTask({ title: "Book the venue", deadline });
     const view = await h.core.orchestrator.waitForSettled(id, 20_000);
     expect(view?.task.status).toBe("done");
     const uid = view!.operations[0]!.remoteId!;

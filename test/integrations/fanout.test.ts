@@ -17,7 +17,7 @@ beforeAll(async () => {
   h = await startHarness();
   expect(h.core.started.filter((s) => !s.ok)).toEqual([]);
   const deadline = new Date(Date.now() + 3 * 86_400_000).toISOString();
-  const id = h.core.orchestrator.createTask({
+  const id = await h.core.orchestrator.createTask({
     title: "Ship the quarterly report",
     description: "Numbers from finance, charts from the team",
     priority: 2,
@@ -31,8 +31,8 @@ beforeAll(async () => {
 afterAll(() => h?.stop());
 
 describe("a task fanned out to the ten real servers", () => {
-  it("settles done with a remote id per server", () => {
-    const view = h.core.orchestrator.getTask(task.id)!;
+  it("settles done with a remote id per server", async () => {
+    const view = (await h.core.orchestrator.getTask(task.id))!;
     expect(view.task.status).toBe("done");
     expect(view.operations).toHaveLength(10);
     for (const op of view.operations) {
@@ -42,8 +42,8 @@ describe("a task fanned out to the ten real servers", () => {
     }
   });
 
-  it("runs backup after filesystem, notifications after the required servers, the rest at once", () => {
-    const ops = new Map(h.core.orchestrator.getTask(task.id)!.operations.map((o) => [o.server, o]));
+  it("runs backup after filesystem, notifications after the required servers, the rest at once", async () => {
+    const ops = new Map((await h.core.orchestrator.getTask(task.id))!.operations.map((o) => [o.server, o]));
     const waits = Object.fromEntries([...ops].map(([s, o]) => [s, o.waitsFor]));
     expect(waits).toMatchObject({
       notifications: ["deltatask", "shrimp-task-manager"],
@@ -67,10 +67,10 @@ describe("a task fanned out to the ten real servers", () => {
     ).toEqual([...ops.keys()].filter((s) => ops.get(s)!.waitsFor.length === 0).sort());
   });
 
-  it("is in each server's own data", () => {
+  it("is in each server's own data", async () => {
     const marker = taskMarker(task.id);
     const remote = Object.fromEntries(
-      h.core.orchestrator.getTask(task.id)!.operations.map((o) => [o.server, o.remoteId]),
+      (await h.core.orchestrator.getTask(task.id))!.operations.map((o) => [o.server, o.remoteId]),
     ) as Record<ServerName, string>;
 
     const delta = readJson("deltatask", "tasks.json").tasks.filter((t: { tags: string[] }) =>
@@ -140,7 +140,7 @@ describe("a task fanned out to the ten real servers", () => {
   });
 
   it("finds the task again on every server, and each compensation removes it", async () => {
-    const view = h.core.orchestrator.getTask(task.id)!;
+    const view = (await h.core.orchestrator.getTask(task.id))!;
     for (const op of view.operations) {
       const server = op.server as ServerName;
       const integration = h.core.fleet.integration(server);

@@ -40,7 +40,11 @@ describe("notifications forwarded to ntfy", () => {
   it("publishes the task to the configured ntfy server", async () => {
     const h = await withTopic("team");
     try {
-      const id = h.core.orchestrator.createTask({ title: "Call the printer", priority: 1, tags: ["office"] });
+      const id = await h.core.orchestrator.createTask({
+        title: "Call the printer",
+        priority: 1,
+        tags: ["office"],
+      });
       const view = await h.core.orchestrator.waitForSettled(id, 20_000);
       expect(view?.task.status).toBe("done");
       expect(view!.operations[0]!.remoteId).toBe(taskMarker(id));
@@ -55,7 +59,7 @@ describe("notifications forwarded to ntfy", () => {
   it("sends the credentials of NTFY_BASE_URL as Basic authorization, never inside an error", async () => {
     const h = await withTopic("private", base.replace("http://", "http://alice:s3cret-pw@"));
     try {
-      const id = h.core.orchestrator.createTask({ title: "Behind a password" });
+      const id = await h.core.orchestrator.createTask({ title: "Behind a password" });
       const view = await h.core.orchestrator.waitForSettled(id, 20_000);
       expect(view?.task.status, view?.operations[0]?.lastError ?? "").toBe("done");
       expect(authorizations.at(-1)).toBe(`Basic ${Buffer.from("alice:s3cret-pw").toString("base64")}`);
@@ -67,7 +71,7 @@ describe("notifications forwarded to ntfy", () => {
   it("records the ntfy server's refusal as the operation's error", async () => {
     const h = await withTopic("broken");
     try {
-      const id = h.core.orchestrator.createTask({ title: "Nobody hears this" });
+      const id = await h.core.orchestrator.createTask({ title: "Nobody hears this" });
       const view = await h.core.orchestrator.waitForSettled(id, 20_000);
       expect(view?.task.status).toBe("failed");
       expect(view!.operations[0]!.lastError).toBe(

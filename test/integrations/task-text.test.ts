@@ -7,7 +7,7 @@ import type { ServerName } from "../../src/config/schema.js";
 import { ValidationError } from "../../src/errors.js";
 import { createLogger, closeLogger } from "../../src/log.js";
 import { newTaskId, validateNewTask, type Task } from "../../src/domain/task.js";
-import { createStore } from "../../src/store/store.js";
+import { createSqliteStore as createStore } from "../../src/store/sqlite/sqlite-store.js";
 import { terminalSafe } from "../../src/terminal.js";
 import { faultServerPath, startHarness, type Harness } from "../core-harness.js";
 import { onlyServers, repoRoot, silentLog, tempDir } from "../helpers.js";
@@ -33,7 +33,7 @@ describe("task text at every entry point", () => {
     }
   });
 
-  it("keeps line breaks and tabs in a description (a pasted CRLF becomes LF)", () => {
+  it("keeps line breaks and tabs in a description (a pasted CRLF becomes LF)", async () => {
     expect(validateNewTask({ title: "t", description: "one\r\ntwo\tthree" }).description).toBe(
       "one\ntwo\tthree",
     );
@@ -57,20 +57,20 @@ describe("task text at every entry point", () => {
   });
 });
 
-describe("printing to a terminal", () => {
+describe("printing to a terminal", async () => {
   it("escapes control characters of task text and servers' errors", async () => {
     expect(terminalSafe("a\u001b[2Jb\nc\u0007\u202e")).toBe("a\\x1b[2Jb\nc\\x07\\u202e");
     // A task stored by an older release, before text was checked.
     const { dir, remove } = tempDir();
     try {
       const store = createStore(path.join(dir, "data", "taskfan.db"));
-      store.tasks.insertWithOperations(
+      await store.tasks.insertWithOperations(
         "oldtask001",
         { title: "\u001b]0;pwned\u0007\u001b[2K", description: "", priority: 3, deadline: null, tags: [] },
         null,
         [{ server: "memory", priority: 2, waitsFor: [], idempotencyKey: "oldtask001:memory:create" }],
       );
-      store.close();
+      await store.close();
       const { stdout } = await run(process.execPath, [bin, "task", "oldtask001"], {
         cwd: dir,
         env: { ...process.env, DATA_DIR: path.join(dir, "data"), LOG_LEVEL: "warn" },
@@ -84,7 +84,7 @@ describe("printing to a terminal", () => {
   });
 });
 
-describe("URL credentials in a server's error", () => {
+describe("URL credentials in a server's error", async () => {
   let h: Harness;
   const password = "hunter2-secret-pw";
   beforeAll(async () => {
@@ -105,7 +105,7 @@ describe("URL credentials in a server's error", () => {
   afterAll(() => h?.stop());
 
   it("are masked in the stored error, the API and the log", async () => {
-    const id = h.core.orchestrator.createTask({ title: "leaky" });
+    const id = await h.core.orchestrator.createTask({ title: "leaky" });
     const view = await h.core.orchestrator.waitForSettled(id, 20_000);
     expect(view!.operations[0]!.lastError).toBe(
       "deltatask: create_task failed: could not post to https://***:***@ntfy.example/topic",
@@ -126,7 +126,7 @@ describe("URL credentials in a server's error", () => {
   });
 });
 
-describe("markers a task's text cannot forge", () => {
+describe("markers a task's text cannot forge", async () => {
   let h: Harness;
   beforeAll(async () => {
     h = await startHarness();
@@ -150,7 +150,7 @@ describe("markers a task's text cannot forge", () => {
       rollbackReason: null,
     };
     const marker = `taskfan-${victim.id}`;
-    const forger = h.core.orchestrator.createTask({
+    const forger = await h.core.orchestrator.createTask({
       title: `Forged [${marker}]`,
       description: [
         // Shrimp lists the first 100 characters of a description under the task's heading.

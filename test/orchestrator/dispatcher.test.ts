@@ -1,14 +1,11 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import type { Config, ConfigFile, ServerName } from "../../src/config/schema.js";
-import { defaultDataFolders } from "../../src/config/default.js";
-import { Fleet } from "../../src/fleet/fleet.js";
-import { createIntegration } from "../../src/integrations/index.js";
-import { Orchestrator, type OperationEvent } from "../../src/orchestrator/orchestrator.js";
+import type { ConfigFile, ServerName } from "../../src/config/schema.js";
+import { startCore, type Core, type CoreOptions } from "../../src/core.js";
+import type { OperationEvent } from "../../src/orchestrator/orchestrator.js";
 import { taskMarker } from "../../src/domain/task.js";
-import { createStore, type Store } from "../../src/store/store.js";
-import { mkdirSync } from "node:fs";
+import { createSqliteStore } from "../../src/store/sqlite/sqlite-store.js";
 import { onlyServers, silentLog, tempDir, testConfig } from "../helpers.js";
 import { faultServerPath } from "../core-harness.js";
 
@@ -17,37 +14,31 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-/** A store, a fleet of real local servers and an orchestrator, with a movable clock. */
+/**
+ * A core built by the composition root on real local servers, taking no work until
+ * `start()`; with a movable clock, and (`shared`) on a database another core also uses.
+ */
 async function build(
   dataDir: string,
-  dbFile: string,
   file: ConfigFile,
-  opts: { owner: string; clock?: { offset: number } },
+  opts: { owner: string; clock?: { offset: number }; shared?: string },
 ) {
-  const config: Config = testConfig(dataDir, file);
-  for (const dir of defaultDataFolders(dataDir)) mkdirSync(dir, { recursive: true });
+  const config = testConfig(dataDir, file);
   const clock = opts.clock ?? { offset: 0 };
   const now = () => Date.now() + clock.offset;
-  const store: Store = createStore(dbFile, now);
-  const enabled = Object.values(config.servers).filter((s) => s.enabled);
-  const fleet = new Fleet({
-    servers: enabled,
-    integrations: new Map(enabled.map((s) => [s.name, createIntegration(s)])),
-    breakerThreshold: 5,
-    halfOpenAfterMs: 30_000,
-    log: silentLog,
-  });
-  const report = await fleet.start();
-  expect(report.filter((r) => !r.ok)).toEqual([]);
-  const orchestrator = new Orchestrator({ store, fleet, config, log: silentLog, owner: opts.owner, now });
+  const options: CoreOptions = { owner: opts.owner, now, dispatch: false };
+  if (opts.shared) {
+    const shared = createSqliteStore(opts.shared, now);
+    cleanups.push(() => shared.close());
+    options.store = shared;
+  }
+  const core: Core = await startCore(config, silentLog, options);
+  expect(core.started.filter((r) => !r.ok)).toEqual([]);
   const started: OperationEvent[] = [];
-  orchestrator.on("operation.started", (e) => started.push(e));
-  cleanups.push(async () => {
-    await orchestrator.stop(2000);
-    await fleet.close();
-    store.close();
-  });
-  return { config, store, fleet, orchestrator, started, clock };
+  core.orchestrator.on("operation.started", (e) => started.push(e));
+  cleanups.push(() => core.close(2000));
+  const { store, fleet, orchestrator } = core;
+  return { core, config, store, fleet, orchestrator, started, clock, start: () => orchestrator.start() };
 }
 
 /** `build` on a fresh temporary folder: its data in `data/`, the database in it. */
@@ -55,7 +46,7 @@ async function buildFresh(file: ConfigFile, opts: { owner: string }) {
   const { dir, remove } = tempDir();
   cleanups.push(remove);
   const dataDir = path.join(dir, "data");
-  return { dataDir, ...(await build(dataDir, path.join(dataDir, "taskfan.db"), file, opts)) };
+  return { dataDir, ...(await build(dataDir, file, opts)) };
 }
 
 /** deltatask played by the fault server, answering every create after `ms`. */
@@ -82,10 +73,10 @@ describe("dispatcher", () => {
     });
     const c = await buildFresh({ servers, dispatcher: { concurrency: 1 } }, { owner: "one" });
     const ids = [
-      c.orchestrator.createTask({ title: "first" }),
-      c.orchestrator.createTask({ title: "second" }),
+      await c.orchestrator.createTask({ title: "first" }),
+      await c.orchestrator.createTask({ title: "second" }),
     ];
-    c.orchestrator.start();
+    await c.start();
     for (const id of ids) expect((await c.orchestrator.waitForSettled(id, 20_000))?.task.status).toBe("done");
     const priority = (s: string) => c.config.servers[s as ServerName].priority;
     expect(c.started.map((e) => priority(e.server))).toEqual([1, 1, 2, 2, 3, 3, 4, 4]);
@@ -100,12 +91,13 @@ describe("dispatcher", () => {
       dispatcher: { concurrency: 2 },
     };
     // Each dispatcher has its own server processes and data, so every record shows who made it.
-    const a = await build(path.join(dir, "a"), dbFile, file, { owner: "a" });
-    const b = await build(path.join(dir, "b"), dbFile, file, { owner: "b" });
-    const ids = Array.from({ length: 20 }, (_, i) => a.orchestrator.createTask({ title: `task ${i}` }));
-    a.orchestrator.start();
-    b.orchestrator.start();
-    await vi.waitFor(() => expect(a.store.tasks.countByStatus()).toEqual({ done: 20 }), {
+    const a = await build(path.join(dir, "a"), file, { owner: "a", shared: dbFile });
+    const b = await build(path.join(dir, "b"), file, { owner: "b", shared: dbFile });
+    const ids: string[] = [];
+    for (let i = 0; i < 20; i++) ids.push(await a.orchestrator.createTask({ title: `task ${i}` }));
+    await a.start();
+    await b.start();
+    await vi.waitFor(async () => expect(await a.store.tasks.countByStatus()).toEqual({ done: 20 }), {
       timeout: 30_000,
       interval: 50,
     });
@@ -115,7 +107,7 @@ describe("dispatcher", () => {
     const records = [...deltaRecords(path.join(dir, "a")), ...deltaRecords(path.join(dir, "b"))];
     for (const id of ids) {
       expect(records.filter((r) => r.tags.includes(taskMarker(id)))).toHaveLength(1);
-      for (const op of a.store.operations.forTask(id)) expect(op.attempts).toBe(1);
+      for (const op of await a.store.operations.forTask(id)) expect(op.attempts).toBe(1);
     }
   });
 
@@ -123,24 +115,23 @@ describe("dispatcher", () => {
     const { dir, remove } = tempDir();
     cleanups.push(remove);
     const dataDir = path.join(dir, "data");
-    const dbFile = path.join(dataDir, "taskfan.db");
     const file: ConfigFile = {
       servers: onlyServers(["deltatask", "time-tracker", "notifications"]),
       dispatcher: { lease_seconds: 30 },
     };
     const clock = { offset: 0 };
-    const c = await build(dataDir, dbFile, file, { owner: "survivor", clock });
-    const id = c.orchestrator.createTask({ title: "survives a crash", tags: ["crash"] });
+    const c = await build(dataDir, file, { owner: "survivor", clock });
+    const id = await c.orchestrator.createTask({ title: "survives a crash", tags: ["crash"] });
 
     // A dispatcher that dies: it claims the operations, reaches each server, and never records the result.
-    const claimed = c.store.operations.claim({
+    const claimed = await c.store.operations.claim({
       owner: "doomed",
       leaseMs: 30_000,
       capacity: new Map(c.fleet.names.map((n) => [n, 1])),
       limit: 10,
     });
     expect(claimed.map((o) => o.server).sort()).toEqual(["deltatask", "time-tracker"]); // notifications waits for deltatask (required)
-    const task = c.store.tasks.get(id)!;
+    const task = (await c.store.tasks.get(id))!;
     const reached = new Map<string, string>();
     for (const op of claimed) {
       const server = op.server as ServerName;
@@ -154,7 +145,7 @@ describe("dispatcher", () => {
 
     // Its lease runs out; the survivor takes over.
     clock.offset += 31_000;
-    c.orchestrator.start();
+    await c.start();
     const view = await c.orchestrator.waitForSettled(id, 20_000);
     expect(view?.task.status).toBe("done");
     for (const op of view!.operations.filter((o) => o.server !== "notifications")) {
@@ -166,20 +157,20 @@ describe("dispatcher", () => {
       readFileSync(path.join(dataDir, "time-tracker", "time-tracker.json"), "utf8"),
     ).tasks;
     expect(tracked.filter((t: { tags: string[] }) => t.tags.includes(taskMarker(id)))).toHaveLength(1);
-    const verified = c.store.events
-      .forTask(id)
-      .filter((e) => e.type === "operation.done" && e.data.verified === true);
+    const verified = (await c.store.events.forTask(id)).filter(
+      (e) => e.type === "operation.done" && e.data.verified === true,
+    );
     expect(verified.map((e) => e.data.server).sort()).toEqual(["deltatask", "time-tracker"]);
   });
 
   it("after a run that did not stop, looks up unfinished operations before creating them", async () => {
     const c = await buildFresh({ servers: onlyServers(["deltatask", "time-tracker"]) }, { owner: "next" });
     const { dataDir } = c;
-    const id = c.orchestrator.createTask({ title: "claim lost to a power cut", tags: ["cut"] });
+    const id = await c.orchestrator.createTask({ title: "claim lost to a power cut", tags: ["cut"] });
     // A run that claimed the operations and reached the servers, and whose claims a power
     // cut took (its rows read pending, never claimed), left its registration behind.
-    c.store.dispatchers.register("cut-off", "a process from an earlier boot", () => false);
-    const task = c.store.tasks.get(id)!;
+    await c.store.dispatchers.register("cut-off", "a process from an earlier boot", () => false);
+    const task = (await c.store.tasks.get(id))!;
     const reached = new Map<string, string>();
     for (const server of ["deltatask", "time-tracker"] as ServerName[]) {
       const outcome = await c.fleet.execute(
@@ -189,19 +180,19 @@ describe("dispatcher", () => {
       );
       reached.set(server, (outcome as { remoteId: string }).remoteId);
     }
-    expect(c.store.operations.forTask(id).map((o) => [o.status, o.recheck])).toEqual([
+    expect((await c.store.operations.forTask(id)).map((o) => [o.status, o.recheck])).toEqual([
       ["pending", false],
       ["pending", false],
     ]);
 
-    c.orchestrator.start();
+    await c.start();
     const view = await c.orchestrator.waitForSettled(id, 20_000);
     expect(view?.task.status).toBe("done");
     for (const op of view!.operations) expect(op.remoteId).toBe(reached.get(op.server));
     expect(deltaRecords(dataDir).filter((r) => r.tags.includes(taskMarker(id)))).toHaveLength(1);
-    const verified = c.store.events
-      .forTask(id)
-      .filter((e) => e.type === "operation.done" && e.data.verified === true);
+    const verified = (await c.store.events.forTask(id)).filter(
+      (e) => e.type === "operation.done" && e.data.verified === true,
+    );
     expect(verified.map((e) => e.data.server).sort()).toEqual(["deltatask", "time-tracker"]);
   });
 
@@ -210,10 +201,14 @@ describe("dispatcher", () => {
       { servers: onlyServers(["memory", "time-tracker"]), dispatcher: { prefetch: 2 } },
       { owner: "direct" },
     );
-    c.orchestrator.start();
+    await c.start();
     // Serial servers with two claims each: two tasks go straight to them, the third waits.
-    const ids = ["one", "two", "three"].map((title) => c.orchestrator.createTask({ title }));
-    const states = ids.map((id) => c.store.operations.forTask(id).map((o) => [o.status, o.attempts]));
+    const ids = await Promise.all(
+      ["one", "two", "three"].map((title) => c.orchestrator.createTask({ title })),
+    );
+    const states = await Promise.all(
+      ids.map(async (id) => (await c.store.operations.forTask(id)).map((o) => [o.status, o.attempts])),
+    );
     expect(states).toEqual([
       [
         ["running", 1],
@@ -228,7 +223,7 @@ describe("dispatcher", () => {
         ["pending", 0],
       ],
     ]);
-    expect(c.store.tasks.get(ids[0]!)?.status).toBe("running");
+    expect((await c.store.tasks.get(ids[0]!))?.status).toBe("running");
     for (const id of ids) expect((await c.orchestrator.waitForSettled(id, 20_000))?.task.status).toBe("done");
   });
 
@@ -246,34 +241,27 @@ describe("dispatcher", () => {
     );
     // Each started call, and whether it started before the event loop's next turn (the
     // immediate queued before the task is created runs first on that turn).
-    const order = async (orchestrator: Orchestrator, title: string) => {
+    const order = async (orchestrator: Core["orchestrator"], title: string) => {
       const seen: string[] = [];
       let nextTurn = false;
       setImmediate(() => (nextTurn = true));
       const listen = (e: OperationEvent) => seen.push(`${e.server}${nextTurn ? " later" : ""}`);
       orchestrator.on("operation.started", listen);
-      const id = orchestrator.createTask({ title });
+      const id = await orchestrator.createTask({ title });
       expect((await orchestrator.waitForSettled(id, 20_000))?.task.status).toBe("done");
       orchestrator.off("operation.started", listen);
       return seen;
     };
-    c.orchestrator.start();
+    await c.start();
     // Nothing known yet: priority order, all at once.
     expect(await order(c.orchestrator, "first")).toEqual(["calendar", "deltatask"]);
     // The long call goes out first; the quick one (under half its time) on the next turn.
     expect(await order(c.orchestrator, "second")).toEqual(["deltatask", "calendar later"]);
-    // A new dispatcher on the same database starts from the stored call times.
-    await c.orchestrator.stop(2000);
-    const next = new Orchestrator({
-      store: c.store,
-      fleet: c.fleet,
-      config: c.config,
-      log: silentLog,
-      owner: "next",
-    });
-    next.start();
-    cleanups.push(() => next.stop(2000));
-    expect(await order(next, "third")).toEqual(["deltatask", "calendar later"]);
+    // Restarted on the same data, the dispatcher starts from the stored call times.
+    await c.core.close(2000);
+    const next = await startCore(c.config, silentLog, { owner: "next" });
+    cleanups.push(() => next.close(2000));
+    expect(await order(next.orchestrator, "third")).toEqual(["deltatask", "calendar later"]);
   });
 
   it("without a backlog, commits a task's quick outcomes with its last one", async () => {
@@ -286,13 +274,13 @@ describe("dispatcher", () => {
       },
       { owner: "one-commit" },
     );
-    c.orchestrator.start();
+    await c.start();
     const before = { ...c.store.commits };
     // Timers stand still (the servers' answers do not): memory's outcome, which settles
     // nothing while deltatask still has its call, waits for company however long that takes.
     vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
     try {
-      const id = c.orchestrator.createTask({ title: "two outcomes" });
+      const id = await c.orchestrator.createTask({ title: "two outcomes" });
       expect((await c.orchestrator.waitForSettled(id, 20_000))?.task.status).toBe("done");
     } finally {
       vi.useRealTimers();
@@ -303,9 +291,9 @@ describe("dispatcher", () => {
 
   it("returns the same task for a repeated idempotency key", async () => {
     const c = await buildFresh({ servers: onlyServers(["memory"]) }, { owner: "k" });
-    const first = c.orchestrator.createTask({ title: "once" }, { idempotencyKey: "req-1" });
-    const again = c.orchestrator.createTask({ title: "once" }, { idempotencyKey: "req-1" });
+    const first = await c.orchestrator.createTask({ title: "once" }, { idempotencyKey: "req-1" });
+    const again = await c.orchestrator.createTask({ title: "once" }, { idempotencyKey: "req-1" });
     expect(again).toBe(first);
-    expect(c.store.tasks.recent(10)).toHaveLength(1);
+    expect(await c.store.tasks.recent(10)).toHaveLength(1);
   });
 });

@@ -43,18 +43,21 @@ const faultTasks = (h: Harness): Array<{ tags: string[] }> =>
     : [];
 
 function settledAs(h: Harness, id: string, status: string) {
-  return new Promise<void>((resolve) => {
-    const check = () =>
-      h.core.orchestrator.getTask(id)?.task.status === status &&
-      h.core.orchestrator.getTask(id)?.task.settledAt !== null;
-    if (check()) return resolve();
+  return new Promise<void>((resolve, reject) => {
     const on = (v: { task: { id: string; status: string } }) => {
       if (v.task.id === id && v.task.status === status) {
         h.core.orchestrator.off("task.settled", on);
         resolve();
       }
     };
+    // Listening first: a task that settles while it is read is heard either way.
     h.core.orchestrator.on("task.settled", on);
+    h.core.orchestrator.getTask(id).then((view) => {
+      if (view?.task.status === status && view.task.settledAt !== null) {
+        h.core.orchestrator.off("task.settled", on);
+        resolve();
+      }
+    }, reject);
   });
 }
 
@@ -65,7 +68,7 @@ describe("transient failures", () => {
         deltatask: faulty("hang-n", { timeout: 0.3, retry_attempts: 3 }, { N: "2" }),
       }),
     });
-    const id = h.core.orchestrator.createTask({ title: "third time" });
+    const id = await h.core.orchestrator.createTask({ title: "third time" });
     const view = await h.core.orchestrator.waitForSettled(id, 20_000);
     expect(view?.task.status).toBe("done");
     expect(view!.operations[0]).toMatchObject({ status: "done", attempts: 3 });
@@ -77,12 +80,12 @@ describe("transient failures", () => {
       servers: onlyServers(["deltatask", "memory"], { deltatask: faulty("exit-first") }),
     });
     const restarted = once(h.core.fleet, "restarted");
-    const id = h.core.orchestrator.createTask({ title: "exit mid-call" });
+    const id = await h.core.orchestrator.createTask({ title: "exit mid-call" });
     await restarted;
     await settledAs(h, id, "done");
     expect(faultTasks(h).filter((t) => t.tags.includes(taskMarker(id)))).toHaveLength(1);
     expect(lines(h, "calls.txt")).toEqual(["exit mid-call"]);
-    expect(h.core.getStats().restarts.deltatask).toBe(1);
+    expect((await h.core.getStats()).restarts.deltatask).toBe(1);
   });
 
   it("recovers an operation that failed on a transient error once the server answers again", async () => {
@@ -93,7 +96,7 @@ describe("transient failures", () => {
         deltatask: faulty("hang-n", { timeout: 0.3, retry_attempts: 1 }, { N: "2" }),
       }),
     });
-    const id = h.core.orchestrator.createTask({ title: "later" });
+    const id = await h.core.orchestrator.createTask({ title: "later" });
     const first = await h.core.orchestrator.waitForSettled(id, 20_000);
     expect(first?.task.status).toBe("failed");
     expect(first!.operations[0]).toMatchObject({ status: "failed", retryable: true });
@@ -109,41 +112,43 @@ describe("transient failures", () => {
         deltatask: faulty("hang-n", { timeout: 0.2, retry_attempts: 0, required: false }, { N: "1000" }),
       }),
     });
-    const id = h.core.orchestrator.createTask({ title: "never" });
+    const id = await h.core.orchestrator.createTask({ title: "never" });
     await vi.waitFor(
-      () =>
-        expect(h.core.orchestrator.getTask(id)!.operations[0]).toMatchObject({
+      async () =>
+        expect((await h.core.orchestrator.getTask(id))!.operations[0]).toMatchObject({
           status: "failed",
           retryable: false,
         }),
       { timeout: 10_000, interval: 50 },
     );
-    expect(h.core.orchestrator.getTask(id)!.operations[0]!.lastError).toMatch(/^gave up after 0 h: /);
+    expect((await h.core.orchestrator.getTask(id))!.operations[0]!.lastError).toMatch(/^gave up after 0 h: /);
   });
 });
 
-describe("noisy servers", () => {
+describe("noisy servers", async () => {
   it("drains a server that floods stderr; its tasks and the others' finish", async () => {
     const h = await harness({
       servers: onlyServers(["deltatask", "memory"], { deltatask: faulty("flood-stderr") }),
     });
-    const ids = Array.from({ length: 10 }, (_, i) => h.core.orchestrator.createTask({ title: `noisy ${i}` }));
+    const ids = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => h.core.orchestrator.createTask({ title: `noisy ${i}` })),
+    );
     for (const id of ids)
       expect((await h.core.orchestrator.waitForSettled(id, 20_000))?.task.status).toBe("done");
     expect(lines(h, "calls.txt")).toHaveLength(10);
   });
 });
 
-describe("rollback", () => {
+describe("rollback", async () => {
   it("undoes a task everywhere when a required server rejects it", async () => {
     const h = await harness({
       servers: onlyServers(["deltatask", "memory", "filesystem", "time-tracker", "notifications"], {
         deltatask: faulty("error-payload"),
       }),
     });
-    const id = h.core.orchestrator.createTask({ title: "doomed" });
+    const id = await h.core.orchestrator.createTask({ title: "doomed" });
     await settledAs(h, id, "rolled_back");
-    const view = h.core.orchestrator.getTask(id)!;
+    const view = (await h.core.orchestrator.getTask(id))!;
     expect(view.task.statusReason).toBe(
       "deltatask failed for good: deltatask: create_task failed: disk full",
     );
@@ -160,7 +165,7 @@ describe("rollback", () => {
       : [];
     expect(tracked.filter((t: { tags: string[] }) => t.tags.includes(taskMarker(id)))).toEqual([]);
     expect(existsSync(path.join(data, "notifications", "messages.json"))).toBe(false);
-    expect(h.core.store.alerts.recent(10)).toContainEqual(
+    expect(await h.core.store.alerts.recent(10)).toContainEqual(
       expect.objectContaining({
         kind: "rolled_back",
         taskId: id,
@@ -170,10 +175,10 @@ describe("rollback", () => {
   });
 });
 
-describe("sync", () => {
+describe("sync", async () => {
   it("re-creates a record that vanished from its server and counts the repair", async () => {
     const h = await harness({ servers: onlyServers(["memory", "filesystem"]) });
-    const id = h.core.orchestrator.createTask({ title: "drifts away" });
+    const id = await h.core.orchestrator.createTask({ title: "drifts away" });
     expect((await h.core.orchestrator.waitForSettled(id, 20_000))?.task.status).toBe("done");
     const file = path.join(h.config.data_dir, "files", "tasks", `${id}.md`);
     unlinkSync(file);
@@ -183,11 +188,11 @@ describe("sync", () => {
     expect(report.checked).toBeGreaterThanOrEqual(2);
     await again;
     expect(existsSync(file)).toBe(true);
-    expect(h.core.getStats().drift_repairs).toBe(1);
+    expect((await h.core.getStats()).drift_repairs).toBe(1);
   });
 });
 
-describe("health", () => {
+describe("health", async () => {
   it("declares a crash loop after repeated restarts, rates it ERROR and raises an alert", async () => {
     const h = await harness({
       restart: { max_delay: 0.1, crash_loop_restarts: 2, crash_loop_window: 60 },
@@ -200,7 +205,7 @@ describe("health", () => {
     const health = h.core.getHealth().find((s) => s.server === "deltatask")!;
     expect(health).toMatchObject({ status: "ERROR", reason: "crash loop: 2 restarts in 60 s" });
     expect(h.core.getHealth().find((s) => s.server === "memory")!.status).toBe("ONLINE");
-    expect(h.core.store.alerts.open().map((a) => `${a.server}:${a.kind}`)).toEqual(
+    expect((await h.core.store.alerts.open()).map((a) => `${a.server}:${a.kind}`)).toEqual(
       expect.arrayContaining(["deltatask:error", "deltatask:crash_loop"]),
     );
   });
@@ -220,7 +225,7 @@ describe("health", () => {
 
   it("reports every server ONLINE with latency after a probe, and the stats add up", async () => {
     const h = await harness({ servers: onlyServers(["memory", "time-tracker"]) });
-    const id = h.core.orchestrator.createTask({ title: "counted" });
+    const id = await h.core.orchestrator.createTask({ title: "counted" });
     await h.core.orchestrator.waitForSettled(id, 20_000);
     const health = await h.core.checkHealth();
     expect(health.map((s) => [s.server, s.status])).toEqual([
@@ -228,7 +233,7 @@ describe("health", () => {
       ["time-tracker", "ONLINE"],
     ]);
     expect(health[0]!.lastResponseMs).toBeGreaterThan(0);
-    const stats = h.core.getStats();
+    const stats = await h.core.getStats();
     expect(stats).toMatchObject({
       server_health: { memory: "ONLINE", "time-tracker": "ONLINE" },
       total_operations: 2,
@@ -238,8 +243,8 @@ describe("health", () => {
       drift_repairs: 0,
     });
     // One call each: its p50 and p95 are that call's stored duration.
-    const ms = (server: string) =>
-      h.core.orchestrator.getTask(id)!.operations.find((o) => o.server === server)!.durationMs;
+    const view = (await h.core.orchestrator.getTask(id))!;
+    const ms = (server: string) => view.operations.find((o) => o.server === server)!.durationMs;
     expect(stats.latency_ms).toEqual({
       memory: { p50: ms("memory"), p95: ms("memory") },
       "time-tracker": { p50: ms("time-tracker"), p95: ms("time-tracker") },

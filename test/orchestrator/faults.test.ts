@@ -46,7 +46,7 @@ const calls = (h: Harness) => lines(h, "calls.txt");
 describe("a misbehaving server", () => {
   it("reports a failure inside a normal reply as that server's message, without retrying", async () => {
     const h = await withFault("error-payload");
-    const id = h.core.orchestrator.createTask({ title: "payload error" });
+    const id = await h.core.orchestrator.createTask({ title: "payload error" });
     const view = await h.core.orchestrator.waitForSettled(id, 20_000);
     expect(view?.task.status).toBe("partial");
     const [delta, memory] = view!.operations;
@@ -58,7 +58,7 @@ describe("a misbehaving server", () => {
 
   it("records garbage as an unreadable reply, never a crash", async () => {
     const h = await withFault("garbage");
-    const id = h.core.orchestrator.createTask({ title: "garbage" });
+    const id = await h.core.orchestrator.createTask({ title: "garbage" });
     const view = await h.core.orchestrator.waitForSettled(id, 20_000);
     expect(view!.operations[0]).toMatchObject({ status: "failed", retryable: false });
     expect(view!.operations[0]!.lastError).toMatch(/unreadable reply: expected JSON/);
@@ -66,7 +66,7 @@ describe("a misbehaving server", () => {
 
   it("records a reply that breaks the tool's own output schema as that server's error", async () => {
     const h = await withFault("bad-structure");
-    const id = h.core.orchestrator.createTask({ title: "wrong shape" });
+    const id = await h.core.orchestrator.createTask({ title: "wrong shape" });
     const view = await h.core.orchestrator.waitForSettled(id, 20_000);
     expect(view!.operations[0]).toMatchObject({ server: "deltatask", status: "failed", retryable: false });
     expect(view!.operations[0]!.lastError).toBe(
@@ -77,14 +77,14 @@ describe("a misbehaving server", () => {
 
   it("turns an isError result into a failure with the server's text", async () => {
     const h = await withFault("is-error");
-    const id = h.core.orchestrator.createTask({ title: "denied" });
+    const id = await h.core.orchestrator.createTask({ title: "denied" });
     const view = await h.core.orchestrator.waitForSettled(id, 20_000);
     expect(view!.operations[0]!.lastError).toBe("deltatask: create_task failed: Access denied");
   });
 
   it("times out a slow call with our own timeout, then finds the record instead of creating it twice", async () => {
     const h = await withFault("slow-first", { timeout: 0.5, retry_attempts: 2 });
-    const id = h.core.orchestrator.createTask({ title: "slow" });
+    const id = await h.core.orchestrator.createTask({ title: "slow" });
     const view = await h.core.orchestrator.waitForSettled(id, 20_000);
     expect(view?.task.status).toBe("done");
     expect(view!.operations[0]).toMatchObject({ status: "done", attempts: 2 });
@@ -96,7 +96,7 @@ describe("a misbehaving server", () => {
   it("sends no cancellation for calls that were answered", async () => {
     const h = await withFault("none");
     for (const title of ["one", "two", "three"]) {
-      const id = h.core.orchestrator.createTask({ title });
+      const id = await h.core.orchestrator.createTask({ title });
       expect((await h.core.orchestrator.waitForSettled(id, 20_000))?.task.status).toBe("done");
     }
     await h.core.checkHealth();
@@ -114,7 +114,7 @@ describe("a misbehaving server", () => {
     });
     harnesses.push(h);
     expect(h.core.started.find((s) => s.server === "deltatask")?.ok).toBe(false);
-    const id = h.core.orchestrator.createTask({ title: "one server down" });
+    const id = await h.core.orchestrator.createTask({ title: "one server down" });
     const view = await h.core.orchestrator.waitForSettled(id, 20_000);
     expect(view?.task.status).toBe("partial");
     const delta = view!.operations.find((o) => o.server === "deltatask")!;
@@ -124,7 +124,7 @@ describe("a misbehaving server", () => {
   });
 });
 
-describe("circuit breaker and restarts", () => {
+describe("circuit breaker and restarts", async () => {
   it("opens a server's breaker after repeated faults; later operations wait instead of failing", async () => {
     const h = await startHarness({
       circuit_breaker_threshold: 2,
@@ -142,12 +142,12 @@ describe("circuit breaker and restarts", () => {
     const states: string[] = [];
     h.core.fleet.on("breaker", (e) => states.push(`${e.server}:${e.state}`));
     for (const title of ["one", "two"]) {
-      const id = h.core.orchestrator.createTask({ title });
+      const id = await h.core.orchestrator.createTask({ title });
       const view = await h.core.orchestrator.waitForSettled(id, 20_000);
       expect(view!.operations[0]!.status).toBe("failed");
     }
     expect(states).toEqual(["deltatask:open"]);
-    const id = h.core.orchestrator.createTask({ title: "three" });
+    const id = await h.core.orchestrator.createTask({ title: "three" });
     const view = await h.core.orchestrator.waitForSettled(id, 20_000);
     expect(view?.task.status).toBe("partial");
     const delta = view!.operations.find((o) => o.server === "deltatask")!;
@@ -164,7 +164,7 @@ describe("circuit breaker and restarts", () => {
     process.kill(before, "SIGKILL");
     const [event] = await restarted;
     expect(event).toMatchObject({ server: "memory", restarts: 1 });
-    const id = h.core.orchestrator.createTask({ title: "after the crash" });
+    const id = await h.core.orchestrator.createTask({ title: "after the crash" });
     const view = await h.core.orchestrator.waitForSettled(id, 20_000);
     expect(view?.task.status).toBe("done");
     const after = h.core.fleet.pid("memory");

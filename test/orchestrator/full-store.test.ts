@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startHttpServer } from "../../src/api/http-server.js";
 import { StoreUnavailableError } from "../../src/errors.js";
 import { startCore, type Core } from "../../src/core.js";
+import type { SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
 import type { StoreState } from "../../src/store/store-health.js";
 import { tempDir, testConfig } from "../helpers.js";
 import { onceEverywhere, recordsPerServer } from "../server-records.js";
@@ -54,17 +55,19 @@ const nextState = () => once(core.store.health, "change") as Promise<[StoreState
 
 describe("a full database", () => {
   it("refuses new tasks with the reason, keeps the outcomes in flight, and settles everything once it has room", async () => {
-    const { db } = core.store;
-    const ids = [0, 1, 2].map((i) => core.orchestrator.createTask({ title: `before the disk filled ${i}` }));
+    const { db } = core.store as SqliteStore;
+    const ids = await Promise.all(
+      [0, 1, 2].map((i) => core.orchestrator.createTask({ title: `before the disk filled ${i}` })),
+    );
     // Packed pages and no room to grow: the outcomes now on their way cannot be written.
     db.exec("VACUUM");
     const pages = db.pragma("page_count", { simple: true }) as number;
     db.pragma(`max_page_count = ${pages}`);
 
     const down = nextState();
-    expect(() =>
+    await expect(
       core.orchestrator.createTask({ title: "no room", description: "x".repeat(4000) }),
-    ).toThrowError(
+    ).rejects.toThrowError(
       new StoreUnavailableError({
         code: "SQLITE_FULL",
         kind: "full",
@@ -72,7 +75,7 @@ describe("a full database", () => {
       }),
     );
     expect((await down)[0]).toMatchObject({ ok: false, code: "SQLITE_FULL" });
-    expect(core.store.tasks.recent(10).map((t) => t.title)).not.toContain("no room");
+    expect((await core.store.tasks.recent(10)).map((t) => t.title)).not.toContain("no room");
 
     const http = await startHttpServer(core, core.metrics, pino({ level: "silent" }));
     try {

@@ -110,10 +110,13 @@ describe("a crash of the orchestrator mid fan-out", () => {
     const second = await startTaskfan();
     expect(doomedServers.filter(alive)).toEqual([]);
     expect(second.servers.length).toBeGreaterThanOrEqual(10);
-    await vi.waitFor(() => expect(second.log.some((l) => l.includes('"msg":"operation done"'))).toBe(true), {
-      timeout: 20_000,
-      interval: 20,
-    });
+    await vi.waitFor(
+      async () => expect(second.log.some((l) => l.includes('"msg":"operation done"'))).toBe(true),
+      {
+        timeout: 20_000,
+        interval: 20,
+      },
+    );
     expect(await terminate(second.child)).toBe(0);
     expect(second.servers.filter(alive)).toEqual([]);
   });

@@ -144,7 +144,7 @@ describe("fuzz", () => {
     expect(unhandled).toEqual([]);
   });
 
-  it("random config files either parse or fail with a ConfigError naming a key", () => {
+  it("random config files either parse or fail with a ConfigError naming a key", async () => {
     const json = fc.jsonValue({ maxDepth: 4 });
     const shaped = fc.record(
       {
@@ -187,7 +187,7 @@ describe("fuzz", () => {
           ),
         ),
         async (body) => {
-          const before = h.core.store.tasks.count();
+          const before = await h.core.store.tasks.count();
           const res = await fetch(`${http.url}/api/tasks`, {
             method: "POST",
             headers: { "content-type": "application/json" },
@@ -197,9 +197,9 @@ describe("fuzz", () => {
           const reply = (await res.json()) as { error?: { code: string; message: string } };
           if (res.status >= 400) {
             expect(reply.error?.code).toMatch(/^[a-z_]+$/);
-            expect(h.core.store.tasks.count()).toBe(before);
+            expect(await h.core.store.tasks.count()).toBe(before);
           } else {
-            expect(h.core.store.tasks.count()).toBe(before + 1);
+            expect(await h.core.store.tasks.count()).toBe(before + 1);
           }
         },
       ),

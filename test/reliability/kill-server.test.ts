@@ -20,14 +20,16 @@ describe("a server killed mid fan-out", () => {
         process.kill(before, "SIGKILL");
       }
     });
-    const ids = Array.from({ length: 30 }, (_, i) => core.orchestrator.createTask({ title: `task ${i}` }));
-    await vi.waitFor(() => expect(core.store.tasks.countByStatus()).toEqual({ done: 30 }), {
+    const ids = await Promise.all(
+      Array.from({ length: 30 }, (_, i) => core.orchestrator.createTask({ title: `task ${i}` })),
+    );
+    await vi.waitFor(async () => expect(await core.store.tasks.countByStatus()).toEqual({ done: 30 }), {
       timeout: 30_000,
       interval: 50,
     });
     expect(killed).toBe(true);
     expect(core.fleet.pid("deltatask")).not.toBe(before);
-    expect(core.getStats().restarts.deltatask).toBeGreaterThanOrEqual(1);
+    expect((await core.getStats()).restarts.deltatask).toBeGreaterThanOrEqual(1);
     const stored = JSON.parse(readFileSync(path.join(h.config.data_dir, "deltatask", "tasks.json"), "utf8"))
       .tasks as Array<{ tags: string[] }>;
     for (const id of ids)

@@ -54,7 +54,7 @@ beforeAll(async () => {
       if (url) resolve(url as string);
     }),
   );
-  await vi.waitFor(() => expect(log.some((l) => l.includes('"msg":"taskfan started"'))).toBe(true), {
+  await vi.waitFor(async () => expect(log.some((l) => l.includes('"msg":"taskfan started"'))).toBe(true), {
     timeout: 30_000,
     interval: 50,
   });
@@ -109,19 +109,25 @@ describe("a database locked by another process", () => {
         '<p id="storage" class="banner">Storage unavailable',
       );
       // The alert chat (the console here) is told, though the alert outbox is in the locked database.
-      await vi.waitFor(() => expect(chat.some((l) => l.includes("⛔ storage unavailable"))).toBe(true), {
-        timeout: 20_000,
-        interval: 50,
-      });
+      await vi.waitFor(
+        async () => expect(chat.some((l) => l.includes("⛔ storage unavailable"))).toBe(true),
+        {
+          timeout: 20_000,
+          interval: 50,
+        },
+      );
       expect(child.exitCode).toBeNull();
     } finally {
       lock.release();
     }
     await vi.waitFor(async () => expect(await ready()).toBe(200), { timeout: 20_000, interval: 100 });
-    await vi.waitFor(() => expect(chat.some((l) => l.includes("✅ storage answers again"))).toBe(true), {
-      timeout: 20_000,
-      interval: 50,
-    });
+    await vi.waitFor(
+      async () => expect(chat.some((l) => l.includes("✅ storage answers again"))).toBe(true),
+      {
+        timeout: 20_000,
+        interval: 50,
+      },
+    );
     const tasks = (await (await fetch(`${base}/api/tasks`)).json()) as { tasks: Array<{ title: string }> };
     expect(tasks.tasks.map((t) => t.title)).not.toContain("while locked");
   });
@@ -140,7 +146,7 @@ describe("a database locked by another process", () => {
     const lock = lockDatabase();
     try {
       // Held until an outcome could not be committed (deltatask's arrive a second later).
-      await vi.waitFor(() => expect(logged("outcome commit: the database is busy")).toBe(true), {
+      await vi.waitFor(async () => expect(logged("outcome commit: the database is busy")).toBe(true), {
         timeout: 20_000,
         interval: 50,
       });

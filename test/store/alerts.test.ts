@@ -1,6 +1,6 @@
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { createStore } from "../../src/store/store.js";
+import { createSqliteStore as createStore } from "../../src/store/sqlite/sqlite-store.js";
 import { tempDir } from "../helpers.js";
 
 const cleanups: Array<() => void> = [];
@@ -16,41 +16,41 @@ function store() {
 }
 
 describe("alert outbox", () => {
-  it("folds repeats of an open condition into one row", () => {
+  it("folds repeats of an open condition into one row", async () => {
     const { s, tick } = store();
-    const first = s.alerts.raise("breaker_open", "git", { error: "timeout" });
+    const first = await s.alerts.raise("breaker_open", "git", { error: "timeout" });
     tick(500);
-    const again = s.alerts.raise("breaker_open", "git", { error: "timeout again" });
+    const again = await s.alerts.raise("breaker_open", "git", { error: "timeout again" });
     expect(again).toMatchObject({ id: first.id, count: 2, firstSeen: 1000, lastSeen: 1500 });
     expect(again.details).toEqual({ error: "timeout again" });
-    expect(s.alerts.raise("breaker_open", "memory").id).not.toBe(first.id);
-    expect(s.alerts.open()).toHaveLength(2);
+    expect((await s.alerts.raise("breaker_open", "memory")).id).not.toBe(first.id);
+    expect(await s.alerts.open()).toHaveLength(2);
   });
 
-  it("closes a server's alerts on recovery; the next failure opens a new row", () => {
+  it("closes a server's alerts on recovery; the next failure opens a new row", async () => {
     const { s } = store();
-    const a = s.alerts.raise("error", "git");
-    expect(s.alerts.resolve("git").map((x) => x.id)).toEqual([a.id]);
-    expect(s.alerts.get(a.id)?.status).toBe("closed");
-    expect(s.alerts.raise("error", "git").id).not.toBe(a.id);
+    const a = await s.alerts.raise("error", "git");
+    expect((await s.alerts.resolve("git")).map((x) => x.id)).toEqual([a.id]);
+    expect((await s.alerts.get(a.id))?.status).toBe("closed");
+    expect((await s.alerts.raise("error", "git")).id).not.toBe(a.id);
   });
 
-  it("hands each undelivered alert to one deliverer, and again when it changed", () => {
+  it("hands each undelivered alert to one deliverer, and again when it changed", async () => {
     const { s, tick } = store();
-    const a = s.alerts.raise("degraded", "shrimp-task-manager");
-    const notice = s.alerts.notice("rolled_back", "", "task1", { reason: "deltatask failed for good" });
+    const a = await s.alerts.raise("degraded", "shrimp-task-manager");
+    const notice = await s.alerts.notice("rolled_back", "", "task1", { reason: "deltatask failed for good" });
     expect(notice.status).toBe("closed");
-    const claimed = s.alerts.claimUndelivered("bot-1", 10, 30_000);
+    const claimed = await s.alerts.claimUndelivered("bot-1", 10, 30_000);
     expect(claimed.map((x) => x.id)).toEqual([a.id, notice.id]);
-    expect(s.alerts.claimUndelivered("bot-2", 10, 30_000)).toEqual([]);
-    expect(s.alerts.markDelivered(a.id, "bot-2", 1)).toBe(false);
-    expect(s.alerts.markDelivered(a.id, "bot-1", 1)).toBe(true);
-    s.alerts.releaseClaim(notice.id, "bot-1"); // Telegram refused: try again later
-    expect(s.alerts.claimUndelivered("bot-2", 10, 30_000).map((x) => x.id)).toEqual([notice.id]);
+    expect(await s.alerts.claimUndelivered("bot-2", 10, 30_000)).toEqual([]);
+    expect(await s.alerts.markDelivered(a.id, "bot-2", 1)).toBe(false);
+    expect(await s.alerts.markDelivered(a.id, "bot-1", 1)).toBe(true);
+    await s.alerts.releaseClaim(notice.id, "bot-1"); // Telegram refused: try again later
+    expect((await s.alerts.claimUndelivered("bot-2", 10, 30_000)).map((x) => x.id)).toEqual([notice.id]);
     // A repeat of the delivered alert makes it due again, to update the sent message.
-    s.alerts.raise("degraded", "shrimp-task-manager");
+    await s.alerts.raise("degraded", "shrimp-task-manager");
     tick(1);
-    expect(s.alerts.claimUndelivered("bot-1", 10, 30_000)).toEqual([
+    expect(await s.alerts.claimUndelivered("bot-1", 10, 30_000)).toEqual([
       expect.objectContaining({ id: a.id, count: 2, deliveredCount: 1 }),
     ]);
   });

@@ -5,7 +5,7 @@ import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { StoreUnavailableError } from "../../src/errors.js";
 import { StoreHealth, StoreRetry, storeFault, type StoreState } from "../../src/store/store-health.js";
-import { createStore } from "../../src/store/store.js";
+import { createSqliteStore as createStore } from "../../src/store/sqlite/sqlite-store.js";
 import { tempDir } from "../helpers.js";
 
 const cleanups: Array<() => void> = [];
@@ -15,7 +15,7 @@ const busy = Object.assign(new Error("database is locked"), { code: "SQLITE_BUSY
 const full = Object.assign(new Error("database or disk is full"), { code: "SQLITE_FULL" });
 
 describe("the store's health", () => {
-  it("counts a busy database unavailable only once it stays busy past the threshold; a full one at once", () => {
+  it("counts a busy database unavailable only once it stays busy past the threshold; a full one at once", async () => {
     const clock = { t: 1_000 };
     const health = new StoreHealth(500, () => clock.t);
     const seen: StoreState[] = [];
@@ -42,7 +42,7 @@ describe("the store's health", () => {
     expect(storeFault(Object.assign(new Error("x"), { code: "SQLITE_IOERR_WRITE" }))?.kind).toBe("io");
   });
 
-  it("logs a loop's trouble once per code, backs off 1 s doubling, and says when it answers again", () => {
+  it("logs a loop's trouble once per code, backs off 1 s doubling, and says when it answers again", async () => {
     const clock = { t: 0 };
     const out: Array<{ msg: string }> = [];
     const log = pino(
@@ -55,27 +55,25 @@ describe("the store's health", () => {
       }),
     );
     const retry = new StoreRetry("recovery", new StoreHealth(0, () => clock.t), log, { now: () => clock.t });
-    const failing = () => {
-      throw busy;
-    };
-    expect(retry.run(failing)).toBeUndefined();
+    const failing = () => Promise.reject(busy);
+    expect(await retry.run(failing)).toBeUndefined();
     expect(retry.delayMs).toBe(1000);
-    expect(retry.run(() => "skipped while backing off")).toBeUndefined();
+    expect(await retry.run(async () => "skipped while backing off")).toBeUndefined();
     clock.t += 1000;
-    retry.run(failing);
+    await retry.run(failing);
     expect(retry.delayMs).toBe(2000);
     clock.t += 2000;
-    retry.run(failing);
+    await retry.run(failing);
     expect(retry.delayMs).toBe(4000);
     clock.t += 4000;
-    expect(retry.run(() => "ran")).toBe("ran");
+    expect(await retry.run(async () => "ran")).toBe("ran");
     expect(out.map((l) => l.msg)).toEqual([
       "recovery: the database is busy (another process holds its write lock); backing off and trying again",
       "recovery: the store answers again",
     ]);
   });
 
-  it("a store's transactions and its probe report to its health; a store fault leaves as StoreUnavailableError", () => {
+  it("a store's transactions and its probe report to its health; a store fault leaves as StoreUnavailableError", async () => {
     const { dir, remove } = tempDir();
     cleanups.push(remove);
     const file = path.join(dir, "taskfan.db");
@@ -84,11 +82,11 @@ describe("the store's health", () => {
     const other = new Database(file);
     cleanups.unshift(() => other.close());
     other.exec("BEGIN IMMEDIATE");
-    expect(() => store.transaction(() => store.events.append("x", {}))).toThrow(StoreUnavailableError);
+    await expect(store.transaction((tx) => tx.events.append("x", {}))).rejects.toThrow(StoreUnavailableError);
     expect(store.health.state).toMatchObject({ ok: false, code: "SQLITE_BUSY" });
-    expect(store.probe()).toBe(false);
+    expect(await store.probe()).toBe(false);
     other.exec("COMMIT");
-    expect(store.probe()).toBe(true);
+    expect(await store.probe()).toBe(true);
     expect(store.health.state).toEqual({ ok: true });
   });
 });

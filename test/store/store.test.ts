@@ -2,9 +2,9 @@ import Database from "better-sqlite3";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { cpSync, mkdirSync, readdirSync } from "node:fs";
-import { migrationsDir, openDatabase } from "../../src/store/open-database.js";
-import { blockedUntil } from "../../src/store/operations.js";
-import { createStore } from "../../src/store/store.js";
+import { migrationsDir, openDatabase } from "../../src/store/sqlite/open-database.js";
+import { blockedUntil } from "../../src/store/store.js";
+import { createSqliteStore as createStore } from "../../src/store/sqlite/sqlite-store.js";
 import { tempDir } from "../helpers.js";
 
 const cleanups: Array<() => void> = [];
@@ -31,7 +31,7 @@ function stopAt(version: number): string {
 }
 
 describe("store", () => {
-  it("opens in WAL with full sync and foreign keys, migrated to the latest version", () => {
+  it("opens in WAL with full sync and foreign keys, migrated to the latest version", async () => {
     const { store } = fresh();
     expect(store.db.pragma("journal_mode", { simple: true })).toBe("wal");
     expect(store.db.pragma("synchronous", { simple: true })).toBe(2);
@@ -41,7 +41,7 @@ describe("store", () => {
     expect(store.db.pragma("user_version", { simple: true })).toBe(10);
   });
 
-  it("reads operations through indexes: only the small per-status ones are ever scanned whole", () => {
+  it("reads operations through indexes: only the small per-status ones are ever scanned whole", async () => {
     // Every statement the store prepares, planned against a database with data in it.
     const prepared: string[] = [];
     const prepare = Database.prototype.prepare;
@@ -56,7 +56,7 @@ describe("store", () => {
       Database.prototype.prepare = prepare;
     }
     for (let i = 0; i < 50; i++) {
-      store.tasks.insertWithOperations(
+      await store.tasks.insertWithOperations(
         `t${i}`,
         { title: "t", description: "", priority: 3, deadline: null, tags: [] },
         null,
@@ -91,9 +91,9 @@ describe("store", () => {
     }
   });
 
-  it("marks unfinished operations for a look-up when an earlier run's process is gone", () => {
+  it("marks unfinished operations for a look-up when an earlier run's process is gone", async () => {
     const { store } = fresh();
-    store.tasks.insertWithOperations(
+    await store.tasks.insertWithOperations(
       "t9",
       { title: "a", description: "", priority: 1, deadline: null, tags: [] },
       null,
@@ -103,18 +103,21 @@ describe("store", () => {
       ],
     );
     const gone = (p: string) => p === "dead";
-    expect(store.dispatchers.register("first", "alive", gone)).toEqual({ gone: [], rechecked: 0 });
+    expect(await store.dispatchers.register("first", "alive", gone)).toEqual({ gone: [], rechecked: 0 });
     // Stopped cleanly: nothing to look up.
-    store.dispatchers.unregister("first");
-    expect(store.dispatchers.register("second", "dead", gone)).toEqual({ gone: [], rechecked: 0 });
-    expect(store.operations.forTask("t9").map((o) => o.recheck)).toEqual([false, false]);
+    await store.dispatchers.unregister("first");
+    expect(await store.dispatchers.register("second", "dead", gone)).toEqual({ gone: [], rechecked: 0 });
+    expect((await store.operations.forTask("t9")).map((o) => o.recheck)).toEqual([false, false]);
     // "second" never stopped: the next start looks everything up.
-    expect(store.dispatchers.register("third", "alive", gone)).toEqual({ gone: ["second"], rechecked: 2 });
-    expect(store.operations.forTask("t9").map((o) => o.recheck)).toEqual([true, true]);
-    expect(store.dispatchers.register("fourth", "alive", gone)).toEqual({ gone: [], rechecked: 0 });
+    expect(await store.dispatchers.register("third", "alive", gone)).toEqual({
+      gone: ["second"],
+      rechecked: 2,
+    });
+    expect((await store.operations.forTask("t9")).map((o) => o.recheck)).toEqual([true, true]);
+    expect(await store.dispatchers.register("fourth", "alive", gone)).toEqual({ gone: [], rechecked: 0 });
   });
 
-  it("carries operations stored under phases over to waiting for their task's other creates", () => {
+  it("carries operations stored under phases over to waiting for their task's other creates", async () => {
     const { dir, remove } = tempDir();
     cleanups.push(remove);
     const file = path.join(dir, "taskfan.db");
@@ -134,17 +137,19 @@ describe("store", () => {
 
     const store = createStore(file);
     cleanups.unshift(() => store.close());
-    const waits = Object.fromEntries(store.operations.forTask("t1").map((o) => [o.server, o.waitsFor]));
+    const waits = Object.fromEntries(
+      (await store.operations.forTask("t1")).map((o) => [o.server, o.waitsFor]),
+    );
     expect(waits).toEqual({ git: [], memory: [], backup: ["git", "memory"] });
-    expect(store.operations.releaseWaiting("t1")).toEqual([]);
+    expect(await store.operations.releaseWaiting("t1")).toEqual([]);
     store.db.prepare("UPDATE operations SET status = 'done' WHERE server IN ('git', 'memory')").run();
-    expect(store.operations.releaseWaiting("t1")).toEqual(["backup"]);
+    expect(await store.operations.releaseWaiting("t1")).toEqual(["backup"]);
   });
 
-  it("commits a relaxed transaction without fsync, then goes back to full sync", () => {
+  it("commits a relaxed transaction without fsync, then goes back to full sync", async () => {
     const { store } = fresh();
-    const seen = store.transaction(() => {
-      store.tasks.insertWithOperations(
+    const seen = await store.transaction(async (tx) => {
+      await tx.tasks.insertWithOperations(
         "r1",
         { title: "a", description: "", priority: 1, deadline: null, tags: [] },
         null,
@@ -154,33 +159,33 @@ describe("store", () => {
     }, "relaxed");
     expect(seen).toBe(1); // NORMAL inside
     expect(store.db.pragma("synchronous", { simple: true })).toBe(2);
-    expect(store.tasks.get("r1")?.title).toBe("a");
-    expect(() =>
-      store.transaction(() => {
+    expect((await store.tasks.get("r1"))?.title).toBe("a");
+    await expect(
+      store.transaction(async () => {
         throw new Error("boom");
       }, "relaxed"),
-    ).toThrow("boom");
+    ).rejects.toThrow("boom");
     expect(store.db.pragma("synchronous", { simple: true })).toBe(2);
   });
 
-  it("migrates once: reopening keeps the data and the version", () => {
+  it("migrates once: reopening keeps the data and the version", async () => {
     const { file, store } = fresh();
-    store.tasks.insertWithOperations(
+    await store.tasks.insertWithOperations(
       "t1",
       { title: "a", description: "", priority: 1, deadline: null, tags: [] },
       null,
       [{ server: "memory", priority: 2, waitsFor: [], idempotencyKey: "t1:memory:create" }],
     );
-    store.close();
+    await store.close();
     const again = createStore(file);
     cleanups.unshift(() => again.close());
-    expect(again.tasks.get("t1")?.title).toBe("a");
-    expect(again.operations.forTask("t1")).toHaveLength(1);
+    expect((await again.tasks.get("t1"))?.title).toBe("a");
+    expect(await again.operations.forTask("t1")).toHaveLength(1);
   });
 
-  it("keeps tables STRICT and statuses checked", () => {
+  it("keeps tables STRICT and statuses checked", async () => {
     const { file, store } = fresh();
-    store.close();
+    await store.close();
     const db = new Database(file);
     cleanups.unshift(() => db.close());
     expect(() =>
@@ -199,66 +204,66 @@ describe("store", () => {
     ).toThrow(/CHECK constraint failed/);
   });
 
-  it("writes a task and its operations in one transaction: all or nothing", () => {
+  it("writes a task and its operations in one transaction: all or nothing", async () => {
     const { store } = fresh();
     const task = { title: "a", description: "", priority: 1, deadline: null, tags: [] };
-    expect(() =>
+    await expect(
       store.tasks.insertWithOperations("t2", task, null, [
         { server: "memory", priority: 2, waitsFor: [], idempotencyKey: "dup" },
         { server: "git", priority: 4, waitsFor: [], idempotencyKey: "dup" },
       ]),
-    ).toThrow(/UNIQUE/);
-    expect(store.tasks.get("t2")).toBeUndefined();
+    ).rejects.toThrow(/UNIQUE/);
+    expect(await store.tasks.get("t2")).toBeUndefined();
   });
 
-  it("returns the operations it stores claimed exactly as stored, and stores their task running", () => {
+  it("returns the operations it stores claimed exactly as stored, and stores their task running", async () => {
     const { store } = fresh();
     const task = { title: "a", description: "", priority: 1, deadline: null, tags: [] };
     const lease = { owner: "me", expiresAt: Date.now() + 60_000 };
-    const claimed = store.tasks.insertWithOperations("t3", task, null, [
+    const claimed = await store.tasks.insertWithOperations("t3", task, null, [
       { server: "memory", priority: 2, waitsFor: [], idempotencyKey: "t3:memory", lease },
       { server: "git", priority: 4, waitsFor: [], idempotencyKey: "t3:git" },
       { server: "backup", priority: 5, waitsFor: ["memory"], idempotencyKey: "t3:backup", lease },
     ]);
-    expect(claimed).toEqual(store.operations.forTask("t3").filter((o) => o.status === "running"));
+    expect(claimed).toEqual((await store.operations.forTask("t3")).filter((o) => o.status === "running"));
     expect(claimed.map((o) => o.server)).toEqual(["memory"]);
-    expect(store.tasks.get("t3")?.status).toBe("running");
-    store.tasks.insertWithOperations("t4", task, null, [
+    expect((await store.tasks.get("t3"))?.status).toBe("running");
+    await store.tasks.insertWithOperations("t4", task, null, [
       { server: "memory", priority: 2, waitsFor: [], idempotencyKey: "t4:memory" },
     ]);
-    expect(store.tasks.get("t4")?.status).toBe("pending");
+    expect((await store.tasks.get("t4"))?.status).toBe("pending");
   });
 
-  it("hands a due operation to one owner only, and again after its lease expires", () => {
+  it("hands a due operation to one owner only, and again after its lease expires", async () => {
     let now = 1_000_000;
     const { dir, remove } = tempDir();
     cleanups.push(remove);
     const store = createStore(path.join(dir, "l.db"), () => now);
     cleanups.unshift(() => store.close());
-    store.tasks.insertWithOperations(
+    await store.tasks.insertWithOperations(
       "t3",
       { title: "a", description: "", priority: 1, deadline: null, tags: [] },
       null,
       [{ server: "memory", priority: 2, waitsFor: [], idempotencyKey: "t3:memory:create" }],
     );
     const capacity = new Map([["memory", 5]]);
-    const first = store.operations.claim({ owner: "a", leaseMs: 1000, capacity, limit: 5 });
+    const first = await store.operations.claim({ owner: "a", leaseMs: 1000, capacity, limit: 5 });
     expect(first).toHaveLength(1);
-    expect(store.operations.claim({ owner: "b", leaseMs: 1000, capacity, limit: 5 })).toHaveLength(0);
+    expect(await store.operations.claim({ owner: "b", leaseMs: 1000, capacity, limit: 5 })).toHaveLength(0);
     now += 1001;
     // A pass that skips orphans (the dispatcher's between polls) leaves it alone.
-    expect(store.operations.claim({ owner: "b", leaseMs: 1000, capacity, limit: 5, orphans: false })).toEqual(
-      [],
-    );
-    const second = store.operations.claim({ owner: "b", leaseMs: 1000, capacity, limit: 5 });
+    expect(
+      await store.operations.claim({ owner: "b", leaseMs: 1000, capacity, limit: 5, orphans: false }),
+    ).toEqual([]);
+    const second = await store.operations.claim({ owner: "b", leaseMs: 1000, capacity, limit: 5 });
     expect(second).toHaveLength(1);
     expect(second[0]).toMatchObject({ leaseOwner: "b", recheck: true });
     // The old owner can no longer write its outcome.
-    expect(store.operations.finish(first[0]!.id, "a", { status: "done", remoteId: "x", durationMs: 1 })).toBe(
-      false,
-    );
-    expect(store.operations.finish(first[0]!.id, "b", { status: "done", remoteId: "y", durationMs: 1 })).toBe(
-      true,
-    );
+    expect(
+      await store.operations.finish(first[0]!.id, "a", { status: "done", remoteId: "x", durationMs: 1 }),
+    ).toBe(false);
+    expect(
+      await store.operations.finish(first[0]!.id, "b", { status: "done", remoteId: "y", durationMs: 1 }),
+    ).toBe(true);
   });
 });

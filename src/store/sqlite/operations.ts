@@ -1,46 +1,13 @@
-import type { Operation, OperationStatus } from "../domain/task.js";
+import type { Operation, OperationStatus } from "../../domain/task.js";
+import {
+  blockedUntil,
+  type ClaimRequest,
+  type Failure,
+  type OperationState,
+  type Outcome,
+} from "../store.js";
 import type { Db } from "./open-database.js";
 import { toOperation, type OperationRow } from "./rows.js";
-
-/** An operation as far as its task's status and its waits are concerned. */
-export type OperationState = Pick<
-  Operation,
-  "server" | "kind" | "status" | "waiting" | "attempts" | "nextAttemptAt" | "waitsFor"
->;
-
-export interface ClaimRequest {
-  owner: string;
-  leaseMs: number;
-  /** Free slots per server; a server absent from the map is not claimed from. */
-  capacity: ReadonlyMap<string, number>;
-  /** Free global slots. */
-  limit: number;
-  /**
-   * Also take running operations whose lease expired (their owner died); default true.
-   * A lease only expires with time, so a dispatcher looks for them on its poll, not on every pass.
-   */
-  orphans?: boolean;
-}
-
-export interface Outcome {
-  status: Extract<OperationStatus, "done" | "skipped">;
-  remoteId: string | null;
-  note?: string | undefined;
-  durationMs: number;
-}
-
-export interface Failure {
-  error: string;
-  retryable: boolean;
-  durationMs: number;
-  /** The failed attempt may have reached the server. */
-  recheck: boolean;
-  /** For a retryable failure: when recovery may re-drive it. */
-  recoverAt?: number | undefined;
-}
-
-/** The due time of an operation that waits for other creates of its task (see releaseWaiting). */
-export const blockedUntil = 8_640_000_000_000_000;
 
 export function createOperationStore(db: Db, now: () => number) {
   // Each status index is partial: a query names its status with `status = '...'`, so

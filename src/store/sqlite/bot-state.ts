@@ -80,5 +80,3 @@ export function createBotStateStore(db: Db, now: () => number) {
     },
   };
 }
-
-export type BotStateStore = ReturnType<typeof createBotStateStore>;

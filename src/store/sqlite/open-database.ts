@@ -1,7 +1,7 @@
 import Database from "better-sqlite3";
 import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { packageDir } from "../package-dir.js";
+import { packageDir } from "../../package-dir.js";
 
 export type Db = Database.Database;
 

@@ -1,4 +1,4 @@
-import type { Alert, AlertKind } from "../domain/alert.js";
+import type { Alert, AlertKind } from "../../domain/alert.js";
 import type { Db } from "./open-database.js";
 
 interface AlertRow {
@@ -147,5 +147,3 @@ export function createAlertStore(db: Db, now: () => number) {
     },
   };
 }
-
-export type AlertStore = ReturnType<typeof createAlertStore>;

@@ -1,13 +1,5 @@
+import type { StoredEvent } from "../store.js";
 import type { Db } from "./open-database.js";
-
-export interface StoredEvent {
-  id: number;
-  taskId: string | null;
-  operationId: number | null;
-  type: string;
-  data: Record<string, unknown>;
-  at: number;
-}
 
 export function createEventStore(db: Db, now: () => number) {
   const insert = db.prepare<[string | null, number | null, string, string, number]>(

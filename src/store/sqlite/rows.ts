@@ -1,4 +1,4 @@
-import type { Operation, Task } from "../domain/task.js";
+import type { Operation, Task } from "../../domain/task.js";
 
 export interface TaskRow {
   id: string;

@@ -1,17 +1,7 @@
-import type { Operation, Task, TaskStatus, ValidTask } from "../domain/task.js";
+import type { Operation, Task, TaskStatus, ValidTask } from "../../domain/task.js";
 import type { Db } from "./open-database.js";
-import { blockedUntil } from "./operations.js";
+import { blockedUntil, type NewOperationRow } from "../store.js";
 import { toOperation, toTask, type OperationRow, type TaskRow } from "./rows.js";
-
-export interface NewOperationRow {
-  server: string;
-  priority: number;
-  /** Servers whose create of this task must settle first. */
-  waitsFor: readonly string[];
-  idempotencyKey: string;
-  /** Stored already claimed by this dispatcher (its first attempt under way). */
-  lease?: { owner: string; expiresAt: number } | undefined;
-}
 
 export function createTaskStore(db: Db, now: () => number) {
   const insertTask = db.prepare<[Record<string, unknown>]>(
