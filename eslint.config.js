@@ -7,7 +7,7 @@ const mcpClient = {
   message: "Only src/fleet/ talks to MCP servers as a client.",
 };
 const grammy = { group: ["grammy", "@grammyjs/*"], message: "The core never imports grammY." };
-const sqlite = { group: ["better-sqlite3"], message: "Only src/store/ writes SQL." };
+const sqlite = { group: ["better-sqlite3", "pg"], message: "Only src/store/ writes SQL." };
 const restrict = (...patterns) => ({ "no-restricted-imports": ["error", { patterns }] });
 
 export default tseslint.config(

@@ -1,3 +1,4 @@
+import { maskUrlCredentials } from "./errors.js";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import type { Config } from "./config/schema.js";
@@ -29,7 +30,10 @@ export function startFacts(
 ): StartFacts {
   return {
     version: taskfanVersion(),
-    store: `SQLite ${path.join(config.data_dir, "taskfan.db")}`,
+    store:
+      config.store.kind === "postgres" && config.store.url
+        ? `PostgreSQL ${maskUrlCredentials(config.store.url)}`
+        : `SQLite ${path.join(config.data_dir, "taskfan.db")}`,
     dataDir: config.data_dir,
     servers: {
       total: started.length,

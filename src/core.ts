@@ -66,7 +66,13 @@ export async function startCore(config: Config, log: Logger, options: CoreOption
   const integrations = new Map<ServerName, Integration>(enabled.map((s) => [s.name, createIntegration(s)]));
   for (const dir of defaultDataFolders(config.data_dir)) mkdirSync(dir, { recursive: true });
   const radicale = await startCalendarBackend(config, log);
-  const store = options.store ?? (await openStore(config, options.now));
+  let store: Store;
+  try {
+    store = options.store ?? (await openStore(config, options.now));
+  } catch (error) {
+    await radicale?.close();
+    throw error;
+  }
   const closeStore = () => (options.store ? Promise.resolve() : store.close());
   const storeWatch = watchStore(store, log);
   const fleet = new Fleet({

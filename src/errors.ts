@@ -128,9 +128,9 @@ export class StoreUnavailableError extends TaskfanError {
 
   constructor(
     readonly fault: { code: string; kind: "busy" | "full" | "readonly" | "io" | "corrupt"; reason: string },
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; where?: string },
   ) {
-    super(`storage unavailable: ${fault.reason}`, options);
+    super(`storage unavailable: ${fault.reason}${options?.where ? ` (${options.where})` : ""}`, options);
   }
 }
 

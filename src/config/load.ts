@@ -124,6 +124,7 @@ export function completeConfig(input: ConfigFile, env: NodeJS.ProcessEnv, cwd: s
   if (file.security.api_key_required && !env.API_KEY) {
     throw new ConfigError("security.api_key_required: set API_KEY in the environment");
   }
+  const store = completeStore(file.store, env);
   const { telegram } = file.notifications;
   const botToken = env.BOT_TOKEN ?? telegram.bot_token;
   const chatId = env.ALERT_CHAT_ID ?? telegram.chat_id;
@@ -135,6 +136,7 @@ export function completeConfig(input: ConfigFile, env: NodeJS.ProcessEnv, cwd: s
   return {
     ...file,
     data_dir: dataDir,
+    store,
     timezone: defaultZone(file.timezone, env.TZ),
     logs_dir: path.resolve(cwd, env.LOG_DIR ?? file.logs_dir ?? "logs"),
     dispatcher: {
@@ -169,6 +171,22 @@ export function completeConfig(input: ConfigFile, env: NodeJS.ProcessEnv, cwd: s
     },
     servers,
   };
+}
+
+/** The store: PostgreSQL when a URL is given (DATABASE_URL or `store.url`), else SQLite. */
+function completeStore(given: ParsedConfigFile["store"], env: NodeJS.ProcessEnv): ParsedConfigFile["store"] {
+  const url =
+    env.DATABASE_URL || (given.url ? (substituteDeep(given.url, env) as string) : undefined) || undefined;
+  const kind = given.kind ?? (url ? "postgres" : "sqlite");
+  if (kind === "postgres") {
+    if (!url) throw new ConfigError("store.url: a PostgreSQL store needs a URL (store.url or DATABASE_URL)");
+    if (!/^postgres(ql)?:\/\//.test(url)) {
+      throw new ConfigError(
+        `store.url: expected postgres://user:password@host:port/database, got ${maskUrlCredentials(url)}`,
+      );
+    }
+  }
+  return { ...given, kind, url: kind === "postgres" ? url : undefined };
 }
 
 /** Each role's server: the embedded default's, with what the file gives over it. */
@@ -298,8 +316,13 @@ export function printableConfig(config: Config, env: NodeJS.ProcessEnv = process
   const { security, notifications, servers, ...rest } = config;
   const { api_key, ...securityFile } = security;
   const { webhook_secret, ...telegram } = notifications.telegram;
+  // The store's URL, when it came from the environment, as a reference to it.
+  const store =
+    rest.store.url && env.DATABASE_URL === rest.store.url
+      ? { ...rest.store, url: "${DATABASE_URL}" }
+      : rest.store;
   const printed = {
-    ...(clean({ ...rest, security: securityFile, notifications: { telegram } }, "") as object),
+    ...(clean({ ...rest, store, security: securityFile, notifications: { telegram } }, "") as object),
     servers: Object.fromEntries(
       Object.values(servers).map(({ name, env: serverEnv, ...server }) => [
         name,
@@ -323,7 +346,12 @@ export function secretsOf(config: Config): string[] {
       .filter(([k]) => isSecretName(k))
       .map(([, v]) => v),
   );
-  return [telegram.bot_token, telegram.webhook_secret, config.security.api_key, ...fromServers].filter(
-    (v): v is string => typeof v === "string" && v.length >= 8,
-  );
+  const storePassword = config.store.url ? decodeURIComponent(new URL(config.store.url).password) : undefined;
+  return [
+    telegram.bot_token,
+    telegram.webhook_secret,
+    config.security.api_key,
+    storePassword,
+    ...fromServers,
+  ].filter((v): v is string => typeof v === "string" && v.length >= 8);
 }

@@ -130,12 +130,18 @@ export const configFileSchema = z.strictObject({
     })
     .prefault({}),
   /**
-   * SQLite: how long a write waits for another writer (`busy_timeout`, s), and how long the
-   * store may keep failing with "busy" before it counts as unavailable (`unavailable_after`, s).
+   * Where state lives: SQLite under `data_dir` (the default), or PostgreSQL at `url`
+   * (`postgres://user:password@host:5432/db`; DATABASE_URL wins; `${NAME}` reads the
+   * environment). SQLite: how long a write waits for another writer (`busy_timeout`, s);
+   * PostgreSQL: connections in the pool (`pool_size`). Both: how long the store may keep
+   * failing with "busy" before it counts as unavailable (`unavailable_after`, s).
    */
   store: z
     .strictObject({
+      kind: z.enum(["sqlite", "postgres"]).optional(),
+      url: z.string().optional(),
       busy_timeout: z.number().min(0).max(600).default(5),
+      pool_size: z.number().int().min(1).max(1000).default(10),
       unavailable_after: z.number().min(0).max(3600).default(10),
     })
     .prefault({}),

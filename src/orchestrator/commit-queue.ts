@@ -105,7 +105,7 @@ export class CommitQueue {
   private async commit(batch: Queued[]): Promise<void> {
     const { status, dispatcher } = this.parts;
     try {
-      const { values, effects } = await dispatcher.claiming(async (tx, claimFreed) => {
+      const { values, effects } = await dispatcher.claiming(async (tx, claims) => {
         const values: Array<{ create?: boolean }> = [];
         for (const c of batch) values.push(await c.write(tx));
         // A create that finished after its task was rolled back is undone as well.
@@ -121,7 +121,7 @@ export class CommitQueue {
           dispatcher.markDue(e.released);
           e.released = [];
         }
-        await claimFreed();
+        await claims.claimFreed();
         return { values, effects };
       }, "relaxed");
       this.retry.succeeded();

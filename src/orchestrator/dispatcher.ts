@@ -39,6 +39,8 @@ export class Dispatcher {
    * from the moment they are taken, so a transaction begun meanwhile does not claim their slots.
    */
   private readonly reserved = new Map<number, { server: ServerName; taskId: string }>();
+  /** Keys (negative) of a new task's operations reserved before the store gives them ids. */
+  private plannedKeys = 0;
   /** The pass under way: one at a time, as each plans from what is in flight. */
   private pumping: Promise<unknown> | undefined;
   /** Look for operations with an expired lease on the next pass (set by the poll). */
@@ -59,7 +61,10 @@ export class Dispatcher {
     });
   }
 
-  /** Starts dispatching: operations left by a dead process are taken once their lease expires. */
+  /**
+   * Starts dispatching: operations left by a dead process are taken once their lease
+   * expires. Resolves once the first pass has claimed what was due.
+   */
   async start(): Promise<void> {
     if (this.running) return;
     const { store, fleet, config, owner, leaseMs, log } = this.ctx;
@@ -95,6 +100,8 @@ export class Dispatcher {
     }
     await store.operations.releaseAllWaiting();
     this.schedulePump();
+    // Started: the first pass has looked at every server.
+    while (this.pumpQueued || this.pumping) await (this.pumping ?? new Promise((r) => setImmediate(r)));
   }
 
   /**
@@ -144,41 +151,59 @@ export class Dispatcher {
     if (this.draining) return;
     await this.parkUnavailable();
     if (!this.plan()) return;
-    await this.claiming(async (_tx, claimFreed) => void (await claimFreed()), "relaxed");
+    await this.claiming(async (_tx, claims) => void (await claims.claimFreed()), "relaxed");
   }
 
   /**
-   * Runs `fn` in one transaction whose claims (`claimFreed`: what waits for the free slots,
-   * with `also`, operations the transaction stored claimed) are launched once it committed;
-   * until then they count against the limits.
+   * Runs `fn` in one transaction whose claims are launched once it committed; until then
+   * they count against the limits. `claims.newOperations` plans a new task's operations
+   * (those stored claimed count from then on); `claims.claimFreed` claims what waits for the
+   * free slots, with `also`, the operations the transaction stored claimed.
    */
   async claiming<T>(
-    fn: (tx: StoreQueries, claimFreed: (also?: readonly Operation[]) => Promise<Claimed[]>) => Promise<T>,
+    fn: (
+      tx: StoreQueries,
+      claims: {
+        newOperations(taskId: string): NewOperationRow[];
+        claimFreed(also?: readonly Operation[]): Promise<Claimed[]>;
+      },
+    ) => Promise<T>,
     durability: "full" | "relaxed",
   ): Promise<T> {
     const claimed: Claimed[] = [];
     const reserved: number[] = [];
-    const reserve = (ops: readonly Operation[]) => {
-      for (const op of ops) {
-        this.reserved.set(op.id, { server: op.server as ServerName, taskId: op.taskId });
-        reserved.push(op.id);
-      }
+    let planned: number[] = [];
+    const reserve = (key: number, server: string, taskId: string) => {
+      this.reserved.set(key, { server: server as ServerName, taskId });
+      reserved.push(key);
     };
+    const claimsIn = (tx: StoreQueries) => ({
+      newOperations: (taskId: string) => {
+        const rows = this.newOperations(taskId);
+        // Not stored yet: held under keys of their own until the store gives them ids.
+        for (const row of rows) {
+          if (!row.lease || row.waitsFor.length > 0) continue;
+          const key = -++this.plannedKeys;
+          reserve(key, row.server, taskId);
+          planned.push(key);
+        }
+        return rows;
+      },
+      claimFreed: async (also: readonly Operation[] = []) => {
+        for (const key of planned) this.reserved.delete(key);
+        planned = [];
+        for (const op of also) reserve(op.id, op.server, op.taskId);
+        const more = await this.claimForFreedSlots(tx, also);
+        for (const { op } of more) if (!this.reserved.has(op.id)) reserve(op.id, op.server, op.taskId);
+        claimed.push(...more);
+        return more;
+      },
+    });
     let value: T;
     try {
-      value = await this.ctx.store.transaction(
-        (tx) =>
-          fn(tx, async (also = []) => {
-            reserve(also);
-            const more = await this.claimForFreedSlots(tx, also);
-            reserve(more.map((c) => c.op).filter((op) => !this.reserved.has(op.id)));
-            claimed.push(...more);
-            return more;
-          }),
-        durability,
-      );
+      value = await this.ctx.store.transaction((tx) => fn(tx, claimsIn(tx)), durability);
     } finally {
-      for (const id of reserved) this.reserved.delete(id);
+      for (const key of reserved) this.reserved.delete(key);
     }
     this.launch(claimed);
     return value;
@@ -242,7 +267,7 @@ export class Dispatcher {
    * room and nothing else due, so its call starts as soon as the caller has the id; the
    * others are claimed by the usual pass, in priority order behind what they already have.
    */
-  newOperations(taskId: string): NewOperationRow[] {
+  private newOperations(taskId: string): NewOperationRow[] {
     const { fleet, config, owner, leaseMs, now, dependencies } = this.ctx;
     let free = this.running && !this.draining ? config.dispatcher.concurrency - this.calling() : 0;
     const lease = { owner, expiresAt: now() + leaseMs };
@@ -324,8 +349,8 @@ export class Dispatcher {
    */
   private launch(claimed: readonly Claimed[]): void {
     const typical = (c: Claimed) => this.typicalMs.get(c.op.server as ServerName) ?? 0;
-    // Stable: servers of equal (or unknown) call time keep the claim's priority order.
-    const order = [...claimed].sort((a, b) => typical(b) - typical(a));
+    // Equal (or unknown) call times: priority 1 first.
+    const order = [...claimed].sort((a, b) => typical(b) - typical(a) || a.op.priority - b.op.priority);
     // The long calls (at least half the longest's typical time) go out first, the quick
     // ones on the next turn of the event loop: started together, the calls' promise chains
     // take turns step by step, and a long call's request would wait for every quick one's

@@ -141,8 +141,8 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     const id = newTaskId();
     const servers = this.ctx.fleet.names.length;
     try {
-      await dispatcher.claiming(async (tx, claimFreed) => {
-        const ops = dispatcher.newOperations(id);
+      await dispatcher.claiming(async (tx, claims) => {
+        const ops = claims.newOperations(id);
         const direct = await tx.tasks.insertWithOperations(
           id,
           valid,
@@ -150,7 +150,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
           ops,
         );
         await tx.events.append("task.created", { taskId: id }, { servers: ops.length });
-        await claimFreed(direct);
+        await claims.claimFreed(direct);
       }, "full");
     } catch (error) {
       // Nothing was stored: the servers marked above are looked at again by the next pass.

@@ -5,33 +5,31 @@ import type { ConfigFile, ServerName } from "../../src/config/schema.js";
 import { startCore, type Core, type CoreOptions } from "../../src/core.js";
 import type { OperationEvent } from "../../src/orchestrator/orchestrator.js";
 import { taskMarker } from "../../src/domain/task.js";
-import { createSqliteStore } from "../../src/store/sqlite/sqlite-store.js";
+import type { Store } from "../../src/store/store.js";
 import { onlyServers, silentLog, tempDir, testConfig } from "../helpers.js";
 import { faultServerPath } from "../core-harness.js";
+import { storeEngines, type Engine } from "../store-engines.js";
 
+// First: the stores close after the cores that use them (hooks run in reverse).
+const engines = storeEngines();
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
 /**
- * A core built by the composition root on real local servers, taking no work until
- * `start()`; with a movable clock, and (`shared`) on a database another core also uses.
+ * A core built by the composition root on real local servers and a store of the engine
+ * under test, taking no work until `start()`; with a movable clock.
  */
 async function build(
   dataDir: string,
   file: ConfigFile,
-  opts: { owner: string; clock?: { offset: number }; shared?: string },
+  opts: { owner: string; store: Store; clock?: { offset: number } },
 ) {
   const config = testConfig(dataDir, file);
   const clock = opts.clock ?? { offset: 0 };
   const now = () => Date.now() + clock.offset;
-  const options: CoreOptions = { owner: opts.owner, now, dispatch: false };
-  if (opts.shared) {
-    const shared = createSqliteStore(opts.shared, now);
-    cleanups.push(() => shared.close());
-    options.store = shared;
-  }
+  const options: CoreOptions = { owner: opts.owner, now, dispatch: false, store: opts.store };
   const core: Core = await startCore(config, silentLog, options);
   expect(core.started.filter((r) => !r.ok)).toEqual([]);
   const started: OperationEvent[] = [];
@@ -41,12 +39,18 @@ async function build(
   return { core, config, store, fleet, orchestrator, started, clock, start: () => orchestrator.start() };
 }
 
-/** `build` on a fresh temporary folder: its data in `data/`, the database in it. */
-async function buildFresh(file: ConfigFile, opts: { owner: string }) {
+/** `build` on a fresh temporary folder (data in `data/`) and a fresh store of `engine`. */
+async function buildFresh(
+  engine: Engine,
+  file: ConfigFile,
+  opts: { owner: string; clock?: { offset: number } },
+) {
   const { dir, remove } = tempDir();
   cleanups.push(remove);
   const dataDir = path.join(dir, "data");
-  return { dataDir, ...(await build(dataDir, file, opts)) };
+  const clock = opts.clock ?? { offset: 0 };
+  const store = await engine.open(() => Date.now() + clock.offset);
+  return { dataDir, ...(await build(dataDir, file, { ...opts, clock, store })) };
 }
 
 /** deltatask played by the fault server, answering every create after `ms`. */
@@ -63,7 +67,7 @@ function deltaRecords(dataDir: string): Array<{ id: string; tags: string[] }> {
   return JSON.parse(readFileSync(path.join(dataDir, "deltatask", "tasks.json"), "utf8")).tasks;
 }
 
-describe("dispatcher", () => {
+describe.each(engines)("dispatcher on $name", (engine) => {
   it("dispatches in priority order (1 first) under a global limit", async () => {
     const servers = onlyServers(["deltatask", "memory", "time-tracker", "calendar"], {
       deltatask: { priority: 1 },
@@ -71,7 +75,7 @@ describe("dispatcher", () => {
       "time-tracker": { priority: 4 },
       calendar: { priority: 3 },
     });
-    const c = await buildFresh({ servers, dispatcher: { concurrency: 1 } }, { owner: "one" });
+    const c = await buildFresh(engine, { servers, dispatcher: { concurrency: 1 } }, { owner: "one" });
     const ids = [
       await c.orchestrator.createTask({ title: "first" }),
       await c.orchestrator.createTask({ title: "second" }),
@@ -85,14 +89,14 @@ describe("dispatcher", () => {
   it("never runs one operation in two dispatchers sharing a database", async () => {
     const { dir, remove } = tempDir();
     cleanups.push(remove);
-    const dbFile = path.join(dir, "shared.db");
     const file: ConfigFile = {
       servers: onlyServers(["deltatask", "time-tracker"]),
       dispatcher: { concurrency: 2 },
     };
     // Each dispatcher has its own server processes and data, so every record shows who made it.
-    const a = await build(path.join(dir, "a"), file, { owner: "a", shared: dbFile });
-    const b = await build(path.join(dir, "b"), file, { owner: "b", shared: dbFile });
+    const [storeA, storeB] = await engine.openTwo();
+    const a = await build(path.join(dir, "a"), file, { owner: "a", store: storeA });
+    const b = await build(path.join(dir, "b"), file, { owner: "b", store: storeB });
     const ids: string[] = [];
     for (let i = 0; i < 20; i++) ids.push(await a.orchestrator.createTask({ title: `task ${i}` }));
     await a.start();
@@ -112,15 +116,13 @@ describe("dispatcher", () => {
   });
 
   it("after a crash between a server call and its record, looks before creating: no second copy", async () => {
-    const { dir, remove } = tempDir();
-    cleanups.push(remove);
-    const dataDir = path.join(dir, "data");
     const file: ConfigFile = {
       servers: onlyServers(["deltatask", "time-tracker", "notifications"]),
       dispatcher: { lease_seconds: 30 },
     };
     const clock = { offset: 0 };
-    const c = await build(dataDir, file, { owner: "survivor", clock });
+    const c = await buildFresh(engine, file, { owner: "survivor", clock });
+    const { dataDir } = c;
     const id = await c.orchestrator.createTask({ title: "survives a crash", tags: ["crash"] });
 
     // A dispatcher that dies: it claims the operations, reaches each server, and never records the result.
@@ -164,7 +166,11 @@ describe("dispatcher", () => {
   });
 
   it("after a run that did not stop, looks up unfinished operations before creating them", async () => {
-    const c = await buildFresh({ servers: onlyServers(["deltatask", "time-tracker"]) }, { owner: "next" });
+    const c = await buildFresh(
+      engine,
+      { servers: onlyServers(["deltatask", "time-tracker"]) },
+      { owner: "next" },
+    );
     const { dataDir } = c;
     const id = await c.orchestrator.createTask({ title: "claim lost to a power cut", tags: ["cut"] });
     // A run that claimed the operations and reached the servers, and whose claims a power
@@ -198,17 +204,27 @@ describe("dispatcher", () => {
 
   it("claims a new task's operations in the commit that stores it while its servers have room", async () => {
     const c = await buildFresh(
+      engine,
       { servers: onlyServers(["memory", "time-tracker"]), dispatcher: { prefetch: 2 } },
       { owner: "direct" },
     );
     await c.start();
-    // Serial servers with two claims each: two tasks go straight to them, the third waits.
-    const ids = await Promise.all(
-      ["one", "two", "three"].map((title) => c.orchestrator.createTask({ title })),
-    );
-    const states = await Promise.all(
-      ids.map(async (id) => (await c.store.operations.forTask(id)).map((o) => [o.status, o.attempts])),
-    );
+    // The servers stand still (SIGSTOP) while the tasks are stored and read back: no call
+    // finishes in between, on either store.
+    const pids = c.fleet.names.map((s) => c.fleet.pid(s)!);
+    for (const pid of pids) process.kill(pid, "SIGSTOP");
+    let states;
+    let ids: string[];
+    try {
+      // Serial servers with two claims each: two tasks go straight to them, the third waits.
+      ids = [];
+      for (const title of ["one", "two", "three"]) ids.push(await c.orchestrator.createTask({ title }));
+      states = await Promise.all(
+        ids.map(async (id) => (await c.store.operations.forTask(id)).map((o) => [o.status, o.attempts])),
+      );
+    } finally {
+      for (const pid of pids) process.kill(pid, "SIGCONT");
+    }
     expect(states).toEqual([
       [
         ["running", 1],
@@ -231,6 +247,7 @@ describe("dispatcher", () => {
     // deltatask (answering after 60 ms) comes second by priority: without the ordering it is
     // always sent after calendar.
     const c = await buildFresh(
+      engine,
       {
         servers: onlyServers(["deltatask", "calendar"], {
           deltatask: slowDeltatask(60, { priority: 5 }),
@@ -239,13 +256,19 @@ describe("dispatcher", () => {
       },
       { owner: "longest-first" },
     );
-    // Each started call, and whether it started before the event loop's next turn (the
-    // immediate queued before the task is created runs first on that turn).
+    // Each started call, and whether it started with the first of its batch or after (the
+    // microtask the first one queues runs once every call launched with it has started).
     const order = async (orchestrator: Core["orchestrator"], title: string) => {
       const seen: string[] = [];
-      let nextTurn = false;
-      setImmediate(() => (nextTurn = true));
-      const listen = (e: OperationEvent) => seen.push(`${e.server}${nextTurn ? " later" : ""}`);
+      let armed = false;
+      let later = false;
+      const listen = (e: OperationEvent) => {
+        if (!armed) {
+          armed = true;
+          queueMicrotask(() => (later = true));
+        }
+        seen.push(`${e.server}${later ? " later" : ""}`);
+      };
       orchestrator.on("operation.started", listen);
       const id = await orchestrator.createTask({ title });
       expect((await orchestrator.waitForSettled(id, 20_000))?.task.status).toBe("done");
@@ -259,13 +282,14 @@ describe("dispatcher", () => {
     expect(await order(c.orchestrator, "second")).toEqual(["deltatask", "calendar later"]);
     // Restarted on the same data, the dispatcher starts from the stored call times.
     await c.core.close(2000);
-    const next = await startCore(c.config, silentLog, { owner: "next" });
+    const next = await startCore(c.config, silentLog, { owner: "next", store: c.store });
     cleanups.push(() => next.close(2000));
     expect(await order(next.orchestrator, "third")).toEqual(["deltatask", "calendar later"]);
   });
 
   it("without a backlog, commits a task's quick outcomes with its last one", async () => {
     const c = await buildFresh(
+      engine,
       {
         servers: onlyServers(["deltatask", "memory"], {
           // Answers 30 ms after memory has, at the earliest.
@@ -290,7 +314,7 @@ describe("dispatcher", () => {
   });
 
   it("returns the same task for a repeated idempotency key", async () => {
-    const c = await buildFresh({ servers: onlyServers(["memory"]) }, { owner: "k" });
+    const c = await buildFresh(engine, { servers: onlyServers(["memory"]) }, { owner: "k" });
     const first = await c.orchestrator.createTask({ title: "once" }, { idempotencyKey: "req-1" });
     const again = await c.orchestrator.createTask({ title: "once" }, { idempotencyKey: "req-1" });
     expect(again).toBe(first);

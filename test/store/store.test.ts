@@ -91,32 +91,6 @@ describe("store", () => {
     }
   });
 
-  it("marks unfinished operations for a look-up when an earlier run's process is gone", async () => {
-    const { store } = fresh();
-    await store.tasks.insertWithOperations(
-      "t9",
-      { title: "a", description: "", priority: 1, deadline: null, tags: [] },
-      null,
-      [
-        { server: "memory", priority: 2, waitsFor: [], idempotencyKey: "t9:memory:create" },
-        { server: "git", priority: 2, waitsFor: [], idempotencyKey: "t9:git:create" },
-      ],
-    );
-    const gone = (p: string) => p === "dead";
-    expect(await store.dispatchers.register("first", "alive", gone)).toEqual({ gone: [], rechecked: 0 });
-    // Stopped cleanly: nothing to look up.
-    await store.dispatchers.unregister("first");
-    expect(await store.dispatchers.register("second", "dead", gone)).toEqual({ gone: [], rechecked: 0 });
-    expect((await store.operations.forTask("t9")).map((o) => o.recheck)).toEqual([false, false]);
-    // "second" never stopped: the next start looks everything up.
-    expect(await store.dispatchers.register("third", "alive", gone)).toEqual({
-      gone: ["second"],
-      rechecked: 2,
-    });
-    expect((await store.operations.forTask("t9")).map((o) => o.recheck)).toEqual([true, true]);
-    expect(await store.dispatchers.register("fourth", "alive", gone)).toEqual({ gone: [], rechecked: 0 });
-  });
-
   it("carries operations stored under phases over to waiting for their task's other creates", async () => {
     const { dir, remove } = tempDir();
     cleanups.push(remove);
@@ -202,68 +176,5 @@ describe("store", () => {
         )
         .run(),
     ).toThrow(/CHECK constraint failed/);
-  });
-
-  it("writes a task and its operations in one transaction: all or nothing", async () => {
-    const { store } = fresh();
-    const task = { title: "a", description: "", priority: 1, deadline: null, tags: [] };
-    await expect(
-      store.tasks.insertWithOperations("t2", task, null, [
-        { server: "memory", priority: 2, waitsFor: [], idempotencyKey: "dup" },
-        { server: "git", priority: 4, waitsFor: [], idempotencyKey: "dup" },
-      ]),
-    ).rejects.toThrow(/UNIQUE/);
-    expect(await store.tasks.get("t2")).toBeUndefined();
-  });
-
-  it("returns the operations it stores claimed exactly as stored, and stores their task running", async () => {
-    const { store } = fresh();
-    const task = { title: "a", description: "", priority: 1, deadline: null, tags: [] };
-    const lease = { owner: "me", expiresAt: Date.now() + 60_000 };
-    const claimed = await store.tasks.insertWithOperations("t3", task, null, [
-      { server: "memory", priority: 2, waitsFor: [], idempotencyKey: "t3:memory", lease },
-      { server: "git", priority: 4, waitsFor: [], idempotencyKey: "t3:git" },
-      { server: "backup", priority: 5, waitsFor: ["memory"], idempotencyKey: "t3:backup", lease },
-    ]);
-    expect(claimed).toEqual((await store.operations.forTask("t3")).filter((o) => o.status === "running"));
-    expect(claimed.map((o) => o.server)).toEqual(["memory"]);
-    expect((await store.tasks.get("t3"))?.status).toBe("running");
-    await store.tasks.insertWithOperations("t4", task, null, [
-      { server: "memory", priority: 2, waitsFor: [], idempotencyKey: "t4:memory" },
-    ]);
-    expect((await store.tasks.get("t4"))?.status).toBe("pending");
-  });
-
-  it("hands a due operation to one owner only, and again after its lease expires", async () => {
-    let now = 1_000_000;
-    const { dir, remove } = tempDir();
-    cleanups.push(remove);
-    const store = createStore(path.join(dir, "l.db"), () => now);
-    cleanups.unshift(() => store.close());
-    await store.tasks.insertWithOperations(
-      "t3",
-      { title: "a", description: "", priority: 1, deadline: null, tags: [] },
-      null,
-      [{ server: "memory", priority: 2, waitsFor: [], idempotencyKey: "t3:memory:create" }],
-    );
-    const capacity = new Map([["memory", 5]]);
-    const first = await store.operations.claim({ owner: "a", leaseMs: 1000, capacity, limit: 5 });
-    expect(first).toHaveLength(1);
-    expect(await store.operations.claim({ owner: "b", leaseMs: 1000, capacity, limit: 5 })).toHaveLength(0);
-    now += 1001;
-    // A pass that skips orphans (the dispatcher's between polls) leaves it alone.
-    expect(
-      await store.operations.claim({ owner: "b", leaseMs: 1000, capacity, limit: 5, orphans: false }),
-    ).toEqual([]);
-    const second = await store.operations.claim({ owner: "b", leaseMs: 1000, capacity, limit: 5 });
-    expect(second).toHaveLength(1);
-    expect(second[0]).toMatchObject({ leaseOwner: "b", recheck: true });
-    // The old owner can no longer write its outcome.
-    expect(
-      await store.operations.finish(first[0]!.id, "a", { status: "done", remoteId: "x", durationMs: 1 }),
-    ).toBe(false);
-    expect(
-      await store.operations.finish(first[0]!.id, "b", { status: "done", remoteId: "y", durationMs: 1 }),
-    ).toBe(true);
   });
 });

@@ -1,37 +1,6 @@
 import type { Alert, AlertKind } from "../../domain/alert.js";
+import { toAlert, type AlertRow } from "../rows.js";
 import type { Db } from "./open-database.js";
-
-interface AlertRow {
-  id: number;
-  kind: AlertKind;
-  server: string;
-  task_id: string | null;
-  status: "open" | "closed";
-  first_seen: number;
-  last_seen: number;
-  count: number;
-  details: string;
-  closed_at: number | null;
-  delivered_at: number | null;
-  delivered_count: number;
-}
-
-function toAlert(r: AlertRow): Alert {
-  return {
-    id: r.id,
-    kind: r.kind,
-    server: r.server,
-    taskId: r.task_id,
-    status: r.status,
-    firstSeen: r.first_seen,
-    lastSeen: r.last_seen,
-    count: r.count,
-    details: JSON.parse(r.details) as Record<string, unknown>,
-    closedAt: r.closed_at,
-    deliveredAt: r.delivered_at,
-    deliveredCount: r.delivered_count,
-  };
-}
 
 export function createAlertStore(db: Db, now: () => number) {
   const findOpen = db.prepare<[string, string], AlertRow>(

@@ -7,7 +7,7 @@ import {
   type Outcome,
 } from "../store.js";
 import type { Db } from "./open-database.js";
-import { toOperation, type OperationRow } from "./rows.js";
+import { toOperation, type OperationRow } from "../rows.js";
 
 export function createOperationStore(db: Db, now: () => number) {
   // Each status index is partial: a query names its status with `status = '...'`, so

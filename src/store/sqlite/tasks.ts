@@ -1,7 +1,7 @@
 import type { Operation, Task, TaskStatus, ValidTask } from "../../domain/task.js";
 import type { Db } from "./open-database.js";
 import { blockedUntil, type NewOperationRow } from "../store.js";
-import { toOperation, toTask, type OperationRow, type TaskRow } from "./rows.js";
+import { toOperation, toTask, type OperationRow, type TaskRow } from "../rows.js";
 
 export function createTaskStore(db: Db, now: () => number) {
   const insertTask = db.prepare<[Record<string, unknown>]>(

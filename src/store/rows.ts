@@ -1,4 +1,5 @@
-import type { Operation, Task } from "../../domain/task.js";
+import type { Alert, AlertKind } from "../domain/alert.js";
+import type { Operation, Task } from "../domain/task.js";
 
 export interface TaskRow {
   id: string;
@@ -82,5 +83,37 @@ export function toOperation(row: OperationRow): Operation {
     createdAt: row.created_at,
     startedAt: row.started_at,
     finishedAt: row.finished_at,
+  };
+}
+
+export interface AlertRow {
+  id: number;
+  kind: AlertKind;
+  server: string;
+  task_id: string | null;
+  status: "open" | "closed";
+  first_seen: number;
+  last_seen: number;
+  count: number;
+  details: string;
+  closed_at: number | null;
+  delivered_at: number | null;
+  delivered_count: number;
+}
+
+export function toAlert(r: AlertRow): Alert {
+  return {
+    id: r.id,
+    kind: r.kind,
+    server: r.server,
+    taskId: r.task_id,
+    status: r.status,
+    firstSeen: r.first_seen,
+    lastSeen: r.last_seen,
+    count: r.count,
+    details: JSON.parse(r.details) as Record<string, unknown>,
+    closedAt: r.closed_at,
+    deliveredAt: r.delivered_at,
+    deliveredCount: r.delivered_count,
   };
 }

@@ -1,0 +1,163 @@
+import pg from "pg";
+import { StoreUnavailableError, maskUrlCredentials } from "../../errors.js";
+import { StoreHealth, type StoreFault } from "../store-health.js";
+import type { Store, StoreQueries } from "../store.js";
+import { migratePostgres } from "./migrate.js";
+import { queriesOn } from "./queries.js";
+
+export interface PostgresStoreOptions {
+  /** Connections in the pool (default 10). */
+  poolSize?: number;
+  /** How long the store may stay busy before it counts as unavailable. */
+  unavailableAfterMs?: number;
+}
+
+/** bigint columns (times in ms, ids) as numbers: every one of ours fits in 2^53. */
+const types = {
+  getTypeParser: ((oid: number, format?: string) =>
+    oid === pg.types.builtins.INT8
+      ? (value: string) => Number(value)
+      : pg.types.getTypeParser(oid, format as "text")) as typeof pg.types.getTypeParser,
+};
+
+/**
+ * The store on PostgreSQL: a pool of node-postgres connections, migrated at open under an
+ * advisory lock. A transaction is one client from BEGIN to COMMIT; a relaxed one commits
+ * with `synchronous_commit = off` (it survives a crash of this process and of PostgreSQL's,
+ * and a power cut may take the last few). Connection and server faults become store health
+ * states and StoreUnavailableError, as the SQLite store's do.
+ */
+export async function createPostgresStore(
+  url: string,
+  now: () => number = Date.now,
+  options: PostgresStoreOptions = {},
+): Promise<Store> {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: options.poolSize ?? 10,
+    types,
+    connectionTimeoutMillis: 10_000,
+    // A session left in a transaction by a dead client is ended by the server.
+    options: "-c idle_in_transaction_session_timeout=60000",
+  });
+  // A client that loses its server (a restart cuts every session): the pool drops an idle
+  // one, a query in flight rejects with the error, and the next query connects again.
+  pool.on("error", () => undefined);
+  pool.on("connect", (client) => client.on("error", () => undefined));
+  const where = maskUrlCredentials(url);
+  try {
+    await migratePostgres(pool);
+  } catch (error) {
+    await pool.end().catch(() => undefined);
+    const fault = pgFault(error);
+    throw fault ? new StoreUnavailableError(fault, { cause: error, where }) : error;
+  }
+  const health = new StoreHealth(options.unavailableAfterMs ?? 10_000, now);
+  const commits = { full: 0, relaxed: 0 };
+  const queries = guarded(queriesOn(pool, now), health);
+  return {
+    ...queries,
+    description: `PostgreSQL ${where}`,
+    commits,
+    health,
+    async taskView(id) {
+      const [task, operations] = await Promise.all([queries.tasks.get(id), queries.operations.forTask(id)]);
+      return task ? { task, operations } : undefined;
+    },
+    async transaction<T>(
+      fn: (tx: StoreQueries) => Promise<T>,
+      durability: "full" | "relaxed" = "full",
+    ): Promise<T> {
+      commits[durability] += 1;
+      let client: pg.PoolClient | undefined;
+      let broken: unknown;
+      try {
+        client = await pool.connect();
+        await client.query(
+          `BEGIN; SET LOCAL synchronous_commit = ${durability === "relaxed" ? "off" : "on"}`,
+        );
+        let value: T;
+        try {
+          value = await fn(queriesOn(client, now));
+          await client.query("COMMIT");
+        } catch (error) {
+          await client.query("ROLLBACK").catch((rollbackFailed: unknown) => (broken = rollbackFailed));
+          throw error;
+        }
+        health.succeeded();
+        return value;
+      } catch (error) {
+        if (pgFault(error)) broken = error;
+        throw reported(error, health);
+      } finally {
+        // A client whose connection failed is closed, not handed out again.
+        client?.release(broken instanceof Error ? broken : undefined);
+      }
+    },
+    async probe() {
+      try {
+        await pool.query(
+          "WITH p AS (INSERT INTO store_probe (data) VALUES (decode(repeat('00', 16384), 'hex')) RETURNING id) DELETE FROM store_probe WHERE id IN (SELECT id FROM p)",
+        );
+        health.succeeded();
+        return true;
+      } catch (error) {
+        reported(error, health);
+        return false;
+      }
+    },
+    async close() {
+      await pool.end();
+    },
+  };
+}
+
+/** What a node-postgres error says about the database; undefined for anything else (a bug, a constraint). */
+export function pgFault(error: unknown): StoreFault | undefined {
+  const code = String((error as { code?: unknown } | undefined)?.code ?? "");
+  const message = String((error as Error | undefined)?.message ?? "");
+  const fault = (kind: StoreFault["kind"], reason: string): StoreFault => ({
+    code: code || "PG",
+    kind,
+    reason,
+  });
+  if (
+    /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENOTFOUND|EHOSTUNREACH|EPIPE)$/.test(code) ||
+    /^(08|57P)/.test(code)
+  )
+    return fault("io", "the database server does not answer");
+  if (/Connection terminated|not queryable|timeout exceeded when trying to connect/i.test(message))
+    return { code: "PG_CONNECTION", kind: "io", reason: "the database server does not answer" };
+  if (code === "53100") return fault("full", "the database or its disk is full");
+  if (code === "53300" || code === "55P03" || code === "40P01" || code === "40001")
+    return fault("busy", "the database is busy");
+  if (code === "25006") return fault("readonly", "the database is read-only");
+  if (code === "XX001" || code === "XX002") return fault("corrupt", "the database file is damaged");
+  return undefined;
+}
+
+/** The error as the caller sees it, reported to `health`. */
+function reported(error: unknown, health: StoreHealth): unknown {
+  const fault = pgFault(error);
+  const seen = fault ? new StoreUnavailableError(fault, { cause: error }) : error;
+  health.failed(seen);
+  return seen;
+}
+
+/** `queries` with every call's store fault reported and turned into StoreUnavailableError. */
+function guarded<T extends object>(queries: T, health: StoreHealth): T {
+  return Object.fromEntries(
+    Object.entries(queries).map(([name, value]) => [
+      name,
+      typeof value === "function"
+        ? async (...args: unknown[]) => {
+            try {
+              return await (value as (...a: unknown[]) => Promise<unknown>)(...args);
+            } catch (error) {
+              throw reported(error, health);
+            }
+          }
+        : guarded(value as object, health),
+    ]),
+  ) as T;
+}
