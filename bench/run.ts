@@ -1,5 +1,6 @@
 /**
  * npm run bench [-- --json] [--full] [--tasks N] [--sequential N] [--warmup N] [--seed N]
+ *               [--store sqlite|postgres]
  *
  * Measures, on the embedded default's ten local servers and a fresh DATA_DIR: cold start
  * against the same ten servers started bare, the time until a task is durable, the fan-out
@@ -8,18 +9,21 @@
  * server data), commits per outcome under that load, memory, and how fast /health and
  * /stats answer with 100 000 operations stored. About five minutes on a 2-core machine
  * (`--full`: 2 000 tasks a run and 100 one at a time, about a quarter of an hour).
- * Progress goes to stderr.
+ * Progress goes to stderr. `--store postgres`: the same on PostgreSQL, a fresh database
+ * per core on the server DATABASE_URL names (its user may create databases), or on a
+ * throwaway cluster this run starts from Debian's package.
  */
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { ListRootsRequestSchema } from "@modelcontextprotocol/sdk/types.js";
 import { bulkhead } from "cockatiel";
+import pg from "pg";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { completeConfig } from "../src/config/load.js";
 import { defaultDataFolders } from "../src/config/default.js";
-import type { Config, ServerConfig, ServerName } from "../src/config/schema.js";
+import type { Config, ConfigFile, ServerConfig, ServerName } from "../src/config/schema.js";
 import { openStdio } from "../src/fleet/transport.js";
 import { createIntegration } from "../src/integrations/index.js";
 import { dependencies, type CallTool, type Integration } from "../src/integrations/integration.js";
@@ -28,6 +32,7 @@ import { startCore, type Core } from "../src/core.js";
 import type { SqliteStore } from "../src/store/sqlite/sqlite-store.js";
 import { percentile } from "../src/monitoring/health-rules.js";
 import { newTaskId, type Task } from "../src/domain/task.js";
+import { startPostgres } from "../test/postgres.js";
 
 const { values } = parseArgs({
   options: {
@@ -37,6 +42,7 @@ const { values } = parseArgs({
     sequential: { type: "string" },
     seed: { type: "string", default: "100000" },
     warmup: { type: "string", default: "5" },
+    store: { type: "string", default: "sqlite" },
   },
 });
 const throughputTasks = Number(values.tasks ?? (values.full ? 2000 : 600));
@@ -55,9 +61,36 @@ const p = (xs: number[], q: number) => percentile(xs, q) ?? NaN;
 const rssMb = () => Math.round((process.memoryUsage().rss / 1024 / 1024) * 10) / 10;
 const round = (n: number, d = 1) => Math.round(n * 10 ** d) / 10 ** d;
 
-function freshConfig(root: string): Config {
+if (values.store !== "sqlite" && values.store !== "postgres")
+  throw new Error("--store is sqlite or postgres");
+let postgres: { url(db?: string): string; createDatabase(): Promise<string>; remove(): void } | undefined;
+
+/** A store for one core: SQLite under its DATA_DIR, or a fresh PostgreSQL database. */
+async function storeFor(): Promise<ConfigFile["store"]> {
+  if (values.store === "sqlite") return {};
+  if (!postgres) {
+    const server = process.env.DATABASE_URL;
+    if (server) {
+      const base = new URL(server);
+      postgres = {
+        url: (db = base.pathname.slice(1)) => Object.assign(new URL(base), { pathname: `/${db}` }).toString(),
+        async createDatabase() {
+          const name = `taskfan_bench_${Date.now().toString(36)}${Math.floor(Math.random() * 1e6)}`;
+          const client = new pg.Client({ connectionString: server });
+          await client.connect();
+          await client.query(`CREATE DATABASE ${name}`).finally(() => client.end());
+          return this.url(name);
+        },
+        remove: () => undefined,
+      };
+    } else postgres = await startPostgres();
+  }
+  return { url: await postgres.createDatabase() };
+}
+
+async function freshConfig(root: string, withStore = true): Promise<Config> {
   const config = completeConfig(
-    { http: { enabled: false }, monitoring_enabled: false },
+    { http: { enabled: false }, monitoring_enabled: false, store: withStore ? await storeFor() : {} },
     { DATA_DIR: path.join(root, "data") },
     root,
   );
@@ -155,7 +188,8 @@ async function main() {
   try {
     say(`taskfan bench · ${new Date().toISOString()} · node ${process.version}`);
     // Cold start: process start to all ten connected and probed ONLINE.
-    const config = freshConfig(root);
+    say(`store: ${values.store}`);
+    const config = await freshConfig(root);
     const core: Core = await startCore(config, log);
     const health = await core.checkHealth();
     result.cold_start_ms = round(performance.now());
@@ -166,7 +200,7 @@ async function main() {
     // The floor of a start: the same ten servers spawned in parallel with bare SDK clients,
     // connected, set up and pinged once each (after taskfan's start, so with warm caches).
     const rawStart = performance.now();
-    const raw = await rawFleet(freshConfig(rawRoot));
+    const raw = await rawFleet(await freshConfig(rawRoot, false));
     await raw.ping();
     result.raw_cold_start_ms = round(performance.now() - rawStart);
     result.cold_start_ratio = round(result.cold_start_ms / result.raw_cold_start_ms, 2);
@@ -249,7 +283,7 @@ async function main() {
     let outcomes = 0;
     const ours = async (run: number, measureRss = false) => {
       const dir = mkdtempSync(path.join(tmpdir(), "taskfan-bench-run-"));
-      const fresh = await startCore(freshConfig(dir), log);
+      const fresh = await startCore(await freshConfig(dir), log);
       try {
         global.gc?.();
         if (measureRss) result.rss_mb_start = rssMb();
@@ -285,7 +319,7 @@ async function main() {
     };
     const floor = async (run: number) => {
       const dir = mkdtempSync(path.join(tmpdir(), "taskfan-bench-raw-run-"));
-      const fleet = await rawFleet(freshConfig(dir));
+      const fleet = await rawFleet(await freshConfig(dir, false));
       try {
         const t0 = performance.now();
         await Promise.all(
@@ -315,7 +349,7 @@ async function main() {
     const { formatHealth } = await import("../handlers/health.js");
     const { formatStats } = await import("../handlers/stats.js");
     progress(`/health and /stats with ${seedOps} operations seeded`);
-    seed(core, seedOps);
+    await seed(core, seedOps);
     const healthTimes: number[] = [];
     const statsTimes: number[] = [];
     const t = (key: string, vars?: Record<string, string | number>) =>
@@ -355,6 +389,7 @@ async function main() {
   } finally {
     rmSync(root, { recursive: true, force: true });
     rmSync(rawRoot, { recursive: true, force: true });
+    postgres?.remove();
   }
 }
 
@@ -364,10 +399,36 @@ function activityOf(core: Core): Promise<number[]> {
 }
 
 /** Finished operations, spread over the last hour, written directly for the read benchmarks. */
-function seed(core: Core, count: number): void {
-  if (!("db" in core.store)) throw new Error("seeding writes SQLite directly");
-  const db = (core.store as SqliteStore).db;
+async function seed(core: Core, count: number): Promise<void> {
   const servers = core.fleet.names as ServerName[];
+  if (!("db" in core.store)) {
+    // PostgreSQL: the same rows, made by the database itself.
+    const client = new pg.Client({ connectionString: core.config.store.url });
+    await client.connect();
+    try {
+      const now = Date.now();
+      await client.query(
+        `INSERT INTO tasks (id, title, priority, status, created_at, updated_at, settled_at)
+         SELECT 'seed' || i, 'seeded ' || i, 3, 'done', $1 - (random() * 3600000)::bigint, $1, $1
+         FROM generate_series(1, $2) AS i`,
+        [now, Math.ceil(count / servers.length)],
+      );
+      await client.query(
+        `INSERT INTO operations (task_id, server, kind, status, priority, attempts, idempotency_key, remote_id,
+           duration_ms, total_ms, next_attempt_at, created_at, started_at, finished_at, updated_at)
+         SELECT t.id, s, 'create', 'done', 3, 1, t.id || ':' || s || ':create', 'r', d, d, t.created_at,
+           t.created_at, t.created_at, t.created_at + d, t.created_at + d
+         FROM tasks t CROSS JOIN unnest($1::text[]) AS s CROSS JOIN LATERAL (SELECT 5 + (random() * 50)::int AS d) ms
+         WHERE t.id LIKE 'seed%'`,
+        [servers],
+      );
+      await client.query("ANALYZE");
+    } finally {
+      await client.end();
+    }
+    return;
+  }
+  const db = (core.store as SqliteStore).db;
   const insertTask = db.prepare(
     "INSERT INTO tasks (id, title, priority, status, created_at, updated_at, settled_at) VALUES (?, ?, 3, 'done', ?, ?, ?)",
   );

@@ -12,6 +12,7 @@ import { startHttpServer } from "./api/http-server.js";
 import { startFrontEnd } from "./bot/front-end.js";
 import { databasePath, startCore } from "./core.js";
 import type { TaskView } from "./domain/task.js";
+import { copySqliteToPostgres, describeCopy, TargetNotEmptyError } from "./store/copy.js";
 import { openStore } from "./store/open-store.js";
 import { formatBanner, startFacts } from "./banner.js";
 import { terminalSafe } from "./terminal.js";
@@ -25,6 +26,7 @@ Usage:
                  [--deadline ISO] [--tags a,b] [--wait SECONDS] [--json]
   taskfan task <id> [--json]              one task and its per-server state
   taskfan config print                    the effective config, secrets masked
+  taskfan store copy --to postgres://…    copy the SQLite store into an empty PostgreSQL
 
 Options:
   --config PATH   config file (default: taskfan.config.json, or TASKFAN_CONFIG)
@@ -93,6 +95,7 @@ export async function runCli(
       priority: { type: "string" },
       deadline: { type: "string" },
       tags: { type: "string" },
+      to: { type: "string" },
       wait: { type: "string" },
       json: { type: "boolean", default: false },
       verbose: { type: "boolean", short: "v", default: false },
@@ -124,6 +127,25 @@ export async function runCli(
   });
 
   switch (command) {
+    case "store": {
+      if (positionals[1] !== "copy") throw new UsageError("usage: taskfan store copy --to postgres://…");
+      const to = values.to ?? process.env.DATABASE_URL;
+      if (!to || !/^postgres(ql)?:\/\//.test(to))
+        throw new UsageError("store copy needs --to postgres://user:password@host:port/database");
+      const from = databasePath(config);
+      if (!existsSync(from)) {
+        io.err.write(`taskfan: nothing to copy: no database at ${from}\n`);
+        return 1;
+      }
+      try {
+        io.out.write(`${describeCopy(await copySqliteToPostgres(from, to), from, to)}\n`);
+        return 0;
+      } catch (error) {
+        if (!(error instanceof TargetNotEmptyError)) throw error;
+        io.err.write(`taskfan: ${error.message}; nothing was copied\n`);
+        return 1;
+      }
+    }
     case "config": {
       if (positionals[1] !== "print") throw new UsageError("usage: taskfan config print");
       // stdout is a config file taskfan accepts; where it came from goes to stderr.

@@ -41,6 +41,7 @@ export class Dispatcher {
   private readonly reserved = new Map<number, { server: ServerName; taskId: string }>();
   /** Keys (negative) of a new task's operations reserved before the store gives them ids. */
   private plannedKeys = 0;
+  private stopListening: (() => void) | undefined;
   /** The pass under way: one at a time, as each plans from what is in flight. */
   private pumping: Promise<unknown> | undefined;
   /** Look for operations with an expired lease on the next pass (set by the poll). */
@@ -83,6 +84,13 @@ export class Dispatcher {
     poll.unref();
     heartbeat.unref();
     this.timers.push(poll, heartbeat);
+    // Work another process made due (a task created through another instance) is looked
+    // at on its announcement, not on the next poll.
+    const names = new Set<string>(fleet.names);
+    this.stopListening = store.onDue?.((server) => {
+      if (server === "") this.schedulePump();
+      else if (names.has(server)) this.schedulePump([server as ServerName]);
+    });
     const { gone, rechecked } = await store.dispatchers.register(
       owner,
       processIdentity(),
@@ -110,6 +118,7 @@ export class Dispatcher {
    */
   async drain(deadlineMs: number): Promise<void> {
     this.draining = true;
+    this.stopListening?.();
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     const all = Promise.all([...this.inflight.values()].map((f) => f.done));

@@ -33,6 +33,12 @@ export interface Store extends StoreQueries {
    * writes (not locked past its timeout, not full, not read-only). Reports to `health`.
    */
   probe(): Promise<boolean>;
+  /**
+   * Work another process made due (PostgreSQL: LISTEN/NOTIFY), with its server ("" for
+   * any: look at everything). Absent on SQLite, where one process makes all of its work.
+   * Returns the way to stop listening.
+   */
+  onDue?(listener: (server: string) => void): () => void;
   close(): Promise<void>;
 }
 

@@ -1,4 +1,6 @@
 import { execFile } from "node:child_process";
+import { copyFileSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import pg from "pg";
@@ -6,8 +8,9 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { completeConfig, printableConfig, secretsOf } from "../../src/config/load.js";
 import { startCore } from "../../src/core.js";
 import { ConfigError } from "../../src/errors.js";
+import { migratePostgres, postgresMigrationsDir } from "../../src/store/postgres/migrate.js";
 import { createPostgresStore } from "../../src/store/postgres/postgres-store.js";
-import { freePort, repoRoot, silentLog, tempDir, testConfig } from "../helpers.js";
+import { freePort, onlyServers, repoRoot, silentLog, tempDir, testConfig } from "../helpers.js";
 import { startPostgres, type TestPostgres } from "../postgres.js";
 import { onceEverywhere, recordsPerServer } from "../server-records.js";
 
@@ -36,7 +39,7 @@ describe("PostgreSQL migrations", () => {
     const url = await server.createDatabase();
     const [a, b] = await Promise.all([createPostgresStore(url), createPostgresStore(url)]);
     try {
-      expect(await appliedVersions(url)).toEqual([1]);
+      expect(await appliedVersions(url)).toEqual([1, 2]);
       await a.tasks.insertWithOperations(
         "t1",
         { title: "a", description: "", priority: 1, deadline: null, tags: [] },
@@ -52,7 +55,36 @@ describe("PostgreSQL migrations", () => {
     const again = await createPostgresStore(url);
     expect(await again.tasks.count()).toBe(1);
     await again.close();
-    expect(await appliedVersions(url)).toEqual([1]);
+    expect(await appliedVersions(url)).toEqual([1, 2]);
+  });
+
+  it("bring a database of each earlier version forward, keeping its data", async () => {
+    const files = readdirSync(postgresMigrationsDir)
+      .filter((f) => /^\d{4}_/.test(f))
+      .sort();
+    for (let upTo = 1; upTo < files.length; upTo++) {
+      // A database as an earlier release left it: only the first `upTo` migrations.
+      const earlier = mkdtempSync(path.join(tmpdir(), "taskfan-migrations-"));
+      for (const f of files.slice(0, upTo))
+        copyFileSync(path.join(postgresMigrationsDir, f), path.join(earlier, f));
+      const url = await server.createDatabase();
+      const pool = new pg.Pool({ connectionString: url });
+      expect(await migratePostgres(pool, earlier)).toEqual(
+        files.slice(0, upTo).map((f) => Number(f.slice(0, 4))),
+      );
+      await pool.query(
+        "INSERT INTO tasks (id, title, priority, created_at, updated_at) VALUES ('old', 'from before', 3, 1, 1)",
+      );
+      await pool.end();
+      rmSync(earlier, { recursive: true, force: true });
+      const store = await createPostgresStore(url);
+      try {
+        expect(await appliedVersions(url)).toEqual(files.map((f) => Number(f.slice(0, 4))));
+        expect((await store.tasks.get("old"))?.title).toBe("from before");
+      } finally {
+        await store.close();
+      }
+    }
   });
 });
 
@@ -163,6 +195,117 @@ describe("PostgreSQL restarted mid fan-out", () => {
         expect(core.store.health.state.ok).toBe(true);
       } finally {
         await core.close(5000);
+        remove();
+      }
+    },
+  );
+});
+
+describe("wake-ups across processes", () => {
+  it(
+    "runs work another process stored at once, not on the next poll, and listens again after a restart",
+    { timeout: 120_000 },
+    async () => {
+      const { dir, remove } = tempDir();
+      const url = await server.createDatabase();
+      const config = testConfig(path.join(dir, "data"), {
+        store: { url },
+        // Polls once a minute: only the announcement can wake it within the test's wait.
+        dispatcher: { poll_interval: 60 },
+        servers: onlyServers(["memory"]),
+      });
+      const core = await startCore(config, silentLog);
+      const other = await createPostgresStore(url);
+      try {
+        // What another instance's API would store: a task and its pending operation.
+        const storedElsewhere = async (id: string) => {
+          await other.tasks.insertWithOperations(
+            id,
+            { title: id, description: "", priority: 3, deadline: null, tags: [] },
+            null,
+            [{ server: "memory", priority: 2, waitsFor: [], idempotencyKey: `${id}:memory:create` }],
+          );
+          const settled = await core.orchestrator.waitForSettled(id, 20_000);
+          expect(settled?.task.status).toBe("done");
+        };
+        await storedElsewhere("elsewhere1");
+        server.stop();
+        server.start();
+        // The listener's session is back (it connects again by itself) ...
+        await vi.waitFor(
+          async () => {
+            const client = new pg.Client({ connectionString: url });
+            await client.connect();
+            try {
+              const { rows } = await client.query<{ n: number }>(
+                "SELECT count(*)::int AS n FROM pg_stat_activity WHERE query = 'LISTEN taskfan_due'",
+              );
+              expect(rows[0]!.n).toBe(1);
+            } finally {
+              await client.end();
+            }
+          },
+          { timeout: 60_000, interval: 250 },
+        );
+        // ... and hears the next one.
+        await storedElsewhere("elsewhere2");
+      } finally {
+        await other.close();
+        await core.close(5000);
+        remove();
+      }
+    },
+  );
+});
+
+describe("moving a SQLite store to PostgreSQL", () => {
+  it(
+    "copies everything into an empty database, refuses a second time, and the copy carries on",
+    { timeout: 120_000 },
+    async () => {
+      const { dir, remove } = tempDir();
+      try {
+        const env: NodeJS.ProcessEnv = {
+          ...process.env,
+          DATA_DIR: path.join(dir, "data"),
+          LOG_LEVEL: "warn",
+        };
+        delete env.DATABASE_URL;
+        const taskfan = (args: string[], extra: Record<string, string> = {}) =>
+          run(process.execPath, [bin, ...args], { cwd: dir, env: { ...env, ...extra } });
+        const created = JSON.parse(
+          (await taskfan(["create", "--title", "made on SQLite", "--json"])).stdout,
+        ) as {
+          task: { id: string };
+          results: Array<{ server: string; remoteId?: string }>;
+        };
+        const url = await server.createDatabase();
+        const copy = await taskfan(["store", "copy", "--to", url]);
+        expect(copy.stdout).toMatch(
+          /^copied 1 tasks, 10 operations, \d+ events, 0 alerts, 0 conversations, 0 mutes, 0 user settings, 0 dispatchers from .*taskfan\.db to postgres:\/\//,
+        );
+        // The same task, read from PostgreSQL.
+        const onPg = JSON.parse(
+          (await taskfan(["task", created.task.id, "--json"], { DATABASE_URL: url })).stdout,
+        ) as {
+          task: { status: string };
+          results: Array<{ server: string; remoteId?: string }>;
+        };
+        expect(onPg.task.status).toBe("done");
+        expect(onPg.results).toEqual(created.results);
+        // Not into a database that holds data.
+        const again = await taskfan(["store", "copy", "--to", url]).catch(
+          (e: { code: number; stderr: string }) => e,
+        );
+        expect("code" in again && again.code).toBe(1);
+        expect(again.stderr).toMatch(/already holds 1 tasks, 10 operations.*nothing was copied/);
+        // New rows continue after the copied ids.
+        const next = JSON.parse(
+          (await taskfan(["create", "--title", "made on PostgreSQL", "--json"], { DATABASE_URL: url }))
+            .stdout,
+        ) as { task: { status: string } };
+        expect(next.task.status).toBe("done");
+      } finally {
         remove();
       }
     },

@@ -2,6 +2,7 @@ import pg from "pg";
 import { StoreUnavailableError, maskUrlCredentials } from "../../errors.js";
 import { StoreHealth, type StoreFault } from "../store-health.js";
 import type { Store, StoreQueries } from "../store.js";
+import { listen } from "./listener.js";
 import { migratePostgres } from "./migrate.js";
 import { queriesOn } from "./queries.js";
 
@@ -43,7 +44,14 @@ export async function createPostgresStore(
   // A client that loses its server (a restart cuts every session): the pool drops an idle
   // one, a query in flight rejects with the error, and the next query connects again.
   pool.on("error", () => undefined);
-  pool.on("connect", (client) => client.on("error", () => undefined));
+  // This pool's sessions: what they announce, this process knows already.
+  const own = new Set<number>();
+  pool.on("connect", (client) => {
+    client.on("error", () => undefined);
+    const pid = (client as unknown as { processID?: number }).processID;
+    if (pid) own.add(pid);
+    client.once("end", () => pid && own.delete(pid));
+  });
   const where = maskUrlCredentials(url);
   try {
     await migratePostgres(pool);
@@ -55,6 +63,8 @@ export async function createPostgresStore(
   const health = new StoreHealth(options.unavailableAfterMs ?? 10_000, now);
   const commits = { full: 0, relaxed: 0 };
   const queries = guarded(queriesOn(pool, now), health);
+  const dueListeners = new Set<(server: string) => void>();
+  let listener: ReturnType<typeof listen> | undefined;
   return {
     ...queries,
     description: `PostgreSQL ${where}`,
@@ -106,7 +116,15 @@ export async function createPostgresStore(
         return false;
       }
     },
+    onDue(fn) {
+      dueListeners.add(fn);
+      listener ??= listen(url, "taskfan_due", own, (server) => {
+        for (const l of dueListeners) l(server);
+      });
+      return () => dueListeners.delete(fn);
+    },
     async close() {
+      await listener?.close();
       await pool.end();
     },
   };
