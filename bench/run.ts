@@ -83,7 +83,7 @@ async function storeFor(): Promise<ConfigFile["store"]> {
         },
         remove: () => undefined,
       };
-    } else postgres = await startPostgres();
+    } else postgres = await startPostgres({ durable: true });
   }
   return { url: await postgres.createDatabase() };
 }

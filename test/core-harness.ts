@@ -2,6 +2,7 @@ import path from "node:path";
 import type { Config, ConfigFile } from "../src/config/schema.js";
 import { startCore, type Core } from "../src/core.js";
 import type { OperationEvent } from "../src/orchestrator/orchestrator.js";
+import type { Store } from "../src/store/store.js";
 import { silentLog, tempDir, testConfig } from "./helpers.js";
 
 export interface Harness {
@@ -13,11 +14,18 @@ export interface Harness {
   stop(): Promise<void>;
 }
 
-/** A real core (store, fleet of real servers over stdio, orchestrator) on a temp DATA_DIR. */
-export async function startHarness(file: ConfigFile = {}, dataDir?: string): Promise<Harness> {
+/**
+ * A real core (store, fleet of real servers over stdio, orchestrator) on a temp DATA_DIR;
+ * on `options.store` when given (a store of another engine, closed by its owner).
+ */
+export async function startHarness(
+  file: ConfigFile = {},
+  dataDir?: string,
+  options: { store?: Store } = {},
+): Promise<Harness> {
   const tmp = dataDir ? { dir: dataDir, remove: () => undefined } : tempDir();
   const config = testConfig(path.join(tmp.dir, "data"), file);
-  const core = await startCore(config, silentLog);
+  const core = await startCore(config, silentLog, options.store ? { store: options.store } : {});
   const started: OperationEvent[] = [];
   const finished: OperationEvent[] = [];
   core.orchestrator.on("operation.started", (e) => started.push(e));

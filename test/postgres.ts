@@ -37,8 +37,9 @@ function binDir(): string {
 /**
  * initdb, then pg_ctl start on a free loopback port with its socket in the folder; as the
  * `postgres` user when this runs as root (initdb refuses root). About five seconds.
+ * Without fsync unless `durable`.
  */
-export async function startPostgres(): Promise<TestPostgres> {
+export async function startPostgres(options: { durable?: boolean } = {}): Promise<TestPostgres> {
   const bin = binDir();
   const dir = mkdtempSync(path.join(tmpdir(), "taskfan-pg-"));
   const root = process.getuid?.() === 0;
@@ -58,7 +59,8 @@ export async function startPostgres(): Promise<TestPostgres> {
   const data = path.join(dir, "data");
   run("initdb", ["-D", data, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"]);
   const port = await freePort();
-  const settings = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off`;
+  // Tests need no durability (nothing here survives a power cut); the bench keeps it.
+  const settings = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c max_connections=200${options.durable ? "" : " -c fsync=off"}`;
   const start = () => run("pg_ctl", ["-D", data, "-o", settings, "-l", path.join(dir, "log"), "-w", "start"]);
   const stop = () => run("pg_ctl", ["-D", data, "-m", "fast", "-w", "stop"]);
   start();

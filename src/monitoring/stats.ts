@@ -37,11 +37,15 @@ export async function collectStats(deps: {
   const errorRates: Stats["error_rates"] = {};
   const latency: Stats["latency_ms"] = {};
   const restarts: Stats["restarts"] = {};
-  for (const server of fleet.names) {
+  // Read together: a store with a pool of connections answers them side by side.
+  const recent = await Promise.all(
+    fleet.names.map((server) => store.operations.recentDurations(server, 1000)),
+  );
+  for (const [i, server] of fleet.names.entries()) {
     const counts = operations[server] ?? {};
     const finished = (counts.done ?? 0) + (counts.failed ?? 0);
     errorRates[server] = finished === 0 ? 0 : Math.round(((counts.failed ?? 0) / finished) * 1000) / 1000;
-    const durations = await store.operations.recentDurations(server, 1000);
+    const durations = recent[i]!;
     latency[server] = { p50: percentile(durations, 0.5) ?? null, p95: percentile(durations, 0.95) ?? null };
     restarts[server] = fleet.restarts(server as ServerName);
   }

@@ -111,9 +111,9 @@ export class CommitQueue {
         // A create that finished after its task was rolled back is undone as well.
         const created = new Set(batch.filter((_, i) => values[i]!.create).map((c) => c.taskId));
         const effects = new Map<string, TaskEffects>();
-        for (const c of batch) {
-          if (!effects.has(c.taskId))
-            effects.set(c.taskId, await status.recompute(tx, c.taskId, created.has(c.taskId)));
+        // In id order, as every transaction that updates several tasks does: none waits for another.
+        for (const taskId of [...new Set(batch.map((c) => c.taskId))].sort()) {
+          effects.set(taskId, await status.recompute(tx, taskId, created.has(taskId)));
         }
         // What these outcomes released, and what waits for the slots their calls freed, is
         // claimed in the same commit (launched once it committed).

@@ -210,7 +210,13 @@ export class Dispatcher {
     });
     let value: T;
     try {
-      value = await this.ctx.store.transaction((tx) => fn(tx, claimsIn(tx)), durability);
+      value = await this.ctx.store.transaction((tx) => {
+        // A run again (the store retries a deadlock): the earlier run's claims rolled back.
+        for (const key of reserved.splice(0)) this.reserved.delete(key);
+        claimed.length = 0;
+        planned = [];
+        return fn(tx, claimsIn(tx));
+      }, durability);
     } finally {
       for (const key of reserved) this.reserved.delete(key);
     }
@@ -338,7 +344,8 @@ export class Dispatcher {
    */
   private async withTasks(tx: StoreQueries, claimed: readonly Operation[]): Promise<Claimed[]> {
     const tasks = new Map<string, Task | undefined>();
-    for (const taskId of new Set(claimed.map((o) => o.taskId))) {
+    // In id order, as every transaction that updates several tasks does: none waits for another.
+    for (const taskId of [...new Set(claimed.map((o) => o.taskId))].sort()) {
       const task = await tx.tasks.get(taskId);
       // A running task stays running when more of its operations are claimed: nothing to
       // derive. Any other (pending, settled with a retry claimed, rolled back) is recomputed.

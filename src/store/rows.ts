@@ -1,5 +1,6 @@
 import type { Alert, AlertKind } from "../domain/alert.js";
 import type { Operation, Task } from "../domain/task.js";
+import type { StoredEvent } from "./store.js";
 
 export interface TaskRow {
   id: string;
@@ -115,5 +116,25 @@ export function toAlert(r: AlertRow): Alert {
     closedAt: r.closed_at,
     deliveredAt: r.delivered_at,
     deliveredCount: r.delivered_count,
+  };
+}
+
+export interface EventRow {
+  id: number;
+  task_id: string | null;
+  operation_id: number | null;
+  type: string;
+  data: string;
+  at: number;
+}
+
+export function toEvent(r: EventRow): StoredEvent {
+  return {
+    id: r.id,
+    taskId: r.task_id,
+    operationId: r.operation_id,
+    type: r.type,
+    data: JSON.parse(r.data) as Record<string, unknown>,
+    at: r.at,
   };
 }

@@ -16,6 +16,8 @@ export interface Store extends StoreQueries {
   /**
    * Runs `fn` in one write transaction, with `tx` for its calls; the calls inside must go
    * through `tx`, and `fn` must await nothing but them (a transaction holds the write lock).
+   * `fn` may run more than once: a transaction PostgreSQL rolls back for a deadlock or a
+   * serialization failure runs again, so what `fn` keeps in memory it keeps per run.
    * "full" (the default) is durable when this resolves. "relaxed" may skip the sync to disk:
    * it survives a crash of this process, and a power cut may lose it. Only for writes that
    * are found again after such a loss (an outcome the next claim re-verifies).

@@ -1,4 +1,5 @@
 import Database from "better-sqlite3";
+import pg from "pg";
 import { type ChildProcess } from "node:child_process";
 import { EventEmitter, once } from "node:events";
 import { writeFileSync } from "node:fs";
@@ -6,6 +7,7 @@ import path from "node:path";
 import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { alive, childPids, repoRoot, spawnTracked, stopSpawned, tempDir, terminate } from "../helpers.js";
+import { startPostgres, type TestPostgres } from "../postgres.js";
 import { onceEverywhere, recordsPerServer } from "../server-records.js";
 
 const bin = path.join(repoRoot, "bin", "taskfan.js");
@@ -15,30 +17,41 @@ const tasks = 200;
 const killAfterMs = Math.floor(Math.random() * 1500);
 let dir: string;
 let remove: () => void;
-const env = () => ({ ...process.env, DATA_DIR: path.join(dir, "data"), HTTP_PORT: "0", LOG_LEVEL: "info" });
-
-beforeAll(() => {
-  ({ dir, remove } = tempDir());
-  // Short leases, so a killed run's operations are taken over quickly.
-  writeFileSync(path.join(dir, "taskfan.config.json"), JSON.stringify({ dispatcher: { lease_seconds: 2 } }));
+let postgres: TestPostgres | undefined;
+/** The store of the suite that runs: SQLite under DATA_DIR, or a PostgreSQL database. */
+let databaseUrl: string | undefined;
+const env = () => ({
+  ...process.env,
+  DATA_DIR: path.join(dir, "data"),
+  HTTP_PORT: "0",
+  LOG_LEVEL: "info",
+  ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
 });
+
 afterAll(() => {
   stopSpawned(); // only what a failed or timed-out test left running
-  remove();
+  postgres?.remove();
 });
 
-function taskStatuses(): Record<string, string> {
-  const db = new Database(path.join(dir, "data", "taskfan.db"), { readonly: true, fileMustExist: true });
-  try {
-    return Object.fromEntries(
-      (db.prepare("SELECT id, status FROM tasks").all() as Array<{ id: string; status: string }>).map((r) => [
-        r.id,
-        r.status,
-      ]),
-    );
-  } finally {
-    db.close();
+async function taskStatuses(): Promise<Record<string, string>> {
+  let rows: Array<{ id: string; status: string }>;
+  if (databaseUrl) {
+    const client = new pg.Client({ connectionString: databaseUrl });
+    await client.connect();
+    try {
+      rows = (await client.query<{ id: string; status: string }>("SELECT id, status FROM tasks")).rows;
+    } finally {
+      await client.end();
+    }
+  } else {
+    const db = new Database(path.join(dir, "data", "taskfan.db"), { readonly: true, fileMustExist: true });
+    try {
+      rows = db.prepare("SELECT id, status FROM tasks").all() as Array<{ id: string; status: string }>;
+    } finally {
+      db.close();
+    }
   }
+  return Object.fromEntries(rows.map((r) => [r.id, r.status]));
 }
 
 interface Run {
@@ -71,21 +84,49 @@ async function startTaskfan(): Promise<Run> {
 }
 
 /** Resolves once `done()` holds: looked at now and again whenever a task settles in `run`. */
-function whenSettled(run: Run, done: () => boolean): Promise<void> {
-  return new Promise((resolve) => {
+function whenSettled(run: Run, done: () => Promise<boolean>): Promise<void> {
+  return new Promise((resolve, reject) => {
+    // One look at a time; a task settling meanwhile asks for one more.
+    let looking = false;
+    let again = false;
     const look = (line?: string) => {
       if (line !== undefined && !line.includes('"msg":"task settled"')) return;
-      if (!done()) return;
-      run.lines.off("line", look);
-      resolve();
+      if (looking) {
+        again = true;
+        return;
+      }
+      looking = true;
+      done().then((yes) => {
+        looking = false;
+        if (yes) {
+          run.lines.off("line", look);
+          resolve();
+        } else if (again) {
+          again = false;
+          look();
+        }
+      }, reject);
     };
     run.lines.on("line", look);
     look();
   });
 }
 
-describe("a crash of the orchestrator mid fan-out", () => {
+describe.each(["SQLite", "PostgreSQL"])("a crash of the orchestrator mid fan-out, on %s", (engine) => {
   const ids: string[] = [];
+  beforeAll(async () => {
+    ({ dir, remove } = tempDir());
+    // Short leases, so a killed run's operations are taken over quickly.
+    writeFileSync(
+      path.join(dir, "taskfan.config.json"),
+      JSON.stringify({ dispatcher: { lease_seconds: 2 } }),
+    );
+    if (engine === "PostgreSQL") {
+      postgres ??= await startPostgres();
+      databaseUrl = await postgres.createDatabase();
+    } else databaseUrl = undefined;
+  }, 60_000);
+  afterAll(() => remove());
 
   it("kill -9 while tasks fan out, then SIGTERM a restarted run mid-way: exits 0, leaves no process", async () => {
     const doomed = spawnTracked(process.execPath, [createMany, String(tasks)], {
@@ -103,7 +144,7 @@ describe("a crash of the orchestrator mid fan-out", () => {
     process.stdout.write(`crash test: SIGKILL ${killAfterMs} ms after creating ${tasks} tasks\n`);
     doomed.kill("SIGKILL");
     await once(doomed, "exit");
-    expect(Object.values(taskStatuses()).filter((s) => s === "done").length).toBeLessThan(tasks);
+    expect(Object.values(await taskStatuses()).filter((s) => s === "done").length).toBeLessThan(tasks);
 
     // A second run starts, reaps whatever server the killed one left behind, takes over,
     // and is asked to stop in the middle.
@@ -124,8 +165,8 @@ describe("a crash of the orchestrator mid fan-out", () => {
   it("a third run finishes every task, each exactly once on every server", { timeout: 150_000 }, async () => {
     const third = await startTaskfan();
     // Every task settling is logged: the database is read again each time one does.
-    await whenSettled(third, () => {
-      const statuses = taskStatuses();
+    await whenSettled(third, async () => {
+      const statuses = await taskStatuses();
       return ids.every((id) => statuses[id] === "done");
     });
     expect(await terminate(third.child)).toBe(0);

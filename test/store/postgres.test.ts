@@ -7,7 +7,8 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { completeConfig, printableConfig, secretsOf } from "../../src/config/load.js";
 import { startCore } from "../../src/core.js";
-import { ConfigError } from "../../src/errors.js";
+import { startHttpServer } from "../../src/api/http-server.js";
+import { ConfigError, StoreUnavailableError } from "../../src/errors.js";
 import { migratePostgres, postgresMigrationsDir } from "../../src/store/postgres/migrate.js";
 import { createPostgresStore } from "../../src/store/postgres/postgres-store.js";
 import { freePort, onlyServers, repoRoot, silentLog, tempDir, testConfig } from "../helpers.js";
@@ -172,7 +173,7 @@ describe("PostgreSQL restarted mid fan-out", () => {
       const { dir, remove } = tempDir();
       const url = await server.createDatabase();
       const dataDir = path.join(dir, "data");
-      const config = testConfig(dataDir, { store: { url, unavailable_after: 1 } });
+      const config = testConfig(dataDir, { store: { url, unavailable_after: 1 }, http: { port: 0 } });
       const core = await startCore(config, silentLog);
       try {
         const ids: string[] = [];
@@ -185,6 +186,23 @@ describe("PostgreSQL restarted mid fan-out", () => {
           }),
         );
         await down;
+        // While it is down: a health state, and new tasks refused with a 503, nothing created.
+        await expect(core.orchestrator.createTask({ title: "while down" })).rejects.toThrow(
+          StoreUnavailableError,
+        );
+        expect(core.store.health.state).toMatchObject({ ok: false, kind: "io" });
+        const http = await startHttpServer(core, core.metrics, silentLog);
+        try {
+          const refused = await fetch(`${http.url}/api/tasks`, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({ title: "while down" }),
+          });
+          expect(refused.status).toBe(503);
+          expect((await fetch(`${http.url}/readyz`)).status).toBe(503);
+        } finally {
+          await http.close();
+        }
         server.start();
         await vi.waitFor(async () => expect(await core.store.tasks.countByStatus()).toEqual({ done: 20 }), {
           timeout: 90_000,

@@ -37,7 +37,10 @@ export async function createPostgresStore(
     connectionString: url,
     max: options.poolSize ?? 10,
     types,
-    connectionTimeoutMillis: 10_000,
+    // No limit on waiting for a free connection: a burst of work queues for the pool
+    // instead of failing (a server that refuses connections fails at once regardless).
+    connectionTimeoutMillis: 0,
+    keepAlive: true,
     // A session left in a transaction by a dead client is ended by the server.
     options: "-c idle_in_transaction_session_timeout=60000",
   });
@@ -53,16 +56,50 @@ export async function createPostgresStore(
     client.once("end", () => pid && own.delete(pid));
   });
   const where = maskUrlCredentials(url);
+  // At open, a server that does not answer within 10 s is an error, not a wait.
+  const opening = new pg.Pool({ connectionString: url, max: 1, connectionTimeoutMillis: 10_000 });
+  opening.on("error", () => undefined);
   try {
-    await migratePostgres(pool);
+    await migratePostgres(opening);
   } catch (error) {
     await pool.end().catch(() => undefined);
     const fault = pgFault(error);
     throw fault ? new StoreUnavailableError(fault, { cause: error, where }) : error;
+  } finally {
+    await opening.end().catch(() => undefined);
   }
   const health = new StoreHealth(options.unavailableAfterMs ?? 10_000, now);
   const commits = { full: 0, relaxed: 0 };
   const queries = guarded(queriesOn(pool, now), health);
+  /** One try of a transaction on a client of its own. */
+  const once = async <T>(
+    fn: (tx: StoreQueries) => Promise<T>,
+    durability: "full" | "relaxed",
+  ): Promise<T> => {
+    let client: pg.PoolClient | undefined;
+    let broken: unknown;
+    try {
+      client = await pool.connect();
+      await client.query(`BEGIN; SET LOCAL synchronous_commit = ${durability === "relaxed" ? "off" : "on"}`);
+      let value: T;
+      try {
+        value = await fn(queriesOn(client, now));
+        await client.query("COMMIT");
+      } catch (error) {
+        await client.query("ROLLBACK").catch((rollbackFailed: unknown) => (broken = rollbackFailed));
+        throw error;
+      }
+      health.succeeded();
+      return value;
+    } catch (error) {
+      if (retryable(error)) throw new StoreUnavailableError(pgFault(error)!, { cause: error });
+      if (pgFault(error)) broken = error;
+      throw reported(error, health);
+    } finally {
+      // A client whose connection failed is closed, not handed out again.
+      client?.release(broken instanceof Error ? broken : undefined);
+    }
+  };
   const dueListeners = new Set<(server: string) => void>();
   let listener: ReturnType<typeof listen> | undefined;
   return {
@@ -79,29 +116,19 @@ export async function createPostgresStore(
       durability: "full" | "relaxed" = "full",
     ): Promise<T> {
       commits[durability] += 1;
-      let client: pg.PoolClient | undefined;
-      let broken: unknown;
-      try {
-        client = await pool.connect();
-        await client.query(
-          `BEGIN; SET LOCAL synchronous_commit = ${durability === "relaxed" ? "off" : "on"}`,
-        );
-        let value: T;
+      // Two transactions that wait for each other (a deadlock) or a serialization failure:
+      // PostgreSQL rolls one back; it runs again, a few times, after a short random pause.
+      for (let attempt = 1; ; attempt++) {
         try {
-          value = await fn(queriesOn(client, now));
-          await client.query("COMMIT");
+          return await once(fn, durability);
         } catch (error) {
-          await client.query("ROLLBACK").catch((rollbackFailed: unknown) => (broken = rollbackFailed));
-          throw error;
+          if (!retryable((error as { cause?: unknown }).cause)) throw error;
+          if (attempt >= 5) {
+            health.failed(error);
+            throw error;
+          }
+          await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * attempt));
         }
-        health.succeeded();
-        return value;
-      } catch (error) {
-        if (pgFault(error)) broken = error;
-        throw reported(error, health);
-      } finally {
-        // A client whose connection failed is closed, not handed out again.
-        client?.release(broken instanceof Error ? broken : undefined);
       }
     },
     async probe() {
@@ -178,4 +205,10 @@ function guarded<T extends object>(queries: T, health: StoreHealth): T {
         : guarded(value as object, health),
     ]),
   ) as T;
+}
+
+/** A deadlock or a serialization failure: the transaction may simply run again. */
+function retryable(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return code === "40P01" || code === "40001";
 }

@@ -1,6 +1,15 @@
 import type pg from "pg";
 import type { Operation, OperationStatus, TaskStatus } from "../../domain/task.js";
-import { toAlert, toOperation, toTask, type AlertRow, type OperationRow, type TaskRow } from "../rows.js";
+import {
+  toAlert,
+  toEvent,
+  toOperation,
+  toTask,
+  type AlertRow,
+  type EventRow,
+  type OperationRow,
+  type TaskRow,
+} from "../rows.js";
 import { blockedUntil, type StoreQueries } from "../store.js";
 
 /** A pool (each call its own transaction) or one client inside a transaction. */
@@ -416,8 +425,14 @@ export function queriesOn(q: Queryable, now: () => number): StoreQueries {
         )[0]!.n;
       },
       async countByServerStatus() {
+        // One branch per status: each counts its own partial index, not the whole table.
         return rows<{ server: string; status: OperationStatus; n: number }>(
-          "SELECT server, status, count(*)::int AS n FROM operations GROUP BY server, status",
+          (["pending", "running", "done", "failed", "skipped"] satisfies OperationStatus[])
+            .map(
+              (status) =>
+                `(SELECT server, '${status}' AS status, count(*)::int AS n FROM operations WHERE status = '${status}' GROUP BY server)`,
+            )
+            .join(" UNION ALL "),
         );
       },
     },
@@ -435,22 +450,9 @@ export function queriesOn(q: Queryable, now: () => number): StoreQueries {
         );
       },
       async forTask(taskId) {
-        const found = await rows<{
-          id: number;
-          task_id: string | null;
-          operation_id: number | null;
-          type: string;
-          data: string;
-          at: number;
-        }>("SELECT * FROM events WHERE task_id = $1 ORDER BY id", [taskId]);
-        return found.map((r) => ({
-          id: r.id,
-          taskId: r.task_id,
-          operationId: r.operation_id,
-          type: r.type,
-          data: JSON.parse(r.data) as Record<string, unknown>,
-          at: r.at,
-        }));
+        return (await rows<EventRow>("SELECT * FROM events WHERE task_id = $1 ORDER BY id", [taskId])).map(
+          toEvent,
+        );
       },
     },
 

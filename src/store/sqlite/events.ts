@@ -1,21 +1,12 @@
 import type { StoredEvent } from "../store.js";
+import { toEvent, type EventRow } from "../rows.js";
 import type { Db } from "./open-database.js";
 
 export function createEventStore(db: Db, now: () => number) {
   const insert = db.prepare<[string | null, number | null, string, string, number]>(
     "INSERT INTO events (task_id, operation_id, type, data, at) VALUES (?, ?, ?, ?, ?)",
   );
-  const forTask = db.prepare<
-    [string],
-    {
-      id: number;
-      task_id: string | null;
-      operation_id: number | null;
-      type: string;
-      data: string;
-      at: number;
-    }
-  >("SELECT * FROM events WHERE task_id = ? ORDER BY id");
+  const forTask = db.prepare<[string], EventRow>("SELECT * FROM events WHERE task_id = ? ORDER BY id");
   const countType = db.prepare<[string], { n: number }>("SELECT count(*) AS n FROM events WHERE type = ?");
   return {
     count(type: string): number {
@@ -29,14 +20,7 @@ export function createEventStore(db: Db, now: () => number) {
       insert.run(refs.taskId ?? null, refs.operationId ?? null, type, JSON.stringify(data), now());
     },
     forTask(taskId: string): StoredEvent[] {
-      return forTask.all(taskId).map((r) => ({
-        id: r.id,
-        taskId: r.task_id,
-        operationId: r.operation_id,
-        type: r.type,
-        data: JSON.parse(r.data) as Record<string, unknown>,
-        at: r.at,
-      }));
+      return forTask.all(taskId).map(toEvent);
     },
   };
 }
