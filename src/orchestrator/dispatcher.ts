@@ -108,8 +108,9 @@ export class Dispatcher {
     }
     await store.operations.releaseAllWaiting();
     this.schedulePump();
-    // Started: the first pass has looked at every server.
-    while (this.pumpQueued || this.pumping) await (this.pumping ?? new Promise((r) => setImmediate(r)));
+    // Started once the first pass (it begins on the immediate queued just before) is done.
+    await new Promise((resolve) => setImmediate(resolve));
+    await this.pumping;
   }
 
   /**
