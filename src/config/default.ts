@@ -24,7 +24,7 @@ export function localServerEntry(name: string): string {
   return path.join(packageDir, "dist", "src", "servers", `${name}.js`);
 }
 
-type Defaults = Omit<ServerConfig, "name">;
+type Defaults = Omit<ServerConfig, "name" | "url" | "headers" | "transport">;
 
 /** What sets one role's server apart; the rest is shared (see `defaultServers`). */
 interface Role {

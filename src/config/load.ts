@@ -216,8 +216,27 @@ function completeServers(
       args: given.args ?? (ownProcess ? [] : d.args),
       env: given.env ?? (ownProcess ? {} : d.env),
       cwd: given.cwd ?? (ownProcess ? undefined : d.cwd),
+      url: given.url,
+      headers: given.headers ?? {},
+      transport: given.transport,
       settings: { ...d.settings, ...given.settings },
     };
+    if (given.url !== undefined) {
+      if (ownProcess) {
+        throw new ConfigError(
+          `servers.${name}.url: give either a url (a hosted server) or a command (a local one), not both`,
+        );
+      }
+      if (!/^https?:\/\/[^/]/.test(given.url)) {
+        throw new ConfigError(
+          `servers.${name}.url: expected an http:// or https:// URL, got ${maskUrlCredentials(given.url)}`,
+        );
+      }
+    } else if (Object.keys(given.headers ?? {}).length > 0 || given.transport !== undefined) {
+      throw new ConfigError(
+        `servers.${name}.${given.headers ? "headers" : "transport"}: only for a server given by url`,
+      );
+    }
   }
   const calendar = servers.calendar;
   const caldavGiven = calendar.settings.caldav;
@@ -324,11 +343,21 @@ export function printableConfig(config: Config, env: NodeJS.ProcessEnv = process
   const printed = {
     ...(clean({ ...rest, store, security: securityFile, notifications: { telegram } }, "") as object),
     servers: Object.fromEntries(
-      Object.values(servers).map(({ name, env: serverEnv, ...server }) => [
+      Object.values(servers).map(({ name, env: serverEnv, headers, ...server }) => [
         name,
         {
-          ...(clean(server, "") as object),
-          env: Object.fromEntries(Object.entries(serverEnv).map(([k, v]) => [k, envValue(k, v)])),
+          // A hosted server has no launch line of ours to print.
+          ...(clean(
+            server.url ? { ...server, command: undefined, args: undefined, cwd: undefined } : server,
+            "",
+          ) as object),
+          ...(server.url
+            ? {}
+            : { env: Object.fromEntries(Object.entries(serverEnv).map(([k, v]) => [k, envValue(k, v)])) }),
+          // Headers carry tokens: their values are never printed.
+          ...(server.url
+            ? { headers: Object.fromEntries(Object.keys(headers).map((k) => [k, masked])) }
+            : {}),
         },
       ]),
     ),
@@ -341,11 +370,13 @@ export function printableConfig(config: Config, env: NodeJS.ProcessEnv = process
 /** Every secret value of a config, for the log mask. */
 export function secretsOf(config: Config): string[] {
   const { telegram } = config.notifications;
-  const fromServers = Object.values(config.servers).flatMap((s) =>
-    Object.entries(s.env)
+  const fromServers = Object.values(config.servers).flatMap((s) => [
+    ...Object.entries(s.env)
       .filter(([k]) => isSecretName(k))
       .map(([, v]) => v),
-  );
+    // Every header value of a hosted server: tokens, whatever the header's name.
+    ...Object.values(s.headers).map((v) => v.replace(/^(Bearer|Basic|Token)\s+/i, "")),
+  ]);
   const storePassword = config.store.url ? decodeURIComponent(new URL(config.store.url).password) : undefined;
   return [
     telegram.bot_token,

@@ -34,6 +34,12 @@ export const serverFileSchema = z.strictObject({
   args: z.array(z.string()).optional(),
   env: z.record(z.string(), z.string()).optional(),
   cwd: z.string().min(1).optional(),
+  /** A hosted server: its MCP endpoint, instead of a launch line. */
+  url: z.string().min(1).optional(),
+  /** Sent with every request to `url` (`${NAME}` reads the environment, for tokens). */
+  headers: z.record(z.string(), z.string()).optional(),
+  /** Without it: Streamable HTTP, falling back to HTTP+SSE when the server answers 4xx. */
+  transport: z.enum(["streamable-http", "sse"]).optional(),
   settings: z.record(z.string(), z.unknown()).optional(),
 });
 
@@ -199,6 +205,10 @@ export interface ServerConfig {
   args: string[];
   env: Record<string, string>;
   cwd?: string | undefined;
+  /** A hosted server's endpoint: reached over HTTP instead of spawned. */
+  url?: string | undefined;
+  headers: Record<string, string>;
+  transport?: "streamable-http" | "sse" | undefined;
   settings: Record<string, unknown>;
 }
 

@@ -7,12 +7,12 @@ import type {
 } from "@modelcontextprotocol/sdk/validation";
 import { AjvJsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/ajv";
 import type { ServerConfig } from "../config/schema.js";
-import { MissingToolsError, ServerUnavailableError, describeError } from "../errors.js";
+import { MissingToolsError, ServerDownError, ServerUnavailableError, describeError } from "../errors.js";
 import type { ToolResult } from "../integrations/integration.js";
 import type { Logger } from "../log.js";
 import { oneAtATime } from "../one-at-a-time.js";
 import { alive, waitForExit } from "./pid-files.js";
-import { openStdio, type OpenTransport, type ServerTransport } from "./transport.js";
+import { httpStatus, openServer, type OpenTransport, type ServerTransport } from "./transport.js";
 
 const stderrLinesPerMinute = 30;
 const stderrLineLimit = 500;
@@ -42,6 +42,8 @@ export class ServerConnection {
   private state: { connected: boolean; lastError?: string; startedAt?: number; pid?: number } = {
     connected: false,
   };
+  /** Why this connection closed its own transport (a hosted server's lost session). */
+  private dropped: string | undefined;
   /** Every process this connection started, so none outlives it. */
   private readonly spawned = new Set<number>();
 
@@ -51,7 +53,7 @@ export class ServerConnection {
     private readonly log: Logger,
     /** Called when the process goes away without our asking. */
     private readonly onExit: (reason: string) => void = () => undefined,
-    private readonly openTransport: OpenTransport = openStdio,
+    private readonly openTransport: OpenTransport = openServer,
   ) {}
 
   get tools(): ReadonlySet<string> {
@@ -82,9 +84,9 @@ export class ServerConnection {
     this.state.lastError = reason;
   }
 
-  private async connect(): Promise<void> {
+  private async connect(fallback = false): Promise<void> {
     const { config } = this;
-    const transport = this.openTransport(config, (chunk) => this.logStderr(chunk));
+    const transport = this.openTransport(config, (chunk) => this.logStderr(chunk), fallback);
     // Roots: none to offer, so each server keeps the folders its configuration gives it.
     // Said as an answer rather than "unsupported": shrimp asks on every file access and
     // logs a stack trace to stderr for each refusal.
@@ -98,8 +100,11 @@ export class ServerConnection {
       this.transport = undefined;
       this.client = undefined;
       this.state.connected = false;
-      this.state.lastError = "the server process exited";
-      this.log.warn({ pid: this.pid }, "server process exited");
+      this.state.lastError =
+        this.dropped ??
+        (this.config.url ? "the connection to the server closed" : "the server process exited");
+      this.dropped = undefined;
+      if (!this.config.url) this.log.warn({ pid: this.pid }, "server process exited");
       this.onExit(this.state.lastError);
     };
     try {
@@ -108,6 +113,21 @@ export class ServerConnection {
       this.toolNames = new Set(listed.tools.map((t) => t.name));
     } catch (error) {
       await transport.close().catch(() => undefined);
+      // A hosted server that refuses Streamable HTTP with a 4xx may speak the older HTTP+SSE.
+      const status = httpStatus(error);
+      if (
+        config.url &&
+        !config.transport &&
+        !fallback &&
+        status !== undefined &&
+        status >= 400 &&
+        status < 500 &&
+        status !== 401 &&
+        status !== 403
+      ) {
+        this.log.info({ status }, "Streamable HTTP refused; trying HTTP+SSE");
+        return this.connect(true);
+      }
       this.state.lastError = describeError(error);
       throw new ServerUnavailableError(config.name, `could not start: ${this.state.lastError}`, {
         cause: error,
@@ -149,8 +169,25 @@ export class ServerConnection {
         this.state.connected = false;
         throw new ServerUnavailableError(this.config.name, "connection closed", { cause: error });
       }
-      throw error;
+      throw await this.sessionLost(error);
     }
+  }
+
+  /**
+   * A hosted server that forgot our session (HTTP 404: it restarted) or stopped answering:
+   * the session is closed, so the supervisor opens a new one with its backoff (the SDK
+   * would keep sending the old session id). The call did not reach the server.
+   */
+  private async sessionLost(error: unknown): Promise<unknown> {
+    if (!this.config.url || !this.transport) return error;
+    const status = httpStatus(error);
+    const refused = /ECONNREFUSED|ECONNRESET|fetch failed/.test(describeError(error));
+    if (status !== 404 && !refused) return error;
+    const reason = status === 404 ? "the server forgot the session (HTTP 404)" : "the server does not answer";
+    this.log.warn({ reason }, "hosted server lost; opening a new session");
+    this.dropped = reason;
+    await this.transport.close().catch(() => undefined);
+    return new ServerDownError(this.config.name, reason, { cause: error });
   }
 
   /** An MCP ping with our own timeout: answers only if the process reads and writes stdio. */
@@ -159,7 +196,11 @@ export class ServerConnection {
     if (!client || !this.connected) {
       throw new ServerUnavailableError(this.config.name, this.lastError ?? "not connected");
     }
-    await whileRunning(signal, (scoped) => client.ping({ signal: scoped, timeout: timeoutMs }));
+    try {
+      await whileRunning(signal, (scoped) => client.ping({ signal: scoped, timeout: timeoutMs }));
+    } catch (error) {
+      throw await this.sessionLost(error);
+    }
   }
 
   /** Closes stdin, then SIGTERM, then SIGKILL (the SDK's transport does the escalation). */
