@@ -1,6 +1,7 @@
 import pg from "pg";
 import { TaskfanError, maskUrlCredentials } from "../errors.js";
 import { migratePostgres } from "./postgres/migrate.js";
+import { atomic } from "./postgres/queries.js";
 import { openDatabase } from "./sqlite/open-database.js";
 
 /** What moves, in an order the foreign keys accept. */
@@ -39,9 +40,7 @@ export async function copySqliteToPostgres(sqliteFile: string, url: string): Pro
   pool.on("error", () => undefined);
   try {
     await migratePostgres(pool);
-    const client = await pool.connect();
-    try {
-      await client.query("BEGIN");
+    return await atomic(pool, async (client) => {
       const present: Partial<Record<Table, number>> = {};
       for (const table of tables) {
         const { rows } = await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`);
@@ -82,14 +81,8 @@ export async function copySqliteToPostgres(sqliteFile: string, url: string): Pro
           `SELECT setval(pg_get_serial_sequence('${table}', 'id'), coalesce(max(id), 1), max(id) IS NOT NULL) FROM ${table}`,
         );
       }
-      await client.query("COMMIT");
       return copied;
-    } catch (error) {
-      await client.query("ROLLBACK").catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+    });
   } finally {
     db.close();
     await pool.end();

@@ -2,6 +2,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type pg from "pg";
 import { packageDir } from "../../package-dir.js";
+import { atomic } from "./queries.js";
 
 export const postgresMigrationsDir = path.join(packageDir, "migrations", "postgres");
 
@@ -17,9 +18,7 @@ export async function migratePostgres(pool: pg.Pool, dir = postgresMigrationsDir
   const files = readdirSync(dir)
     .filter((f) => /^\d{4}_[\w-]+\.sql$/.test(f))
     .sort();
-  const client = await pool.connect();
-  try {
-    await client.query("BEGIN");
+  return atomic(pool, async (client) => {
     await client.query("SELECT pg_advisory_xact_lock($1)", [migrationLock]);
     await client.query(
       `CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -37,12 +36,6 @@ export async function migratePostgres(pool: pg.Pool, dir = postgresMigrationsDir
       await client.query("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", [version, file]);
       applied.push(version);
     }
-    await client.query("COMMIT");
     return applied;
-  } catch (error) {
-    await client.query("ROLLBACK").catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
+  });
 }

@@ -2,6 +2,7 @@ import pg from "pg";
 import { StoreUnavailableError, maskUrlCredentials } from "../../errors.js";
 import { StoreHealth, type StoreFault } from "../store-health.js";
 import type { Store, StoreQueries } from "../store.js";
+import { wrapMethods } from "../wrap-methods.js";
 import { listen } from "./listener.js";
 import { migratePostgres } from "./migrate.js";
 import { queriesOn } from "./queries.js";
@@ -191,20 +192,13 @@ function reported(error: unknown, health: StoreHealth): unknown {
 
 /** `queries` with every call's store fault reported and turned into StoreUnavailableError. */
 function guarded<T extends object>(queries: T, health: StoreHealth): T {
-  return Object.fromEntries(
-    Object.entries(queries).map(([name, value]) => [
-      name,
-      typeof value === "function"
-        ? async (...args: unknown[]) => {
-            try {
-              return await (value as (...a: unknown[]) => Promise<unknown>)(...args);
-            } catch (error) {
-              throw reported(error, health);
-            }
-          }
-        : guarded(value as object, health),
-    ]),
-  ) as T;
+  return wrapMethods(queries, (method) => async (...args) => {
+    try {
+      return await method(...args);
+    } catch (error) {
+      throw reported(error, health);
+    }
+  }) as T;
 }
 
 /** A deadlock or a serialization failure: the transaction may simply run again. */

@@ -1,5 +1,6 @@
 import { asStoreError, StoreHealth } from "../store-health.js";
 import type { Store, StoreQueries } from "../store.js";
+import { wrapMethods } from "../wrap-methods.js";
 import { createAlertStore } from "./alerts.js";
 import { createBotStateStore } from "./bot-state.js";
 import { createDispatcherStore } from "./dispatchers.js";
@@ -146,13 +147,11 @@ type Settled<T> = {
 };
 
 function settled<T extends object>(sync: T): Settled<T> {
-  return Object.fromEntries(
-    Object.entries(sync).map(([name, value]) => [
-      name,
-      typeof value === "function"
-        ? (...args: unknown[]) => call(() => (value as (...a: unknown[]) => unknown)(...args))
-        : settled(value as object),
-    ]),
+  return wrapMethods(
+    sync,
+    (method) =>
+      (...args) =>
+        call(() => method(...args)),
   ) as Settled<T>;
 }
 
