@@ -11,6 +11,8 @@ export interface Harness {
   core: Core;
   started: OperationEvent[];
   finished: OperationEvent[];
+  /** The first done operation of `taskId` on `server`, whenever it happened. */
+  doneOn(taskId: string, server: string, timeoutMs: number): Promise<OperationEvent>;
   stop(): Promise<void>;
 }
 
@@ -37,6 +39,24 @@ export async function startHarness(
     core,
     started,
     finished,
+    doneOn(taskId, server, timeoutMs) {
+      const match = (e: OperationEvent) => e.taskId === taskId && e.server === server;
+      const seen = finished.find((e) => match(e) && !e.error);
+      if (seen) return Promise.resolve(seen);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          core.orchestrator.off("operation.done", listener);
+          reject(new Error(`${server} did not finish ${taskId} within ${timeoutMs} ms`));
+        }, timeoutMs);
+        const listener = (e: OperationEvent) => {
+          if (!match(e)) return;
+          clearTimeout(timer);
+          core.orchestrator.off("operation.done", listener);
+          resolve(e);
+        };
+        core.orchestrator.on("operation.done", listener);
+      });
+    },
     async stop() {
       await core.close(5000);
       tmp.remove();

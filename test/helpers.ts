@@ -8,7 +8,13 @@ import { pino } from "pino";
 import { completeConfig } from "../src/config/load.js";
 import { serverNames, type Config, type ConfigFile } from "../src/config/schema.js";
 
-export const silentLog = pino({ level: "silent" });
+/**
+ * Silent, unless `TEST_LOG` names a file: then every core a test starts logs there at debug
+ * (to read why a test failed).
+ */
+export const silentLog = process.env.TEST_LOG
+  ? pino({ level: "debug" }, pino.destination({ dest: process.env.TEST_LOG, append: true, sync: true }))
+  : pino({ level: "silent" });
 
 /** A fresh folder under the OS temp dir, removed by the returned function. */
 export function tempDir(prefix = "taskfan-test-"): { dir: string; remove: () => void } {

@@ -93,8 +93,10 @@ describe("a hosted server that restarts", () => {
         const reconnected = once(h.core.fleet, "restarted");
         const second = await h.core.orchestrator.createTask({ title: "after the restart" });
         await reconnected;
-        const view = await h.core.orchestrator.waitForSettled(second, 60_000);
-        expect(view?.task.status).toBe("done");
+        // Until the new session is open the task may be "partial, waiting for git": wait
+        // for git's operation itself.
+        await h.doneOn(second, "git", 60_000);
+        expect((await h.core.orchestrator.getTask(second))?.task.status).toBe("done");
         const records = recordsPerServer(dataDir, [first, second]);
         expect(records.get(first)?.git).toBe(1);
         expect(records.get(second)?.git).toBe(1);
