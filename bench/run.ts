@@ -122,7 +122,7 @@ async function rawFleet(config: Config) {
   const members = await Promise.all(
     servers.map(async (s: ServerConfig) => {
       // Spawned the way taskfan spawns it, its stderr drained and dropped.
-      const transport = openStdio(s, () => undefined);
+      const transport = openStdio(s, { onStderr: () => undefined, onRetryAfter: () => undefined });
       // The same client capabilities as taskfan's (roots answered with none), so the floor
       // differs from taskfan by the store and the policies only.
       const client = new Client(

@@ -17,7 +17,8 @@ export function formatHealth(
     const ms = s.lastResponseMs === undefined ? "—" : `${Math.round(s.lastResponseMs)} ms`;
     const breaker = s.breaker === "closed" ? "" : t("health-breaker", { state: s.breaker });
     const why = s.status === "ONLINE" ? "" : `\n    ${s.reason}`;
-    return `${emoji[s.status]} ${s.server.padEnd(19)} ${s.status} · ${ms}${breaker}${why}`;
+    const where = s.url ? `\n    ${s.transport} ${s.url}` : "";
+    return `${emoji[s.status]} ${s.server.padEnd(19)} ${s.status} · ${ms}${breaker}${where}${why}`;
   });
   const up = servers.filter((s) => s.status === "ONLINE").length;
   const storage = store.ok

@@ -32,12 +32,14 @@ export function formatStats(stats: Stats, activity: readonly number[], t: Transl
     const lat = stats.latency_ms[server];
     const latency = lat?.p50 == null ? "—" : `${Math.round(lat.p50)}/${Math.round(lat.p95 ?? lat.p50)} ms`;
     const err = `${Math.round((stats.error_rates[server] ?? 0) * 100)}%`;
-    return t("stats-server", {
+    const reach = stats.transports[server];
+    const line = t("stats-server", {
       server: server.padEnd(19),
       ops: String(ops).padStart(5),
       err: err.padStart(4),
       latency,
     });
+    return reach?.url ? `${line}\n    ${reach.transport} ${reach.url}` : line;
   });
   return [
     t("stats-tasks", { list: tasks || t("stats-none") }),

@@ -14,6 +14,7 @@ import { databasePath, startCore } from "./core.js";
 import type { TaskView } from "./domain/task.js";
 import { copySqliteToPostgres, describeCopy, TargetNotEmptyError } from "./store/copy.js";
 import { openStore } from "./store/open-store.js";
+import { serveServers } from "./servers/serve-all.js";
 import { formatBanner, startFacts } from "./banner.js";
 import { terminalSafe } from "./terminal.js";
 import { formatInZone } from "./time-zone.js";
@@ -27,6 +28,8 @@ Usage:
   taskfan task <id> [--json]              one task and its per-server state
   taskfan config print                    the effective config, secrets masked
   taskfan store copy --to postgres://…    copy the SQLite store into an empty PostgreSQL
+  taskfan servers serve [--port 8790] [--host 127.0.0.1]
+                                          the ten default servers over Streamable HTTP
 
 Options:
   --config PATH   config file (default: taskfan.config.json, or TASKFAN_CONFIG)
@@ -96,6 +99,8 @@ export async function runCli(
       deadline: { type: "string" },
       tags: { type: "string" },
       to: { type: "string" },
+      port: { type: "string" },
+      host: { type: "string" },
       wait: { type: "string" },
       json: { type: "boolean", default: false },
       verbose: { type: "boolean", short: "v", default: false },
@@ -109,7 +114,7 @@ export async function runCli(
   }
   if (existsSync(".env")) process.loadEnvFile(".env");
   const { config, source } = loadConfig({ configPath: values.config });
-  const quiet = command !== "start";
+  const quiet = command !== "start" && command !== "servers";
   const runs = command === "start" || command === "create";
   const { telegram } = config.notifications;
   const consoleChat = command === "start" && !(telegram.bot_token && telegram.enabled);
@@ -127,6 +132,11 @@ export async function runCli(
   });
 
   switch (command) {
+    case "servers": {
+      if (positionals[1] !== "serve")
+        throw new UsageError("usage: taskfan servers serve [--port P] [--host H]");
+      return serveUntilSignal(config.data_dir, values, io, log);
+    }
     case "store": {
       if (positionals[1] !== "copy") throw new UsageError("usage: taskfan store copy --to postgres://…");
       const to = values.to ?? process.env.DATABASE_URL;
@@ -277,6 +287,42 @@ export async function runCli(
     default:
       throw new UsageError(`unknown command "${command}"\n\n${usage}`);
   }
+}
+
+/** `taskfan servers serve`: prints each role's URL, then serves until SIGINT or SIGTERM. */
+async function serveUntilSignal(
+  dataDir: string,
+  values: { port?: string | undefined; host?: string | undefined },
+  io: { out: NodeJS.WritableStream; err: NodeJS.WritableStream },
+  log: Logger,
+): Promise<number> {
+  const port = values.port === undefined ? 8790 : Number(values.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError("--port takes 0 to 65535");
+  const served = await serveServers({
+    dataDir,
+    host: values.host ?? "127.0.0.1",
+    port,
+    token: process.env.SERVERS_TOKEN || undefined,
+    allowedHosts: (process.env.SERVERS_ALLOWED_HOSTS ?? "")
+      .split(",")
+      .map((h) => h.trim())
+      .filter(Boolean),
+    log,
+  });
+  const lines = Object.entries(served.urls).map(([role, url]) => `  ${role.padEnd(20)} ${url}`);
+  io.out.write(
+    `taskfan servers: ten MCP servers over Streamable HTTP, data in ${dataDir}` +
+      `${process.env.SERVERS_TOKEN ? " (bearer token required)" : ""}\n${lines.join("\n")}\n`,
+  );
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once("SIGINT", resolve);
+    process.once("SIGTERM", resolve);
+  });
+  log.info({ signal }, "stopping the servers");
+  await served.close();
+  io.out.write("taskfan servers: stopped\n");
+  await closeLogger(log);
+  return 0;
 }
 
 /** The entry point of the `taskfan` command. */

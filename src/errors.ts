@@ -97,6 +97,52 @@ export class ServerDownError extends ServerUnavailableError {
   override readonly reached = false;
 }
 
+/**
+ * A hosted server refused our credentials (HTTP 401 or 403). Nothing changes until someone
+ * fixes the headers or the server: no retry now; the connection tries again on its slowest
+ * backoff.
+ */
+export class UnauthorisedError extends ServerDownError {
+  constructor(
+    server: string,
+    readonly status: number,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      server,
+      `unauthorised (HTTP ${status}): the server refused our credentials; check servers.${server}.headers`,
+      options,
+    );
+  }
+}
+
+/**
+ * A hosted server answered a call with HTTP 5xx (it may have acted on it: look before
+ * creating again) or 429 (it did not; wait `retryAfterMs` when it said so).
+ */
+export class HttpRefusalError extends TaskfanError {
+  override readonly retry: RetryAdvice;
+  override readonly reached: boolean;
+  override readonly serverFault: boolean;
+
+  constructor(
+    readonly server: string,
+    readonly status: number,
+    readonly retryAfterMs: number | undefined,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      status === 429
+        ? `${server} is rate limiting us (HTTP 429${retryAfterMs !== undefined ? `, retry after ${Math.ceil(retryAfterMs / 1000)} s` : ""})`
+        : `${server} answered HTTP ${status}`,
+      options,
+    );
+    this.retry = status === 429 ? "later" : "now";
+    this.reached = status !== 429;
+    this.serverFault = status !== 429;
+  }
+}
+
 /** One attempt ran past the server's timeout. It may have reached the server. */
 export class CallTimeoutError extends TaskfanError {
   override readonly retry = "now";

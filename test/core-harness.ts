@@ -2,6 +2,7 @@ import path from "node:path";
 import type { Config, ConfigFile } from "../src/config/schema.js";
 import { startCore, type Core } from "../src/core.js";
 import type { OperationEvent } from "../src/orchestrator/orchestrator.js";
+import type { Logger } from "../src/log.js";
 import type { Store } from "../src/store/store.js";
 import { silentLog, tempDir, testConfig } from "./helpers.js";
 
@@ -23,15 +24,32 @@ export interface Harness {
 export async function startHarness(
   file: ConfigFile = {},
   dataDir?: string,
-  options: { store?: Store } = {},
+  options: { store?: Store; log?: Logger } = {},
 ): Promise<Harness> {
   const tmp = dataDir ? { dir: dataDir, remove: () => undefined } : tempDir();
   const config = testConfig(path.join(tmp.dir, "data"), file);
-  const core = await startCore(config, silentLog, options.store ? { store: options.store } : {});
+  const core = await startCore(
+    config,
+    options.log ?? silentLog,
+    options.store ? { store: options.store } : {},
+  );
   const started: OperationEvent[] = [];
   const finished: OperationEvent[] = [];
   core.orchestrator.on("operation.started", (e) => started.push(e));
-  core.orchestrator.on("operation.done", (e) => finished.push(e));
+  const waiters = new Set<{
+    match: (e: OperationEvent) => boolean;
+    resolve: (e: OperationEvent) => void;
+    timer: NodeJS.Timeout;
+  }>();
+  core.orchestrator.on("operation.done", (e) => {
+    finished.push(e);
+    for (const w of waiters) {
+      if (!w.match(e)) continue;
+      clearTimeout(w.timer);
+      waiters.delete(w);
+      w.resolve(e);
+    }
+  });
   core.orchestrator.on("operation.failed", (e) => finished.push(e));
   return {
     dir: tmp.dir,
@@ -40,21 +58,19 @@ export async function startHarness(
     started,
     finished,
     doneOn(taskId, server, timeoutMs) {
-      const match = (e: OperationEvent) => e.taskId === taskId && e.server === server;
-      const seen = finished.find((e) => match(e) && !e.error);
+      const match = (e: OperationEvent) => e.taskId === taskId && e.server === server && !e.error;
+      const seen = finished.find(match);
       if (seen) return Promise.resolve(seen);
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => {
-          core.orchestrator.off("operation.done", listener);
-          reject(new Error(`${server} did not finish ${taskId} within ${timeoutMs} ms`));
-        }, timeoutMs);
-        const listener = (e: OperationEvent) => {
-          if (!match(e)) return;
-          clearTimeout(timer);
-          core.orchestrator.off("operation.done", listener);
-          resolve(e);
+        const waiter = {
+          match,
+          resolve,
+          timer: setTimeout(() => {
+            waiters.delete(waiter);
+            reject(new Error(`${server} did not finish ${taskId} within ${timeoutMs} ms`));
+          }, timeoutMs),
         };
-        core.orchestrator.on("operation.done", listener);
+        waiters.add(waiter);
       });
     },
     async stop() {

@@ -47,7 +47,7 @@ export function renderStatusPage(
       (h) =>
         `<tr class="server"><td>${dot(h.status)} ${esc(h.server)}</td><td>${h.status}</td><td>${
           h.lastResponseMs === undefined ? "—" : `${Math.round(h.lastResponseMs)} ms`
-        }</td><td>${esc(h.breaker)}</td><td class="err">${h.status === "ONLINE" ? "" : esc(h.reason)}</td></tr>`,
+        }</td><td>${esc(h.breaker)}</td><td>${esc(h.url ? `${h.transport} ${h.url}` : h.transport)}</td><td class="err">${h.status === "ONLINE" ? "" : esc(h.reason)}</td></tr>`,
     )
     .join("\n");
   const names = health.map((h) => h.server);
@@ -85,7 +85,7 @@ th,td{padding:.3rem .5rem;border-bottom:1px solid #e5e7eb;text-align:left;vertic
 ${storage}
 <p>${online} of ${health.length} servers online · ${esc(now.toISOString())}</p>
 <h2>Servers</h2>
-<div class="scroll"><table id="servers"><thead><tr><th>Server</th><th>Status</th><th>Response</th><th>Breaker</th><th>Last error</th></tr></thead>
+<div class="scroll"><table id="servers"><thead><tr><th>Server</th><th>Status</th><th>Response</th><th>Breaker</th><th>Transport</th><th>Last error</th></tr></thead>
 <tbody>
 ${serverRows}
 </tbody></table></div>

@@ -8,6 +8,7 @@ import {
   ServerUnavailableError,
   MalformedReplyError,
   ToolFailedError,
+  UnauthorisedError,
   describeError,
 } from "../errors.js";
 import { textOf, type CallTool, type Integration } from "../integrations/integration.js";
@@ -15,6 +16,7 @@ import type { Logger } from "../log.js";
 import { createServerPolicy, isServerFault, type ServerPolicy } from "./policy.js";
 import { reapLeftovers, writePidFile } from "./pid-files.js";
 import { ServerConnection } from "./server-connection.js";
+import { shownUrl, type TransportKind } from "./transport.js";
 import { defaultRestart, Supervisor, type RestartOptions } from "./supervisor.js";
 
 export type { RestartOptions };
@@ -207,7 +209,8 @@ export class Fleet extends EventEmitter<FleetEvents> {
       }
       m.supervisor.started();
     } catch (error) {
-      m.supervisor.startFailed();
+      // Refused credentials do not heal by themselves: the slowest backoff, not a storm.
+      m.supervisor.startFailed(error instanceof UnauthorisedError);
       throw error;
     }
   }
@@ -239,6 +242,13 @@ export class Fleet extends EventEmitter<FleetEvents> {
         };
       }
     }
+    if (m.connection.rateLimitedUntil > t) {
+      return {
+        ok: false,
+        reason: "rate limited by the server (HTTP 429)",
+        retryAt: m.connection.rateLimitedUntil,
+      };
+    }
     if (!m.connection.connected && m.supervisor.blockedUntil > t) {
       return {
         ok: false,
@@ -247,6 +257,13 @@ export class Fleet extends EventEmitter<FleetEvents> {
       };
     }
     return { ok: true };
+  }
+
+  /** How the server is reached: its transport, and a hosted server's URL without secrets. */
+  reach(server: ServerName): { transport: TransportKind; url?: string } {
+    const m = this.member(server);
+    const url = m.config.url;
+    return { transport: m.connection.transportKind, ...(url ? { url: shownUrl(url) } : {}) };
   }
 
   breakerState(server: ServerName): BreakerState {

@@ -7,12 +7,27 @@ import type {
 } from "@modelcontextprotocol/sdk/validation";
 import { AjvJsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/ajv";
 import type { ServerConfig } from "../config/schema.js";
-import { MissingToolsError, ServerDownError, ServerUnavailableError, describeError } from "../errors.js";
+import {
+  HttpRefusalError,
+  MissingToolsError,
+  ServerDownError,
+  ServerUnavailableError,
+  UnauthorisedError,
+  describeError,
+} from "../errors.js";
 import type { ToolResult } from "../integrations/integration.js";
 import type { Logger } from "../log.js";
 import { oneAtATime } from "../one-at-a-time.js";
 import { alive, waitForExit } from "./pid-files.js";
-import { httpStatus, openServer, type OpenTransport, type ServerTransport } from "./transport.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import {
+  httpStatus,
+  openServer,
+  transportOf,
+  type OpenTransport,
+  type ServerTransport,
+  type TransportKind,
+} from "./transport.js";
 
 const stderrLinesPerMinute = 30;
 const stderrLineLimit = 500;
@@ -42,10 +57,14 @@ export class ServerConnection {
   private state: { connected: boolean; lastError?: string; startedAt?: number; pid?: number } = {
     connected: false,
   };
+  private kind: TransportKind;
   /** Why this connection closed its own transport (a hosted server's lost session). */
   private dropped: string | undefined;
   /** Every process this connection started, so none outlives it. */
   private readonly spawned = new Set<number>();
+  /** The Retry-After of the server's last 429, and until when it asked us to wait. */
+  private retryAfter: number | undefined;
+  private limitedUntil = 0;
 
   constructor(
     readonly config: ServerConfig,
@@ -54,7 +73,14 @@ export class ServerConnection {
     /** Called when the process goes away without our asking. */
     private readonly onExit: (reason: string) => void = () => undefined,
     private readonly openTransport: OpenTransport = openServer,
-  ) {}
+  ) {
+    this.kind = transportOf(config);
+  }
+
+  /** The transport in use (after a fallback, "sse"), or the one to try first. */
+  get transportKind(): TransportKind {
+    return this.kind;
+  }
 
   get tools(): ReadonlySet<string> {
     return this.toolNames;
@@ -79,6 +105,11 @@ export class ServerConnection {
     return this.state.pid;
   }
 
+  /** Until when a hosted server asked us not to call (HTTP 429 with Retry-After); 0 if not. */
+  get rateLimitedUntil(): number {
+    return this.limitedUntil;
+  }
+
   /** Records why the server is not running as it should (setup failed, wedged, crash loop). */
   noteFailure(reason: string): void {
     this.state.lastError = reason;
@@ -86,7 +117,11 @@ export class ServerConnection {
 
   private async connect(fallback = false): Promise<void> {
     const { config } = this;
-    const transport = this.openTransport(config, (chunk) => this.logStderr(chunk), fallback);
+    const transport = this.openTransport(
+      config,
+      { onStderr: (chunk) => this.logStderr(chunk), onRetryAfter: (ms) => (this.retryAfter = ms) },
+      fallback,
+    );
     // Roots: none to offer, so each server keeps the folders its configuration gives it.
     // Said as an answer rather than "unsupported": shrimp asks on every file access and
     // logs a stack trace to stderr for each refusal.
@@ -128,6 +163,11 @@ export class ServerConnection {
         this.log.info({ status }, "Streamable HTTP refused; trying HTTP+SSE");
         return this.connect(true);
       }
+      if (config.url && (status === 401 || status === 403)) {
+        const refused = new UnauthorisedError(config.name, status, { cause: error });
+        this.state.lastError = refused.message;
+        throw refused;
+      }
       this.state.lastError = describeError(error);
       throw new ServerUnavailableError(config.name, `could not start: ${this.state.lastError}`, {
         cause: error,
@@ -142,6 +182,7 @@ export class ServerConnection {
     }
     this.client = client;
     this.transport = transport;
+    this.kind = transportOf(config, fallback);
     const pid = transport.pid ?? undefined;
     if (pid !== undefined) this.spawned.add(pid);
     this.state = { connected: true, startedAt: Date.now(), ...(pid !== undefined ? { pid } : {}) };
@@ -181,6 +222,18 @@ export class ServerConnection {
   private async sessionLost(error: unknown): Promise<unknown> {
     if (!this.config.url || !this.transport) return error;
     const status = httpStatus(error);
+    if (status === 429 || (status !== undefined && status >= 500)) {
+      const wait = status === 429 ? this.retryAfter : undefined;
+      if (wait !== undefined) this.limitedUntil = Date.now() + wait;
+      return new HttpRefusalError(this.config.name, status, wait, { cause: error });
+    }
+    if (status === 401 || status === 403) {
+      const refused = new UnauthorisedError(this.config.name, status, { cause: error });
+      this.log.warn({ status }, "hosted server refused our credentials; closing the session");
+      this.dropped = refused.message;
+      await this.transport.close().catch(() => undefined);
+      return refused;
+    }
     const refused = /ECONNREFUSED|ECONNRESET|fetch failed/.test(describeError(error));
     if (status !== 404 && !refused) return error;
     const reason = status === 404 ? "the server forgot the session (HTTP 404)" : "the server does not answer";
@@ -211,7 +264,14 @@ export class ServerConnection {
     this.transport = undefined;
     this.client = undefined;
     this.state.connected = false;
-    if (transport) await transport.close().catch(() => undefined);
+    if (transport) {
+      // A hosted server is told the session ended (DELETE), so it can let it go now.
+      if (transport instanceof StreamableHTTPClientTransport) {
+        const ended = transport.terminateSession().catch(() => undefined);
+        await Promise.race([ended, new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
+      }
+      await transport.close().catch(() => undefined);
+    }
     // The transport's last resort is SIGKILL without waiting; and a process from an earlier
     // start may linger: make sure every one of them is gone.
     if (pid !== undefined) await waitForExit(pid, 3000);

@@ -79,9 +79,11 @@ export class Supervisor {
     this.nextStartAt = 0;
   }
 
-  /** A start failed: the next one waits a step longer. Returns that wait. */
-  startFailed(): number {
-    this.backoffStep += 1;
+  /** A start failed: the next one waits a step longer (or the longest, `slowest`). Returns that wait. */
+  startFailed(slowest = false): number {
+    this.backoffStep = slowest
+      ? Math.ceil(Math.log2(this.options.maxDelayMs / 1000)) + 1
+      : this.backoffStep + 1;
     const delay = this.delay();
     this.nextStartAt = this.now() + delay;
     return delay;

@@ -1,12 +1,17 @@
 import { EventEmitter } from "node:events";
 import type { Config, ServerName } from "../config/schema.js";
 import type { BreakerState, Fleet } from "../fleet/fleet.js";
+import type { TransportKind } from "../fleet/transport.js";
 import type { Logger } from "../log.js";
 import { oneAtATime } from "../one-at-a-time.js";
 import { rateHealth, type HealthStatus, type Rating } from "./health-rules.js";
 
 export interface ServerHealth extends Rating {
   server: ServerName;
+  /** How taskfan reaches it: a stdio child, Streamable HTTP, or HTTP+SSE. */
+  transport: TransportKind;
+  /** A hosted server's URL without credentials or query. */
+  url?: string;
   breaker: BreakerState;
   lastResponseMs: number | undefined;
   lastError: string | undefined;
@@ -86,6 +91,7 @@ export class HealthMonitor extends EventEmitter<HealthEvents> {
     const rating = rateHealth(
       {
         connected: this.fleet.connected(server),
+        hosted: this.fleet.config(server).url !== undefined,
         crashLooping: this.fleet.crashLooping(server),
         breaker: this.fleet.breakerState(server),
         // Between probes, the last probe's verdict stands (a restart clears it).
@@ -101,6 +107,7 @@ export class HealthMonitor extends EventEmitter<HealthEvents> {
     const health: ServerHealth = {
       ...rating,
       server,
+      ...this.fleet.reach(server),
       breaker: this.fleet.breakerState(server),
       lastResponseMs: samples.at(-1)?.ms,
       lastError: this.fleet.lastError(server),

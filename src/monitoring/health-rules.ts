@@ -4,6 +4,8 @@ export type HealthStatus = "ONLINE" | "DEGRADED" | "ERROR";
 
 export interface HealthFacts {
   connected: boolean;
+  /** Reached over HTTP (not a child process of ours). */
+  hosted?: boolean;
   crashLooping: boolean;
   breaker: BreakerState;
   /** The latest probe, if one ran. */
@@ -55,7 +57,10 @@ export function rateHealth(facts: HealthFacts, limits: HealthThresholds): Rating
   });
 
   if (facts.crashLooping) return rate("ERROR", facts.lastError ?? "crash loop");
-  if (!facts.connected) return rate("ERROR", `process not running: ${facts.lastError ?? "not connected"}`);
+  if (!facts.connected) {
+    const what = facts.hosted ? "not connected" : "process not running";
+    return rate("ERROR", `${what}: ${facts.lastError ?? "not connected"}`);
+  }
   if (facts.breaker === "open" || facts.breaker === "isolated") return rate("ERROR", "circuit breaker open");
   if (facts.probe && !facts.probe.ok) return rate("ERROR", `probe failed: ${facts.probe.error}`);
   if (facts.breaker === "half-open") return rate("DEGRADED", "circuit breaker half-open");

@@ -1,5 +1,6 @@
 import type { ServerName } from "../config/schema.js";
 import type { Fleet } from "../fleet/fleet.js";
+import type { TransportKind } from "../fleet/transport.js";
 import type { TaskStatus } from "../domain/task.js";
 import type { Store } from "../store/store.js";
 import type { HealthMonitor, ServerHealth } from "./health-monitor.js";
@@ -14,6 +15,8 @@ export interface Stats {
   queue_size: number;
   tasks_by_status: Partial<Record<TaskStatus, number>>;
   restarts: Record<string, number>;
+  /** How each server is reached, and a hosted one's URL without credentials. */
+  transports: Record<string, { transport: TransportKind; url?: string }>;
   drift_repairs: number;
   uptime_s: number;
 }
@@ -37,6 +40,7 @@ export async function collectStats(deps: {
   const errorRates: Stats["error_rates"] = {};
   const latency: Stats["latency_ms"] = {};
   const restarts: Stats["restarts"] = {};
+  const transports: Stats["transports"] = {};
   // Read together: a store with a pool of connections answers them side by side.
   const recent = await Promise.all(
     fleet.names.map((server) => store.operations.recentDurations(server, 1000)),
@@ -48,6 +52,7 @@ export async function collectStats(deps: {
     const durations = recent[i]!;
     latency[server] = { p50: percentile(durations, 0.5) ?? null, p95: percentile(durations, 0.95) ?? null };
     restarts[server] = fleet.restarts(server as ServerName);
+    transports[server] = fleet.reach(server as ServerName);
   }
   return {
     server_health: statuses,
@@ -58,6 +63,7 @@ export async function collectStats(deps: {
     queue_size: await store.operations.queueSize(),
     tasks_by_status: await store.tasks.countByStatus(),
     restarts,
+    transports,
     drift_repairs: await store.events.count("operation.drift"),
     uptime_s: Math.round(((deps.now ?? Date.now()) - deps.startedAt) / 1000),
   };

@@ -8,7 +8,7 @@ import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, write
 import path from "node:path";
 import { z } from "zod";
 import { dataDirFromEnv } from "./json-file.js";
-import { McpServer, json, serveStdio, toolError } from "./run-server.js";
+import { json, ToolSet, toolError, serve } from "./run-server.js";
 
 interface BackupMeta {
   timestamp: string;
@@ -23,7 +23,7 @@ interface BackupMeta {
 
 const root = path.join(dataDirFromEnv(), "backups");
 mkdirSync(root, { recursive: true });
-const server = new McpServer({ name: "backup", version: "0.1.0" });
+const server = new ToolSet({ name: "backup", version: "0.1.0" });
 
 function folderKey(folder: string): string {
   return folder.replace(/[^A-Za-z0-9._-]+/g, "_").replace(/^_+/, "");
@@ -126,4 +126,4 @@ server.registerTool(
   },
 );
 
-await serveStdio(server);
+await serve(server);

@@ -7,7 +7,7 @@ import { randomUUID } from "node:crypto";
 import path from "node:path";
 import { z } from "zod";
 import { JsonFile, dataDirFromEnv } from "./json-file.js";
-import { McpServer, json, serveStdio, text, toolError } from "./run-server.js";
+import { json, ToolSet, text, toolError, serve } from "./run-server.js";
 
 const statuses = ["NEEDS-ACTION", "COMPLETED", "IN-PROCESS", "CANCELLED"] as const;
 
@@ -25,7 +25,7 @@ const store = new JsonFile<{ calendars: Record<string, Todo[]> }>(
   path.join(dataDirFromEnv(), "calendar.json"),
   () => ({ calendars: {} }),
 );
-const server = new McpServer({ name: "calendar", version: "0.1.0" });
+const server = new ToolSet({ name: "calendar", version: "0.1.0" });
 const isoDate = z.string().datetime({ offset: true });
 
 server.registerTool("list-calendars", { description: "List the calendars.", inputSchema: {} }, () =>
@@ -110,4 +110,4 @@ server.registerTool(
   },
 );
 
-await serveStdio(server);
+await serve(server);

@@ -7,7 +7,7 @@ import { randomUUID } from "node:crypto";
 import path from "node:path";
 import { z } from "zod";
 import { JsonFile, dataDirFromEnv } from "./json-file.js";
-import { McpServer, json, serveStdio } from "./run-server.js";
+import { json, ToolSet, serve } from "./run-server.js";
 
 interface DeltaTask {
   id: string;
@@ -27,7 +27,7 @@ const efforts = [1, 2, 3, 5, 8, 13, 21];
 const store = new JsonFile<{ tasks: DeltaTask[] }>(path.join(dataDirFromEnv(), "tasks.json"), () => ({
   tasks: [],
 }));
-const server = new McpServer({ name: "deltatask", version: "0.1.0" });
+const server = new ToolSet({ name: "deltatask", version: "0.1.0" });
 
 function find(id: string): DeltaTask | undefined {
   return store.data.tasks.find((t) => t.id === id);
@@ -180,4 +180,4 @@ server.registerTool("get_statistics", { description: "Task statistics.", inputSc
   });
 });
 
-await serveStdio(server);
+await serve(server);

@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import path from "node:path";
 import { z } from "zod";
 import { JsonFile, dataDirFromEnv } from "./json-file.js";
-import { McpServer, json, serveStdio, toolError } from "./run-server.js";
+import { json, ToolSet, toolError, serve } from "./run-server.js";
 
 interface Message {
   id: string;
@@ -42,7 +42,7 @@ const upstream = (() => {
 const store = new JsonFile<{ messages: Message[] }>(path.join(dataDirFromEnv(), "messages.json"), () => ({
   messages: [],
 }));
-const server = new McpServer({ name: "notifications", version: "0.1.0" });
+const server = new ToolSet({ name: "notifications", version: "0.1.0" });
 
 async function forward(m: Message, body: Record<string, unknown>): Promise<void> {
   if (!upstream) return;
@@ -145,4 +145,4 @@ server.registerTool(
   },
 );
 
-await serveStdio(server);
+await serve(server);

@@ -6,7 +6,7 @@ import { randomUUID } from "node:crypto";
 import path from "node:path";
 import { z } from "zod";
 import { JsonFile, dataDirFromEnv } from "./json-file.js";
-import { McpServer, json, serveStdio, toolError } from "./run-server.js";
+import { json, ToolSet, toolError, serve } from "./run-server.js";
 
 interface TrackedTask {
   id: string;
@@ -29,7 +29,7 @@ const store = new JsonFile<{ tasks: TrackedTask[]; entries: TimeEntry[] }>(
   path.join(dataDirFromEnv(), "time-tracker.json"),
   () => ({ tasks: [], entries: [] }),
 );
-const server = new McpServer({ name: "time-tracker", version: "0.1.0" });
+const server = new ToolSet({ name: "time-tracker", version: "0.1.0" });
 
 server.registerTool(
   "toggl_create_task",
@@ -136,4 +136,4 @@ server.registerTool(
   },
 );
 
-await serveStdio(server);
+await serve(server);

@@ -1,13 +1,16 @@
 import type { ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
+import { createServer, request } from "node:http";
+import { connect } from "node:net";
+import { setTimeout } from "node:timers/promises";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { afterAll, describe, expect, it } from "vitest";
 import { defaultServers, npmServerEntry } from "../../src/config/default.js";
 import { completeConfig, printableConfig, secretsOf } from "../../src/config/load.js";
-import { startHarness } from "../core-harness.js";
-import { freePort, spawnTracked, stopSpawned, tempDir, terminate } from "../helpers.js";
+import { faultServerPath, startHarness } from "../core-harness.js";
+import { freePort, onlyServers, spawnTracked, stopSpawned, tempDir, terminate } from "../helpers.js";
 import { onceEverywhere, recordsPerServer } from "../server-records.js";
 
 afterAll(() => stopSpawned());
@@ -68,6 +71,228 @@ describe("a hosted server over HTTP", () => {
       } finally {
         await h.stop();
         await terminate(git.child);
+        remove();
+      }
+    },
+  );
+});
+
+/**
+ * A stdio server behind mcp-proxy on a free port, serving Streamable HTTP at /mcp or the
+ * older HTTP+SSE at /sse; resolves once the port accepts connections.
+ */
+async function proxied(
+  kind: "stream" | "sse",
+  command: string[],
+  env: Record<string, string>,
+): Promise<{ url: string; child: ChildProcess }> {
+  const port = await freePort();
+  const child = spawnTracked(
+    process.execPath,
+    [
+      npmServerEntry("mcp-proxy", "dist/bin/mcp-proxy.mjs"),
+      ...["--host", "127.0.0.1", "--port", String(port), "--server", kind, "--"],
+      ...command,
+    ],
+    { env: { ...process.env, ...env }, stdio: "ignore" },
+  );
+  const exited = once(child, "exit").then(() => {
+    throw new Error("mcp-proxy exited");
+  });
+  while (!(await Promise.race([accepts(port), exited]))) await setTimeout(100);
+  return { url: `http://127.0.0.1:${port}/${kind === "sse" ? "sse" : "mcp"}`, child };
+}
+
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: "127.0.0.1", port });
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}
+
+describe("a hosted server that speaks only the older HTTP+SSE", () => {
+  it("is reached through the fallback, beside servers over stdio", { timeout: 60_000 }, async () => {
+    const { dir, remove } = tempDir();
+    const dataDir = path.join(dir, "data");
+    const memory = defaultServers(dataDir).memory;
+    mkdirSync(path.join(dataDir, "memory"), { recursive: true });
+    const sse = await proxied("sse", [memory.command, ...memory.args], memory.env);
+    const h = await startHarness({ servers: { memory: { url: sse.url } } }, dir);
+    try {
+      const id = await h.core.orchestrator.createTask({ title: "over sse" });
+      expect((await h.core.orchestrator.waitForSettled(id, 30_000))?.task.status).toBe("done");
+      expect(recordsPerServer(dataDir, [id]).get(id)).toEqual(onceEverywhere);
+      const health = await h.core.checkHealth();
+      expect(health.find((s) => s.server === "memory")).toMatchObject({
+        status: "ONLINE",
+        transport: "sse",
+        url: sse.url,
+      });
+      expect(health.find((s) => s.server === "deltatask")?.transport).toBe("stdio");
+    } finally {
+      await h.stop();
+      await terminate(sse.child);
+      remove();
+    }
+  });
+});
+
+describe("a hosted server that hangs", () => {
+  it(
+    "times out each call, opens its breaker after the threshold, and the others carry on",
+    { timeout: 90_000 },
+    async () => {
+      const { dir, remove } = tempDir();
+      const calls = path.join(dir, "calls.txt");
+      const hung = await proxied("stream", [process.execPath, faultServerPath], {
+        FAULT: "hang-n",
+        N: "1000",
+        CALLS_FILE: calls,
+      });
+      const h = await startHarness(
+        {
+          circuit_breaker_threshold: 3,
+          circuit_breaker_half_open_after: 600,
+          servers: onlyServers(["deltatask", "memory"], {
+            deltatask: { url: hung.url, timeout: 0.5, retry_attempts: 2, required: false },
+          }),
+        },
+        dir,
+      );
+      try {
+        const states: string[] = [];
+        h.core.fleet.on("breaker", (e) => states.push(`${e.server}:${e.state}`));
+        const timedOut: string[] = [];
+        h.core.fleet.on("retry", (e) => timedOut.push(e.error));
+        // Three calls, each cut off at 500 ms (the first and two retries): the third fault opens the breaker.
+        const first = await h.core.orchestrator.createTask({ title: "one" });
+        let view = await h.core.orchestrator.waitForSettled(first, 20_000);
+        expect(timedOut).toEqual(["Operation timed out after 500ms", "Operation timed out after 500ms"]);
+        expect(states).toEqual(["deltatask:open"]);
+        let delta = view!.operations.find((o) => o.server === "deltatask")!;
+        expect(delta).toMatchObject({ status: "pending", attempts: 3 });
+        expect(delta.waiting).toMatch(/circuit open/);
+        expect(view!.operations.find((o) => o.server === "memory")?.status).toBe("done");
+        // The next task does not call it at all while the breaker is open.
+        const second = await h.core.orchestrator.createTask({ title: "two" });
+        view = await h.core.orchestrator.waitForSettled(second, 20_000);
+        delta = view!.operations.find((o) => o.server === "deltatask")!;
+        expect(delta).toMatchObject({ status: "pending", attempts: 0 });
+        expect(delta.waiting).toMatch(/circuit open/);
+        expect(view!.operations.find((o) => o.server === "memory")?.status).toBe("done");
+        expect(readFileSync(calls, "utf8").split("\n").filter(Boolean)).toHaveLength(3);
+      } finally {
+        await h.stop();
+        await terminate(hung.child);
+        remove();
+      }
+    },
+  );
+});
+
+/**
+ * An HTTP hop in front of `target` that answers the first `times` tool calls itself with
+ * `status` (and `headers`), and passes everything else on.
+ */
+async function refusingHop(
+  target: string,
+  status: number,
+  headers: Record<string, string>,
+  times: number,
+): Promise<{ url: string; refused: () => number; refusedAt: () => number; close: () => void }> {
+  let refused = 0;
+  let refusedAt = 0;
+  const to = new URL(target);
+  const hop = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      const body = Buffer.concat(chunks);
+      if (refused < times && body.toString().includes('"method":"tools/call"')) {
+        refused += 1;
+        refusedAt = Date.now();
+        res.writeHead(status, { "content-type": "text/plain", ...headers }).end("not now");
+        return;
+      }
+      const upstream = request(
+        { host: to.hostname, port: to.port, path: to.pathname, method: req.method, headers: req.headers },
+        (up) => {
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          up.pipe(res);
+        },
+      );
+      upstream.on("error", () => res.destroy());
+      res.on("close", () => upstream.destroy());
+      upstream.end(body);
+    });
+  });
+  await new Promise<void>((resolve) => hop.listen(0, "127.0.0.1", resolve));
+  const { port } = hop.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${port}/mcp`,
+    refused: () => refused,
+    refusedAt: () => refusedAt,
+    close: () => {
+      hop.closeAllConnections();
+      hop.close();
+    },
+  };
+}
+
+describe("a hosted server that refuses a call for now", () => {
+  it.each([
+    ["429 with Retry-After", 429, { "retry-after": "2" }, /rate limited by the server \(HTTP 429\)/],
+    ["503", 503, {}, undefined],
+  ] as const)(
+    "%s: the call is made again (after the wait it asked for) and the record exists once",
+    { timeout: 60_000 },
+    async (_name, status, headers, waiting) => {
+      const { dir, remove } = tempDir();
+      const dataDir = path.join(dir, "data");
+      const memory = defaultServers(dataDir).memory;
+      mkdirSync(path.join(dataDir, "memory"), { recursive: true });
+      const served = await proxied("stream", [memory.command, ...memory.args], memory.env);
+      const hop = await refusingHop(served.url, status, headers, 1);
+      const h = await startHarness(
+        { servers: onlyServers(["memory"], { memory: { url: hop.url, required: false } }) },
+        dir,
+      );
+      try {
+        const waits: Array<Promise<{ error: string; nextAttemptAt: number }>> = [];
+        h.core.orchestrator.on("operation.waiting", (e) =>
+          waits.push(
+            h.core.orchestrator.getTask(e.taskId).then((v) => ({
+              error: e.error ?? "",
+              nextAttemptAt: v!.operations[0]!.nextAttemptAt,
+            })),
+          ),
+        );
+        const id = await h.core.orchestrator.createTask({ title: `refused with ${status}` });
+        await h.doneOn(id, "memory", 30_000);
+        expect(hop.refused()).toBe(1);
+        const entities = readFileSync(path.join(dataDir, "memory", "memory.jsonl"), "utf8")
+          .split("\n")
+          .filter((l) => l.includes(`"taskfan-task-${id}"`) && l.includes('"type":"entity"'));
+        expect(entities).toHaveLength(1);
+        expect((await h.core.orchestrator.getTask(id))!.operations[0]!.attempts).toBe(2);
+        const parked = await Promise.all(waits);
+        if (waiting) {
+          // Parked until the time the server gave, not retried at once.
+          expect(parked).toHaveLength(1);
+          expect(parked[0]!.error).toMatch(waiting);
+          expect(parked[0]!.nextAttemptAt).toBeGreaterThanOrEqual(hop.refusedAt() + 2000);
+        } else {
+          // A 5xx is retried by the policy at once (after looking for the record first).
+          expect(parked).toEqual([]);
+        }
+      } finally {
+        await h.stop();
+        hop.close();
+        await terminate(served.child);
         remove();
       }
     },

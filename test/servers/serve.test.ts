@@ -1,0 +1,264 @@
+import type { ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { request } from "node:http";
+import path from "node:path";
+import { createInterface } from "node:readline";
+import { pino } from "pino";
+import { afterAll, describe, expect, it } from "vitest";
+import { serverNames, type ConfigFile, type ServerName } from "../../src/config/schema.js";
+import { startHarness } from "../core-harness.js";
+import { startHttpServer } from "../../src/api/http-server.js";
+import { childPids, silentLog, repoRoot, spawnTracked, stopSpawned, tempDir, terminate } from "../helpers.js";
+import { onceEverywhere, recordsPerServer } from "../server-records.js";
+
+afterAll(() => stopSpawned());
+
+interface Served {
+  child: ChildProcess;
+  urls: Record<ServerName, string>;
+  stderr: string[];
+}
+
+/** `taskfan servers serve --port 0` on `dataDir`; resolves with the URLs it prints. */
+async function serve(
+  dataDir: string,
+  env: Record<string, string> = {},
+  args: string[] = [],
+): Promise<Served> {
+  const child = spawnTracked(
+    process.execPath,
+    [path.join(repoRoot, "bin/taskfan.js"), "servers", "serve", "--port", "0", ...args],
+    {
+      env: { ...process.env, DATA_DIR: dataDir, LOG_LEVEL: "info", ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  const stderr: string[] = [];
+  createInterface({ input: child.stderr! }).on("line", (l) => stderr.push(l));
+  const urls = await new Promise<Record<ServerName, string>>((resolve, reject) => {
+    const found: Partial<Record<ServerName, string>> = {};
+    child.once("exit", (code) => reject(new Error(`servers serve exited (${code}): ${stderr.join("\n")}`)));
+    createInterface({ input: child.stdout! }).on("line", (line) => {
+      const m = /^\s+(\S+)\s+(http:\/\/\S+)$/.exec(line);
+      if (m) found[m[1] as ServerName] = m[2]!;
+      if (Object.keys(found).length === serverNames.length) resolve(found as Record<ServerName, string>);
+    });
+  });
+  return { child, urls, stderr };
+}
+
+/** The pid of the backend of `role` under a `servers serve` process. */
+function backendOf(served: Served, entry: string): number {
+  const pid = childPids(served.child.pid!).find((p) => {
+    try {
+      return readFileSync(`/proc/${p}/cmdline`, "utf8").includes(entry);
+    } catch {
+      return false;
+    }
+  });
+  if (pid === undefined) throw new Error(`no backend runs ${entry}`);
+  return pid;
+}
+
+/** Every role at its served URL, with `headers` on each. */
+function overHttp(
+  urls: Record<ServerName, string>,
+  headers: (role: ServerName) => Record<string, string> = () => ({}),
+) {
+  return Object.fromEntries(serverNames.map((r) => [r, { url: urls[r], headers: headers(r) }]));
+}
+
+/** One raw request (node:http, so Host may be anything); resolves with the status. */
+function post(url: string, headers: Record<string, string>): Promise<number> {
+  const body = JSON.stringify({
+    jsonrpc: "2.0",
+    id: 1,
+    method: "initialize",
+    params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } },
+  });
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          accept: "application/json, text/event-stream",
+          ...headers,
+        },
+      },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+        res.destroy();
+      },
+    );
+    req.once("error", reject);
+    req.end(body);
+  });
+}
+
+describe("taskfan servers serve", () => {
+  it(
+    "serves the ten default servers over HTTP: a task reaches each once; SIGTERM stops every one",
+    { timeout: 120_000 },
+    async () => {
+      const { dir, remove } = tempDir();
+      const dataDir = path.join(dir, "data");
+      const served = await serve(dataDir);
+      const backends = childPids(served.child.pid!);
+      expect(backends).toHaveLength(10);
+      // examples/taskfan.http.json names the URLs a default `servers serve` prints (port 8790).
+      const port = new URL(served.urls.deltatask).port;
+      const example = readFileSync(path.join(repoRoot, "examples/taskfan.http.json"), "utf8");
+      const h = await startHarness(JSON.parse(example.replaceAll(":8790/", `:${port}/`)) as ConfigFile, dir);
+      try {
+        expect(h.config.servers.memory.url).toBe(served.urls.memory);
+        expect(h.core.fleet.names.map((s) => h.core.fleet.pid(s))).toEqual(serverNames.map(() => undefined));
+        const ids = await Promise.all(
+          [1, 2, 3].map((n) => h.core.orchestrator.createTask({ title: `served ${n}`, tags: ["http"] })),
+        );
+        for (const id of ids) {
+          expect((await h.core.orchestrator.waitForSettled(id, 60_000))?.task.status).toBe("done");
+        }
+        const records = recordsPerServer(dataDir, ids);
+        for (const id of ids) expect(records.get(id)).toEqual(onceEverywhere);
+        const health = await h.core.checkHealth();
+        expect(health.map((s) => [s.status, s.transport, s.url])).toEqual(
+          serverNames.map((r) => ["ONLINE", "streamable-http", served.urls[r]]),
+        );
+        // The API, /stats and the status page say the same.
+        const api = await startHttpServer(h.core, h.core.metrics, silentLog);
+        try {
+          const apiHealth = (await (await fetch(`${api.url}/api/health`)).json()) as {
+            servers: Array<{ server: string; transport: string; url?: string }>;
+          };
+          expect(apiHealth.servers.find((s) => s.server === "git")).toMatchObject({
+            transport: "streamable-http",
+            url: served.urls.git,
+          });
+          const stats = (await (await fetch(`${api.url}/api/stats`)).json()) as {
+            transports: Record<string, { transport: string; url?: string }>;
+          };
+          expect(stats.transports.memory).toEqual({ transport: "streamable-http", url: served.urls.memory });
+          const page = await (await fetch(`${api.url}/`)).text();
+          expect(page).toContain(`streamable-http ${served.urls.backup}`);
+        } finally {
+          await api.close();
+        }
+      } finally {
+        await h.stop();
+      }
+      expect(await terminate(served.child)).toBe(0);
+      for (const pid of backends) expect(() => process.kill(pid, 0)).toThrow();
+      remove();
+    },
+  );
+
+  it(
+    "a served server killed mid fan-out is started again; taskfan opens a new session; every task once",
+    { timeout: 180_000 },
+    async () => {
+      const { dir, remove } = tempDir();
+      const dataDir = path.join(dir, "data");
+      const served = await serve(dataDir);
+      // The 503s and the lost session open deltatask's breaker; a short half-open delay
+      // keeps the test short.
+      const h = await startHarness(
+        { circuit_breaker_half_open_after: 3, servers: overHttp(served.urls) },
+        dir,
+      );
+      try {
+        const victim = backendOf(served, "deltatask.js");
+        const ids: string[] = [];
+        for (let i = 0; i < 20; i++) ids.push(await h.core.orchestrator.createTask({ title: `kill ${i}` }));
+        // Mid fan-out: once the first deltatask operation is done, its server dies.
+        await h.doneOn(ids[0]!, "deltatask", 60_000);
+        process.kill(victim, "SIGKILL");
+        await Promise.all(ids.map((id) => h.doneOn(id, "deltatask", 120_000)));
+        for (const id of ids) {
+          expect((await h.core.orchestrator.waitForSettled(id, 60_000))?.task.status).toBe("done");
+        }
+        expect(backendOf(served, "deltatask.js")).not.toBe(victim);
+        const records = recordsPerServer(dataDir, ids);
+        for (const id of ids) expect(records.get(id)).toEqual(onceEverywhere);
+      } finally {
+        await h.stop();
+        await terminate(served.child);
+        remove();
+      }
+    },
+  );
+
+  it(
+    "refuses a foreign Host or Origin and a missing token; will not serve off loopback without one",
+    { timeout: 60_000 },
+    async () => {
+      const { dir, remove } = tempDir();
+      const served = await serve(path.join(dir, "data"), { SERVERS_TOKEN: "s3cret-served-token" });
+      try {
+        const url = served.urls.deltatask;
+        const ok = { authorization: "Bearer s3cret-served-token" };
+        expect(await post(url, ok)).toBe(200);
+        expect(await post(url, { ...ok, host: "evil.example.com" })).toBe(403);
+        expect(await post(url, { ...ok, origin: "http://evil.example.com" })).toBe(403);
+        expect(await post(url, { ...ok, origin: new URL(url).origin })).toBe(200);
+        expect(await post(url, {})).toBe(401);
+        expect(await post(url, { authorization: "Bearer wrong" })).toBe(401);
+        expect(await post(url.replace("/deltatask/", "/nothing/"), ok)).toBe(404);
+      } finally {
+        await terminate(served.child);
+      }
+      await expect(serve(path.join(dir, "data"), {}, ["--host", "0.0.0.0"])).rejects.toThrow(
+        /serving on 0\.0\.0\.0 needs SERVERS_TOKEN/,
+      );
+      remove();
+    },
+  );
+
+  it(
+    "a role whose token is refused is ERROR, unauthorised, with an alert; the other nine work; no log line holds the token",
+    { timeout: 120_000 },
+    async () => {
+      const { dir, remove } = tempDir();
+      const dataDir = path.join(dir, "data");
+      const token = "s3cret-served-token-4242";
+      const served = await serve(dataDir, { SERVERS_TOKEN: token });
+      const logFile = path.join(dir, "taskfan.log");
+      const log = pino({ level: "debug" }, pino.destination({ dest: logFile, sync: true }));
+      const wrong = "wrong-token-9191";
+      const h = await startHarness(
+        {
+          servers: overHttp(served.urls, (r) => ({
+            Authorization: `Bearer ${r === "memory" ? wrong : token}`,
+          })),
+        },
+        dir,
+        { log },
+      );
+      try {
+        expect(h.core.started.find((s) => s.server === "memory")).toMatchObject({ ok: false });
+        const id = await h.core.orchestrator.createTask({ title: "all but memory" });
+        await Promise.all(serverNames.filter((r) => r !== "memory").map((r) => h.doneOn(id, r, 60_000)));
+        const memory = (await h.core.checkHealth()).find((s) => s.server === "memory")!;
+        expect(memory.status).toBe("ERROR");
+        expect(memory.reason).toMatch(/unauthorised \(HTTP 401\)/);
+        const alerts = await h.core.store.alerts.open();
+        expect(alerts.filter((a) => a.server === "memory").map((a) => a.kind)).toContain("error");
+        const op = (await h.core.orchestrator.getTask(id))!.operations.find((o) => o.server === "memory")!;
+        expect(op.status).toBe("pending");
+        expect(op.waiting).toMatch(/unauthorised/);
+        // One connection attempt at start, then the slowest backoff: no storm.
+        expect(h.core.fleet.restarts("memory")).toBe(0);
+      } finally {
+        await h.stop();
+        await terminate(served.child);
+      }
+      const written = readFileSync(logFile, "utf8");
+      expect(written).toMatch(/unauthorised/);
+      expect(written).not.toContain(token);
+      expect(written).not.toContain(wrong);
+      remove();
+    },
+  );
+});
