@@ -1,6 +1,6 @@
 /**
  * npm run bench [-- --json] [--full] [--tasks N] [--sequential N] [--warmup N] [--seed N]
- *               [--store sqlite|postgres]
+ *               [--store sqlite|postgres] [--transport stdio|http]
  *
  * Measures, on the embedded default's ten local servers and a fresh DATA_DIR: cold start
  * against the same ten servers started bare, the time until a task is durable, the fan-out
@@ -11,7 +11,9 @@
  * (`--full`: 2 000 tasks a run and 100 one at a time, about a quarter of an hour).
  * Progress goes to stderr. `--store postgres`: the same on PostgreSQL, a fresh database
  * per core on the server DATABASE_URL names (its user may create databases), or on a
- * throwaway cluster this run starts from Debian's package.
+ * throwaway cluster this run starts from Debian's package. `--transport http`: every role
+ * over Streamable HTTP, each data folder's servers served by `taskfan servers serve`'s
+ * front (in this process), and the floor's SDK clients over HTTP too.
  */
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { ListRootsRequestSchema } from "@modelcontextprotocol/sdk/types.js";
@@ -23,8 +25,15 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { completeConfig } from "../src/config/load.js";
 import { defaultDataFolders } from "../src/config/default.js";
-import type { Config, ConfigFile, ServerConfig, ServerName } from "../src/config/schema.js";
-import { openStdio } from "../src/fleet/transport.js";
+import {
+  serverNames,
+  type Config,
+  type ConfigFile,
+  type ServerConfig,
+  type ServerName,
+} from "../src/config/schema.js";
+import { openServer } from "../src/fleet/transport.js";
+import { serveServers, type ServedServers } from "../src/servers/serve-all.js";
 import { createIntegration } from "../src/integrations/index.js";
 import { dependencies, type CallTool, type Integration } from "../src/integrations/integration.js";
 import { createLogger } from "../src/log.js";
@@ -43,6 +52,7 @@ const { values } = parseArgs({
     seed: { type: "string", default: "100000" },
     warmup: { type: "string", default: "5" },
     store: { type: "string", default: "sqlite" },
+    transport: { type: "string", default: "stdio" },
   },
 });
 const throughputTasks = Number(values.tasks ?? (values.full ? 2000 : 600));
@@ -63,6 +73,14 @@ const round = (n: number, d = 1) => Math.round(n * 10 ** d) / 10 ** d;
 
 if (values.store !== "sqlite" && values.store !== "postgres")
   throw new Error("--store is sqlite or postgres");
+if (values.transport !== "stdio" && values.transport !== "http")
+  throw new Error("--transport is stdio or http");
+/** Over HTTP: the served servers of each data folder, stopped with it. */
+const served = new Map<string, ServedServers>();
+async function release(config: Config): Promise<void> {
+  await served.get(config.data_dir)?.close();
+  served.delete(config.data_dir);
+}
 let postgres: { url(db?: string): string; createDatabase(): Promise<string>; remove(): void } | undefined;
 
 /** A store for one core: SQLite under its DATA_DIR, or a fresh PostgreSQL database. */
@@ -89,11 +107,18 @@ async function storeFor(): Promise<ConfigFile["store"]> {
 }
 
 async function freshConfig(root: string, withStore = true): Promise<Config> {
-  const config = completeConfig(
-    { http: { enabled: false }, monitoring_enabled: false, store: withStore ? await storeFor() : {} },
-    { DATA_DIR: path.join(root, "data") },
-    root,
-  );
+  const dataDir = path.join(root, "data");
+  const file: ConfigFile = {
+    http: { enabled: false },
+    monitoring_enabled: false,
+    store: withStore ? await storeFor() : {},
+  };
+  if (values.transport === "http") {
+    const front = await serveServers({ dataDir, host: "127.0.0.1", port: 0, log });
+    served.set(dataDir, front);
+    file.servers = Object.fromEntries(serverNames.map((r) => [r, { url: front.urls[r] }]));
+  }
+  const config = completeConfig(file, { DATA_DIR: dataDir }, root);
   for (const dir of defaultDataFolders(config.data_dir)) mkdirSync(dir, { recursive: true });
   return config;
 }
@@ -121,8 +146,9 @@ async function rawFleet(config: Config) {
   const servers = Object.values(config.servers).filter((s) => s.enabled);
   const members = await Promise.all(
     servers.map(async (s: ServerConfig) => {
-      // Spawned the way taskfan spawns it, its stderr drained and dropped.
-      const transport = openStdio(s, { onStderr: () => undefined, onRetryAfter: () => undefined });
+      // Reached the way taskfan reaches it (a child over stdio, its stderr drained and
+      // dropped, or the served URL over Streamable HTTP).
+      const transport = openServer(s, { onStderr: () => undefined, onRetryAfter: () => undefined });
       // The same client capabilities as taskfan's (roots answered with none), so the floor
       // differs from taskfan by the store and the policies only.
       const client = new Client(
@@ -188,7 +214,7 @@ async function main() {
   try {
     say(`taskfan bench · ${new Date().toISOString()} · node ${process.version}`);
     // Cold start: process start to all ten connected and probed ONLINE.
-    say(`store: ${values.store}`);
+    say(`store: ${values.store} · transport: ${values.transport}`);
     const config = await freshConfig(root);
     const core: Core = await startCore(config, log);
     const health = await core.checkHealth();
@@ -314,12 +340,14 @@ async function main() {
         return seconds;
       } finally {
         await fresh.close(5000);
+        await release(fresh.config);
         rmSync(dir, { recursive: true, force: true });
       }
     };
     const floor = async (run: number) => {
       const dir = mkdtempSync(path.join(tmpdir(), "taskfan-bench-raw-run-"));
-      const fleet = await rawFleet(await freshConfig(dir, false));
+      const config = await freshConfig(dir, false);
+      const fleet = await rawFleet(config);
       try {
         const t0 = performance.now();
         await Promise.all(
@@ -328,6 +356,7 @@ async function main() {
         return (performance.now() - t0) / 1000;
       } finally {
         await fleet.close();
+        await release(config);
         rmSync(dir, { recursive: true, force: true });
       }
     };
@@ -387,6 +416,7 @@ async function main() {
         say(`${k.padEnd(28)} ${String(v).padStart(10)}   ${targets[k] ? `target ${targets[k]}` : ""}`);
     }
   } finally {
+    await Promise.all([...served.values()].map((f) => f.close()));
     rmSync(root, { recursive: true, force: true });
     rmSync(rawRoot, { recursive: true, force: true });
     postgres?.remove();

@@ -1,51 +1,16 @@
-import type { ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { request } from "node:http";
 import path from "node:path";
-import { createInterface } from "node:readline";
 import { pino } from "pino";
 import { afterAll, describe, expect, it } from "vitest";
 import { serverNames, type ConfigFile, type ServerName } from "../../src/config/schema.js";
 import { startHarness } from "../core-harness.js";
 import { startHttpServer } from "../../src/api/http-server.js";
-import { childPids, silentLog, repoRoot, spawnTracked, stopSpawned, tempDir, terminate } from "../helpers.js";
+import { childPids, silentLog, repoRoot, stopSpawned, tempDir, terminate } from "../helpers.js";
+import { serve, type Served } from "../served.js";
 import { onceEverywhere, recordsPerServer } from "../server-records.js";
 
 afterAll(() => stopSpawned());
-
-interface Served {
-  child: ChildProcess;
-  urls: Record<ServerName, string>;
-  stderr: string[];
-}
-
-/** `taskfan servers serve --port 0` on `dataDir`; resolves with the URLs it prints. */
-async function serve(
-  dataDir: string,
-  env: Record<string, string> = {},
-  args: string[] = [],
-): Promise<Served> {
-  const child = spawnTracked(
-    process.execPath,
-    [path.join(repoRoot, "bin/taskfan.js"), "servers", "serve", "--port", "0", ...args],
-    {
-      env: { ...process.env, DATA_DIR: dataDir, LOG_LEVEL: "info", ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    },
-  );
-  const stderr: string[] = [];
-  createInterface({ input: child.stderr! }).on("line", (l) => stderr.push(l));
-  const urls = await new Promise<Record<ServerName, string>>((resolve, reject) => {
-    const found: Partial<Record<ServerName, string>> = {};
-    child.once("exit", (code) => reject(new Error(`servers serve exited (${code}): ${stderr.join("\n")}`)));
-    createInterface({ input: child.stdout! }).on("line", (line) => {
-      const m = /^\s+(\S+)\s+(http:\/\/\S+)$/.exec(line);
-      if (m) found[m[1] as ServerName] = m[2]!;
-      if (Object.keys(found).length === serverNames.length) resolve(found as Record<ServerName, string>);
-    });
-  });
-  return { child, urls, stderr };
-}
 
 /** The pid of the backend of `role` under a `servers serve` process. */
 function backendOf(served: Served, entry: string): number {

@@ -1,0 +1,39 @@
+import type { ChildProcess } from "node:child_process";
+import path from "node:path";
+import { createInterface } from "node:readline";
+import { serverNames, type ServerName } from "../src/config/schema.js";
+import { repoRoot, spawnTracked } from "./helpers.js";
+
+export interface Served {
+  child: ChildProcess;
+  urls: Record<ServerName, string>;
+  stderr: string[];
+}
+
+/** `taskfan servers serve --port 0` on `dataDir`; resolves with the URLs it prints. */
+export async function serve(
+  dataDir: string,
+  env: Record<string, string> = {},
+  args: string[] = [],
+): Promise<Served> {
+  const child = spawnTracked(
+    process.execPath,
+    [path.join(repoRoot, "bin/taskfan.js"), "servers", "serve", "--port", "0", ...args],
+    {
+      env: { ...process.env, DATA_DIR: dataDir, LOG_LEVEL: "info", ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  const stderr: string[] = [];
+  createInterface({ input: child.stderr! }).on("line", (l) => stderr.push(l));
+  const urls = await new Promise<Record<ServerName, string>>((resolve, reject) => {
+    const found: Partial<Record<ServerName, string>> = {};
+    child.once("exit", (code) => reject(new Error(`servers serve exited (${code}): ${stderr.join("\n")}`)));
+    createInterface({ input: child.stdout! }).on("line", (line) => {
+      const m = /^\s+(\S+)\s+(http:\/\/\S+)$/.exec(line);
+      if (m) found[m[1] as ServerName] = m[2]!;
+      if (Object.keys(found).length === serverNames.length) resolve(found as Record<ServerName, string>);
+    });
+  });
+  return { child, urls, stderr };
+}
