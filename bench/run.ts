@@ -12,16 +12,18 @@
  * Progress goes to stderr. `--store postgres`: the same on PostgreSQL, a fresh database
  * per core on the server DATABASE_URL names (its user may create databases), or on a
  * throwaway cluster this run starts from Debian's package. `--transport http`: every role
- * over Streamable HTTP, each data folder's servers served by `taskfan servers serve`'s
- * front (in this process), and the floor's SDK clients over HTTP too.
+ * over Streamable HTTP, each data folder's servers served by a `taskfan servers serve`
+ * process, and the floor's SDK clients over HTTP too.
  */
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { ListRootsRequestSchema } from "@modelcontextprotocol/sdk/types.js";
 import { bulkhead } from "cockatiel";
 import pg from "pg";
+import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import { completeConfig } from "../src/config/load.js";
 import { defaultDataFolders } from "../src/config/default.js";
@@ -33,7 +35,7 @@ import {
   type ServerName,
 } from "../src/config/schema.js";
 import { openServer } from "../src/fleet/transport.js";
-import { serveServers, type ServedServers } from "../src/servers/serve-all.js";
+import { packageDir } from "../src/package-dir.js";
 import { createIntegration } from "../src/integrations/index.js";
 import { dependencies, type CallTool, type Integration } from "../src/integrations/integration.js";
 import { createLogger } from "../src/log.js";
@@ -76,7 +78,37 @@ if (values.store !== "sqlite" && values.store !== "postgres")
 if (values.transport !== "stdio" && values.transport !== "http")
   throw new Error("--transport is stdio or http");
 /** Over HTTP: the served servers of each data folder, stopped with it. */
-const served = new Map<string, ServedServers>();
+const served = new Map<string, { urls: Record<ServerName, string>; close(): Promise<void> }>();
+
+/**
+ * `taskfan servers serve --port 0` on `dataDir`, a process of its own as in use (its front
+ * does not share this process's event loop); resolves with the URLs it prints.
+ */
+async function serveInChild(dataDir: string) {
+  const bin = path.join(packageDir, "bin", "taskfan.js");
+  const child = spawn(process.execPath, [bin, "servers", "serve", "--port", "0"], {
+    env: { ...process.env, DATA_DIR: dataDir, LOG_LEVEL: "warn" },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const urls = await new Promise<Record<ServerName, string>>((resolve, reject) => {
+    const found: Partial<Record<ServerName, string>> = {};
+    child.once("exit", (code) => reject(new Error(`servers serve exited (${code})`)));
+    createInterface({ input: child.stdout }).on("line", (line) => {
+      const m = /^\s+(\S+)\s+(http:\/\/\S+)$/.exec(line);
+      if (m) found[m[1] as ServerName] = m[2]!;
+      if (Object.keys(found).length === serverNames.length) resolve(found as Record<ServerName, string>);
+    });
+  });
+  return {
+    urls,
+    close: async () => {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once("exit", r));
+      child.kill("SIGTERM");
+      await exited;
+    },
+  };
+}
 async function release(config: Config): Promise<void> {
   await served.get(config.data_dir)?.close();
   served.delete(config.data_dir);
@@ -114,7 +146,7 @@ async function freshConfig(root: string, withStore = true): Promise<Config> {
     store: withStore ? await storeFor() : {},
   };
   if (values.transport === "http") {
-    const front = await serveServers({ dataDir, host: "127.0.0.1", port: 0, log });
+    const front = await serveInChild(dataDir);
     served.set(dataDir, front);
     file.servers = Object.fromEntries(serverNames.map((r) => [r, { url: front.urls[r] }]));
   }

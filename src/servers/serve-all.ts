@@ -67,6 +67,8 @@ interface Backend {
   path: string;
   child?: ChildProcess;
   up: boolean;
+  /** When it last became ready; up a minute, a later exit starts the backoff afresh. */
+  readyAt: number;
   restarts: number;
   timer?: NodeJS.Timeout;
 }
@@ -133,6 +135,7 @@ export async function serveServers(options: ServeOptions): Promise<ServedServers
       b.up = false;
       b.child = undefined;
       if (closing) return;
+      if (Date.now() - b.readyAt > 60_000) b.restarts = 0;
       const delay = Math.min(1000 * 2 ** b.restarts, 30_000);
       b.restarts += 1;
       log.warn({ server: role, code, signal, restartInMs: delay }, "served server exited; restarting");
@@ -147,6 +150,7 @@ export async function serveServers(options: ServeOptions): Promise<ServedServers
     try {
       await listening(b.port, child, 60_000);
       b.up = true;
+      b.readyAt = Date.now();
       log.info({ server: role, pid: child.pid }, "served server ready");
     } catch (error) {
       log.error({ server: role, err: error }, "served server did not start");
@@ -155,7 +159,7 @@ export async function serveServers(options: ServeOptions): Promise<ServedServers
   };
 
   for (const role of serverNames) {
-    const b: Backend = { role, port: await freePort(), path: "/mcp", up: false, restarts: 0 };
+    const b: Backend = { role, port: await freePort(), path: "/mcp", up: false, readyAt: 0, restarts: 0 };
     backends.set(role, b);
   }
   await Promise.all([...backends.entries()].map(([role, b]) => start(role, b)));
@@ -311,7 +315,8 @@ async function listening(port: number, child: ChildProcess, timeoutMs: number): 
   throw new Error(`exited with ${child.exitCode ?? child.signalCode} before listening`);
 }
 
-function accepts(port: number): Promise<boolean> {
+/** Whether something accepts connections on a loopback port now. */
+export function accepts(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect({ host: "127.0.0.1", port });
     socket.once("connect", () => {

@@ -2,13 +2,13 @@ import type { ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { mkdirSync, readFileSync } from "node:fs";
 import { createServer, request } from "node:http";
-import { connect } from "node:net";
 import { setTimeout } from "node:timers/promises";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { afterAll, describe, expect, it } from "vitest";
 import { defaultServers, npmServerEntry } from "../../src/config/default.js";
 import { completeConfig, printableConfig, secretsOf } from "../../src/config/load.js";
+import { accepts } from "../../src/servers/serve-all.js";
 import { faultServerPath, startHarness } from "../core-harness.js";
 import { freePort, onlyServers, spawnTracked, stopSpawned, tempDir, terminate } from "../helpers.js";
 import { onceEverywhere, recordsPerServer } from "../server-records.js";
@@ -101,17 +101,6 @@ async function proxied(
   });
   while (!(await Promise.race([accepts(port), exited]))) await setTimeout(100);
   return { url: `http://127.0.0.1:${port}/${kind === "sse" ? "sse" : "mcp"}`, child };
-}
-
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: "127.0.0.1", port });
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
-  });
 }
 
 describe("a hosted server that speaks only the older HTTP+SSE", () => {
