@@ -1,4 +1,5 @@
 import { mkdirSync } from "node:fs";
+import { hostname } from "node:os";
 import path from "node:path";
 import { defaultDataFolders } from "./config/default.js";
 import type { Config, ServerName } from "./config/schema.js";
@@ -17,6 +18,7 @@ import { Orchestrator } from "./orchestrator/orchestrator.js";
 import { databasePath, openStore } from "./store/open-store.js";
 import type { Store } from "./store/store.js";
 import { watchStore } from "./monitoring/store-watch.js";
+import { Singletons } from "./cluster/singletons.js";
 
 export interface Core {
   config: Config;
@@ -26,6 +28,10 @@ export interface Core {
   health: HealthMonitor;
   maintenance: Maintenance;
   metrics: Metrics;
+  /** This process among the instances sharing the store (INSTANCE_ID, or host and pid). */
+  instance: string;
+  /** Work one instance at a time runs (the Telegram poller, alert delivery). */
+  singletons: Singletons;
   started: Awaited<ReturnType<Fleet["start"]>>;
   /** The numbers behind /stats. */
   getStats(): Promise<Stats>;
@@ -45,6 +51,12 @@ export interface Core {
 export { databasePath };
 
 /**
+ * How often an instance tries to take the singleton locks it lacks: the longest a group
+ * goes without a Telegram poller or alert delivery after the holder's session ended.
+ */
+export const singletonRetryMs = 2000;
+
+/**
  * The composition root, the one place that wires real parts: config -> store -> fleet ->
  * orchestrator -> health, maintenance, alerts, metrics. The CLI, the bench and the tests
  * build the core through it; the HTTP server and the chat take the Core it returns.
@@ -58,6 +70,8 @@ export interface CoreOptions {
   owner?: string;
   /** false: build everything but take no work until `core.orchestrator.start()`. */
   dispatch?: boolean;
+  /** This instance's name (default: INSTANCE_ID, else host and pid). */
+  instance?: string;
 }
 
 export async function startCore(config: Config, log: Logger, options: CoreOptions = {}): Promise<Core> {
@@ -122,6 +136,9 @@ export async function startCore(config: Config, log: Logger, options: CoreOption
   wireAlerts({ fleet, health, orchestrator, alerts: store.alerts, storeHealth: store.health, log });
   const metrics = createMetrics({ store, fleet, orchestrator, health });
   if (options.dispatch !== false) await orchestrator.start();
+  const instance = options.instance ?? (process.env.INSTANCE_ID || `${hostname()}-${process.pid}`);
+  const singletons = new Singletons(store.locks, log, { retryMs: singletonRetryMs, instance });
+  await singletons.start();
   health.start();
   maintenance.start();
   const getStats = () => collectStats({ store, fleet, health, startedAt });
@@ -144,6 +161,8 @@ export async function startCore(config: Config, log: Logger, options: CoreOption
     health,
     maintenance,
     metrics,
+    instance,
+    singletons,
     started,
     getStats,
     writeSnapshot: async () =>
@@ -153,6 +172,7 @@ export async function startCore(config: Config, log: Logger, options: CoreOption
     close(deadlineMs = 10_000) {
       closing ??= (async () => {
         // Stop taking work first, then the loops that would wake it.
+        await singletons.stop();
         snapshots?.stop();
         await orchestrator.stop(deadlineMs);
         await health.stop();

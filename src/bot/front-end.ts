@@ -96,25 +96,34 @@ export async function startFrontEnd(
     log.info({ url: telegram.webhook_url, port: telegram.webhook_port }, "webhook set");
     stopUpdates = () => new Promise((resolve) => server.close(() => resolve()));
   } else {
-    await tb.bot.api.deleteWebhook();
-    const runner: RunnerHandle = run(tb.bot);
-    stopUpdates = async () => {
-      if (runner.isRunning()) await runner.stop();
-    };
+    // Telegram answers 409 to a second getUpdates consumer: one instance polls.
+    core.singletons.add("telegram-polling", async () => {
+      await tb.bot.api.deleteWebhook();
+      const runner: RunnerHandle = run(tb.bot);
+      return async () => {
+        if (runner.isRunning()) await runner.stop();
+      };
+    });
+    stopUpdates = () => Promise.resolve();
   }
-  const alerts = telegram.chat_id
-    ? new AlertDelivery(tb.bot.api, deps, {
-        chatId: telegram.chat_id,
+  const chatId = telegram.chat_id;
+  if (chatId) {
+    // Each alert is sent once: one instance delivers them all.
+    core.singletons.add("alert-delivery", () => {
+      const alerts = new AlertDelivery(tb.bot.api, deps, {
+        chatId,
         t: tb.translator(config.notifications.telegram.language),
-      })
-    : undefined;
-  alerts?.start();
+      });
+      alerts.start();
+      return Promise.resolve(() => alerts.stop());
+    });
+  }
   log.info({ username: tb.bot.botInfo.username }, "telegram bot started");
   return {
     kind: "telegram",
     username: tb.bot.botInfo.username,
     async stop() {
-      await alerts?.stop();
+      await core.singletons.stop();
       tb.progress.stop();
       await stopUpdates();
     },

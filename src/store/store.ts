@@ -41,6 +41,23 @@ export interface Store extends StoreQueries {
    * Returns the way to stop listening.
    */
   onDue?(listener: (server: string) => void): () => void;
+  /**
+   * Locks one instance at a time holds, for the work that must run once in a group of
+   * instances (the Telegram poller, alert delivery). Absent on SQLite: one process holds
+   * them all.
+   */
+  locks?: SingletonLocks;
+  close(): Promise<void>;
+}
+
+/** Named locks held by this process's session with the database, lost with it. */
+export interface SingletonLocks {
+  /** Takes the lock if no one holds it; true while this process holds it. */
+  tryAcquire(name: string): Promise<boolean>;
+  release(name: string): Promise<void>;
+  held(): string[];
+  /** Called with the names held when the session that held them ended. */
+  onLost(listener: (names: string[]) => void): () => void;
   close(): Promise<void>;
 }
 

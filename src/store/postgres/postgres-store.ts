@@ -4,6 +4,7 @@ import { StoreHealth, type StoreFault } from "../store-health.js";
 import type { Store, StoreQueries } from "../store.js";
 import { wrapMethods } from "../wrap-methods.js";
 import { listen } from "./listener.js";
+import { advisoryLocks } from "./locks.js";
 import { migratePostgres } from "./migrate.js";
 import { queriesOn } from "./queries.js";
 
@@ -101,6 +102,7 @@ export async function createPostgresStore(
       client?.release(broken instanceof Error ? broken : undefined);
     }
   };
+  const locks = advisoryLocks(url);
   const dueListeners = new Set<(server: string) => void>();
   let listener: ReturnType<typeof listen> | undefined;
   return {
@@ -151,7 +153,9 @@ export async function createPostgresStore(
       });
       return () => dueListeners.delete(fn);
     },
+    locks,
     async close() {
+      await locks.close();
       await listener?.close();
       await pool.end();
     },

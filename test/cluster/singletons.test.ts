@@ -1,0 +1,200 @@
+import type { ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { writeFileSync } from "node:fs";
+import path from "node:path";
+import { createInterface } from "node:readline";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Singletons } from "../../src/cluster/singletons.js";
+import { createPostgresStore } from "../../src/store/postgres/postgres-store.js";
+import type { Store } from "../../src/store/store.js";
+import { FakeBotApi } from "../bot/fake-bot-api.js";
+import {
+  onlyServers,
+  repoRoot,
+  silentLog,
+  spawnTracked,
+  stopSpawned,
+  tempDir,
+  terminate,
+} from "../helpers.js";
+import { startPostgres, type TestPostgres } from "../postgres.js";
+
+let server: TestPostgres;
+beforeAll(async () => {
+  server = await startPostgres();
+}, 60_000);
+afterAll(() => {
+  stopSpawned();
+  server?.remove();
+});
+
+/** Resolves with the first value `fire` is called with. */
+function next<T>(): { promise: Promise<T>; fire: (v: T) => void } {
+  let fire!: (v: T) => void;
+  const promise = new Promise<T>((resolve) => (fire = resolve));
+  return { promise, fire };
+}
+
+describe("singletons on PostgreSQL advisory locks", () => {
+  it(
+    "one instance at a time holds each; a holder whose lock session ends stops at once; when it is gone, the other takes over",
+    { timeout: 60_000 },
+    async () => {
+      const url = await server.createDatabase();
+      const stores: Store[] = [await createPostgresStore(url), await createPostgresStore(url)];
+      let running = 0;
+      let most = 0;
+      const events: string[] = [];
+      const changed = new Set<() => void>();
+      const until = (predicate: () => boolean) =>
+        new Promise<void>((resolve) => {
+          const check = () => {
+            if (!predicate()) return;
+            changed.delete(check);
+            resolve();
+          };
+          changed.add(check);
+          check();
+        });
+      const groups = stores.map((store, i) => {
+        const s = new Singletons(store.locks, silentLog, { retryMs: 200, instance: `i${i}` });
+        s.add("poller", () => {
+          running += 1;
+          most = Math.max(most, running);
+          events.push(`i${i} started`);
+          // Looked at once the group has recorded the start too.
+          setImmediate(() => [...changed].forEach((c) => c()));
+          return Promise.resolve(() => {
+            running -= 1;
+            events.push(`i${i} stopped`);
+            setImmediate(() => [...changed].forEach((c) => c()));
+            return Promise.resolve();
+          });
+        });
+        return s;
+      });
+      const admin = new pg.Client({ connectionString: url });
+      await admin.connect();
+      try {
+        await groups[0]!.start();
+        await groups[1]!.start();
+        expect(groups[0]!.held()).toEqual(["poller"]);
+        expect(groups[1]!.held()).toEqual([]);
+        expect(most).toBe(1);
+        // The holder's lock session is cut (its connection dropped): it stops as soon as it
+        // hears of it (the other may take the lock in that moment), and the lock goes to
+        // whichever instance tries first.
+        const { rows } = await admin.query<{ pid: number }>(
+          "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted",
+        );
+        expect(rows).toHaveLength(1);
+        await admin.query("SELECT pg_terminate_backend($1)", [rows[0]!.pid]);
+        await until(() => events.includes("i0 stopped"));
+        await until(() => running === 1 && groups.some((g) => g.held().length === 1));
+        // The holder goes away for good: the other instance takes over.
+        const holder = groups[0]!.held().length > 0 ? 0 : 1;
+        const other = 1 - holder;
+        await groups[holder]!.stop();
+        await stores[holder]!.close();
+        await until(() => events.at(-1) === `i${other} started`);
+        await until(() => groups[other]!.held().length === 1);
+        expect(running).toBe(1);
+      } finally {
+        await admin.end();
+        for (const g of groups) await g.stop();
+        for (const s of stores) await s.close().catch(() => undefined);
+      }
+    },
+  );
+});
+
+const token = "123456:TESTtokenTESTtokenTESTtokenTESTtok";
+const owner = { id: 7, is_bot: false, first_name: "Owner", language_code: "en" };
+
+describe("two taskfan instances on one PostgreSQL", () => {
+  it(
+    "poll Telegram one at a time; kill -9 the poller and the other answers the chat",
+    { timeout: 120_000 },
+    async () => {
+      const url = await server.createDatabase();
+      const api = new FakeBotApi();
+      await api.start();
+      const { dir, remove } = tempDir();
+      const configFile = path.join(dir, "taskfan.config.json");
+      writeFileSync(configFile, JSON.stringify({ servers: onlyServers(["memory"]) }));
+      interface Instance {
+        child: ChildProcess;
+        holding: Set<string>;
+        /** Resolves once this instance holds both singletons. */
+        holdsBoth: Promise<void>;
+      }
+      const instances = new Map<string, Instance>();
+      const holder = next<string>();
+      const start = (id: string): Instance => {
+        const child = spawnTracked(process.execPath, [path.join(repoRoot, "bin/taskfan.js"), "start"], {
+          cwd: dir,
+          env: {
+            ...process.env,
+            TASKFAN_CONFIG: configFile,
+            DATA_DIR: path.join(dir, id),
+            DATABASE_URL: url,
+            INSTANCE_ID: id,
+            HTTP_PORT: "0",
+            LOG_LEVEL: "info",
+            BOT_TOKEN: token,
+            TELEGRAM_API_ROOT: api.url,
+            ALERT_CHAT_ID: "-100",
+            ALLOWED_USER_IDS: String(owner.id),
+          },
+          stdio: ["ignore", "ignore", "pipe"],
+        });
+        const both = next<void>();
+        const state: Instance = { child, holding: new Set<string>(), holdsBoth: both.promise };
+        instances.set(id, state);
+        createInterface({ input: child.stderr! }).on("line", (line) => {
+          if (!line.startsWith("{")) return;
+          const entry = JSON.parse(line) as { msg?: string; singleton?: string };
+          if (entry.msg !== "holding singleton" || !entry.singleton) return;
+          state.holding.add(entry.singleton);
+          if (entry.singleton === "telegram-polling") holder.fire(id);
+          if (state.holding.size === 2) both.fire();
+        });
+        return state;
+      };
+      try {
+        const a = start("a");
+        const b = start("b");
+        const first = await holder.promise;
+        const [held, other] = first === "a" ? [a, b] : [b, a];
+        // Both instances run; the holder polls and delivers alerts, the other neither.
+        await api.until((calls) => calls.filter((c) => c.method === "setMyCommands").length === 2);
+        await held.holdsBoth;
+        expect([...held.holding].sort()).toEqual(["alert-delivery", "telegram-polling"]);
+        expect([...other.holding]).toEqual([]);
+        held.child.kill("SIGKILL");
+        await once(held.child, "exit");
+        await other.holdsBoth;
+        // The chat works again, answered by the instance left.
+        api.push({
+          message: {
+            message_id: 1,
+            date: Math.floor(Date.now() / 1000),
+            chat: { id: owner.id, type: "private", first_name: owner.first_name },
+            from: owner,
+            text: "/help",
+            entities: [{ type: "bot_command", offset: 0, length: 5 }],
+          },
+        });
+        await api.until((calls) =>
+          calls.some((c) => c.method === "sendMessage" && String(c.payload.chat_id) === String(owner.id)),
+        );
+        expect(await terminate(other.child)).toBe(0);
+      } finally {
+        for (const { child } of instances.values()) await terminate(child);
+        await api.stop();
+        remove();
+      }
+    },
+  );
+});
