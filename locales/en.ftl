@@ -160,6 +160,7 @@ alert-crash_loop = ♻️ crash loop
 alert-since = since { $since } UTC
 alert-times = { " · " }{ $count } times
 alert-last-error = last error: { $error }
+alert-seen-by = seen by { $instance }
 alert-rolled-back = ↩️ task rolled back: task { $id }
 alert-recovered = ✅ recovered: { $server } is back
 alert-recovered-was = { " " }(was: { $closed } since { $since } UTC)

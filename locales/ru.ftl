@@ -158,6 +158,7 @@ alert-crash_loop = ♻️ постоянные падения
 alert-since = с { $since } UTC
 alert-times = { " · " }{ $count } раз
 alert-last-error = последняя ошибка: { $error }
+alert-seen-by = заметил экземпляр { $instance }
 alert-rolled-back = ↩️ задача откачена: { $id }
 alert-recovered = ✅ восстановлен: { $server } снова работает
 alert-recovered-was = { " " }(было: { $closed } с { $since } UTC)

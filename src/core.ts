@@ -133,10 +133,19 @@ export async function startCore(config: Config, log: Logger, options: CoreOption
     log,
     ...(options.now ? { now: options.now } : {}),
   });
-  wireAlerts({ fleet, health, orchestrator, alerts: store.alerts, storeHealth: store.health, log });
+  const instance = options.instance ?? (process.env.INSTANCE_ID || `${hostname()}-${process.pid}`);
+  wireAlerts({
+    fleet,
+    health,
+    orchestrator,
+    alerts: store.alerts,
+    storeHealth: store.health,
+    log,
+    // A store several instances may share: each alert says which one saw it.
+    instance: store.locks ? instance : undefined,
+  });
   const metrics = createMetrics({ store, fleet, orchestrator, health });
   if (options.dispatch !== false) await orchestrator.start();
-  const instance = options.instance ?? (process.env.INSTANCE_ID || `${hostname()}-${process.pid}`);
   const singletons = new Singletons(store.locks, log, { retryMs: singletonRetryMs, instance });
   await singletons.start();
   health.start();

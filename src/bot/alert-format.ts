@@ -29,6 +29,8 @@ export function formatAlert(alert: Alert, t: Translate): string {
   ];
   const d = detail(alert);
   if (d) lines.push(t("alert-last-error", { error: d.split("\n")[0] ?? d }));
+  const instance = alert.details.instance;
+  if (typeof instance === "string" && instance) lines.push(t("alert-seen-by", { instance }));
   return lines.join("\n");
 }
 

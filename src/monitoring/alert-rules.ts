@@ -21,8 +21,11 @@ export function wireAlerts(deps: {
   alerts: AlertStore;
   storeHealth: StoreHealth;
   log: Logger;
+  /** Said in each server alert when several instances may see problems (a shared store). */
+  instance?: string | undefined;
 }): void {
   const { fleet, health, orchestrator, alerts, log } = deps;
+  const seenBy = deps.instance ? { instance: deps.instance } : {};
   const retry = new StoreRetry("alert recording", deps.storeHealth, log);
   const pending: Array<{ what: string; fn: () => Promise<unknown> }> = [];
   let timer: NodeJS.Timeout | undefined;
@@ -56,16 +59,17 @@ export function wireAlerts(deps: {
     if (state.ok) void drain();
   });
   fleet.on("breaker", ({ server, state, error }) => {
-    if (state === "open") safely("breaker_open", () => alerts.raise("breaker_open", server, { error }));
+    if (state === "open")
+      safely("breaker_open", () => alerts.raise("breaker_open", server, { error, ...seenBy }));
   });
   fleet.on("crash-loop", ({ server, restarts, windowMs, until }) =>
-    safely("crash_loop", () => alerts.raise("crash_loop", server, { restarts, windowMs, until })),
+    safely("crash_loop", () => alerts.raise("crash_loop", server, { restarts, windowMs, until, ...seenBy })),
   );
   health.on("status", ({ server, status, previous, reason }) =>
     safely(status, async () => {
-      if (status === "DEGRADED") await alerts.raise("degraded", server, { reason });
+      if (status === "DEGRADED") await alerts.raise("degraded", server, { reason, ...seenBy });
       else if (status === "ERROR")
-        await alerts.raise("error", server, { reason, error: fleet.lastError(server) });
+        await alerts.raise("error", server, { reason, error: fleet.lastError(server), ...seenBy });
       else if (previous !== undefined) {
         const closed = await alerts.resolve(server);
         if (closed.length > 0) {

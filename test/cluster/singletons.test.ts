@@ -4,11 +4,13 @@ import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { formatAlert } from "../../src/bot/alert-format.js";
 import { Singletons } from "../../src/cluster/singletons.js";
 import { createPostgresStore } from "../../src/store/postgres/postgres-store.js";
 import type { Store } from "../../src/store/store.js";
 import { FakeBotApi } from "../bot/fake-bot-api.js";
+import { startHarness } from "../core-harness.js";
 import {
   onlyServers,
   repoRoot,
@@ -107,6 +109,40 @@ describe("singletons on PostgreSQL advisory locks", () => {
       }
     },
   );
+});
+
+describe("alerts in a group of instances", () => {
+  it("say which instance saw the problem, on a store instances share", { timeout: 60_000 }, async () => {
+    const url = await server.createDatabase();
+    const store = await createPostgresStore(url);
+    const h = await startHarness(
+      {
+        servers: onlyServers(["memory", "deltatask"], {
+          deltatask: { command: process.execPath, args: ["/nonexistent/server.js"], required: false },
+        }),
+      },
+      undefined,
+      { store, instance: "taskfan-b" },
+    );
+    try {
+      expect(h.core.instance).toBe("taskfan-b");
+      await h.core.checkHealth();
+      const alert = await vi.waitFor(
+        async () => {
+          const open = (await store.alerts.open()).find((a) => a.server === "deltatask");
+          if (!open) throw new Error("no alert yet");
+          return open;
+        },
+        { timeout: 20_000 },
+      );
+      expect(alert.details.instance).toBe("taskfan-b");
+      const t = (key: string, vars?: Record<string, unknown>) => `${key}${vars ? JSON.stringify(vars) : ""}`;
+      expect(formatAlert(alert, t)).toContain('alert-seen-by{"instance":"taskfan-b"}');
+    } finally {
+      await h.stop();
+      await store.close();
+    }
+  });
 });
 
 const token = "123456:TESTtokenTESTtokenTESTtokenTESTtok";
