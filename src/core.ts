@@ -147,20 +147,27 @@ export async function startCore(config: Config, log: Logger, options: CoreOption
   const metrics = createMetrics({ store, fleet, orchestrator, health });
   if (options.dispatch !== false) await orchestrator.start();
   const singletons = new Singletons(store.locks, log, { retryMs: singletonRetryMs, instance });
-  await singletons.start();
-  health.start();
-  maintenance.start();
   const getStats = () => collectStats({ store, fleet, health, startedAt });
+  // Recovery, sync and drift repair: once in a group of instances.
+  singletons.add("maintenance", () => {
+    maintenance.start();
+    return Promise.resolve(() => maintenance.stop());
+  });
   // logs/monitoring_metrics.json, as the original system wrote it.
-  const snapshots = config.monitoring_enabled
-    ? startSnapshots(
+  if (config.monitoring_enabled) {
+    singletons.add("metrics-snapshot", () => {
+      const snapshots = startSnapshots(
         config.logs_dir,
         config.health_check_interval * 1000,
         async () => ({ stats: await getStats(), health: health.snapshot() }),
         store.health,
         log,
-      )
-    : undefined;
+      );
+      return Promise.resolve(() => Promise.resolve(snapshots.stop()));
+    });
+  }
+  health.start();
+  await singletons.start();
   let closing: Promise<void> | undefined;
   return {
     config,
@@ -182,10 +189,8 @@ export async function startCore(config: Config, log: Logger, options: CoreOption
       closing ??= (async () => {
         // Stop taking work first, then the loops that would wake it.
         await singletons.stop();
-        snapshots?.stop();
         await orchestrator.stop(deadlineMs);
         await health.stop();
-        await maintenance.stop();
         await fleet.close();
         storeWatch.stop();
         await closeStore();

@@ -21,7 +21,8 @@ export interface SyncReport {
  */
 export class Maintenance {
   private timers: NodeJS.Timeout[] = [];
-  private stopped = false;
+  /** Until started (and again once stopped) it does nothing, even when health changes. */
+  private stopped = true;
   private lastGiveUp = 0;
   /** A store that does not answer: each loop logs once, backs off and tries again. */
   private readonly retries: { recovery: StoreRetry; sync: StoreRetry };
@@ -53,7 +54,10 @@ export class Maintenance {
     return (this.deps.now ?? Date.now)();
   }
 
+  /** Runs recovery and sync on their timers; may start again after a stop. */
   start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
     const { config } = this.deps;
     const recovery = setInterval(
       () => void this.recover(),

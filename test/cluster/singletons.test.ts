@@ -31,13 +31,6 @@ afterAll(() => {
   server?.remove();
 });
 
-/** Resolves with the first value `fire` is called with. */
-function next<T>(): { promise: Promise<T>; fire: (v: T) => void } {
-  let fire!: (v: T) => void;
-  const promise = new Promise<T>((resolve) => (fire = resolve));
-  return { promise, fire };
-}
-
 describe("singletons on PostgreSQL advisory locks", () => {
   it(
     "one instance at a time holds each; a holder whose lock session ends stops at once; when it is gone, the other takes over",
@@ -150,7 +143,7 @@ const owner = { id: 7, is_bot: false, first_name: "Owner", language_code: "en" }
 
 describe("two taskfan instances on one PostgreSQL", () => {
   it(
-    "poll Telegram one at a time; kill -9 the poller and the other answers the chat",
+    "hold each singleton once; kill -9 the poller: the other takes over all of them and answers the chat",
     { timeout: 120_000 },
     async () => {
       const url = await server.createDatabase();
@@ -159,14 +152,24 @@ describe("two taskfan instances on one PostgreSQL", () => {
       const { dir, remove } = tempDir();
       const configFile = path.join(dir, "taskfan.config.json");
       writeFileSync(configFile, JSON.stringify({ servers: onlyServers(["memory"]) }));
+      const all = ["alert-delivery", "maintenance", "metrics-snapshot", "telegram-polling"];
       interface Instance {
         child: ChildProcess;
         holding: Set<string>;
-        /** Resolves once this instance holds both singletons. */
-        holdsBoth: Promise<void>;
       }
       const instances = new Map<string, Instance>();
-      const holder = next<string>();
+      // Looked at on every "holding singleton" line of either instance.
+      const checks = new Set<() => void>();
+      const until = (predicate: () => boolean) =>
+        new Promise<void>((resolve) => {
+          const check = () => {
+            if (!predicate()) return;
+            checks.delete(check);
+            resolve();
+          };
+          checks.add(check);
+          check();
+        });
       const start = (id: string): Instance => {
         const child = spawnTracked(process.execPath, [path.join(repoRoot, "bin/taskfan.js"), "start"], {
           cwd: dir,
@@ -174,6 +177,7 @@ describe("two taskfan instances on one PostgreSQL", () => {
             ...process.env,
             TASKFAN_CONFIG: configFile,
             DATA_DIR: path.join(dir, id),
+            LOG_DIR: path.join(dir, id, "logs"),
             DATABASE_URL: url,
             INSTANCE_ID: id,
             HTTP_PORT: "0",
@@ -185,32 +189,29 @@ describe("two taskfan instances on one PostgreSQL", () => {
           },
           stdio: ["ignore", "ignore", "pipe"],
         });
-        const both = next<void>();
-        const state: Instance = { child, holding: new Set<string>(), holdsBoth: both.promise };
+        const state: Instance = { child, holding: new Set<string>() };
         instances.set(id, state);
         createInterface({ input: child.stderr! }).on("line", (line) => {
           if (!line.startsWith("{")) return;
           const entry = JSON.parse(line) as { msg?: string; singleton?: string };
           if (entry.msg !== "holding singleton" || !entry.singleton) return;
           state.holding.add(entry.singleton);
-          if (entry.singleton === "telegram-polling") holder.fire(id);
-          if (state.holding.size === 2) both.fire();
+          for (const c of [...checks]) c();
         });
         return state;
       };
       try {
         const a = start("a");
         const b = start("b");
-        const first = await holder.promise;
-        const [held, other] = first === "a" ? [a, b] : [b, a];
-        // Both instances run; the holder polls and delivers alerts, the other neither.
+        // Every singleton is held, each by one instance.
+        await until(() => all.every((name) => a.holding.has(name) || b.holding.has(name)));
+        for (const name of all) expect(a.holding.has(name)).not.toBe(b.holding.has(name));
         await api.until((calls) => calls.filter((c) => c.method === "setMyCommands").length === 2);
-        await held.holdsBoth;
-        expect([...held.holding].sort()).toEqual(["alert-delivery", "telegram-polling"]);
-        expect([...other.holding]).toEqual([]);
+        const [held, other] = a.holding.has("telegram-polling") ? [a, b] : [b, a];
+        // kill -9 the poller: the instance left takes over everything it held.
         held.child.kill("SIGKILL");
         await once(held.child, "exit");
-        await other.holdsBoth;
+        await until(() => all.every((name) => other.holding.has(name)));
         // The chat works again, answered by the instance left.
         api.push({
           message: {
