@@ -1,7 +1,6 @@
 import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { pino } from "pino";
@@ -40,17 +39,7 @@ export function onlyServers(
 
 export const repoRoot = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
 
-/** A port nothing listens on right now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from "../src/servers/serve-all.js";
 
 /** The direct children of a process (the MCP servers of a taskfan process). */
 export function childPids(pid: number): number[] {

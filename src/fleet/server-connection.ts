@@ -1,4 +1,5 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { ErrorCode, ListRootsRequestSchema, McpError } from "@modelcontextprotocol/sdk/types.js";
 import type {
   JsonSchemaType,
@@ -19,7 +20,6 @@ import type { ToolResult } from "../integrations/integration.js";
 import type { Logger } from "../log.js";
 import { oneAtATime } from "../one-at-a-time.js";
 import { alive, waitForExit } from "./pid-files.js";
-import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import {
   httpStatus,
   openServer,
@@ -210,16 +210,18 @@ export class ServerConnection {
         this.state.connected = false;
         throw new ServerUnavailableError(this.config.name, "connection closed", { cause: error });
       }
-      throw await this.sessionLost(error);
+      throw await this.fromHttp(error);
     }
   }
 
   /**
-   * A hosted server that forgot our session (HTTP 404: it restarted) or stopped answering:
-   * the session is closed, so the supervisor opens a new one with its backoff (the SDK
-   * would keep sending the old session id). The call did not reach the server.
+   * What a hosted server's HTTP answer means for the failed request. 429 and 5xx: a refusal
+   * for now (the 429's Retry-After kept). 401/403: unauthorised; the session is closed.
+   * 404 on our session (the server restarted) or no answer at all: the session is closed,
+   * so the supervisor opens a new one with its backoff (the SDK would keep sending the old
+   * session id); that call did not reach the server. Anything else is returned as it is.
    */
-  private async sessionLost(error: unknown): Promise<unknown> {
+  private async fromHttp(error: unknown): Promise<unknown> {
     if (!this.config.url || !this.transport) return error;
     const status = httpStatus(error);
     if (status === 429 || (status !== undefined && status >= 500)) {
@@ -252,7 +254,7 @@ export class ServerConnection {
     try {
       await whileRunning(signal, (scoped) => client.ping({ signal: scoped, timeout: timeoutMs }));
     } catch (error) {
-      throw await this.sessionLost(error);
+      throw await this.fromHttp(error);
     }
   }
 

@@ -31,6 +31,27 @@ afterAll(() => {
   server?.remove();
 });
 
+/**
+ * Waits for conditions on state that changes on events: `until(p)` resolves once `p()`
+ * holds, looked at now and on every `changed()`.
+ */
+function conditions(): { until: (predicate: () => boolean) => Promise<void>; changed: () => void } {
+  const checks = new Set<() => void>();
+  return {
+    until: (predicate) =>
+      new Promise<void>((resolve) => {
+        const check = () => {
+          if (!predicate()) return;
+          checks.delete(check);
+          resolve();
+        };
+        checks.add(check);
+        check();
+      }),
+    changed: () => [...checks].forEach((c) => c()),
+  };
+}
+
 describe("singletons on PostgreSQL advisory locks", () => {
   it(
     "one instance at a time holds each; a holder whose lock session ends stops at once; when it is gone, the other takes over",
@@ -41,17 +62,7 @@ describe("singletons on PostgreSQL advisory locks", () => {
       let running = 0;
       let most = 0;
       const events: string[] = [];
-      const changed = new Set<() => void>();
-      const until = (predicate: () => boolean) =>
-        new Promise<void>((resolve) => {
-          const check = () => {
-            if (!predicate()) return;
-            changed.delete(check);
-            resolve();
-          };
-          changed.add(check);
-          check();
-        });
+      const { until, changed } = conditions();
       const groups = stores.map((store, i) => {
         const s = new Singletons(store.locks, silentLog, { retryMs: 200, instance: `i${i}` });
         s.add("poller", () => {
@@ -59,11 +70,11 @@ describe("singletons on PostgreSQL advisory locks", () => {
           most = Math.max(most, running);
           events.push(`i${i} started`);
           // Looked at once the group has recorded the start too.
-          setImmediate(() => [...changed].forEach((c) => c()));
+          setImmediate(changed);
           return Promise.resolve(() => {
             running -= 1;
             events.push(`i${i} stopped`);
-            setImmediate(() => [...changed].forEach((c) => c()));
+            setImmediate(changed);
             return Promise.resolve();
           });
         });
@@ -159,17 +170,7 @@ describe("two taskfan instances on one PostgreSQL", () => {
       }
       const instances = new Map<string, Instance>();
       // Looked at on every "holding singleton" line of either instance.
-      const checks = new Set<() => void>();
-      const until = (predicate: () => boolean) =>
-        new Promise<void>((resolve) => {
-          const check = () => {
-            if (!predicate()) return;
-            checks.delete(check);
-            resolve();
-          };
-          checks.add(check);
-          check();
-        });
+      const { until, changed } = conditions();
       const start = (id: string): Instance => {
         const child = spawnTracked(process.execPath, [path.join(repoRoot, "bin/taskfan.js"), "start"], {
           cwd: dir,
@@ -196,7 +197,7 @@ describe("two taskfan instances on one PostgreSQL", () => {
           const entry = JSON.parse(line) as { msg?: string; singleton?: string };
           if (entry.msg !== "holding singleton" || !entry.singleton) return;
           state.holding.add(entry.singleton);
-          for (const c of [...checks]) c();
+          changed();
         });
         return state;
       };
