@@ -19,11 +19,9 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { ListRootsRequestSchema } from "@modelcontextprotocol/sdk/types.js";
 import { bulkhead } from "cockatiel";
 import pg from "pg";
-import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import { completeConfig } from "../src/config/load.js";
 import { defaultDataFolders } from "../src/config/default.js";
@@ -35,7 +33,6 @@ import {
   type ServerName,
 } from "../src/config/schema.js";
 import { openServer } from "../src/fleet/transport.js";
-import { packageDir } from "../src/package-dir.js";
 import { createIntegration } from "../src/integrations/index.js";
 import { dependencies, type CallTool, type Integration } from "../src/integrations/integration.js";
 import { createLogger } from "../src/log.js";
@@ -44,6 +41,8 @@ import type { SqliteStore } from "../src/store/sqlite/sqlite-store.js";
 import { percentile } from "../src/monitoring/health-rules.js";
 import { newTaskId, type Task } from "../src/domain/task.js";
 import { startPostgres } from "../test/postgres.js";
+import { terminate } from "../test/helpers.js";
+import { serve, type Served } from "../test/served.js";
 
 const { values } = parseArgs({
   options: {
@@ -78,40 +77,12 @@ if (values.store !== "sqlite" && values.store !== "postgres")
 if (values.transport !== "stdio" && values.transport !== "http")
   throw new Error("--transport is stdio or http");
 /** Over HTTP: the served servers of each data folder, stopped with it. */
-const served = new Map<string, { urls: Record<ServerName, string>; close(): Promise<void> }>();
+const served = new Map<string, Served>();
 
-/**
- * `taskfan servers serve --port 0` on `dataDir`, a process of its own as in use (its front
- * does not share this process's event loop); resolves with the URLs it prints.
- */
-async function serveInChild(dataDir: string) {
-  const bin = path.join(packageDir, "bin", "taskfan.js");
-  const child = spawn(process.execPath, [bin, "servers", "serve", "--port", "0"], {
-    env: { ...process.env, DATA_DIR: dataDir, LOG_LEVEL: "warn" },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const urls = await new Promise<Record<ServerName, string>>((resolve, reject) => {
-    const found: Partial<Record<ServerName, string>> = {};
-    child.once("exit", (code) => reject(new Error(`servers serve exited (${code})`)));
-    createInterface({ input: child.stdout }).on("line", (line) => {
-      const m = /^\s+(\S+)\s+(http:\/\/\S+)$/.exec(line);
-      if (m) found[m[1] as ServerName] = m[2]!;
-      if (Object.keys(found).length === serverNames.length) resolve(found as Record<ServerName, string>);
-    });
-  });
-  return {
-    urls,
-    close: async () => {
-      if (child.exitCode !== null) return;
-      const exited = new Promise((r) => child.once("exit", r));
-      child.kill("SIGTERM");
-      await exited;
-    },
-  };
-}
 async function release(config: Config): Promise<void> {
-  await served.get(config.data_dir)?.close();
+  const front = served.get(config.data_dir);
   served.delete(config.data_dir);
+  if (front) await terminate(front.child);
 }
 let postgres: { url(db?: string): string; createDatabase(): Promise<string>; remove(): void } | undefined;
 
@@ -146,7 +117,8 @@ async function freshConfig(root: string, withStore = true): Promise<Config> {
     store: withStore ? await storeFor() : {},
   };
   if (values.transport === "http") {
-    const front = await serveInChild(dataDir);
+    // A process of its own, as in use: its front does not share this process's event loop.
+    const front = await serve(dataDir);
     served.set(dataDir, front);
     file.servers = Object.fromEntries(serverNames.map((r) => [r, { url: front.urls[r] }]));
   }
@@ -448,7 +420,7 @@ async function main() {
         say(`${k.padEnd(28)} ${String(v).padStart(10)}   ${targets[k] ? `target ${targets[k]}` : ""}`);
     }
   } finally {
-    await Promise.all([...served.values()].map((f) => f.close()));
+    await Promise.all([...served.values()].map((f) => terminate(f.child)));
     rmSync(root, { recursive: true, force: true });
     rmSync(rawRoot, { recursive: true, force: true });
     postgres?.remove();

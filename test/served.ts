@@ -2,7 +2,8 @@ import type { ChildProcess } from "node:child_process";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { serverNames, type ServerName } from "../src/config/schema.js";
-import { repoRoot, spawnTracked } from "./helpers.js";
+import { packageDir } from "../src/package-dir.js";
+import { spawnTracked } from "./helpers.js";
 
 export interface Served {
   child: ChildProcess;
@@ -10,7 +11,10 @@ export interface Served {
   stderr: string[];
 }
 
-/** `taskfan servers serve --port 0` on `dataDir`; resolves with the URLs it prints. */
+/**
+ * `taskfan servers serve --port 0` on `dataDir`, a process of its own; resolves with the
+ * URLs it prints. Used by the tests and by the bench (built with it into dist/).
+ */
 export async function serve(
   dataDir: string,
   env: Record<string, string> = {},
@@ -18,7 +22,7 @@ export async function serve(
 ): Promise<Served> {
   const child = spawnTracked(
     process.execPath,
-    [path.join(repoRoot, "bin/taskfan.js"), "servers", "serve", "--port", "0", ...args],
+    [path.join(packageDir, "bin/taskfan.js"), "servers", "serve", "--port", "0", ...args],
     {
       env: { ...process.env, DATA_DIR: dataDir, LOG_LEVEL: "info", ...env },
       stdio: ["ignore", "pipe", "pipe"],

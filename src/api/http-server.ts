@@ -1,15 +1,12 @@
-import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { hostname, networkInterfaces } from "node:os";
 import { z } from "zod";
-import { isLoopback } from "../config/load.js";
-import type { Config } from "../config/schema.js";
 import { IdempotencyConflictError, TaskfanError, ValidationError } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { Core } from "../core.js";
 import type { Metrics } from "../monitoring/metrics.js";
 import type { TaskStatus } from "../domain/task.js";
 import { storeFault } from "../store/store-health.js";
+import { allowedHostNames, hostName, keyMatches } from "./host-guard.js";
 import { RateLimiter } from "./rate-limit.js";
 import { renderStatusPage } from "./status-page.js";
 
@@ -53,15 +50,6 @@ const listQuery = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(20),
 });
 
-function digest(text: string): Buffer {
-  return createHash("sha256").update(text).digest();
-}
-
-/** Compares the presented key with ours in constant time. */
-function keyMatches(presented: string, expected: string): boolean {
-  return timingSafeEqual(digest(presented), digest(expected));
-}
-
 /** A state-changing request must say it sends JSON: a page can send a form or text anywhere. */
 function requireJson(req: IncomingMessage): void {
   if (!/^application\/json\b/i.test(req.headers["content-type"] ?? "")) {
@@ -95,29 +83,6 @@ function send(res: ServerResponse, status: number, body: unknown, type = "applic
     "x-content-type-options": "nosniff",
   });
   res.end(text);
-}
-
-/** A Host header's name, lower-case, without its port or the brackets of an IPv6 address. */
-function hostName(host: string): string {
-  const h = host.trim().toLowerCase();
-  if (h.startsWith("[")) return h.slice(1, h.indexOf("]"));
-  return h.replace(/:\d*$/, "");
-}
-
-/**
- * The names a request's Host may carry: loopback, the address the server listens on (on a
- * wildcard address, this machine's name and addresses) and `http.allowed_hosts`. Anything
- * else is a request meant for another site, such as a DNS-rebinding page's.
- */
-export function allowedHostNames(http: Config["http"]): (name: string) => boolean {
-  const names = new Set(http.allowed_hosts.map((h) => hostName(h)));
-  const listen = hostName(http.host);
-  if (listen === "0.0.0.0" || listen === "::") {
-    names.add(hostname().toLowerCase());
-    for (const list of Object.values(networkInterfaces()))
-      for (const a of list ?? []) names.add(a.address.toLowerCase());
-  } else names.add(listen);
-  return (name) => isLoopback(name) || names.has(name);
 }
 
 /**

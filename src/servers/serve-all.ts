@@ -12,7 +12,6 @@
  * 503, and afterwards a client's old session gets 404 and opens a new one.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { timingSafeEqual } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import {
   createServer,
@@ -23,9 +22,12 @@ import {
 } from "node:http";
 import { connect, createServer as createNetServer } from "node:net";
 import { createInterface } from "node:readline";
+import { hostname } from "node:os";
 import path from "node:path";
 import { defaultDataFolders, defaultServers, localServerEntry, npmServerEntry } from "../config/default.js";
 import { serverNames, type ServerName } from "../config/schema.js";
+import { allowedHostNames, hostName, keyMatches } from "../api/host-guard.js";
+import { isLoopback } from "../config/load.js";
 import { UsageError } from "../errors.js";
 import type { Logger } from "../log.js";
 
@@ -52,12 +54,6 @@ export interface ServedServers {
 
 /** Where our own servers' entries are. */
 const ourServers = path.dirname(localServerEntry("deltatask"));
-
-const loopbackNames = ["localhost", "127.0.0.1", "[::1]", "::1"];
-
-export function isLoopback(host: string): boolean {
-  return loopbackNames.includes(host.toLowerCase()) || host.startsWith("127.");
-}
 
 /** How one role's backend is started, and where it then answers. */
 interface Backend {
@@ -166,15 +162,10 @@ export async function serveServers(options: ServeOptions): Promise<ServedServers
   const down = [...backends.values()].filter((b) => !b.up).map((b) => b.role);
   if (down.length > 0) log.warn({ servers: down }, "some servers are not up yet; their URLs answer 503");
 
-  const allowed = new Set(
-    [...(isLoopback(options.host) ? loopbackNames : [options.host]), ...(options.allowedHosts ?? [])].map(
-      (h) => h.toLowerCase(),
-    ),
-  );
-  const token = options.token ? Buffer.from(`Bearer ${options.token}`) : undefined;
+  const allowed = allowedHostNames({ host: options.host, allowed_hosts: options.allowedHosts ?? [] });
 
   const front = createServer((req, res) => {
-    const refusal = refuse(req, allowed, token);
+    const refusal = refuse(req, allowed, options.token);
     if (refusal) return answer(res, refusal.status, refusal.message, refusal.headers);
     const match = /^\/([a-z-]+)\/mcp\/?(\?.*)?$/.exec(req.url ?? "");
     const b = match ? backends.get(match[1] as ServerName) : undefined;
@@ -190,7 +181,9 @@ export async function serveServers(options: ServeOptions): Promise<ServedServers
     front.listen(options.port, options.host, () => resolve());
   });
   const address = front.address() as { port: number };
-  const shownHost = options.host.includes(":") ? `[${options.host}]` : options.host;
+  // On every address, the URLs name this machine (what its Host check answers to).
+  const wildcard = options.host === "0.0.0.0" || options.host === "::";
+  const shownHost = wildcard ? hostname() : options.host.includes(":") ? `[${options.host}]` : options.host;
   const base = `http://${shownHost}:${address.port}`;
   const urls = Object.fromEntries(serverNames.map((r) => [r, `${base}/${r}/mcp`])) as Record<
     ServerName,
@@ -223,42 +216,32 @@ export async function serveServers(options: ServeOptions): Promise<ServedServers
 /** Why a request may not pass: a foreign Host or Origin (403), a missing or wrong token (401). */
 function refuse(
   req: IncomingMessage,
-  allowed: ReadonlySet<string>,
-  token: Buffer | undefined,
+  allowed: (name: string) => boolean,
+  token: string | undefined,
 ): { status: number; message: string; headers?: Record<string, string> } | undefined {
-  const host = hostnameOf(req.headers.host);
-  if (!host || !allowed.has(host)) return { status: 403, message: "Forbidden: this Host is not served here" };
+  const host = req.headers.host;
+  if (!host || !allowed(hostName(host)))
+    return { status: 403, message: "Forbidden: this Host is not served here" };
   const origin = req.headers.origin;
   if (origin !== undefined) {
     let originHost: string | undefined;
     try {
-      originHost = new URL(origin).hostname.toLowerCase();
+      originHost = new URL(origin).host;
     } catch {
       originHost = undefined;
     }
-    if (!originHost || !allowed.has(originHost))
+    if (!originHost || !allowed(hostName(originHost)))
       return { status: 403, message: "Forbidden: this Origin may not call these servers" };
   }
-  if (token) {
-    const given = Buffer.from(req.headers.authorization ?? "");
-    if (given.length !== token.length || !timingSafeEqual(given, token)) {
-      return {
-        status: 401,
-        message: "Unauthorized: a bearer token is required",
-        headers: { "www-authenticate": 'Bearer realm="taskfan servers"' },
-      };
-    }
+  const presented = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? "")?.[1];
+  if (token && !(presented && keyMatches(presented, token))) {
+    return {
+      status: 401,
+      message: "Unauthorized: a bearer token is required",
+      headers: { "www-authenticate": 'Bearer realm="taskfan servers"' },
+    };
   }
   return undefined;
-}
-
-function hostnameOf(host: string | undefined): string | undefined {
-  if (!host) return undefined;
-  try {
-    return new URL(`http://${host}`).hostname.toLowerCase();
-  } catch {
-    return undefined;
-  }
 }
 
 const hopByHop = new Set([

@@ -103,13 +103,18 @@ async function proxied(
   return { url: `http://127.0.0.1:${port}/${kind === "sse" ? "sse" : "mcp"}`, child };
 }
 
+/** The embedded default's memory server, on the data `dataDir` gives it, behind mcp-proxy. */
+function memoryProxied(kind: "stream" | "sse", dataDir: string) {
+  const memory = defaultServers(dataDir).memory;
+  mkdirSync(path.join(dataDir, "memory"), { recursive: true });
+  return proxied(kind, [memory.command, ...memory.args], memory.env);
+}
+
 describe("a hosted server that speaks only the older HTTP+SSE", () => {
   it("is reached through the fallback, beside servers over stdio", { timeout: 60_000 }, async () => {
     const { dir, remove } = tempDir();
     const dataDir = path.join(dir, "data");
-    const memory = defaultServers(dataDir).memory;
-    mkdirSync(path.join(dataDir, "memory"), { recursive: true });
-    const sse = await proxied("sse", [memory.command, ...memory.args], memory.env);
+    const sse = await memoryProxied("sse", dataDir);
     const h = await startHarness({ servers: { memory: { url: sse.url } } }, dir);
     try {
       const id = await h.core.orchestrator.createTask({ title: "over sse" });
@@ -242,9 +247,7 @@ describe("a hosted server that refuses a call for now", () => {
     async (_name, status, headers, waiting) => {
       const { dir, remove } = tempDir();
       const dataDir = path.join(dir, "data");
-      const memory = defaultServers(dataDir).memory;
-      mkdirSync(path.join(dataDir, "memory"), { recursive: true });
-      const served = await proxied("stream", [memory.command, ...memory.args], memory.env);
+      const served = await memoryProxied("stream", dataDir);
       const hop = await refusingHop(served.url, status, headers, 1);
       const h = await startHarness(
         { servers: onlyServers(["memory"], { memory: { url: hop.url, required: false } }) },

@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { request } from "node:http";
 import path from "node:path";
 import { pino } from "pino";
@@ -177,6 +178,23 @@ describe("taskfan servers serve", () => {
       await expect(serve(path.join(dir, "data"), {}, ["--host", "0.0.0.0"])).rejects.toThrow(
         /serving on 0\.0\.0\.0 needs SERVERS_TOKEN/,
       );
+      // On every address with a token: its URLs name this machine, which the Host check takes.
+      const wide = await serve(path.join(dir, "data"), { SERVERS_TOKEN: "s3cret-served-token" }, [
+        "--host",
+        "0.0.0.0",
+      ]);
+      try {
+        const url = new URL(wide.urls.memory);
+        expect(url.hostname).toBe(hostname());
+        const ok = { authorization: "Bearer s3cret-served-token" };
+        const local = `http://127.0.0.1:${url.port}${url.pathname}`;
+        expect(await post(local, { ...ok, host: url.host })).toBe(200);
+        expect(await post(local, ok)).toBe(200);
+        expect(await post(local, { ...ok, host: `evil.example.com:${url.port}` })).toBe(403);
+        expect(await post(local, {})).toBe(401);
+      } finally {
+        await terminate(wide.child);
+      }
       remove();
     },
   );
