@@ -5,13 +5,21 @@ import type { BotDeps } from "../src/bot/deps.js";
 import type { Translate } from "../src/bot/i18n.js";
 import type { ServerHealth } from "../src/monitoring/health-monitor.js";
 import type { StoreState } from "../src/store/store-health.js";
+import type { InstanceView } from "../src/cluster/membership.js";
 
 const emoji = { ONLINE: "🟢", DEGRADED: "🟡", ERROR: "🔴" } as const;
+
+/** Several instances share the store: whose probes these are, and who holds what. */
+export interface GroupView {
+  ratedBy: string;
+  instances: readonly InstanceView[];
+}
 
 export function formatHealth(
   servers: readonly ServerHealth[],
   t: Translate,
   store: StoreState = { ok: true },
+  group?: GroupView,
 ): string {
   const lines = servers.map((s) => {
     const ms = s.lastResponseMs === undefined ? "—" : `${Math.round(s.lastResponseMs)} ms`;
@@ -29,7 +37,32 @@ export function formatHealth(
           since: new Date(store.since).toISOString().slice(11, 16),
         }),
       ];
-  return [...storage, t("health-head", { up, total: servers.length }), "", ...lines].join("\n");
+  const instances =
+    group && group.instances.length > 1
+      ? [
+          "",
+          t("health-checked-by", { instance: group.ratedBy }),
+          t("health-instances", { count: group.instances.length }),
+          ...group.instances.map((i) =>
+            t("health-instance", {
+              id: i.id,
+              host: i.host,
+              pid: i.pid,
+              self: i.self ? t("health-instance-self") : "",
+              singletons: i.singletons.length > 0 ? i.singletons.join(", ") : t("health-instance-idle"),
+            }),
+          ),
+        ]
+      : [];
+  return [...storage, t("health-head", { up, total: servers.length }), "", ...lines, ...instances].join("\n");
+}
+
+/** /health's text: the group's picture, with the instances when there are several. */
+async function healthText(deps: BotDeps, servers: readonly ServerHealth[], t: Translate): Promise<string> {
+  const instances = await deps.instances?.().catch(() => undefined);
+  const group =
+    instances && deps.healthSource ? { ratedBy: deps.healthSource().instance, instances } : undefined;
+  return formatHealth(servers, t, deps.storeHealth.state, group);
 }
 
 export const refreshHealth = (t: Translate) =>
@@ -38,14 +71,14 @@ export const refreshHealth = (t: Translate) =>
 /** /health, and its Refresh button (which probes every server again). */
 export function healthHandler(deps: BotDeps): Composer<BotContext> {
   const c = new Composer<BotContext>();
-  c.command("health", (ctx) =>
-    ctx.reply(formatHealth(deps.getHealth(), ctx.t, deps.storeHealth.state), {
+  c.command("health", async (ctx) =>
+    ctx.reply(await healthText(deps, deps.getHealth(), ctx.t), {
       reply_markup: refreshHealth(ctx.t),
     }),
   );
   c.callbackQuery(buttonData.healthRefresh, async (ctx) => {
     await ctx.answerCallbackQuery({ text: ctx.t("checking") });
-    const text = formatHealth(await deps.checkHealth(), ctx.t, deps.storeHealth.state);
+    const text = await healthText(deps, await deps.checkHealth(), ctx.t);
     if (ctx.callbackQuery.message?.text === text) return;
     const markup = { reply_markup: refreshHealth(ctx.t) };
     await ctx.editMessageText(text, markup).catch(() => ctx.reply(text, markup));

@@ -112,6 +112,11 @@ sum-working = Working…
 health-head = Servers: { $up } of { $total } online
 health-breaker = { " · " }breaker { $state }
 health-storage-down = ⛔ Storage unavailable since { $since } UTC: { $reason }. New tasks are refused; work in flight is kept.
+health-checked-by = Rated by { $instance }
+health-instances = Instances: { $count }
+health-instance = • { $id } ({ $host }, pid { $pid }){ $self }: { $singletons }
+health-instance-self = { " " }← this one
+health-instance-idle = no singletons
 alert-storage-down = ⛔ storage unavailable: { $reason }
     since { $since } UTC. New tasks are refused; work in flight is kept and recorded when it answers.
 alert-storage-back = ✅ storage answers again (was unavailable since { $since } UTC)

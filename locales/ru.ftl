@@ -113,6 +113,11 @@ sum-working = Выполняется…
 health-head = Серверы: { $up } из { $total } в строю
 health-breaker = { " · " }предохранитель { $state }
 health-storage-down = ⛔ Хранилище недоступно с { $since } UTC: { $reason }. Новые задачи не принимаются; текущая работа сохраняется.
+health-checked-by = Оценку дал { $instance }
+health-instances = Экземпляры: { $count }
+health-instance = • { $id } ({ $host }, pid { $pid }){ $self }: { $singletons }
+health-instance-self = { " " }← этот
+health-instance-idle = без одиночных ролей
 alert-storage-down = ⛔ хранилище недоступно: { $reason }
     с { $since } UTC. Новые задачи не принимаются; текущая работа сохраняется и будет записана, когда оно ответит.
 alert-storage-back = ✅ хранилище снова отвечает (было недоступно с { $since } UTC)

@@ -19,6 +19,9 @@ import { databasePath, openStore } from "./store/open-store.js";
 import type { Store } from "./store/store.js";
 import { watchStore } from "./monitoring/store-watch.js";
 import { Singletons } from "./cluster/singletons.js";
+import { SharedHealth, type HealthSource } from "./cluster/shared-health.js";
+import { Membership, type InstanceView } from "./cluster/membership.js";
+import { taskfanVersion } from "./banner.js";
 
 export interface Core {
   config: Config;
@@ -32,12 +35,19 @@ export interface Core {
   instance: string;
   /** Work one instance at a time runs (the Telegram poller, alert delivery). */
   singletons: Singletons;
+  /** The instances sharing the store (this one first), with the singletons each holds. */
+  instances(): Promise<InstanceView[]>;
+  /** Which instance's probes rated the servers `getHealth` shows. */
+  healthSource(): HealthSource;
   started: Awaited<ReturnType<Fleet["start"]>>;
   /** The numbers behind /stats. */
   getStats(): Promise<Stats>;
-  /** The latest health of every server (as of the last probe and live facts). */
+  /**
+   * The latest health of every server (as of the last probe and live facts), as the group
+   * sees it: the instance holding the health monitor probes, the others read its ratings.
+   */
   getHealth(): ServerHealth[];
-  /** Probes every server now. */
+  /** Probes every server now (on the instance holding the health monitor; elsewhere, reads). */
   checkHealth(): Promise<ServerHealth[]>;
   /** Writes logs/monitoring_metrics.json now (it is also written every health check interval). */
   writeSnapshot(): Promise<string>;
@@ -55,6 +65,10 @@ export { databasePath };
  * goes without a Telegram poller or alert delivery after the holder's session ended.
  */
 export const singletonRetryMs = 2000;
+
+/** How often an instance renews its row, and how old a heartbeat is before the row goes. */
+export const heartbeatMs = 5000;
+export const staleAfterMs = 30_000;
 
 /**
  * The composition root, the one place that wires real parts: config -> store -> fleet ->
@@ -144,14 +158,39 @@ export async function startCore(config: Config, log: Logger, options: CoreOption
     // A store several instances may share: each alert says which one saw it.
     instance: store.locks ? instance : undefined,
   });
-  const metrics = createMetrics({ store, fleet, orchestrator, health });
+  // Ratings every instance shows: those of the instance holding the health monitor.
+  const shared = new SharedHealth(health, store.cluster, instance, store.health, log, singletonRetryMs);
+  const singletons = new Singletons(store.locks, log, {
+    retryMs: singletonRetryMs,
+    instance,
+    // Called once singletons start, after `membership` is set.
+    changed: () => void membership.beat(),
+  });
+  const membership = new Membership(
+    store.cluster,
+    { id: instance, version: taskfanVersion(), startedAt },
+    () => singletons.held(),
+    store.health,
+    log,
+    { beatMs: heartbeatMs, staleAfterMs },
+  );
+  const metrics = createMetrics({
+    store,
+    fleet,
+    orchestrator,
+    health: shared,
+    group: { instances: () => membership.list(), held: () => singletons.held() },
+  });
   if (options.dispatch !== false) await orchestrator.start();
-  const singletons = new Singletons(store.locks, log, { retryMs: singletonRetryMs, instance });
-  const getStats = () => collectStats({ store, fleet, health, startedAt });
-  // Recovery, sync and drift repair: once in a group of instances.
-  singletons.add("maintenance", () => {
+  const getStats = () => collectStats({ store, fleet, health: shared, startedAt });
+  // Health probes, and the recovery, sync and drift repair they drive: once in a group.
+  singletons.add("health-monitor", () => {
+    const follow = shared.lead();
     maintenance.start();
-    return Promise.resolve(() => maintenance.stop());
+    return Promise.resolve(async () => {
+      await maintenance.stop();
+      await follow();
+    });
   });
   // logs/monitoring_metrics.json, as the original system wrote it.
   if (config.monitoring_enabled) {
@@ -159,15 +198,17 @@ export async function startCore(config: Config, log: Logger, options: CoreOption
       const snapshots = startSnapshots(
         config.logs_dir,
         config.health_check_interval * 1000,
-        async () => ({ stats: await getStats(), health: health.snapshot() }),
+        async () => ({ stats: await getStats(), health: shared.snapshot() }),
         store.health,
         log,
       );
       return Promise.resolve(() => Promise.resolve(snapshots.stop()));
     });
   }
-  health.start();
+  if (store.migrated?.length) log.info({ versions: store.migrated }, "migrated the database");
+  await shared.start();
   await singletons.start();
+  await membership.start();
   let closing: Promise<void> | undefined;
   return {
     config,
@@ -179,16 +220,20 @@ export async function startCore(config: Config, log: Logger, options: CoreOption
     metrics,
     instance,
     singletons,
+    instances: () => membership.list(),
+    healthSource: () => shared.source(),
     started,
     getStats,
     writeSnapshot: async () =>
-      writeSnapshot(config.logs_dir, snapshotOf(await getStats(), health.snapshot())),
-    getHealth: () => health.snapshot(),
-    checkHealth: () => health.check(),
+      writeSnapshot(config.logs_dir, snapshotOf(await getStats(), shared.snapshot())),
+    getHealth: () => shared.snapshot(),
+    checkHealth: () => shared.check(),
     close(deadlineMs = 10_000) {
       closing ??= (async () => {
         // Stop taking work first, then the loops that would wake it.
         await singletons.stop();
+        await membership.stop();
+        await shared.stop();
         await orchestrator.stop(deadlineMs);
         await health.stop();
         await fleet.close();

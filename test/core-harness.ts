@@ -24,13 +24,14 @@ export interface Harness {
 export async function startHarness(
   file: ConfigFile = {},
   dataDir?: string,
-  options: { store?: Store; log?: Logger; instance?: string } = {},
+  options: { store?: Store; log?: Logger; instance?: string; dispatch?: boolean } = {},
 ): Promise<Harness> {
   const tmp = dataDir ? { dir: dataDir, remove: () => undefined } : tempDir();
   const config = testConfig(path.join(tmp.dir, "data"), file);
   const core = await startCore(config, options.log ?? silentLog, {
     ...(options.store ? { store: options.store } : {}),
     ...(options.instance ? { instance: options.instance } : {}),
+    ...(options.dispatch === false ? { dispatch: false } : {}),
   });
   const started: OperationEvent[] = [];
   const finished: OperationEvent[] = [];

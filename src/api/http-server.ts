@@ -180,14 +180,23 @@ export async function startHttpServer(
       return send(
         res,
         200,
-        renderStatusPage(core.getHealth(), views, { store: core.store.health.state, zone: config.timezone }),
+        renderStatusPage(core.getHealth(), views, {
+          store: core.store.health.state,
+          zone: config.timezone,
+          instances: await core.instances(),
+        }),
         "text/html",
       );
     }
     if (parts[0] !== "api") throw new HttpError(404, "not_found", `no such page: ${url.pathname}`);
     const [, resource, id, action] = parts;
     if (method === "GET" && resource === "health" && !id)
-      return send(res, 200, { servers: core.getHealth(), store: core.store.health.state });
+      return send(res, 200, {
+        servers: core.getHealth(),
+        store: core.store.health.state,
+        ratedBy: core.healthSource().instance,
+        instances: await core.instances(),
+      });
     if (method === "GET" && resource === "stats" && !id) return send(res, 200, await core.getStats());
     if ((resource === "health" || resource === "stats") && !id) {
       throw new HttpError(405, "method_not_allowed", `${method} is not supported on ${url.pathname}`);

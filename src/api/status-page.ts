@@ -1,6 +1,7 @@
 import type { ServerHealth } from "../monitoring/health-monitor.js";
 import type { TaskView } from "../domain/task.js";
 import type { StoreState } from "../store/store-health.js";
+import type { InstanceView } from "../cluster/membership.js";
 import { formatInZone } from "../time-zone.js";
 
 const esc = (text: unknown) =>
@@ -35,9 +36,23 @@ function latencyChart(servers: readonly ServerHealth[]): string {
 export function renderStatusPage(
   health: readonly ServerHealth[],
   tasks: readonly TaskView[],
-  options: { store?: StoreState; zone?: string; now?: Date } = {},
+  options: { store?: StoreState; zone?: string; now?: Date; instances?: readonly InstanceView[] } = {},
 ): string {
-  const { store = { ok: true }, zone = "UTC", now = new Date() } = options;
+  const { store = { ok: true }, zone = "UTC", now = new Date(), instances = [] } = options;
+  // Several instances share the store: which one holds what.
+  const group =
+    instances.length > 1
+      ? `<h2>Instances</h2>
+<div class="scroll"><table id="instances"><thead><tr><th>Instance</th><th>Host</th><th>PID</th><th>Version</th><th>Holds</th></tr></thead>
+<tbody>
+${instances
+  .map(
+    (i) =>
+      `<tr class="instance"><td>${esc(i.id)}${i.self ? " (this one)" : ""}</td><td>${esc(i.host)}</td><td>${i.pid}</td><td>${esc(i.version)}</td><td>${esc(i.singletons.join(", "))}</td></tr>`,
+  )
+  .join("\n")}
+</tbody></table></div>`
+      : "";
   const online = health.filter((h) => h.status === "ONLINE").length;
   const storage = store.ok
     ? ""
@@ -89,6 +104,7 @@ ${storage}
 <tbody>
 ${serverRows}
 </tbody></table></div>
+${group}
 <h2>Latency (p50 / p95)</h2>
 ${latencyChart(health)}
 <h2>Recent tasks</h2>

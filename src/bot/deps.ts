@@ -1,4 +1,6 @@
 import type { EventEmitter } from "node:events";
+import type { InstanceView } from "../cluster/membership.js";
+import type { HealthSource } from "../cluster/shared-health.js";
 import type { Logger } from "../log.js";
 import type { ServerHealth } from "../monitoring/health-monitor.js";
 import type { Stats } from "../monitoring/stats.js";
@@ -15,7 +17,12 @@ export interface BotDeps {
   countTasks(): Promise<number>;
   retryFailed(id: string): Promise<number>;
   events: EventEmitter<OrchestratorEvents>;
+  /** Tasks whose operations another instance moved ("" when some were missed). */
+  onTaskChanged?: ((listener: (taskId: string) => void) => () => void) | undefined;
   getHealth(): ServerHealth[];
+  /** The instances sharing the store, and whose probes `getHealth` shows (several instances). */
+  instances?: (() => Promise<InstanceView[]>) | undefined;
+  healthSource?: (() => HealthSource) | undefined;
   checkHealth(): Promise<ServerHealth[]>;
   getStats(): Promise<Stats>;
   /** Operations finished per 5 minutes over the last hour, oldest first. */

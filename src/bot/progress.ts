@@ -11,16 +11,17 @@ interface Tracked {
   lastText: string;
   lastEditAt: number;
   timer: NodeJS.Timeout | undefined;
-  final: boolean;
 }
 
 /**
  * The live progress message: sent once when a task is created, then edited as its
- * operations finish. Edits of one message are coalesced to one per interval, so a
- * ten-server fan-out costs a handful of edits, never a burst.
+ * operations finish, here or on another instance sharing the store. Edits of one message
+ * are coalesced to one per interval, so a ten-server fan-out costs a handful of edits,
+ * never a burst. It is followed until an edit shows the task settled.
  */
 export class ProgressReporter {
   private readonly tracked = new Map<string, Tracked>();
+  private readonly unlisten: (() => void) | undefined;
 
   constructor(
     private readonly api: Api,
@@ -32,17 +33,16 @@ export class ProgressReporter {
     deps.events.on("operation.failed", this.touch);
     deps.events.on("operation.waiting", this.touch);
     deps.events.on("task.settled", this.settled);
+    // Operations other instances run: "" when some news was missed.
+    this.unlisten = deps.onTaskChanged?.((taskId) => {
+      if (taskId) this.schedule(taskId);
+      else for (const id of this.tracked.keys()) this.schedule(id);
+    });
   }
 
   private readonly touch = ({ taskId }: { taskId: string }) => this.schedule(taskId);
 
-  private readonly settled = (view: { task: { id: string } }) => {
-    const t = this.tracked.get(view.task.id);
-    if (t) {
-      t.final = true;
-      this.schedule(view.task.id);
-    }
-  };
+  private readonly settled = (view: { task: { id: string } }) => this.schedule(view.task.id);
 
   /** Sends the progress message for a new task, in the user's language, and follows it. */
   async start(chatId: number, taskId: string, t: Translate): Promise<void> {
@@ -58,12 +58,9 @@ export class ProgressReporter {
       lastText: text,
       lastEditAt: Date.now(),
       timer: undefined,
-      final: false,
     };
     this.tracked.set(taskId, tracked);
-    // It may have settled while the message was on its way.
-    const now = await this.deps.getTask(taskId);
-    if (now?.task.settledAt) tracked.final = true;
+    // It may have moved, or settled, while the message was on its way.
     this.schedule(taskId);
   }
 
@@ -71,6 +68,7 @@ export class ProgressReporter {
   stop(): void {
     for (const t of this.tracked.values()) clearTimeout(t.timer);
     this.tracked.clear();
+    this.unlisten?.();
     const events = this.deps.events;
     events.off("operation.started", this.touch);
     events.off("operation.done", this.touch);
@@ -111,6 +109,6 @@ export class ProgressReporter {
         this.deps.log.warn({ err: error, taskId: t.taskId }, "could not update the progress message");
       }
     }
-    if (t.final && settled) this.tracked.delete(t.taskId);
+    if (settled) this.tracked.delete(t.taskId);
   }
 }

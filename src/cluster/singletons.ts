@@ -29,7 +29,12 @@ export class Singletons {
   constructor(
     private readonly locks: SingletonLocks | undefined,
     private readonly log: Logger,
-    private readonly options: { retryMs: number; instance: string },
+    private readonly options: {
+      retryMs: number;
+      instance: string;
+      /** Called when a singleton starts or stops here. */
+      changed?: () => void;
+    },
   ) {
     this.unsubscribe = locks?.onLost((names) => {
       if (names.length > 0)
@@ -83,6 +88,7 @@ export class Singletons {
         try {
           role.stop = await role.start();
           this.log.info({ singleton: name, instance: this.options.instance }, "holding singleton");
+          this.options.changed?.();
         } catch (error) {
           this.log.error({ err: error, singleton: name }, "singleton did not start; letting its lock go");
           await this.locks?.release(name);
@@ -99,6 +105,7 @@ export class Singletons {
     const stop = role.stop;
     role.stop = undefined;
     if (!stop) return;
+    this.options.changed?.();
     try {
       await stop();
       this.log.info({ singleton: name, why }, "singleton stopped");

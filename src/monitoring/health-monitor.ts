@@ -21,6 +21,8 @@ export interface ServerHealth extends Rating {
 
 export interface HealthEvents {
   status: [{ server: ServerName; status: HealthStatus; previous: HealthStatus | undefined; reason: string }];
+  /** Every server was probed. */
+  checked: [ServerHealth[]];
 }
 
 /** Probes every server on a timer and on demand; rates each ONLINE, DEGRADED or ERROR. */
@@ -48,7 +50,9 @@ export class HealthMonitor extends EventEmitter<HealthEvents> {
     fleet.on("crash-loop", refresh);
   }
 
+  /** Probes now and every `health_check_interval` (again after `pause`). */
   start(): void {
+    if (this.timer || this.stopped) return;
     const check = () =>
       void this.check().catch((error: unknown) => this.log.error({ err: error }, "health check failed"));
     check();
@@ -56,10 +60,19 @@ export class HealthMonitor extends EventEmitter<HealthEvents> {
     this.timer.unref();
   }
 
+  /**
+   * Stops probing on the timer (a probe in flight still ends); what the fleet reports
+   * still moves the ratings (another instance probes for the group).
+   */
+  pause(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
   /** Stops probing and waits for a probe in flight; no status changes after this. */
   async stop(): Promise<void> {
     this.stopped = true;
-    clearInterval(this.timer);
+    this.pause();
     await this.probeAll.settled();
   }
 
@@ -72,7 +85,10 @@ export class HealthMonitor extends EventEmitter<HealthEvents> {
     const timeoutMs = this.config.health.probe_timeout * 1000;
     return Promise.all(
       this.fleet.names.map(async (server) => this.rate(server, await this.fleet.probe(server, timeoutMs))),
-    );
+    ).then((ratings) => {
+      if (!this.stopped) this.emit("checked", ratings);
+      return ratings;
+    });
   });
 
   /** The latest rating of every server (rated from live facts if never probed). */

@@ -20,9 +20,11 @@ export function createMetrics(deps: {
   store: Store;
   fleet: Fleet;
   orchestrator: Orchestrator;
-  health: HealthMonitor;
+  health: Pick<HealthMonitor, "snapshot">;
+  /** The instances sharing the store, and the singletons this one holds. */
+  group: { instances(): Promise<unknown[]>; held(): string[] };
 }): Metrics {
-  const { store, fleet, orchestrator, health } = deps;
+  const { store, fleet, orchestrator, health, group } = deps;
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "taskfan_" });
   const registers = [registry];
@@ -61,6 +63,24 @@ export function createMetrics(deps: {
     registers,
     collect() {
       for (const h of health.snapshot()) this.set({ server: h.server }, healthValue[h.status]);
+    },
+  });
+  new Gauge({
+    name: "taskfan_instances",
+    help: "Instances sharing the store (this one included) with a live heartbeat.",
+    registers,
+    async collect() {
+      this.set((await group.instances()).length);
+    },
+  });
+  new Gauge({
+    name: "taskfan_singleton_held",
+    help: "1 for each singleton (Telegram poller, alert delivery, health monitor, ...) this instance holds.",
+    labelNames: ["singleton"],
+    registers,
+    collect() {
+      this.reset();
+      for (const singleton of group.held()) this.set({ singleton }, 1);
     },
   });
   new Gauge({

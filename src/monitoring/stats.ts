@@ -25,7 +25,7 @@ export interface Stats {
 export async function collectStats(deps: {
   store: Store;
   fleet: Fleet;
-  health: HealthMonitor;
+  health: Pick<HealthMonitor, "snapshot">;
   startedAt: number;
   now?: number;
 }): Promise<Stats> {

@@ -1,6 +1,7 @@
 import type { Alert, AlertKind } from "../domain/alert.js";
 import type { Operation, OperationStatus, Task, TaskStatus, TaskView, ValidTask } from "../domain/task.js";
 import type { StoreHealth } from "./store-health.js";
+import type { ServerHealth } from "../monitoring/health-monitor.js";
 
 /**
  * The store, as the orchestrator, monitoring and the bot see it: every call returns a
@@ -47,7 +48,41 @@ export interface Store extends StoreQueries {
    * them all.
    */
   locks?: SingletonLocks;
+  /** The group of instances sharing this store. Absent on SQLite: one process. */
+  cluster?: ClusterStore;
+  /**
+   * A task whose operations another process moved (PostgreSQL: LISTEN/NOTIFY), so the
+   * instance following it in a chat can show it; "" when some were missed (look at all).
+   */
+  onTaskChanged?(listener: (taskId: string) => void): () => void;
+  /** PostgreSQL: the schema versions this open applied (none when another process had). */
+  readonly migrated?: readonly number[];
   close(): Promise<void>;
+}
+
+/** A running instance, as its last heartbeat described it. */
+export interface InstanceRow {
+  id: string;
+  host: string;
+  pid: number;
+  version: string;
+  startedAt: number;
+  heartbeatAt: number;
+  singletons: string[];
+}
+
+/** Rows the instances of a group share: who is there, and the health monitor's picture. */
+export interface ClusterStore {
+  /** Writes this instance's row, with the heartbeat now. */
+  beat(row: Omit<InstanceRow, "heartbeatAt">): Promise<void>;
+  /** Removes rows whose heartbeat is older than `before`; their ids. */
+  removeStale(before: number): Promise<string[]>;
+  /** A clean stop: this instance's row goes. */
+  leave(id: string): Promise<void>;
+  instances(): Promise<InstanceRow[]>;
+  /** The health monitor's latest ratings, by the instance that holds it. */
+  writeHealth(instance: string, ratings: readonly ServerHealth[]): Promise<void>;
+  readHealth(): Promise<Array<{ rating: ServerHealth; instance: string; writtenAt: number }>>;
 }
 
 /** Named locks held by this process's session with the database, lost with it. */

@@ -1,8 +1,6 @@
-import type { ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
-import { createInterface } from "node:readline";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { formatAlert } from "../../src/bot/alert-format.js";
@@ -11,16 +9,9 @@ import { createPostgresStore } from "../../src/store/postgres/postgres-store.js"
 import type { Store } from "../../src/store/store.js";
 import { FakeBotApi } from "../bot/fake-bot-api.js";
 import { startHarness } from "../core-harness.js";
-import {
-  onlyServers,
-  repoRoot,
-  silentLog,
-  spawnTracked,
-  stopSpawned,
-  tempDir,
-  terminate,
-} from "../helpers.js";
+import { onlyServers, silentLog, stopSpawned, tempDir, terminate } from "../helpers.js";
 import { startPostgres, type TestPostgres } from "../postgres.js";
+import { conditions, startInstance, type Instance } from "./instance.js";
 
 let server: TestPostgres;
 beforeAll(async () => {
@@ -30,27 +21,6 @@ afterAll(() => {
   stopSpawned();
   server?.remove();
 });
-
-/**
- * Waits for conditions on state that changes on events: `until(p)` resolves once `p()`
- * holds, looked at now and on every `changed()`.
- */
-function conditions(): { until: (predicate: () => boolean) => Promise<void>; changed: () => void } {
-  const checks = new Set<() => void>();
-  return {
-    until: (predicate) =>
-      new Promise<void>((resolve) => {
-        const check = () => {
-          if (!predicate()) return;
-          checks.delete(check);
-          resolve();
-        };
-        checks.add(check);
-        check();
-      }),
-    changed: () => [...checks].forEach((c) => c()),
-  };
-}
 
 describe("singletons on PostgreSQL advisory locks", () => {
   it(
@@ -163,43 +133,26 @@ describe("two taskfan instances on one PostgreSQL", () => {
       const { dir, remove } = tempDir();
       const configFile = path.join(dir, "taskfan.config.json");
       writeFileSync(configFile, JSON.stringify({ servers: onlyServers(["memory"]) }));
-      const all = ["alert-delivery", "maintenance", "metrics-snapshot", "telegram-polling"];
-      interface Instance {
-        child: ChildProcess;
-        holding: Set<string>;
-      }
-      const instances = new Map<string, Instance>();
-      // Looked at on every "holding singleton" line of either instance.
+      const all = ["alert-delivery", "health-monitor", "metrics-snapshot", "telegram-polling"];
+      const instances: Instance[] = [];
+      // Looked at on every log line of either instance.
       const { until, changed } = conditions();
-      const start = (id: string): Instance => {
-        const child = spawnTracked(process.execPath, [path.join(repoRoot, "bin/taskfan.js"), "start"], {
-          cwd: dir,
-          env: {
-            ...process.env,
+      const start = (id: string) => {
+        const instance = startInstance(
+          id,
+          dir,
+          {
             TASKFAN_CONFIG: configFile,
-            DATA_DIR: path.join(dir, id),
-            LOG_DIR: path.join(dir, id, "logs"),
             DATABASE_URL: url,
-            INSTANCE_ID: id,
-            HTTP_PORT: "0",
-            LOG_LEVEL: "info",
             BOT_TOKEN: token,
             TELEGRAM_API_ROOT: api.url,
             ALERT_CHAT_ID: "-100",
             ALLOWED_USER_IDS: String(owner.id),
           },
-          stdio: ["ignore", "ignore", "pipe"],
-        });
-        const state: Instance = { child, holding: new Set<string>() };
-        instances.set(id, state);
-        createInterface({ input: child.stderr! }).on("line", (line) => {
-          if (!line.startsWith("{")) return;
-          const entry = JSON.parse(line) as { msg?: string; singleton?: string };
-          if (entry.msg !== "holding singleton" || !entry.singleton) return;
-          state.holding.add(entry.singleton);
-          changed();
-        });
-        return state;
+          changed,
+        );
+        instances.push(instance);
+        return instance;
       };
       try {
         const a = start("a");
@@ -229,7 +182,7 @@ describe("two taskfan instances on one PostgreSQL", () => {
         );
         expect(await terminate(other.child)).toBe(0);
       } finally {
-        for (const { child } of instances.values()) await terminate(child);
+        for (const { child } of instances) await terminate(child);
         await api.stop();
         remove();
       }

@@ -217,8 +217,11 @@ describe.each(engines)("on $name", (e) => {
       const health = h.core.getHealth().find((s) => s.server === "deltatask")!;
       expect(health).toMatchObject({ status: "ERROR", reason: "crash loop: 2 restarts in 60 s" });
       expect(h.core.getHealth().find((s) => s.server === "memory")!.status).toBe("ONLINE");
-      expect((await h.core.store.alerts.open()).map((a) => `${a.server}:${a.kind}`)).toEqual(
-        expect.arrayContaining(["deltatask:error", "deltatask:crash_loop"]),
+      // Both are recorded in the order they happened, each once the one before is stored.
+      await vi.waitFor(async () =>
+        expect((await h.core.store.alerts.open()).map((a) => `${a.server}:${a.kind}`)).toEqual(
+          expect.arrayContaining(["deltatask:error", "deltatask:crash_loop"]),
+        ),
       );
     });
 

@@ -4,6 +4,7 @@ import { StoreHealth, type StoreFault } from "../store-health.js";
 import type { Store, StoreQueries } from "../store.js";
 import { wrapMethods } from "../wrap-methods.js";
 import { listen } from "./listener.js";
+import { clusterOn } from "./cluster.js";
 import { advisoryLocks } from "./locks.js";
 import { migratePostgres } from "./migrate.js";
 import { queriesOn } from "./queries.js";
@@ -61,8 +62,9 @@ export async function createPostgresStore(
   // At open, a server that does not answer within 10 s is an error, not a wait.
   const opening = new pg.Pool({ connectionString: url, max: 1, connectionTimeoutMillis: 10_000 });
   opening.on("error", () => undefined);
+  let migrated: number[];
   try {
-    await migratePostgres(opening);
+    migrated = await migratePostgres(opening);
   } catch (error) {
     await pool.end().catch(() => undefined);
     const fault = pgFault(error);
@@ -103,8 +105,10 @@ export async function createPostgresStore(
     }
   };
   const locks = advisoryLocks(url);
-  const dueListeners = new Set<(server: string) => void>();
-  let listener: ReturnType<typeof listen> | undefined;
+  const channels = {
+    due: new Channel(url, "taskfan_due", own),
+    task: new Channel(url, "taskfan_task", own),
+  };
   return {
     ...queries,
     description: `PostgreSQL ${where}`,
@@ -146,20 +150,42 @@ export async function createPostgresStore(
         return false;
       }
     },
-    onDue(fn) {
-      dueListeners.add(fn);
-      listener ??= listen(url, "taskfan_due", own, (server) => {
-        for (const l of dueListeners) l(server);
-      });
-      return () => dueListeners.delete(fn);
-    },
+    onDue: (fn) => channels.due.add(fn),
+    onTaskChanged: (fn) => channels.task.add(fn),
     locks,
+    cluster: guarded(clusterOn(pool, now), health),
+    migrated,
     async close() {
       await locks.close();
-      await listener?.close();
+      await channels.due.close();
+      await channels.task.close();
       await pool.end();
     },
   };
+}
+
+/** Listeners of one channel, on a connection opened with the first of them. */
+class Channel {
+  private readonly listeners = new Set<(payload: string) => void>();
+  private connection: ReturnType<typeof listen> | undefined;
+
+  constructor(
+    private readonly url: string,
+    private readonly name: string,
+    private readonly own: ReadonlySet<number>,
+  ) {}
+
+  add(fn: (payload: string) => void): () => void {
+    this.listeners.add(fn);
+    this.connection ??= listen(this.url, this.name, this.own, (payload) => {
+      for (const l of this.listeners) l(payload);
+    });
+    return () => this.listeners.delete(fn);
+  }
+
+  close(): Promise<void> {
+    return this.connection?.close() ?? Promise.resolve();
+  }
 }
 
 /** What a node-postgres error says about the database; undefined for anything else (a bug, a constraint). */

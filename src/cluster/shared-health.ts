@@ -1,0 +1,121 @@
+import type { ServerName } from "../config/schema.js";
+import type { Logger } from "../log.js";
+import type { HealthMonitor, ServerHealth } from "../monitoring/health-monitor.js";
+import { oneAtATime } from "../one-at-a-time.js";
+import { StoreRetry, type StoreHealth } from "../store/store-health.js";
+import type { ClusterStore } from "../store/store.js";
+
+/** Where the ratings shown come from: this instance's probes, or another's. */
+export interface HealthSource {
+  /** The instance whose probes rated the servers. */
+  instance: string;
+  /** When that instance last wrote them (undefined: rated here). */
+  writtenAt?: number;
+}
+
+/**
+ * One picture of server health for a group of instances. The instance holding the
+ * "health-monitor" singleton probes (`lead`) and writes every rating to the store; every
+ * other instance shows the ratings read from there, refreshed every `refreshMs`, so /health,
+ * /stats, /api/health, /metrics and the status page agree whichever instance answers.
+ * Without a shared store (SQLite), the local monitor is the picture.
+ */
+export class SharedHealth {
+  private leading = false;
+  private read = new Map<ServerName, { rating: ServerHealth; instance: string; writtenAt: number }>();
+  private timer: NodeJS.Timeout | undefined;
+  private dirty = false;
+  private readonly writeRetry: StoreRetry;
+  private readonly readRetry: StoreRetry;
+
+  constructor(
+    private readonly monitor: HealthMonitor,
+    private readonly cluster: ClusterStore | undefined,
+    private readonly instance: string,
+    storeHealth: StoreHealth,
+    log: Logger,
+    private readonly refreshMs: number,
+  ) {
+    this.writeRetry = new StoreRetry("shared health write", storeHealth, log);
+    this.readRetry = new StoreRetry("shared health read", storeHealth, log);
+    monitor.on("checked", this.changed);
+    monitor.on("status", this.changed);
+  }
+
+  /** Reads the group's picture now and every `refreshMs` while another instance leads. */
+  async start(): Promise<void> {
+    if (!this.cluster) return;
+    this.timer = setInterval(() => void this.refresh(), this.refreshMs);
+    this.timer.unref();
+    await this.refresh();
+  }
+
+  /** Probes here for the group until the returned stop. */
+  lead(): () => Promise<void> {
+    this.leading = true;
+    this.monitor.start();
+    return async () => {
+      this.monitor.pause();
+      this.leading = false;
+      await this.write.settled();
+    };
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    this.leading = false;
+    await this.write.settled();
+    await this.refresh.settled();
+  }
+
+  /** Every server's latest rating, as the group sees it. */
+  snapshot(): ServerHealth[] {
+    const local = this.monitor.snapshot();
+    if (this.leading || !this.cluster) return local;
+    return local.map((h) => this.read.get(h.server)?.rating ?? h);
+  }
+
+  /** Which instance rated the servers shown. */
+  source(): HealthSource {
+    if (this.leading || !this.cluster || this.read.size === 0) return { instance: this.instance };
+    const newest = [...this.read.values()].reduce((a, b) => (b.writtenAt > a.writtenAt ? b : a));
+    return { instance: newest.instance, writtenAt: newest.writtenAt };
+  }
+
+  /** Probes now when leading; otherwise reads the leader's latest ratings. */
+  async check(): Promise<ServerHealth[]> {
+    if (this.leading || !this.cluster) return this.monitor.check();
+    await this.refresh();
+    return this.snapshot();
+  }
+
+  private readonly changed = () => {
+    if (!this.leading || !this.cluster) return;
+    this.dirty = true;
+    void this.write();
+  };
+
+  /** Writes the ratings until none changed during the write. */
+  private readonly write = oneAtATime(async () => {
+    while (this.dirty && this.leading && this.cluster) {
+      this.dirty = false;
+      const cluster = this.cluster;
+      const ok = await this.writeRetry.run(async () => {
+        await cluster.writeHealth(this.instance, this.monitor.snapshot());
+        return true;
+      });
+      if (!ok) {
+        // The store does not answer: the next probe or change writes again.
+        this.dirty = true;
+        return;
+      }
+    }
+  });
+
+  private readonly refresh = oneAtATime(async () => {
+    if (this.leading || !this.cluster) return;
+    const cluster = this.cluster;
+    const rows = await this.readRetry.run(() => cluster.readHealth());
+    if (rows) this.read = new Map(rows.map((r) => [r.rating.server, r]));
+  });
+}

@@ -1,0 +1,177 @@
+import { writeFileSync } from "node:fs";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import type { InstanceView } from "../../src/cluster/membership.js";
+import type { ServerHealth } from "../../src/monitoring/health-monitor.js";
+import { FakeBotApi, type Sent } from "../bot/fake-bot-api.js";
+import { freePort, onlyServers, stopSpawned, tempDir, terminate } from "../helpers.js";
+import { startPostgres, type TestPostgres } from "../postgres.js";
+import { conditions, startInstance, type Instance } from "./instance.js";
+
+let server: TestPostgres;
+beforeAll(async () => {
+  server = await startPostgres();
+}, 60_000);
+afterAll(() => {
+  stopSpawned();
+  server?.remove();
+});
+
+const owner = { id: 7, is_bot: false, first_name: "Owner", language_code: "en" };
+const secret = "the-group-webhook-secret";
+let update = 1;
+
+/** Posts an update to an instance's webhook, as Telegram (or a load balancer) would. */
+async function deliver(hook: string, body: Record<string, unknown>): Promise<void> {
+  const res = await fetch(hook, {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-telegram-bot-api-secret-token": secret },
+    body: JSON.stringify({ update_id: update++, ...body }),
+  });
+  expect(res.status).toBe(200);
+}
+const text = (body: string) => ({
+  message: {
+    message_id: update,
+    date: Math.floor(Date.now() / 1000),
+    chat: { id: owner.id, type: "private", first_name: owner.first_name },
+    from: owner,
+    text: body,
+    entities: [{ type: "bot_command", offset: 0, length: body.indexOf(" ") }],
+  },
+});
+const press = (data: string) => ({
+  callback_query: {
+    id: String(update),
+    from: owner,
+    chat_instance: "group",
+    data,
+    message: {
+      message_id: 1,
+      date: 0,
+      chat: { id: owner.id, type: "private", first_name: "Owner" },
+      text: "",
+    },
+  },
+});
+const toOwner = (c: Sent) =>
+  c.accepted &&
+  (c.method === "sendMessage" || c.method === "editMessageText") &&
+  String(c.payload.chat_id) === String(owner.id);
+
+interface HealthAnswer {
+  servers: ServerHealth[];
+  ratedBy: string;
+  instances: InstanceView[];
+}
+
+describe("two taskfan instances started together on an empty PostgreSQL (webhook mode)", () => {
+  it(
+    "migrate once, both serve one picture of health and of the group, and a conversation begun on one and finished on the other creates one task",
+    { timeout: 120_000 },
+    async () => {
+      const url = await server.createDatabase();
+      const api = new FakeBotApi();
+      await api.start();
+      const { dir, remove } = tempDir();
+      const configFile = path.join(dir, "taskfan.config.json");
+      writeFileSync(configFile, JSON.stringify({ servers: onlyServers(["memory", "time-tracker"]) }));
+      const instances: Instance[] = [];
+      const hooks: string[] = [];
+      const { until, changed } = conditions();
+      try {
+        for (const id of ["a", "b"]) {
+          const port = await freePort();
+          hooks.push(`http://127.0.0.1:${port}/telegram/updates`);
+          instances.push(
+            startInstance(
+              id,
+              dir,
+              {
+                TASKFAN_CONFIG: configFile,
+                DATABASE_URL: url,
+                BOT_TOKEN: "123456:GROUPtokenGROUPtokenGROUPtokenGROUP",
+                TELEGRAM_API_ROOT: api.url,
+                ALLOWED_USER_IDS: String(owner.id),
+                ALERT_CHAT_ID: "-100",
+                WEBHOOK_URL: hooks.at(-1)!,
+                WEBHOOK_PORT: String(port),
+                WEBHOOK_SECRET: secret,
+              },
+              changed,
+            ),
+          );
+        }
+        const [a, b] = instances as [Instance, Instance];
+        const [apiA, apiB] = await Promise.all([a.api, b.api]);
+        await api.until((calls) => calls.filter((c) => c.method === "setWebhook").length === 2);
+
+        // The schema was applied by one of them; the other found it done.
+        const migrated = instances.flatMap((i) => i.log.filter((l) => l.msg === "migrated the database"));
+        expect(migrated).toHaveLength(1);
+        expect(migrated[0]!.versions).toEqual([1, 2, 3]);
+
+        // Both list both, with each singleton held once; both show the same ratings, by
+        // the instance that holds the health monitor.
+        const health = async (base: string) => {
+          const res = await fetch(`${base}/api/health`);
+          if (!res.ok) throw new Error(`GET /api/health: ${res.status} ${await res.text()}`);
+          return (await res.json()) as HealthAnswer;
+        };
+        const singletons = ["alert-delivery", "health-monitor", "metrics-snapshot"];
+        await until(() => singletons.every((name) => a.holding.has(name) || b.holding.has(name)));
+        const [seenA, seenB] = await vi.waitFor(
+          async () => {
+            const views = await Promise.all([health(apiA), health(apiB)]);
+            for (const view of views) {
+              expect(view.instances.map((i) => i.id).sort()).toEqual(["a", "b"]);
+              expect(view.instances.flatMap((i) => i.singletons).sort()).toEqual(singletons);
+              expect(view.servers.every((s) => s.checkedAt !== undefined)).toBe(true);
+            }
+            return views;
+          },
+          // Their rows follow at the next beat; few looks, under the API's rate limit.
+          { timeout: 30_000, interval: 500 },
+        );
+        const monitor = seenA.instances.find((i) => i.singletons.includes("health-monitor"))!.id;
+        expect(seenA.ratedBy).toBe(monitor);
+        expect(seenB.ratedBy).toBe(monitor);
+        const statuses = (v: HealthAnswer) => v.servers.map((s) => [s.server, s.status, s.checkedAt]);
+        expect(statuses(seenB)).toEqual(statuses(seenA));
+        expect(seenA.instances[0]!).toMatchObject({ id: "a", self: true, pid: a.child.pid });
+        expect(seenB.instances[0]!).toMatchObject({ id: "b", self: true, pid: b.child.pid });
+        const metrics = await (await fetch(`${apiB}/metrics`)).text();
+        expect(metrics).toMatch(/^taskfan_instances 2$/m);
+
+        // A conversation: begun through A's webhook, finished through B's.
+        await deliver(hooks[0]!, text("/newtask Ship it | the release | p1 | #release"));
+        await api.until((calls) =>
+          calls.filter(toOwner).some((c) => String(c.payload.text).includes("• Title: Ship it")),
+        );
+        await deliver(hooks[1]!, press("nt:create"));
+        await api.until((calls) =>
+          calls.filter(toOwner).some((c) => String(c.payload.text).includes("Done: every server has it.")),
+        );
+        const tasks = (await (await fetch(`${apiA}/api/tasks`)).json()) as {
+          tasks: Array<{ title: string }>;
+        };
+        expect(tasks.tasks.map((t) => t.title)).toEqual(["Ship it"]);
+
+        // /health in the chat lists the group.
+        await deliver(hooks[0]!, text("/health now"));
+        await api.until((calls) =>
+          calls.filter(toOwner).some((c) => String(c.payload.text).includes("Instances: 2")),
+        );
+
+        // A clean stop takes the instance's row with it.
+        expect(await terminate(b.child)).toBe(0);
+        const after = await health(apiA);
+        expect(after.instances.map((i) => i.id)).toEqual(["a"]);
+      } finally {
+        for (const { child } of instances) await terminate(child);
+        await api.stop();
+        remove();
+      }
+    },
+  );
+});

@@ -1,0 +1,133 @@
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { createBot } from "../../src/bot/create-bot.js";
+import { Membership } from "../../src/cluster/membership.js";
+import { botDepsOf } from "../../src/bot/front-end.js";
+import { createPostgresStore } from "../../src/store/postgres/postgres-store.js";
+import { botInfo, chatWith, fakeTelegram } from "../bot/fake-telegram.js";
+import { startHarness } from "../core-harness.js";
+import { onlyServers, silentLog } from "../helpers.js";
+import { startPostgres, type TestPostgres } from "../postgres.js";
+
+let server: TestPostgres;
+beforeAll(async () => {
+  server = await startPostgres();
+}, 60_000);
+afterAll(() => server?.remove());
+
+describe("live progress across instances", () => {
+  it(
+    "a task created in the chat of one instance, its operations run by another: the progress message follows it to Done",
+    { timeout: 90_000 },
+    async () => {
+      const url = await server.createDatabase();
+      // Each instance its own store (its own sessions), as two processes would have.
+      const storeA = await createPostgresStore(url);
+      const storeB = await createPostgresStore(url);
+      const servers = onlyServers(["memory", "time-tracker"]);
+      // A takes no work: everything the task needs runs on B.
+      const a = await startHarness({ servers }, undefined, { store: storeA, instance: "a", dispatch: false });
+      const b = await startHarness({ servers }, undefined, { store: storeB, instance: "b", dispatch: false });
+      const tg = fakeTelegram();
+      const bot = createBot(
+        botDepsOf(a.core, silentLog),
+        {
+          allowedUserIds: new Set([7]),
+          alertChatId: undefined,
+          rateLimitPerMinute: 100,
+          progressEditIntervalMs: 50,
+        },
+        { token: "42:TEST", botInfo, fetch: tg.fetch },
+      );
+      const me = chatWith(7);
+      try {
+        await bot.bot.handleUpdate(me.text("/newtask Ship it | the release | p1 | #release"));
+        await bot.bot.handleUpdate(me.press("nt:create"));
+        // The progress message is out, the task not started: B begins the work only now.
+        const sent = await vi.waitFor(() => {
+          const progress = tg.sent().find((c) => /^Task \w+: Ship it/.test(String(c.payload.text)));
+          if (!progress) throw new Error("no progress message yet");
+          return String(progress.payload.text);
+        });
+        expect(sent).not.toContain("Done");
+        await b.core.orchestrator.start();
+        const done = await vi.waitFor(
+          () => {
+            const text = tg.texts().find((t) => t.includes("Done: every server has it."));
+            if (!text) throw new Error(`no Done yet: ${tg.texts().at(-1)}`);
+            return text;
+          },
+          { timeout: 30_000, interval: 50 },
+        );
+        expect(done.match(/^✅ /gm)).toHaveLength(2);
+        // The progress message was sent by A and edited by A, for work B did.
+        const edits = tg.calls.filter((c) => c.method === "editMessageText");
+        expect(edits.length).toBeGreaterThan(0);
+        expect(a.started).toHaveLength(0);
+        expect(new Set(b.finished.map((e) => e.server))).toEqual(new Set(["memory", "time-tracker"]));
+      } finally {
+        bot.progress.stop();
+        await a.stop();
+        await b.stop();
+        await storeA.close();
+        await storeB.close();
+      }
+    },
+  );
+});
+
+describe("the instances table", () => {
+  it(
+    "each instance renews its row with the singletons it holds; a row that stops beating is removed by the others; a clean stop removes its own",
+    { timeout: 60_000 },
+    async () => {
+      const url = await server.createDatabase();
+      let clock = 1_000_000;
+      const now = () => clock;
+      const stores = [await createPostgresStore(url, now), await createPostgresStore(url, now)];
+      const held = [["telegram-polling"], ["health-monitor"]];
+      const options = { beatMs: 60_000, staleAfterMs: 30_000, now };
+      const [a, b] = stores.map(
+        (store, i) =>
+          new Membership(
+            store.cluster,
+            { id: `i${i}`, version: "0.1.0", startedAt: clock },
+            () => held[i]!,
+            store.health,
+            silentLog,
+            options,
+          ),
+      ) as [Membership, Membership];
+      try {
+        await a.start();
+        await b.start();
+        const seen = await a.list();
+        expect(seen.map((i) => [i.id, i.self, i.singletons])).toEqual([
+          ["i0", true, ["telegram-polling"]],
+          ["i1", false, ["health-monitor"]],
+        ]);
+        expect(seen[1]).toMatchObject({ pid: process.pid, version: "0.1.0", heartbeatAt: clock });
+        // A takes over a singleton: its next beat says so.
+        held[0]!.push("alert-delivery");
+        await a.beat();
+        expect((await b.list())[1]!.singletons).toEqual(["alert-delivery", "telegram-polling"]);
+        // B stops beating (its process is gone); past the stale bound, A's next beat removes it.
+        clock += 29_000;
+        await a.beat();
+        expect((await a.list()).map((i) => i.id)).toEqual(["i0", "i1"]);
+        clock += 2_000;
+        expect((await a.list()).map((i) => i.id)).toEqual(["i0"]);
+        await a.beat();
+        expect((await stores[0]!.cluster!.instances()).map((i) => i.id)).toEqual(["i0"]);
+        // B was only cut off: it comes back with its next beat.
+        await b.beat();
+        expect((await a.list()).map((i) => i.id)).toEqual(["i0", "i1"]);
+        await a.stop();
+        expect((await stores[1]!.cluster!.instances()).map((i) => i.id)).toEqual(["i1"]);
+      } finally {
+        await a.stop();
+        await b.stop();
+        for (const s of stores) await s.close();
+      }
+    },
+  );
+});

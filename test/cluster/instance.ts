@@ -1,0 +1,77 @@
+import type { ChildProcess } from "node:child_process";
+import path from "node:path";
+import { createInterface } from "node:readline";
+import { repoRoot, spawnTracked } from "../helpers.js";
+
+/** A `taskfan start` process of a group, as its JSON log tells it. */
+export interface Instance {
+  id: string;
+  child: ChildProcess;
+  /** Every JSON log line, parsed. */
+  log: Array<Record<string, unknown>>;
+  /** The singletons it said it holds ("holding singleton"), and has not said it stopped. */
+  holding: Set<string>;
+  /** Its HTTP API's base URL, once it listens. */
+  api: Promise<string>;
+}
+
+/**
+ * Starts `taskfan start` as instance `id` with `env` (DATABASE_URL, config, Telegram...),
+ * its own DATA_DIR under `dir`, logging JSON at info; `changed` runs on every log line.
+ */
+export function startInstance(
+  id: string,
+  dir: string,
+  env: Record<string, string>,
+  changed: () => void = () => undefined,
+): Instance {
+  const child = spawnTracked(process.execPath, [path.join(repoRoot, "bin/taskfan.js"), "start"], {
+    cwd: dir,
+    env: {
+      ...process.env,
+      DATA_DIR: path.join(dir, id),
+      LOG_DIR: path.join(dir, id, "logs"),
+      INSTANCE_ID: id,
+      HTTP_PORT: "0",
+      LOG_LEVEL: "info",
+      ...env,
+    },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  const log: Instance["log"] = [];
+  const holding = new Set<string>();
+  let listening: (url: string) => void = () => undefined;
+  const api = new Promise<string>((resolve) => (listening = resolve));
+  createInterface({ input: child.stderr! }).on("line", (line) => {
+    if (!line.startsWith("{")) return;
+    const entry = JSON.parse(line) as Record<string, unknown>;
+    log.push(entry);
+    const singleton = typeof entry.singleton === "string" ? entry.singleton : undefined;
+    if (entry.msg === "holding singleton" && singleton) holding.add(singleton);
+    if (entry.msg === "singleton stopped" && singleton) holding.delete(singleton);
+    if (entry.msg === "http server listening") listening(String(entry.url));
+    changed();
+  });
+  return { id, child, log, holding, api };
+}
+
+/**
+ * Waits for conditions on state that changes on events: `until(p)` resolves once `p()`
+ * holds, looked at now and on every `changed()`.
+ */
+export function conditions(): { until: (predicate: () => boolean) => Promise<void>; changed: () => void } {
+  const checks = new Set<() => void>();
+  return {
+    until: (predicate) =>
+      new Promise<void>((resolve) => {
+        const check = () => {
+          if (!predicate()) return;
+          checks.delete(check);
+          resolve();
+        };
+        checks.add(check);
+        check();
+      }),
+    changed: () => [...checks].forEach((c) => c()),
+  };
+}
