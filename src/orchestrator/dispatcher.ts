@@ -51,12 +51,20 @@ export class Dispatcher {
   private readonly retries;
   private running = false;
   private draining = false;
+  /**
+   * Servers that take one call at a time: in a group of instances (a store others share)
+   * only one dispatcher calls each at a time (see ClaimRequest.serial).
+   */
+  private readonly serial: ReadonlySet<string>;
 
   constructor(
     private readonly ctx: OrchestratorContext,
     private readonly parts: Parts,
   ) {
     this.retries = { dispatch: ctx.retry("dispatch"), leases: ctx.retry("lease renewal") };
+    this.serial = new Set(
+      ctx.store.cluster ? ctx.fleet.names.filter((s) => ctx.fleet.config(s).concurrency === 1) : [],
+    );
     ctx.fleet.on("breaker", ({ state }) => {
       if (state !== "open") this.schedulePump();
     });
@@ -289,9 +297,11 @@ export class Dispatcher {
     const lease = { owner, expiresAt: now() + leaseMs };
     return fleet.names.map((server) => {
       const waitsFor = dependencies.get(server) ?? [];
+      // A serial server another instance may be calling waits for the claim, which knows.
       const direct =
         free > 0 &&
         waitsFor.length === 0 &&
+        !this.serial.has(server) &&
         !this.mayHaveWork.has(server) &&
         fleet.availability(server).ok &&
         this.room(server) > 0;
@@ -329,6 +339,7 @@ export class Dispatcher {
       capacity,
       limit: free,
       orphans,
+      serial: this.serial,
     });
     // A server whose claim came back short has nothing more due (unless the global limit cut it).
     if (claimed.length < free) {

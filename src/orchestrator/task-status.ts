@@ -30,6 +30,9 @@ export class TaskStatus {
     created = false,
     known?: Task,
   ): Promise<TaskEffects & { task?: Task }> {
+    // Two instances recording outcomes of one task at once: the second waits for the first
+    // to commit and then sees its outcome, so the last one releases what waits for both.
+    await tx.tasks.lock(taskId);
     const task = known ?? (await tx.tasks.get(taskId));
     if (!task) return { released: [], settled: false };
     const undo = created && task.rollbackReason ? await tx.operations.rollback(taskId) : 0;

@@ -128,6 +128,12 @@ export interface TaskStore {
     ops: readonly NewOperationRow[],
   ): Promise<Operation[]>;
   get(id: string): Promise<Task | undefined>;
+  /**
+   * Inside a transaction: holds the task until the commit, so transactions that recompute
+   * one task's status from its operations take turns and each sees the others' outcomes
+   * (PostgreSQL; SQLite's write transactions take turns already).
+   */
+  lock(id: string): Promise<void>;
   /** The task an idempotency key made, and the hash of its request (null for older rows). */
   getByIdempotencyKey(key: string): Promise<{ id: string; hash: string | null } | undefined>;
   /** Returns the time it stored as the update (and, when settled, the settle) time. */
@@ -152,6 +158,12 @@ export interface ClaimRequest {
   capacity: ReadonlyMap<string, number>;
   /** Free global slots. */
   limit: number;
+  /**
+   * Servers that take one call at a time, whoever calls (they rewrite one file per call):
+   * their operations are claimed only while no other running dispatcher holds a live lease
+   * on one, so a group of instances sharing the server still calls it one at a time.
+   */
+  serial?: ReadonlySet<string>;
   /**
    * Also take running operations whose lease expired (their owner died); default true.
    * A lease only expires with time, so a dispatcher looks for them on its poll, not on every pass.

@@ -271,6 +271,61 @@ describe.each(engines)("the $name store", (engine) => {
     ).rejects.toMatchObject({ code: expect.stringMatching(/^SQLITE_CONSTRAINT|^23505$/) });
   });
 
+  it("claims a serial server's operations only while no other running dispatcher is calling it", async () => {
+    const c = clock();
+    const store = await engine.open(c.now);
+    for (const id of ["t1", "t2", "t3"]) {
+      await store.tasks.insertWithOperations(id, task, null, [op(id, "memory"), op(id, "git")]);
+    }
+    const alive = () => false;
+    await store.dispatchers.register("a", "a", alive);
+    await store.dispatchers.register("b", "b", alive);
+    const capacity = new Map([
+      ["memory", 2],
+      ["git", 2],
+    ]);
+    const serial = new Set(["memory"]);
+    const claim = (owner: string, orphans = true) =>
+      store.operations.claim({ owner, leaseMs: 1000, capacity, limit: 10, serial, orphans });
+    const servers = (ops: Array<{ server: string }>) => ops.map((o) => o.server).sort();
+    expect(servers(await claim("a"))).toEqual(["git", "git", "memory", "memory"]);
+    // b may take git's last one, not memory's while a calls it.
+    expect(servers(await claim("b"))).toEqual(["git"]);
+    // a may take more of memory's: it is the one calling.
+    expect(servers(await claim("a"))).toEqual(["memory"]);
+    // A dispatcher that stopped (its row gone) calls nothing: no wait for its leases...
+    const [held] = (await store.operations.forTask("t1")).filter((o) => o.server === "memory");
+    await store.tasks.insertWithOperations("t4", task, null, [op("t4", "memory")]);
+    await store.dispatchers.unregister("a");
+    expect(servers(await claim("b"))).toEqual(["memory"]);
+    // ...and one still registered is waited for until its leases expire.
+    await store.dispatchers.register("a", "a", alive);
+    await store.tasks.insertWithOperations("t5", task, null, [op("t5", "memory")]);
+    expect(servers(await claim("a"))).toEqual([]);
+    c.t += 1001;
+    expect(servers(await claim("a", false))).toEqual(["memory"]);
+    expect(held?.leaseOwner).toBe("a");
+  });
+
+  it("never lets two stores claiming at once on one database call a serial server together", async () => {
+    const [a, b] = await engine.openTwo();
+    for (let i = 0; i < 40; i++)
+      await a.tasks.insertWithOperations(`t${i}`, task, null, [op(`t${i}`, "memory")]);
+    const owners = ["a", "a2", "b", "b2"];
+    for (const owner of owners) await a.dispatchers.register(owner, owner, () => false);
+    const capacity = new Map([["memory", 3]]);
+    const serial = new Set(["memory"]);
+    const holders = new Set<string>();
+    await Promise.all(
+      owners.map((owner, i) =>
+        (i < 2 ? a : b).operations
+          .claim({ owner, leaseMs: 60_000, capacity, limit: 3, serial })
+          .then((got) => got.forEach((o) => holders.add(o.leaseOwner!))),
+      ),
+    );
+    expect(holders.size).toBe(1);
+  });
+
   it("marks unfinished operations for a look-up when an earlier run's process is gone", async () => {
     const store = await engine.open();
     await store.tasks.insertWithOperations("t9", task, null, [op("t9", "memory"), op("t9", "git")]);

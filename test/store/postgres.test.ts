@@ -329,3 +329,56 @@ describe("moving a SQLite store to PostgreSQL", () => {
     },
   );
 });
+
+describe("two transactions on one task", () => {
+  it("take turns once one holds the task, so the second sees what the first committed", async () => {
+    const url = await server.createDatabase();
+    const [a, b] = [await createPostgresStore(url), await createPostgresStore(url)];
+    const admin = new pg.Client({ connectionString: url });
+    await admin.connect();
+    let open = (): void => undefined;
+    try {
+      await a.tasks.insertWithOperations(
+        "t1",
+        { title: "t", description: "", priority: 1, deadline: null, tags: [] },
+        null,
+        [
+          { server: "memory", priority: 2, waitsFor: [], idempotencyKey: "t1:memory:create" },
+          { server: "git", priority: 2, waitsFor: [], idempotencyKey: "t1:git:create" },
+        ],
+      );
+      const gate = new Promise<void>((resolve) => (open = resolve));
+      let held!: () => void;
+      const holding = new Promise<void>((resolve) => (held = resolve));
+      const first = a.transaction(async (tx) => {
+        await tx.tasks.lock("t1");
+        held();
+        await gate;
+        await tx.tasks.setStatus("t1", "running", "first", false);
+      });
+      await holding;
+      const second = b.transaction(async (tx) => {
+        await tx.tasks.lock("t1");
+        return (await tx.tasks.get("t1"))?.statusReason;
+      });
+      // The second waits for the first's lock (PostgreSQL says so), then reads its commit.
+      await vi.waitFor(
+        async () => {
+          const { rows } = await admin.query(
+            "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()",
+          );
+          expect(rows).toHaveLength(1);
+        },
+        { timeout: 10_000, interval: 20 },
+      );
+      open();
+      await first;
+      expect(await second).toBe("first");
+    } finally {
+      open();
+      await admin.end();
+      await a.close();
+      await b.close();
+    }
+  });
+});

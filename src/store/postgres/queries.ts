@@ -12,6 +12,9 @@ import {
 } from "../rows.js";
 import { blockedUntil, type StoreQueries } from "../store.js";
 
+/** The advisory lock class of a serial server's claim turn ("tg"; singletons use 0x7466). */
+const serialLockClass = 0x7467;
+
 /** A pool (each call its own transaction) or one client inside a transaction. */
 export type Queryable = pg.Pool | pg.PoolClient;
 
@@ -108,6 +111,9 @@ export function queriesOn(q: Queryable, now: () => number): StoreQueries {
         const [row] = await rows<TaskRow>("SELECT * FROM tasks WHERE id = $1", [id]);
         return row ? toTask(row) : undefined;
       },
+      async lock(id) {
+        await q.query("SELECT 1 FROM tasks WHERE id = $1 FOR UPDATE", [id]);
+      },
       async getByIdempotencyKey(key) {
         const [row] = await rows<{ id: string; idempotency_hash: string | null }>(
           "SELECT id, idempotency_hash FROM tasks WHERE idempotency_key = $1",
@@ -156,10 +162,24 @@ export function queriesOn(q: Queryable, now: () => number): StoreQueries {
           const t = now();
           type Candidate = { id: number; priority: number; created_at: number };
           const candidates: Candidate[] = [];
+          // A serial server's claimers take turns (its lock, held to the commit, in name order
+          // so two claimers never wait for each other); one that another live dispatcher is
+          // calling is passed by.
+          const busy = new Set<string>();
+          for (const server of [...req.capacity.keys()].filter((s) => req.serial?.has(s)).sort()) {
+            await c.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [serialLockClass, server]);
+            const { rowCount } = await c.query(
+              `SELECT 1 FROM operations o JOIN dispatchers d ON d.owner = o.lease_owner
+               WHERE o.server = $1 AND o.status = 'running' AND o.lease_owner <> $2
+                 AND o.lease_expires_at >= $3 LIMIT 1`,
+              [server, req.owner, t],
+            );
+            if (rowCount) busy.add(server);
+          }
           // Per server: running ones whose lease expired (on the poll), then due ones, locked
           // with SKIP LOCKED until this transaction ends: another dispatcher passes them by.
           for (const [server, free] of req.capacity) {
-            if (free <= 0) continue;
+            if (free <= 0 || busy.has(server)) continue;
             const limit = Math.min(free, req.limit);
             const orphans =
               req.orphans === false

@@ -169,11 +169,18 @@ export function createOperationStore(db: Db, now: () => number) {
       .join(" UNION ALL "),
   );
 
+  // A serial server another live dispatcher is calling (BEGIN IMMEDIATE: claimers take turns).
+  const othersCalling = db.prepare<{ server: string; owner: string; now: number }, { one: number }>(
+    `SELECT 1 AS one FROM operations o JOIN dispatchers d ON d.owner = o.lease_owner
+     WHERE o.server = @server AND o.status = 'running' AND o.lease_owner <> @owner
+       AND o.lease_expires_at >= @now LIMIT 1`,
+  );
   const claim = db.transaction((req: ClaimRequest): Operation[] => {
     const t = now();
     const candidates: Candidate[] = [];
     for (const [server, free] of req.capacity) {
       if (free <= 0) continue;
+      if (req.serial?.has(server) && othersCalling.get({ server, owner: req.owner, now: t })) continue;
       const limit = Math.min(free, req.limit);
       const orphans = req.orphans === false ? [] : orphanedForServer.all({ server, now: t, limit });
       candidates.push(...orphans, ...dueForServer.all({ server, now: t, limit: limit - orphans.length }));

@@ -108,6 +108,8 @@ export function createTaskStore(db: Db, now: () => number) {
       const row = byId.get(id);
       return row ? toTask(row) : undefined;
     },
+    /** Write transactions take turns already (BEGIN IMMEDIATE). */
+    lock(): void {},
     /** The task an idempotency key made, and the hash of its request (null for older rows). */
     getByIdempotencyKey(key: string): { id: string; hash: string | null } | undefined {
       const row = byKey.get(key);
