@@ -345,11 +345,19 @@ export class Fleet extends EventEmitter<FleetEvents> {
     const m = this.member(server);
     if (!m.connection.connected) return { ok: false, error: m.connection.lastError ?? "not connected" };
     const started = performance.now();
-    const signal = AbortSignal.timeout(timeoutMs);
+    let timedOut = false;
+    /** `timeoutMs` from now; noted when it runs out. */
+    const clock = () => {
+      const s = AbortSignal.timeout(timeoutMs);
+      s.addEventListener("abort", () => (timedOut = true), { once: true });
+      return s;
+    };
     try {
       const probe = async () => {
-        await m.connection.ping(signal, timeoutMs);
-        await m.integration.probe(this.callToolFor(m), signal);
+        await m.connection.ping(clock(), timeoutMs);
+        // The read waits its turn behind the dispatcher's calls: its clock starts when it is
+        // sent, so a backlog of ours is not taken for a server that does not answer.
+        await m.integration.probe(this.callToolFor(m, clock), new AbortController().signal);
       };
       // A closed breaker counts the dispatcher's calls only; an open one lets the probe test the water.
       if (m.policy.breaker.state === CircuitState.Closed) await probe();
@@ -358,7 +366,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
       this.record(m, true, ms);
       return { ok: true, ms };
     } catch (error) {
-      const wedged = signal.aborted;
+      const wedged = timedOut;
       const message = wedged ? `no answer within ${timeoutMs} ms` : describeError(error);
       this.record(m, false, performance.now() - started);
       if (wedged && m.connection.connected && !this.closed) {
@@ -371,10 +379,12 @@ export class Fleet extends EventEmitter<FleetEvents> {
     }
   }
 
-  private callToolFor(m: Member): CallTool {
+  /** Calls through the server's queue; `turnClock`: a deadline started when the call's turn comes. */
+  private callToolFor(m: Member, turnClock?: () => AbortSignal): CallTool {
     const timeoutMs = m.config.timeout * 1000;
-    return (name, args, signal) =>
+    return (name, args, queued) =>
       m.queue.execute(async () => {
+        const signal = turnClock ? AbortSignal.any([queued, turnClock()]) : queued;
         const result = await m.connection.callTool(name, args, signal, timeoutMs).catch((error: unknown) => {
           // The SDK's check of a reply against the tool's own output schema: the server talks nonsense.
           if (error instanceof McpError && /output schema/i.test(error.message)) {
@@ -391,7 +401,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
           throw new ToolFailedError(m.config.name, name, textOf(result).slice(0, 500) || "isError");
         }
         return result;
-      }, signal);
+      }, queued);
   }
 
   /** Restarts a server whose process is gone, at most as often as its backoff allows. */
