@@ -3,7 +3,8 @@ import path from "node:path";
 import { createInterface } from "node:readline";
 import { serverNames, type ServerName } from "../src/config/schema.js";
 import { packageDir } from "../src/package-dir.js";
-import { spawnTracked } from "./helpers.js";
+import { childPids, spawnTracked } from "./helpers.js";
+import { readFileSync } from "node:fs";
 
 export interface Served {
   child: ChildProcess;
@@ -40,4 +41,25 @@ export async function serve(
     });
   });
   return { child, urls, stderr };
+}
+
+/** The pid of the backend of `role` under a `servers serve` process. */
+export function backendOf(served: Served, entry: string): number {
+  const pid = childPids(served.child.pid!).find((p) => {
+    try {
+      return readFileSync(`/proc/${p}/cmdline`, "utf8").includes(entry);
+    } catch {
+      return false;
+    }
+  });
+  if (pid === undefined) throw new Error(`no backend runs ${entry}`);
+  return pid;
+}
+
+/** Every role at its served URL, with `headers` on each. */
+export function overHttp(
+  urls: Record<ServerName, string>,
+  headers: (role: ServerName) => Record<string, string> = () => ({}),
+) {
+  return Object.fromEntries(serverNames.map((r) => [r, { url: urls[r], headers: headers(r) }]));
 }

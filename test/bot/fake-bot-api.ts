@@ -15,6 +15,8 @@ export interface Sent {
  */
 export class FakeBotApi {
   readonly calls: Sent[] = [];
+  /** getUpdates requests so far (not in `calls`: a poller sends them all the time). */
+  polls = 0;
   private readonly queue: Update[] = [];
   private waiting: Array<() => void> = [];
   private server: Server | undefined;
@@ -80,7 +82,11 @@ export class FakeBotApi {
       res.writeHead(status, { "content-type": "application/json" });
       res.end(JSON.stringify(body));
     };
-    if (method === "getUpdates") return this.getUpdates(payload, reply);
+    if (method === "getUpdates") {
+      this.polls += 1;
+      for (const l of [...this.listeners]) l();
+      return this.getUpdates(payload, reply);
+    }
     const s = this.scripted.findIndex((x) => x.method === method && x.when(payload));
     if (s >= 0) {
       const [scripted] = this.scripted.splice(s, 1);

@@ -4,35 +4,14 @@ import { request } from "node:http";
 import path from "node:path";
 import { pino } from "pino";
 import { afterAll, describe, expect, it } from "vitest";
-import { serverNames, type ConfigFile, type ServerName } from "../../src/config/schema.js";
+import { serverNames, type ConfigFile } from "../../src/config/schema.js";
 import { startHarness } from "../core-harness.js";
 import { startHttpServer } from "../../src/api/http-server.js";
 import { childPids, silentLog, repoRoot, stopSpawned, tempDir, terminate } from "../helpers.js";
-import { serve, type Served } from "../served.js";
+import { backendOf, overHttp, serve } from "../served.js";
 import { onceEverywhere, recordsPerServer } from "../server-records.js";
 
 afterAll(() => stopSpawned());
-
-/** The pid of the backend of `role` under a `servers serve` process. */
-function backendOf(served: Served, entry: string): number {
-  const pid = childPids(served.child.pid!).find((p) => {
-    try {
-      return readFileSync(`/proc/${p}/cmdline`, "utf8").includes(entry);
-    } catch {
-      return false;
-    }
-  });
-  if (pid === undefined) throw new Error(`no backend runs ${entry}`);
-  return pid;
-}
-
-/** Every role at its served URL, with `headers` on each. */
-function overHttp(
-  urls: Record<ServerName, string>,
-  headers: (role: ServerName) => Record<string, string> = () => ({}),
-) {
-  return Object.fromEntries(serverNames.map((r) => [r, { url: urls[r], headers: headers(r) }]));
-}
 
 /** One raw request (node:http, so Host may be anything); resolves with the status. */
 function post(url: string, headers: Record<string, string>): Promise<number> {

@@ -1,0 +1,161 @@
+import { once } from "node:events";
+import { writeFileSync } from "node:fs";
+import path from "node:path";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { FakeBotApi, type Sent } from "../bot/fake-bot-api.js";
+import { stopSpawned, tempDir, terminate } from "../helpers.js";
+import { startPostgres, type TestPostgres } from "../postgres.js";
+import { backendOf, overHttp, serve } from "../served.js";
+import { onceEverywhere, recordsPerServer } from "../server-records.js";
+import { conditions, startInstance, type Instance } from "./instance.js";
+
+let server: TestPostgres;
+beforeAll(async () => {
+  server = await startPostgres();
+}, 60_000);
+afterAll(() => {
+  stopSpawned();
+  server?.remove();
+});
+
+const owner = { id: 7, is_bot: false, first_name: "Owner", language_code: "en" };
+const alertChat = "-100";
+const singletons = ["alert-delivery", "health-monitor", "metrics-snapshot", "telegram-polling"];
+const toAlertChat = (c: Sent) =>
+  c.method === "sendMessage" && c.accepted && String(c.payload.chat_id) === alertChat;
+
+/** Each role's entry of `a`, with `b`'s keys added. */
+function merge(a: Record<string, object>, b: Record<string, object>): Record<string, object> {
+  return Object.fromEntries(Object.entries(a).map(([role, entry]) => [role, { ...entry, ...b[role] }]));
+}
+
+describe("three instances, the servers over HTTP, one PostgreSQL", () => {
+  it(
+    "kill -9 the instance holding the poller and alert delivery mid fan-out: 300 tasks done, each once on every server; polling and alerts move; an alert from before is delivered once",
+    { timeout: 300_000 },
+    async () => {
+      const url = await server.createDatabase();
+      const { dir, remove } = tempDir();
+      const dataDir = path.join(dir, "served");
+      const served = await serve(dataDir);
+      const api = new FakeBotApi();
+      await api.start();
+      const configFile = path.join(dir, "taskfan.config.json");
+      writeFileSync(
+        configFile,
+        JSON.stringify({
+          // The folders the served git, filesystem and backup work in, not each instance's.
+          servers: merge(overHttp(served.urls), {
+            git: { settings: { repo_path: path.join(dataDir, "git", "tasks") } },
+            filesystem: { settings: { root: path.join(dataDir, "files") } },
+            backup: { settings: { source_dir: path.join(dataDir, "files", "tasks") } },
+          }),
+          health_check_interval: 1,
+          health: { probe_timeout: 1 },
+          // A dead instance's claims come back after this.
+          dispatcher: { lease_seconds: 10 },
+          security: { rate_limiting: { enabled: false } },
+        }),
+      );
+      const { until, changed } = conditions();
+      const instances: Instance[] = [];
+      const start = (id: string) => {
+        const instance = startInstance(
+          id,
+          dir,
+          {
+            TASKFAN_CONFIG: configFile,
+            DATABASE_URL: url,
+            BOT_TOKEN: "123456:FAILOVERtokenFAILOVERtokenFAILOVER",
+            TELEGRAM_API_ROOT: api.url,
+            ALERT_CHAT_ID: alertChat,
+            ALLOWED_USER_IDS: String(owner.id),
+          },
+          changed,
+        );
+        instances.push(instance);
+        return instance;
+      };
+      const admin = new pg.Client({ connectionString: url });
+      try {
+        // A first: it takes every singleton; B and C join and dispatch.
+        const a = start("a");
+        await until(() => singletons.every((s) => a.holding.has(s)));
+        const b = start("b");
+        const c = start("c");
+        const started = (i: Instance) => i.log.some((l) => l.msg === "taskfan started");
+        await until(() => started(b) && started(c));
+        const bases = await Promise.all(instances.map((i) => i.api));
+
+        // An alert before the kill: the notifications server stops answering, then answers again.
+        const notifications = backendOf(served, "notifications.js");
+        process.kill(notifications, "SIGSTOP");
+        const alertFor = (calls: Sent[]) =>
+          calls.filter(toAlertChat).find((c) => /: notifications\b/.test(String(c.payload.text)));
+        await api.until((calls) => alertFor(calls) !== undefined, 60_000);
+        process.kill(notifications, "SIGCONT");
+        const raised = String(alertFor(api.calls)!.payload.text).split("\n")[0]!;
+
+        // 300 tasks, a hundred through each instance's API.
+        const ids = await Promise.all(
+          Array.from({ length: 300 }, async (_, i) => {
+            const res = await fetch(`${bases[i % 3]}/api/tasks`, {
+              method: "POST",
+              headers: { "content-type": "application/json", "idempotency-key": `failover-${i}` },
+              body: JSON.stringify({ title: `failover ${i}` }),
+            });
+            expect(res.status).toBe(201);
+            return ((await res.json()) as { task: { id: string } }).task.id;
+          }),
+        );
+        // Mid fan-out, kill -9 the holder of the poller and of alert delivery.
+        const settled = () => instances.flatMap((i) => i.log).filter((l) => l.msg === "task settled").length;
+        await until(() => settled() >= 30);
+        a.child.kill("SIGKILL");
+        await once(a.child, "exit");
+        const pollsBefore = api.polls;
+        expect(settled()).toBeLessThan(300);
+
+        // Another instance takes the poller and alert delivery, and Telegram hears from it.
+        await until(() => singletons.every((name) => b.holding.has(name) || c.holding.has(name)));
+        await api.until(() => api.polls > pollsBefore);
+        for (const name of singletons) expect(b.holding.has(name)).not.toBe(c.holding.has(name));
+
+        // Every task ends done, each exactly once on every server (read from their own data).
+        await admin.connect();
+        const statuses = async () =>
+          (
+            await admin.query<{ status: string; n: number }>(
+              "SELECT status, count(*)::int AS n FROM tasks GROUP BY status",
+            )
+          ).rows;
+        await vi.waitFor(async () => expect(await statuses()).toEqual([{ status: "done", n: 300 }]), {
+          timeout: 180_000,
+          interval: 500,
+        });
+        const records = recordsPerServer(dataDir, ids);
+        for (const id of ids) expect(records.get(id)).toEqual(onceEverywhere);
+
+        // The alert raised before the kill went out once, and so did its recovery.
+        await api.until((calls) =>
+          calls
+            .filter(toAlertChat)
+            .some((call) => String(call.payload.text).includes("recovered: notifications")),
+        );
+        const alertLines = api.calls
+          .filter(toAlertChat)
+          .map((call) => String(call.payload.text).split("\n")[0]!);
+        expect(alertLines.filter((l) => l === raised)).toHaveLength(1);
+        expect(alertLines.filter((l) => l.includes("recovered: notifications"))).toHaveLength(1);
+        expect(new Set(alertLines).size).toBe(alertLines.length);
+      } finally {
+        await admin.end().catch(() => undefined);
+        for (const { child } of instances) await terminate(child);
+        await terminate(served.child);
+        await api.stop();
+        remove();
+      }
+    },
+  );
+});
