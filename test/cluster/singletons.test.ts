@@ -160,7 +160,8 @@ describe("two taskfan instances on one PostgreSQL", () => {
         // Every singleton is held, each by one instance.
         await until(() => all.every((name) => a.holding.has(name) || b.holding.has(name)));
         for (const name of all) expect(a.holding.has(name)).not.toBe(b.holding.has(name));
-        await api.until((calls) => calls.filter((c) => c.method === "setMyCommands").length === 2);
+        // Both front ends are up: each registered its commands in English and in Russian.
+        await api.until((calls) => calls.filter((c) => c.method === "setMyCommands").length === 4);
         const [held, other] = a.holding.has("telegram-polling") ? [a, b] : [b, a];
         // kill -9 the poller: the instance left takes over everything it held.
         held.child.kill("SIGKILL");
