@@ -140,6 +140,10 @@ describe("two taskfan instances started together on an empty PostgreSQL (webhook
         expect(statuses(seenB)).toEqual(statuses(seenA));
         expect(seenA.instances[0]!).toMatchObject({ id: "a", self: true, pid: a.child.pid });
         expect(seenB.instances[0]!).toMatchObject({ id: "b", self: true, pid: b.child.pid });
+        const page = await (await fetch(`${apiA}/`)).text();
+        expect(page).toContain('<table id="instances">');
+        expect(page).toMatch(/<td>a \(this one\)<\/td>/);
+        expect(page).toMatch(/<td>b<\/td>/);
         const metrics = await (await fetch(`${apiB}/metrics`)).text();
         expect(metrics).toMatch(/^taskfan_instances 2$/m);
 
