@@ -1,14 +1,13 @@
 import { once } from "node:events";
-import { writeFileSync } from "node:fs";
 import path from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { FakeBotApi, type Sent } from "../bot/fake-bot-api.js";
-import { stopSpawned, tempDir, terminate } from "../helpers.js";
+import type { Sent } from "../bot/fake-bot-api.js";
+import { stopSpawned, terminate } from "../helpers.js";
 import { startPostgres, type TestPostgres } from "../postgres.js";
-import { backendOf, overHttp, serve } from "../served.js";
+import { backendOf, overHttp, serve, type Served } from "../served.js";
 import { onceEverywhere, recordsPerServer } from "../server-records.js";
-import { conditions, startInstance, type Instance } from "./instance.js";
+import { groupAlertChat, startGroup, type Instance } from "./instance.js";
 
 let server: TestPostgres;
 beforeAll(async () => {
@@ -19,8 +18,7 @@ afterAll(() => {
   server?.remove();
 });
 
-const owner = { id: 7, is_bot: false, first_name: "Owner", language_code: "en" };
-const alertChat = "-100";
+const alertChat = groupAlertChat;
 const singletons = ["alert-delivery", "health-monitor", "metrics-snapshot", "telegram-polling"];
 const toAlertChat = (c: Sent) =>
   c.method === "sendMessage" && c.accepted && String(c.payload.chat_id) === alertChat;
@@ -35,16 +33,12 @@ describe("three instances, the servers over HTTP, one PostgreSQL", () => {
     "kill -9 the instance holding the poller and alert delivery mid fan-out: 300 tasks done, each once on every server; polling and alerts move; an alert from before is delivered once",
     { timeout: 300_000 },
     async () => {
-      const url = await server.createDatabase();
-      const { dir, remove } = tempDir();
-      const dataDir = path.join(dir, "served");
-      const served = await serve(dataDir);
-      const api = new FakeBotApi();
-      await api.start();
-      const configFile = path.join(dir, "taskfan.config.json");
-      writeFileSync(
-        configFile,
-        JSON.stringify({
+      let served: Served | undefined;
+      let dataDir = "";
+      const group = await startGroup(server, async (dir) => {
+        dataDir = path.join(dir, "served");
+        served = await serve(dataDir);
+        return {
           // The folders the served git, filesystem and backup work in, not each instance's.
           servers: merge(overHttp(served.urls), {
             git: { settings: { repo_path: path.join(dataDir, "git", "tasks") } },
@@ -56,28 +50,10 @@ describe("three instances, the servers over HTTP, one PostgreSQL", () => {
           // A dead instance's claims come back after this.
           dispatcher: { lease_seconds: 10 },
           security: { rate_limiting: { enabled: false } },
-        }),
-      );
-      const { until, changed } = conditions();
-      const instances: Instance[] = [];
-      const start = (id: string) => {
-        const instance = startInstance(
-          id,
-          dir,
-          {
-            TASKFAN_CONFIG: configFile,
-            DATABASE_URL: url,
-            BOT_TOKEN: "123456:FAILOVERtokenFAILOVERtokenFAILOVER",
-            TELEGRAM_API_ROOT: api.url,
-            ALERT_CHAT_ID: alertChat,
-            ALLOWED_USER_IDS: String(owner.id),
-          },
-          changed,
-        );
-        instances.push(instance);
-        return instance;
-      };
-      const admin = new pg.Client({ connectionString: url });
+        };
+      });
+      const { api, until, instances, start } = group;
+      const admin = new pg.Client({ connectionString: group.url });
       try {
         // A first: it takes every singleton; B and C join and dispatch.
         const a = start("a");
@@ -89,7 +65,7 @@ describe("three instances, the servers over HTTP, one PostgreSQL", () => {
         const bases = await Promise.all(instances.map((i) => i.api));
 
         // An alert before the kill: the notifications server stops answering, then answers again.
-        const notifications = backendOf(served, "notifications.js");
+        const notifications = backendOf(served!, "notifications.js");
         process.kill(notifications, "SIGSTOP");
         const alertFor = (calls: Sent[]) =>
           calls.filter(toAlertChat).find((c) => /: notifications\b/.test(String(c.payload.text)));
@@ -151,10 +127,8 @@ describe("three instances, the servers over HTTP, one PostgreSQL", () => {
         expect(new Set(alertLines).size).toBe(alertLines.length);
       } finally {
         await admin.end().catch(() => undefined);
-        for (const { child } of instances) await terminate(child);
-        await terminate(served.child);
-        await api.stop();
-        remove();
+        await group.stop();
+        if (served) await terminate(served.child);
       }
     },
   );

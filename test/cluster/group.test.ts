@@ -1,12 +1,10 @@
-import { writeFileSync } from "node:fs";
-import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { InstanceView } from "../../src/cluster/membership.js";
 import type { ServerHealth } from "../../src/monitoring/health-monitor.js";
-import { FakeBotApi, type Sent } from "../bot/fake-bot-api.js";
-import { freePort, onlyServers, stopSpawned, tempDir, terminate } from "../helpers.js";
+import type { Sent } from "../bot/fake-bot-api.js";
+import { freePort, onlyServers, stopSpawned, terminate } from "../helpers.js";
 import { startPostgres, type TestPostgres } from "../postgres.js";
-import { conditions, startInstance, type Instance } from "./instance.js";
+import { groupOwner, startGroup, type Instance } from "./instance.js";
 
 let server: TestPostgres;
 beforeAll(async () => {
@@ -17,7 +15,7 @@ afterAll(() => {
   server?.remove();
 });
 
-const owner = { id: 7, is_bot: false, first_name: "Owner", language_code: "en" };
+const owner = groupOwner;
 const secret = "the-group-webhook-secret";
 let update = 1;
 
@@ -70,37 +68,18 @@ describe("two taskfan instances started together on an empty PostgreSQL (webhook
     "migrate once, both serve one picture of health and of the group, and a conversation begun on one and finished on the other creates one task",
     { timeout: 120_000 },
     async () => {
-      const url = await server.createDatabase();
-      const api = new FakeBotApi();
-      await api.start();
-      const { dir, remove } = tempDir();
-      const configFile = path.join(dir, "taskfan.config.json");
-      writeFileSync(configFile, JSON.stringify({ servers: onlyServers(["memory", "time-tracker"]) }));
-      const instances: Instance[] = [];
+      const group = await startGroup(server, () => ({ servers: onlyServers(["memory", "time-tracker"]) }));
+      const { api, until, instances } = group;
       const hooks: string[] = [];
-      const { until, changed } = conditions();
       try {
         for (const id of ["a", "b"]) {
           const port = await freePort();
           hooks.push(`http://127.0.0.1:${port}/telegram/updates`);
-          instances.push(
-            startInstance(
-              id,
-              dir,
-              {
-                TASKFAN_CONFIG: configFile,
-                DATABASE_URL: url,
-                BOT_TOKEN: "123456:GROUPtokenGROUPtokenGROUPtokenGROUP",
-                TELEGRAM_API_ROOT: api.url,
-                ALLOWED_USER_IDS: String(owner.id),
-                ALERT_CHAT_ID: "-100",
-                WEBHOOK_URL: hooks.at(-1)!,
-                WEBHOOK_PORT: String(port),
-                WEBHOOK_SECRET: secret,
-              },
-              changed,
-            ),
-          );
+          group.start(id, {
+            WEBHOOK_URL: hooks.at(-1)!,
+            WEBHOOK_PORT: String(port),
+            WEBHOOK_SECRET: secret,
+          });
         }
         const [a, b] = instances as [Instance, Instance];
         const [apiA, apiB] = await Promise.all([a.api, b.api]);
@@ -172,9 +151,7 @@ describe("two taskfan instances started together on an empty PostgreSQL (webhook
         const after = await health(apiA);
         expect(after.instances.map((i) => i.id)).toEqual(["a"]);
       } finally {
-        for (const { child } of instances) await terminate(child);
-        await api.stop();
-        remove();
+        await group.stop();
       }
     },
   );

@@ -1,7 +1,10 @@
 import type { ChildProcess } from "node:child_process";
+import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { createInterface } from "node:readline";
-import { repoRoot, spawnTracked } from "../helpers.js";
+import { FakeBotApi } from "../bot/fake-bot-api.js";
+import { repoRoot, spawnTracked, tempDir, terminate } from "../helpers.js";
+import type { TestPostgres } from "../postgres.js";
 
 /** A `taskfan start` process of a group, as its JSON log tells it. */
 export interface Instance {
@@ -73,5 +76,68 @@ export function conditions(): { until: (predicate: () => boolean) => Promise<voi
         check();
       }),
     changed: () => [...checks].forEach((c) => c()),
+  };
+}
+
+/** A group of `taskfan start` processes on one fresh database, talking to one fake Bot API. */
+export interface Group {
+  url: string;
+  api: FakeBotApi;
+  dir: string;
+  instances: Instance[];
+  /** Resolves once `predicate` holds, looked at on every log line of every instance. */
+  until: (predicate: () => boolean) => Promise<void>;
+  /** Starts instance `id` with the group's environment and `env`. */
+  start(id: string, env?: Record<string, string>): Instance;
+  /** Stops every instance left, the fake Bot API, and removes the folder. */
+  stop(): Promise<void>;
+}
+
+export const groupOwner = { id: 7, is_bot: false, first_name: "Owner", language_code: "en" };
+export const groupAlertChat = "-100";
+
+/**
+ * A database of `server`, a FakeBotApi and a folder; what `config(dir)` gives (or
+ * resolves with) is written as every instance's config file. Each instance is a Telegram bot for `groupOwner`, alerts to
+ * `groupAlertChat`.
+ */
+export async function startGroup(server: TestPostgres, config: (dir: string) => unknown): Promise<Group> {
+  const url = await server.createDatabase();
+  const api = new FakeBotApi();
+  await api.start();
+  const { dir, remove } = tempDir();
+  const configFile = path.join(dir, "taskfan.config.json");
+  writeFileSync(configFile, JSON.stringify(await config(dir)));
+  const { until, changed } = conditions();
+  const instances: Instance[] = [];
+  return {
+    url,
+    api,
+    dir,
+    instances,
+    until,
+    start(id, env = {}) {
+      const instance = startInstance(
+        id,
+        dir,
+        {
+          TASKFAN_CONFIG: configFile,
+          DATABASE_URL: url,
+          BOT_TOKEN: "123456:GROUPtokenGROUPtokenGROUPtokenGROUP",
+          TELEGRAM_API_ROOT: api.url,
+          ALERT_CHAT_ID: groupAlertChat,
+          ALLOWED_USER_IDS: String(groupOwner.id),
+          ...env,
+        },
+        changed,
+      );
+      instances.push(instance);
+      return instance;
+    },
+    async stop() {
+      for (const { child } of instances) await terminate(child);
+      await api.stop();
+      remove();
+    },
   };
 }

@@ -1,17 +1,14 @@
 import { once } from "node:events";
-import { writeFileSync } from "node:fs";
-import path from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { formatAlert } from "../../src/bot/alert-format.js";
 import { Singletons } from "../../src/cluster/singletons.js";
 import { createPostgresStore } from "../../src/store/postgres/postgres-store.js";
 import type { Store } from "../../src/store/store.js";
-import { FakeBotApi } from "../bot/fake-bot-api.js";
 import { startHarness } from "../core-harness.js";
-import { onlyServers, silentLog, stopSpawned, tempDir, terminate } from "../helpers.js";
+import { onlyServers, silentLog, stopSpawned, terminate } from "../helpers.js";
 import { startPostgres, type TestPostgres } from "../postgres.js";
-import { conditions, startInstance, type Instance } from "./instance.js";
+import { conditions, groupOwner, startGroup } from "./instance.js";
 
 let server: TestPostgres;
 beforeAll(async () => {
@@ -119,41 +116,14 @@ describe("alerts in a group of instances", () => {
   });
 });
 
-const token = "123456:TESTtokenTESTtokenTESTtokenTESTtok";
-const owner = { id: 7, is_bot: false, first_name: "Owner", language_code: "en" };
-
 describe("two taskfan instances on one PostgreSQL", () => {
   it(
     "hold each singleton once; kill -9 the poller: the other takes over all of them and answers the chat",
     { timeout: 120_000 },
     async () => {
-      const url = await server.createDatabase();
-      const api = new FakeBotApi();
-      await api.start();
-      const { dir, remove } = tempDir();
-      const configFile = path.join(dir, "taskfan.config.json");
-      writeFileSync(configFile, JSON.stringify({ servers: onlyServers(["memory"]) }));
+      const group = await startGroup(server, () => ({ servers: onlyServers(["memory"]) }));
+      const { api, until, start } = group;
       const all = ["alert-delivery", "health-monitor", "metrics-snapshot", "telegram-polling"];
-      const instances: Instance[] = [];
-      // Looked at on every log line of either instance.
-      const { until, changed } = conditions();
-      const start = (id: string) => {
-        const instance = startInstance(
-          id,
-          dir,
-          {
-            TASKFAN_CONFIG: configFile,
-            DATABASE_URL: url,
-            BOT_TOKEN: token,
-            TELEGRAM_API_ROOT: api.url,
-            ALERT_CHAT_ID: "-100",
-            ALLOWED_USER_IDS: String(owner.id),
-          },
-          changed,
-        );
-        instances.push(instance);
-        return instance;
-      };
       try {
         const a = start("a");
         const b = start("b");
@@ -172,20 +142,20 @@ describe("two taskfan instances on one PostgreSQL", () => {
           message: {
             message_id: 1,
             date: Math.floor(Date.now() / 1000),
-            chat: { id: owner.id, type: "private", first_name: owner.first_name },
-            from: owner,
+            chat: { id: groupOwner.id, type: "private", first_name: groupOwner.first_name },
+            from: groupOwner,
             text: "/help",
             entities: [{ type: "bot_command", offset: 0, length: 5 }],
           },
         });
         await api.until((calls) =>
-          calls.some((c) => c.method === "sendMessage" && String(c.payload.chat_id) === String(owner.id)),
+          calls.some(
+            (c) => c.method === "sendMessage" && String(c.payload.chat_id) === String(groupOwner.id),
+          ),
         );
         expect(await terminate(other.child)).toBe(0);
       } finally {
-        for (const { child } of instances) await terminate(child);
-        await api.stop();
-        remove();
+        await group.stop();
       }
     },
   );
