@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { Sent } from "../bot/fake-bot-api.js";
 import { stopSpawned, terminate } from "../helpers.js";
 import { startPostgres, type TestPostgres } from "../postgres.js";
-import { backendOf, overHttp, serve, type Served } from "../served.js";
+import { backendOf, serve, servedRoles, type Served } from "../served.js";
 import { onceEverywhere, recordsPerServer } from "../server-records.js";
 import { groupAlertChat, startGroup, type Instance } from "./instance.js";
 
@@ -23,11 +23,6 @@ const singletons = ["alert-delivery", "health-monitor", "metrics-snapshot", "tel
 const toAlertChat = (c: Sent) =>
   c.method === "sendMessage" && c.accepted && String(c.payload.chat_id) === alertChat;
 
-/** Each role's entry of `a`, with `b`'s keys added. */
-function merge(a: Record<string, object>, b: Record<string, object>): Record<string, object> {
-  return Object.fromEntries(Object.entries(a).map(([role, entry]) => [role, { ...entry, ...b[role] }]));
-}
-
 describe("three instances, the servers over HTTP, one PostgreSQL", () => {
   it(
     "kill -9 the instance holding the poller and alert delivery mid fan-out: 300 tasks done, each once on every server; polling and alerts move; an alert from before is delivered once",
@@ -39,12 +34,7 @@ describe("three instances, the servers over HTTP, one PostgreSQL", () => {
         dataDir = path.join(dir, "served");
         served = await serve(dataDir);
         return {
-          // The folders the served git, filesystem and backup work in, not each instance's.
-          servers: merge(overHttp(served.urls), {
-            git: { settings: { repo_path: path.join(dataDir, "git", "tasks") } },
-            filesystem: { settings: { root: path.join(dataDir, "files") } },
-            backup: { settings: { source_dir: path.join(dataDir, "files", "tasks") } },
-          }),
+          servers: servedRoles(dataDir, served.urls),
           health_check_interval: 1,
           health: { probe_timeout: 1 },
           // A dead instance's claims come back after this.
