@@ -1,6 +1,6 @@
 /**
  * npm run bench [-- --json] [--full] [--tasks N] [--sequential N] [--warmup N] [--seed N]
- *               [--store sqlite|postgres] [--transport stdio|http]
+ *               [--store sqlite|postgres] [--transport stdio|http] [--instances N [--kills K]]
  *
  * Measures, on the embedded default's ten local servers and a fresh DATA_DIR: cold start
  * against the same ten servers started bare, the time until a task is durable, the fan-out
@@ -13,7 +13,9 @@
  * per core on the server DATABASE_URL names (its user may create databases), or on a
  * throwaway cluster this run starts from Debian's package. `--transport http`: every role
  * over Streamable HTTP, each data folder's servers served by a `taskfan servers serve`
- * process, and the floor's SDK clients over HTTP too.
+ * process, and the floor's SDK clients over HTTP too. `--instances N`: throughput with 1 to N
+ * `taskfan start` processes on one PostgreSQL and the failover time (see ./instances.ts)
+ * instead of the above.
  */
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { ListRootsRequestSchema } from "@modelcontextprotocol/sdk/types.js";
@@ -43,6 +45,7 @@ import { newTaskId, type Task } from "../src/domain/task.js";
 import { startPostgres } from "../test/postgres.js";
 import { terminate } from "../test/helpers.js";
 import { serve, type Served } from "../test/served.js";
+import { benchInstances } from "./instances.js";
 
 const { values } = parseArgs({
   options: {
@@ -54,6 +57,8 @@ const { values } = parseArgs({
     warmup: { type: "string", default: "5" },
     store: { type: "string", default: "sqlite" },
     transport: { type: "string", default: "stdio" },
+    instances: { type: "string" },
+    kills: { type: "string", default: "10" },
   },
 });
 const throughputTasks = Number(values.tasks ?? (values.full ? 2000 : 600));
@@ -485,7 +490,19 @@ async function seed(core: Core, count: number): Promise<void> {
   })();
 }
 
-main().then(
+/** `--instances N`: the group's figures only. */
+async function mainInstances(max: number): Promise<void> {
+  say(`taskfan bench · ${new Date().toISOString()} · node ${process.version}`);
+  const result = await benchInstances(max, {
+    tasks: Number(values.tasks ?? 300),
+    kills: Number(values.kills),
+    say,
+    progress,
+  });
+  if (values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+}
+
+(values.instances ? mainInstances(Number(values.instances)) : main()).then(
   () => process.exit(0),
   (error: unknown) => {
     process.stderr.write(`bench failed: ${(error as Error).stack ?? String(error)}\n`);

@@ -3,7 +3,8 @@ import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { FakeBotApi } from "../bot/fake-bot-api.js";
-import { repoRoot, spawnTracked, tempDir, terminate } from "../helpers.js";
+import { packageDir } from "../../src/package-dir.js";
+import { spawnTracked, tempDir, terminate } from "../helpers.js";
 import type { TestPostgres } from "../postgres.js";
 
 /** A `taskfan start` process of a group, as its JSON log tells it. */
@@ -28,7 +29,7 @@ export function startInstance(
   env: Record<string, string>,
   changed: () => void = () => undefined,
 ): Instance {
-  const child = spawnTracked(process.execPath, [path.join(repoRoot, "bin/taskfan.js"), "start"], {
+  const child = spawnTracked(process.execPath, [path.join(packageDir, "bin/taskfan.js"), "start"], {
     cwd: dir,
     env: {
       ...process.env,

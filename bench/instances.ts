@@ -1,0 +1,147 @@
+/**
+ * `npm run bench -- --instances N`: a group of `taskfan start` processes on one PostgreSQL
+ * (a throwaway cluster), the ten servers served over HTTP by `taskfan servers serve`.
+ *
+ * - Throughput with 1 … N instances: the same number of tasks posted across their HTTP
+ *   APIs, timed until every one is done in the database; each run on a fresh database and
+ *   fresh server data; as ratios to one instance in the same run.
+ * - Failover: two instances polling a fake Bot API; the poller's holder is killed with
+ *   SIGKILL, and the time to the next getUpdates (from the other) is taken; the killed one
+ *   starts again and the next kill follows. p50 and p95 over the kills.
+ */
+import { once } from "node:events";
+import path from "node:path";
+import pg from "pg";
+import { percentile } from "../src/monitoring/health-rules.js";
+import { startGroup, type Group, type Instance } from "../test/cluster/instance.js";
+import { terminate } from "../test/helpers.js";
+import { startPostgres, type TestPostgres } from "../test/postgres.js";
+import { serve, servedRoles, type Served } from "../test/served.js";
+
+type Say = (text: string) => void;
+
+/** A group over freshly served servers; `stop` stops both. */
+async function servedGroup(server: TestPostgres): Promise<{ group: Group; stop(): Promise<void> }> {
+  let served: Served | undefined;
+  const group = await startGroup(server, async (dir) => {
+    const dataDir = path.join(dir, "served");
+    served = await serve(dataDir);
+    return { servers: servedRoles(dataDir, served.urls), security: { rate_limiting: { enabled: false } } };
+  });
+  return {
+    group,
+    async stop() {
+      await group.stop();
+      if (served) await terminate(served.child);
+    },
+  };
+}
+
+const isStarted = (i: Instance) => i.log.some((l) => l.msg === "taskfan started");
+
+async function throughput(server: TestPostgres, instances: number, tasks: number): Promise<number> {
+  const { group, stop } = await servedGroup(server);
+  const db = new pg.Client({ connectionString: group.url });
+  try {
+    for (let i = 0; i < instances; i++) group.start(`i${i}`);
+    await group.until(() => group.instances.every(isStarted));
+    const bases = await Promise.all(group.instances.map((i) => i.api));
+    await db.connect();
+    const begun = performance.now();
+    let next = 0;
+    // Twenty clients at a time, each posting to the instances in turn.
+    await Promise.all(
+      Array.from({ length: 20 }, async () => {
+        while (next < tasks) {
+          const n = next++;
+          const res = await fetch(`${bases[n % bases.length]}/api/tasks`, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({ title: `bench ${n}` }),
+          });
+          if (res.status !== 201) throw new Error(`POST /api/tasks: ${res.status} ${await res.text()}`);
+        }
+      }),
+    );
+    for (;;) {
+      const { rows } = await db.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM tasks WHERE settled_at IS NOT NULL",
+      );
+      if (rows[0]!.n >= tasks) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const seconds = (performance.now() - begun) / 1000;
+    const { rows } = await db.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM tasks WHERE status <> 'done'",
+    );
+    if (rows[0]!.n > 0) throw new Error(`${rows[0]!.n} tasks did not end done`);
+    return tasks / seconds;
+  } finally {
+    await db.end().catch(() => undefined);
+    await stop();
+  }
+}
+
+async function failover(server: TestPostgres, kills: number): Promise<number[]> {
+  const { group, stop } = await servedGroup(server);
+  const times: number[] = [];
+  try {
+    const live = new Map<string, Instance>([
+      ["a", group.start("a")],
+      ["b", group.start("b")],
+    ]);
+    for (let k = 0; k < kills; k++) {
+      await group.until(
+        () =>
+          [...live.values()].every(isStarted) &&
+          [...live.values()].some((i) => i.holding.has("telegram-polling")),
+      );
+      const [id, holder] = [...live.entries()].find(([, i]) => i.holding.has("telegram-polling"))!;
+      const polls = group.api.polls;
+      const exited = once(holder.child, "exit");
+      const killed = performance.now();
+      holder.child.kill("SIGKILL");
+      await group.api.until(() => group.api.polls > polls, 60_000);
+      times.push(performance.now() - killed);
+      await exited;
+      live.set(id, group.start(id));
+    }
+    return times;
+  } finally {
+    await stop();
+  }
+}
+
+export async function benchInstances(
+  max: number,
+  options: { tasks: number; kills: number; say: Say; progress: Say },
+): Promise<Record<string, number>> {
+  const { say, progress } = options;
+  const round = (n: number, d = 1) => Math.round(n * 10 ** d) / 10 ** d;
+  const result: Record<string, number> = {};
+  const server = await startPostgres({ durable: true });
+  try {
+    say(`instances: 1 to ${max} · ${options.tasks} tasks a run · servers served over HTTP · PostgreSQL`);
+    for (let n = 1; n <= max; n++) {
+      progress(`${n} instance(s): ${options.tasks} tasks`);
+      result[`throughput_${n}_tasks_per_s`] = round(await throughput(server, n, options.tasks));
+      result[`throughput_${n}_ratio`] = round(
+        result[`throughput_${n}_tasks_per_s`]! / result.throughput_1_tasks_per_s!,
+        2,
+      );
+      say(
+        `throughput with ${n}: ${result[`throughput_${n}_tasks_per_s`]} tasks/s (${result[`throughput_${n}_ratio`]} of one instance)`,
+      );
+    }
+    progress(`failover: ${options.kills} kills of the poller's holder`);
+    const times = await failover(server, options.kills);
+    result.failover_p50_ms = round(percentile(times, 0.5) ?? NaN, 0);
+    result.failover_p95_ms = round(percentile(times, 0.95) ?? NaN, 0);
+    say(
+      `failover (kill -9 of the poller's holder to the next getUpdates): p50 ${result.failover_p50_ms} ms, p95 ${result.failover_p95_ms} ms over ${times.length} kills (goal: p95 at most 10 000 ms)`,
+    );
+    return result;
+  } finally {
+    server.remove();
+  }
+}
