@@ -356,8 +356,10 @@ export class Fleet extends EventEmitter<FleetEvents> {
       const probe = async () => {
         await m.connection.ping(clock(), timeoutMs);
         // The read waits its turn behind the dispatcher's calls: its clock starts when it is
-        // sent, so a backlog of ours is not taken for a server that does not answer.
-        await m.integration.probe(this.callToolFor(m, clock), new AbortController().signal);
+        // sent, so a backlog of ours is not taken for a server that does not answer. The
+        // wait itself is bounded by one call's timeout (a failed probe, not a wedged server).
+        const turn = AbortSignal.timeout(m.config.timeout * 1000 + timeoutMs);
+        await m.integration.probe(this.callToolFor(m, clock), turn);
       };
       // A closed breaker counts the dispatcher's calls only; an open one lets the probe test the water.
       if (m.policy.breaker.state === CircuitState.Closed) await probe();
