@@ -60,8 +60,7 @@ export function formatHealth(
 /** /health's text: the group's picture, with the instances when there are several. */
 async function healthText(deps: BotDeps, servers: readonly ServerHealth[], t: Translate): Promise<string> {
   const instances = await deps.instances?.().catch(() => undefined);
-  const group =
-    instances && deps.healthSource ? { ratedBy: deps.healthSource().instance, instances } : undefined;
+  const group = instances && deps.ratedBy ? { ratedBy: deps.ratedBy(), instances } : undefined;
   return formatHealth(servers, t, deps.storeHealth.state, group);
 }
 

@@ -19,7 +19,7 @@ import { databasePath, openStore } from "./store/open-store.js";
 import type { Store } from "./store/store.js";
 import { watchStore } from "./monitoring/store-watch.js";
 import { Singletons } from "./cluster/singletons.js";
-import { SharedHealth, type HealthSource } from "./cluster/shared-health.js";
+import { SharedHealth } from "./cluster/shared-health.js";
 import { Membership, type InstanceView } from "./cluster/membership.js";
 import { taskfanVersion } from "./banner.js";
 
@@ -38,7 +38,7 @@ export interface Core {
   /** The instances sharing the store (this one first), with the singletons each holds. */
   instances(): Promise<InstanceView[]>;
   /** Which instance's probes rated the servers `getHealth` shows. */
-  healthSource(): HealthSource;
+  ratedBy(): string;
   started: Awaited<ReturnType<Fleet["start"]>>;
   /** The numbers behind /stats. */
   getStats(): Promise<Stats>;
@@ -221,7 +221,7 @@ export async function startCore(config: Config, log: Logger, options: CoreOption
     instance,
     singletons,
     instances: () => membership.list(),
-    healthSource: () => shared.source(),
+    ratedBy: () => shared.ratedBy(),
     started,
     getStats,
     writeSnapshot: async () =>

@@ -194,7 +194,7 @@ export async function startHttpServer(
       return send(res, 200, {
         servers: core.getHealth(),
         store: core.store.health.state,
-        ratedBy: core.healthSource().instance,
+        ratedBy: core.ratedBy(),
         instances: await core.instances(),
       });
     if (method === "GET" && resource === "stats" && !id) return send(res, 200, await core.getStats());

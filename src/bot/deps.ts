@@ -1,6 +1,5 @@
 import type { EventEmitter } from "node:events";
 import type { InstanceView } from "../cluster/membership.js";
-import type { HealthSource } from "../cluster/shared-health.js";
 import type { Logger } from "../log.js";
 import type { ServerHealth } from "../monitoring/health-monitor.js";
 import type { Stats } from "../monitoring/stats.js";
@@ -22,7 +21,7 @@ export interface BotDeps {
   getHealth(): ServerHealth[];
   /** The instances sharing the store, and whose probes `getHealth` shows (several instances). */
   instances?: (() => Promise<InstanceView[]>) | undefined;
-  healthSource?: (() => HealthSource) | undefined;
+  ratedBy?: (() => string) | undefined;
   checkHealth(): Promise<ServerHealth[]>;
   getStats(): Promise<Stats>;
   /** Operations finished per 5 minutes over the last hour, oldest first. */

@@ -24,7 +24,7 @@ export function botDepsOf(core: Core, log: Logger): BotDeps {
     onTaskChanged: store.onTaskChanged?.bind(store),
     getHealth: () => core.getHealth(),
     instances: () => core.instances(),
-    healthSource: () => core.healthSource(),
+    ratedBy: () => core.ratedBy(),
     checkHealth: () => core.checkHealth(),
     getStats: () => core.getStats(),
     activity: () => store.operations.finishedPerBucket(Date.now() - hour, hour / 12, 12),

@@ -5,14 +5,6 @@ import { oneAtATime } from "../one-at-a-time.js";
 import { StoreRetry, type StoreHealth } from "../store/store-health.js";
 import type { ClusterStore } from "../store/store.js";
 
-/** Where the ratings shown come from: this instance's probes, or another's. */
-export interface HealthSource {
-  /** The instance whose probes rated the servers. */
-  instance: string;
-  /** When that instance last wrote them (undefined: rated here). */
-  writtenAt?: number;
-}
-
 /**
  * One picture of server health for a group of instances. The instance holding the
  * "health-monitor" singleton probes (`lead`) and writes every rating to the store; every
@@ -75,11 +67,10 @@ export class SharedHealth {
     return local.map((h) => this.read.get(h.server)?.rating ?? h);
   }
 
-  /** Which instance rated the servers shown. */
-  source(): HealthSource {
-    if (this.leading || !this.cluster || this.read.size === 0) return { instance: this.instance };
-    const newest = [...this.read.values()].reduce((a, b) => (b.writtenAt > a.writtenAt ? b : a));
-    return { instance: newest.instance, writtenAt: newest.writtenAt };
+  /** Which instance's probes rated the servers shown (the latest writer's, when another leads). */
+  ratedBy(): string {
+    if (this.leading || !this.cluster || this.read.size === 0) return this.instance;
+    return [...this.read.values()].reduce((a, b) => (b.writtenAt > a.writtenAt ? b : a)).instance;
   }
 
   /** Probes now when leading; otherwise reads the leader's latest ratings. */
