@@ -10,37 +10,17 @@
  *   starts again and the next kill follows. p50 and p95 over the kills.
  */
 import { once } from "node:events";
-import path from "node:path";
 import pg from "pg";
 import { percentile } from "../src/monitoring/health-rules.js";
-import { startGroup, type Group, type Instance } from "../test/cluster/instance.js";
-import { terminate } from "../test/helpers.js";
+import { startServedGroup, type Instance } from "../test/cluster/instance.js";
 import { startPostgres, type TestPostgres } from "../test/postgres.js";
-import { serve, servedRoles, type Served } from "../test/served.js";
 
 type Say = (text: string) => void;
-
-/** A group over freshly served servers; `stop` stops both. */
-async function servedGroup(server: TestPostgres): Promise<{ group: Group; stop(): Promise<void> }> {
-  let served: Served | undefined;
-  const group = await startGroup(server, async (dir) => {
-    const dataDir = path.join(dir, "served");
-    served = await serve(dataDir);
-    return { servers: servedRoles(dataDir, served.urls), security: { rate_limiting: { enabled: false } } };
-  });
-  return {
-    group,
-    async stop() {
-      await group.stop();
-      if (served) await terminate(served.child);
-    },
-  };
-}
 
 const isStarted = (i: Instance) => i.log.some((l) => l.msg === "taskfan started");
 
 async function throughput(server: TestPostgres, instances: number, tasks: number): Promise<number> {
-  const { group, stop } = await servedGroup(server);
+  const group = await startServedGroup(server);
   const db = new pg.Client({ connectionString: group.url });
   try {
     for (let i = 0; i < instances; i++) group.start(`i${i}`);
@@ -78,12 +58,12 @@ async function throughput(server: TestPostgres, instances: number, tasks: number
     return tasks / seconds;
   } finally {
     await db.end().catch(() => undefined);
-    await stop();
+    await group.stop();
   }
 }
 
 async function failover(server: TestPostgres, kills: number): Promise<number[]> {
-  const { group, stop } = await servedGroup(server);
+  const group = await startServedGroup(server);
   const times: number[] = [];
   try {
     const live = new Map<string, Instance>([
@@ -108,7 +88,7 @@ async function failover(server: TestPostgres, kills: number): Promise<number[]> 
     }
     return times;
   } finally {
-    await stop();
+    await group.stop();
   }
 }
 

@@ -1,12 +1,10 @@
 import { createServer, connect, type Socket } from "node:net";
-import path from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { stopSpawned, terminate } from "../helpers.js";
+import { stopSpawned } from "../helpers.js";
 import { startPostgres, type TestPostgres } from "../postgres.js";
-import { serve, servedRoles, type Served } from "../served.js";
 import { onceEverywhere, recordsPerServer } from "../server-records.js";
-import { startGroup } from "./instance.js";
+import { groupSingletons, startServedGroup } from "./instance.js";
 
 let server: TestPostgres;
 beforeAll(async () => {
@@ -60,25 +58,15 @@ async function cuttable(
   };
 }
 
-const singletons = ["alert-delivery", "health-monitor", "metrics-snapshot", "telegram-polling"];
+const singletons = groupSingletons;
 
 describe("an instance cut off from PostgreSQL", () => {
   it(
     "stops taking work; its leases are taken over and its singletons move; it rejoins when the database is back; every task once on every server",
     { timeout: 240_000 },
     async () => {
-      let served: Served | undefined;
-      let dataDir = "";
-      const group = await startGroup(server, async (dir) => {
-        dataDir = path.join(dir, "served");
-        served = await serve(dataDir);
-        return {
-          servers: servedRoles(dataDir, served.urls),
-          dispatcher: { lease_seconds: 10 },
-          security: { rate_limiting: { enabled: false } },
-        };
-      });
-      const { until, start } = group;
+      const group = await startServedGroup(server, { dispatcher: { lease_seconds: 10 } });
+      const { until, start, dataDir } = group;
       const hop = await cuttable(group.url);
       const admin = new pg.Client({ connectionString: group.url });
       try {
@@ -151,7 +139,6 @@ describe("an instance cut off from PostgreSQL", () => {
         await admin.end().catch(() => undefined);
         await group.stop();
         hop.close();
-        if (served) await terminate(served.child);
       }
     },
   );

@@ -1,13 +1,12 @@
 import { once } from "node:events";
-import path from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { Sent } from "../bot/fake-bot-api.js";
-import { stopSpawned, terminate } from "../helpers.js";
+import { stopSpawned } from "../helpers.js";
 import { startPostgres, type TestPostgres } from "../postgres.js";
-import { backendOf, serve, servedRoles, type Served } from "../served.js";
+import { backendOf } from "../served.js";
 import { onceEverywhere, recordsPerServer } from "../server-records.js";
-import { groupAlertChat, startGroup, type Instance } from "./instance.js";
+import { groupAlertChat, groupSingletons, startServedGroup, type Instance } from "./instance.js";
 
 let server: TestPostgres;
 beforeAll(async () => {
@@ -19,7 +18,7 @@ afterAll(() => {
 });
 
 const alertChat = groupAlertChat;
-const singletons = ["alert-delivery", "health-monitor", "metrics-snapshot", "telegram-polling"];
+const singletons = groupSingletons;
 const toAlertChat = (c: Sent) =>
   c.method === "sendMessage" && c.accepted && String(c.payload.chat_id) === alertChat;
 
@@ -28,21 +27,13 @@ describe("three instances, the servers over HTTP, one PostgreSQL", () => {
     "kill -9 the instance holding the poller and alert delivery mid fan-out: 300 tasks done, each once on every server; polling and alerts move; an alert from before is delivered once",
     { timeout: 300_000 },
     async () => {
-      let served: Served | undefined;
-      let dataDir = "";
-      const group = await startGroup(server, async (dir) => {
-        dataDir = path.join(dir, "served");
-        served = await serve(dataDir);
-        return {
-          servers: servedRoles(dataDir, served.urls),
-          health_check_interval: 1,
-          health: { probe_timeout: 1 },
-          // A dead instance's claims come back after this.
-          dispatcher: { lease_seconds: 10 },
-          security: { rate_limiting: { enabled: false } },
-        };
+      const group = await startServedGroup(server, {
+        health_check_interval: 1,
+        health: { probe_timeout: 1 },
+        // A dead instance's claims come back after this.
+        dispatcher: { lease_seconds: 10 },
       });
-      const { api, until, instances, start } = group;
+      const { api, until, instances, start, dataDir } = group;
       const admin = new pg.Client({ connectionString: group.url });
       try {
         // A first: it takes every singleton; B and C join and dispatch.
@@ -55,7 +46,7 @@ describe("three instances, the servers over HTTP, one PostgreSQL", () => {
         const bases = await Promise.all(instances.map((i) => i.api));
 
         // An alert before the kill: the notifications server stops answering, then answers again.
-        const notifications = backendOf(served!, "notifications.js");
+        const notifications = backendOf(group.served, "notifications.js");
         process.kill(notifications, "SIGSTOP");
         const alertFor = (calls: Sent[]) =>
           calls.filter(toAlertChat).find((c) => /: notifications\b/.test(String(c.payload.text)));
@@ -132,7 +123,6 @@ describe("three instances, the servers over HTTP, one PostgreSQL", () => {
       } finally {
         await admin.end().catch(() => undefined);
         await group.stop();
-        if (served) await terminate(served.child);
       }
     },
   );

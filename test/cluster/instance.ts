@@ -6,6 +6,7 @@ import { FakeBotApi } from "../bot/fake-bot-api.js";
 import { packageDir } from "../../src/package-dir.js";
 import { spawnTracked, tempDir, terminate } from "../helpers.js";
 import type { TestPostgres } from "../postgres.js";
+import { serve, servedRoles, type Served } from "../served.js";
 
 /** A `taskfan start` process of a group, as its JSON log tells it. */
 export interface Instance {
@@ -139,6 +140,47 @@ export async function startGroup(server: TestPostgres, config: (dir: string) => 
       for (const { child } of instances) await terminate(child);
       await api.stop();
       remove();
+    },
+  };
+}
+
+/** The four singletons of a group whose instances run the Telegram bot by long polling. */
+export const groupSingletons = ["alert-delivery", "health-monitor", "metrics-snapshot", "telegram-polling"];
+
+/** A group whose servers are the ten served over HTTP by one `taskfan servers serve`. */
+export interface ServedGroup extends Group {
+  served: Served;
+  /** The served servers' DATA_DIR (their records, read back by the tests). */
+  dataDir: string;
+}
+
+/**
+ * `startGroup` over the ten servers of a `taskfan servers serve` process of its own (its
+ * folders named in every instance's config), with the API's rate limit off and `config`
+ * added; `stop` stops the served servers too.
+ */
+export async function startServedGroup(
+  server: TestPostgres,
+  config: Record<string, unknown> = {},
+): Promise<ServedGroup> {
+  let served: Served | undefined;
+  let dataDir = "";
+  const group = await startGroup(server, async (dir) => {
+    dataDir = path.join(dir, "served");
+    served = await serve(dataDir);
+    return {
+      servers: servedRoles(dataDir, served.urls),
+      security: { rate_limiting: { enabled: false } },
+      ...config,
+    };
+  });
+  return {
+    ...group,
+    served: served!,
+    dataDir,
+    async stop() {
+      await group.stop();
+      await terminate(served!.child);
     },
   };
 }

@@ -8,7 +8,7 @@ import type { Store } from "../../src/store/store.js";
 import { startHarness } from "../core-harness.js";
 import { onlyServers, silentLog, stopSpawned, terminate } from "../helpers.js";
 import { startPostgres, type TestPostgres } from "../postgres.js";
-import { conditions, groupOwner, startGroup } from "./instance.js";
+import { conditions, groupOwner, groupSingletons, startGroup } from "./instance.js";
 
 let server: TestPostgres;
 beforeAll(async () => {
@@ -123,7 +123,7 @@ describe("two taskfan instances on one PostgreSQL", () => {
     async () => {
       const group = await startGroup(server, () => ({ servers: onlyServers(["memory"]) }));
       const { api, until, start } = group;
-      const all = ["alert-delivery", "health-monitor", "metrics-snapshot", "telegram-polling"];
+      const all = groupSingletons;
       try {
         const a = start("a");
         const b = start("b");
