@@ -4,7 +4,10 @@
  *
  * - Throughput with 1 … N instances: the same number of tasks posted across their HTTP
  *   APIs, timed until every one is done in the database; each run on a fresh database and
- *   fresh server data; as ratios to one instance in the same run.
+ *   fresh server data; as ratios to one instance in the same run. Twice: against servers
+ *   that answer at once (each instance's own stdio processes of
+ *   test/fixtures/instant-server.mjs, four calls at a time: the store and the orchestrator
+ *   are the bound), then against the real servers served over HTTP.
  * - Failover: two instances polling a fake Bot API; the poller's holder is killed with
  *   SIGKILL, and the time to the next getUpdates (from the other) is taken; the killed one
  *   starts again and the next kill follows. p50 and p95 over the kills.
@@ -12,15 +15,31 @@
 import { once } from "node:events";
 import pg from "pg";
 import { percentile } from "../src/monitoring/health-rules.js";
-import { startServedGroup, type Instance } from "../test/cluster/instance.js";
+import { startGroup, startServedGroup, type Group, type Instance } from "../test/cluster/instance.js";
+import { instantRoles } from "../test/helpers.js";
 import { startPostgres, type TestPostgres } from "../test/postgres.js";
 
 type Say = (text: string) => void;
 
 const isStarted = (i: Instance) => i.log.some((l) => l.msg === "taskfan started");
 
-async function throughput(server: TestPostgres, instances: number, tasks: number): Promise<number> {
-  const group = await startServedGroup(server);
+type Servers = "instant" | "served";
+
+function startBenchGroup(server: TestPostgres, servers: Servers): Promise<Group> {
+  if (servers === "served") return startServedGroup(server);
+  return startGroup(server, () => ({
+    servers: instantRoles(),
+    security: { rate_limiting: { enabled: false } },
+  }));
+}
+
+async function throughput(
+  server: TestPostgres,
+  servers: Servers,
+  instances: number,
+  tasks: number,
+): Promise<number> {
+  const group = await startBenchGroup(server, servers);
   const db = new pg.Client({ connectionString: group.url });
   try {
     for (let i = 0; i < instances; i++) group.start(`i${i}`);
@@ -101,17 +120,21 @@ export async function benchInstances(
   const result: Record<string, number> = {};
   const server = await startPostgres({ durable: true });
   try {
-    say(`instances: 1 to ${max} · ${options.tasks} tasks a run · servers served over HTTP · PostgreSQL`);
-    for (let n = 1; n <= max; n++) {
-      progress(`${n} instance(s): ${options.tasks} tasks`);
-      result[`throughput_${n}_tasks_per_s`] = round(await throughput(server, n, options.tasks));
-      result[`throughput_${n}_ratio`] = round(
-        result[`throughput_${n}_tasks_per_s`]! / result.throughput_1_tasks_per_s!,
-        2,
-      );
-      say(
-        `throughput with ${n}: ${result[`throughput_${n}_tasks_per_s`]} tasks/s (${result[`throughput_${n}_ratio`]} of one instance)`,
-      );
+    say(`instances: 1 to ${max} · ${options.tasks} tasks a run · PostgreSQL`);
+    const cases = [
+      ["instant", "store-bound: servers that answer at once"],
+      ["served", "the real servers, served over HTTP"],
+    ] as const;
+    for (const [servers, title] of cases) {
+      say(`${title}:`);
+      const key = (n: number) => `${servers}_throughput_${n}`;
+      for (let n = 1; n <= max; n++) {
+        progress(`${title}: ${n} instance(s), ${options.tasks} tasks`);
+        const perSecond = round(await throughput(server, servers, n, options.tasks));
+        result[`${key(n)}_tasks_per_s`] = perSecond;
+        result[`${key(n)}_ratio`] = round(perSecond / result[`${key(1)}_tasks_per_s`]!, 2);
+        say(`  with ${n}: ${perSecond} tasks/s (${result[`${key(n)}_ratio`]} of one instance)`);
+      }
     }
     progress(`failover: ${options.kills} kills of the poller's holder`);
     const times = await failover(server, options.kills);

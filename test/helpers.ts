@@ -6,6 +6,7 @@ import path from "node:path";
 import { pino } from "pino";
 import { completeConfig } from "../src/config/load.js";
 import { serverNames, type Config, type ConfigFile } from "../src/config/schema.js";
+import { packageDir } from "../src/package-dir.js";
 
 /**
  * Silent, unless `TEST_LOG` names a file: then every core a test starts logs there at debug
@@ -40,6 +41,21 @@ export function onlyServers(
 export const repoRoot = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
 
 export { freePort } from "../src/servers/serve-all.js";
+
+/**
+ * Every role played by its own stdio process of test/fixtures/instant-server.mjs, which
+ * answers at once and keeps nothing, `concurrency` calls at a time (the bench's
+ * store-bound case).
+ */
+export function instantRoles(concurrency = 4): NonNullable<ConfigFile["servers"]> {
+  const fixture = path.join(packageDir, "test", "fixtures", "instant-server.mjs");
+  return Object.fromEntries(
+    serverNames.map((role) => [
+      role,
+      { command: process.execPath, args: [fixture], env: { ROLE: role }, concurrency },
+    ]),
+  );
+}
 
 /** The direct children of a process (the MCP servers of a taskfan process). */
 export function childPids(pid: number): number[] {
