@@ -6,6 +6,8 @@ import type { Translate } from "../src/bot/i18n.js";
 import type { ServerHealth } from "../src/monitoring/health-monitor.js";
 import type { StoreState } from "../src/store/store-health.js";
 import type { InstanceView } from "../src/cluster/membership.js";
+import type { Alert } from "../src/domain/alert.js";
+import { minute } from "../src/bot/alert-format.js";
 
 const emoji = { ONLINE: "🟢", DEGRADED: "🟡", ERROR: "🔴" } as const;
 
@@ -20,6 +22,7 @@ export function formatHealth(
   t: Translate,
   store: StoreState = { ok: true },
   group?: GroupView,
+  alerts: readonly Alert[] = [],
 ): string {
   const lines = servers.map((s) => {
     const ms = s.lastResponseMs === undefined ? "—" : `${Math.round(s.lastResponseMs)} ms`;
@@ -54,14 +57,39 @@ export function formatHealth(
           ),
         ]
       : [];
-  return [...storage, t("health-head", { up, total: servers.length }), "", ...lines, ...instances].join("\n");
+  const open = alerts.filter((a) => a.status === "open");
+  const alertLines =
+    open.length > 0
+      ? [
+          "",
+          t("health-alerts"),
+          ...open.map((a) =>
+            t("health-alert", {
+              kind: t(`alert-${a.kind}`),
+              server: a.server,
+              since: minute(a.firstSeen),
+              ack: a.acknowledged ? t("health-alert-acked", { by: a.acknowledged.by }) : "",
+            }),
+          ),
+        ]
+      : [];
+  return [
+    ...storage,
+    t("health-head", { up, total: servers.length }),
+    "",
+    ...lines,
+    ...alertLines,
+    ...instances,
+  ].join("\n");
 }
 
 /** /health's text: the group's picture, with the instances when there are several. */
 async function healthText(deps: BotDeps, servers: readonly ServerHealth[], t: Translate): Promise<string> {
   const instances = await deps.instances?.().catch(() => undefined);
   const group = instances && deps.ratedBy ? { ratedBy: deps.ratedBy(), instances } : undefined;
-  return formatHealth(servers, t, deps.storeHealth.state, group);
+  // The open alerts and who is on them; /health still answers when the store does not.
+  const alerts = await deps.alerts.open().catch(() => []);
+  return formatHealth(servers, t, deps.storeHealth.state, group, alerts);
 }
 
 export const refreshHealth = (t: Translate) =>

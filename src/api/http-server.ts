@@ -196,6 +196,16 @@ export async function startHttpServer(
         store: core.store.health.state,
         ratedBy: core.ratedBy(),
         instances: await core.instances(),
+        // The open alerts and who is on them (none listed while the store does not answer).
+        alerts: (await core.store.alerts.open().catch(() => [])).map((a) => ({
+          id: a.id,
+          kind: a.kind,
+          server: a.server,
+          firstSeen: a.firstSeen,
+          lastSeen: a.lastSeen,
+          count: a.count,
+          acknowledged: a.acknowledged,
+        })),
       });
     if (method === "GET" && resource === "stats" && !id) return send(res, 200, await core.getStats());
     if ((resource === "health" || resource === "stats") && !id) {

@@ -6,7 +6,8 @@ import type { BotSettings } from "./deps.js";
 
 /** What the alert chat's other members may use: reading the fleet's state, and the alert buttons. */
 const readCommands = ["start", "help", "health", "stats"];
-const isAlertButton = (data: string) => data === buttonData.healthRefresh || data.startsWith("mute:");
+const isAlertButton = (data: string) =>
+  data === buttonData.healthRefresh || data.startsWith("mute:") || data.startsWith("ack:");
 
 /**
  * Who may do what. Allowed users (ALLOWED_USER_IDS): everything. Other members of the

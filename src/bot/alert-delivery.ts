@@ -1,5 +1,6 @@
 import type { Api } from "grammy";
 import { randomBytes } from "node:crypto";
+import type { AlertKind } from "../domain/alert.js";
 import { alertKeyboard, formatAlert } from "./alert-format.js";
 import { oneAtATime } from "../one-at-a-time.js";
 import { StoreRetry, type StoreState } from "../store/store-health.js";
@@ -14,6 +15,10 @@ export interface AlertDeliveryOptions {
   intervalMs?: number;
   /** A repeat within this time edits the message already sent instead of sending a new one. */
   cooldownMs?: number;
+  /** A topic of a forum group (`message_thread_id`) to post in. */
+  threadId?: number | undefined;
+  /** The kinds sent without a sound (`disable_notification`); the rest ring. */
+  quietKinds?: readonly AlertKind[];
 }
 
 /**
@@ -88,7 +93,10 @@ export class AlertDelivery {
       ? this.options.t("alert-storage-down", { reason: notice.state.reason, since })
       : this.options.t("alert-storage-back", { since });
     try {
-      await this.api.sendMessage(this.options.chatId, text, { disable_notification: !notice.down });
+      await this.api.sendMessage(this.options.chatId, text, {
+        ...this.topic(),
+        disable_notification: !notice.down,
+      });
       if (this.storeNotice === notice) this.storeNotice = undefined;
       this.toldDown = notice.down ? notice.state : undefined;
       this.deps.metrics?.alertSent();
@@ -96,6 +104,10 @@ export class AlertDelivery {
       this.deps.metrics?.alertFailed();
       this.deps.log.warn({ err: error }, "storage notice not delivered; will try again");
     }
+  }
+
+  private topic(): { message_thread_id?: number } {
+    return this.options.threadId ? { message_thread_id: this.options.threadId } : {};
   }
 
   private async pass(): Promise<number> {
@@ -116,11 +128,21 @@ export class AlertDelivery {
       const sent = await state.alertMessages.get(alert.id);
       let messageId: number | undefined;
       let unchanged = false;
+      // A repeat within the cooldown, or of an alert someone is on, edits the message sent
+      // (an edit does not ring); after the cooldown a new message reminds the chat.
+      const recent = alert.deliveredAt !== null && Date.now() - alert.deliveredAt < cooldown;
+      const quiet = (this.options.quietKinds ?? []).includes(alert.kind);
       try {
-        if (sent && alert.deliveredAt !== null && Date.now() - alert.deliveredAt < cooldown) {
+        if (sent && (recent || alert.acknowledged)) {
           await this.api.editMessageText(sent.chatId, sent.messageId, text, extra);
         } else {
-          messageId = (await this.api.sendMessage(this.options.chatId, text, extra)).message_id;
+          messageId = (
+            await this.api.sendMessage(this.options.chatId, text, {
+              ...extra,
+              ...this.topic(),
+              ...(quiet ? { disable_notification: true } : {}),
+            })
+          ).message_id;
         }
       } catch (error) {
         unchanged = /message is not modified/.test(String((error as Error).message));

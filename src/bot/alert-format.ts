@@ -3,7 +3,8 @@ import type { Alert } from "../domain/alert.js";
 import { buttonData } from "./callback-data.js";
 import type { Translate } from "./i18n.js";
 
-const minute = (at: number) => new Date(at).toISOString().replace("T", " ").slice(0, 16);
+/** A time as the alert chat reads it: UTC, to the minute. */
+export const minute = (at: number) => new Date(at).toISOString().replace("T", " ").slice(0, 16);
 
 function detail(alert: Alert): string | undefined {
   const d = alert.details;
@@ -31,12 +32,20 @@ export function formatAlert(alert: Alert, t: Translate): string {
   if (d) lines.push(t("alert-last-error", { error: d.split("\n")[0] ?? d }));
   const instance = alert.details.instance;
   if (typeof instance === "string" && instance) lines.push(t("alert-seen-by", { instance }));
+  if (alert.acknowledged) {
+    lines.push(t("alert-acked", { by: alert.acknowledged.by, at: minute(alert.acknowledged.at) }));
+  }
   return lines.join("\n");
 }
 
+/** Show health and Mute 1 h; and "I'm on it" while a problem is open and nobody is on it. */
 export function alertKeyboard(alert: Alert, t: Translate): InlineKeyboard | undefined {
   if (!alert.server) return undefined;
-  return new InlineKeyboard()
+  const keyboard = new InlineKeyboard()
     .text(t("btn-show-health"), buttonData.healthRefresh)
     .text(t("btn-mute-hour"), buttonData.mute(alert.server, 3600));
+  if (alert.status === "open" && !alert.acknowledged) {
+    keyboard.row().text(t("btn-ack"), buttonData.ack(alert.id));
+  }
+  return keyboard;
 }

@@ -12,6 +12,7 @@ export const maxMuteMs = 30 * 86_400_000;
 export const buttonData = {
   healthRefresh: "health:refresh",
   mute: (server: string, seconds: number) => `mute:${server}:${seconds}`,
+  ack: (alertId: number) => `ack:${alertId}`,
   tasksPage: (page: number) => `tasks:page:${page}`,
   taskRetry: (taskId: string) => `task:retry:${taskId}`,
   timeZone: (zone: string) => `tz:${zone}`,
@@ -41,6 +42,13 @@ export function muteSchema(servers: readonly string[]) {
     )
     .transform(([, server, seconds]) => ({ server, seconds }));
 }
+
+/** ack:<alert id>; the handler checks that the alert is there and open. */
+export const ackSchema = z
+  .string()
+  .transform((data) => data.split(":"))
+  .pipe(z.tuple([z.literal("ack"), int]))
+  .transform(([, id]) => id);
 
 /** tasks:page:<n>; the handler checks it against the pages there are. */
 export const tasksPageSchema = z

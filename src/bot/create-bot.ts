@@ -5,6 +5,7 @@ import { apiThrottler } from "@grammyjs/transformer-throttler";
 import { Bot, type MiddlewareFn } from "grammy";
 import type { UserFromGetMe } from "grammy/types";
 import { randomBytes } from "node:crypto";
+import { alertsHandler } from "../../handlers/alerts.js";
 import { healthHandler } from "../../handlers/health.js";
 import { muteHandler } from "../../handlers/mute.js";
 import { commandList, startHandler } from "../../handlers/start.js";
@@ -193,6 +194,7 @@ export function createBot(deps: BotDeps, settings: BotSettings, options: BotOpti
     healthHandler(deps),
     statsHandler(deps),
     muteHandler(deps),
+    alertsHandler(deps, translatorFor(i18n, settings.alertLanguage)),
     timezoneHandler(deps),
   );
   bot.on("callback_query:data", (ctx) => ctx.answerCallbackQuery({ text: ctx.t("button-inactive") }));

@@ -43,6 +43,8 @@ export interface BotSettings {
   allowedUserIds: ReadonlySet<number>;
   /** The chat alerts go to; its members may read (/health, /stats, alert buttons). */
   alertChatId: string | undefined;
+  /** The alert chat's language (ALERT_LANGUAGE); English when unset. */
+  alertLanguage?: string | undefined;
   /** "read" (default) or "full": what the alert chat's members who are not allowed users may do. */
   alertChatAccess?: "read" | "full";
   rateLimitPerMinute: number | undefined;

@@ -62,6 +62,7 @@ export async function startFrontEnd(
     allowedUserIds: new Set(config.security.allowed_user_ids),
     alertChatId: telegram.chat_id,
     alertChatAccess: config.security.alert_chat_access,
+    alertLanguage: telegram.language,
     rateLimitPerMinute: config.security.rate_limiting.enabled
       ? config.security.rate_limiting.requests_per_minute
       : undefined,
@@ -116,6 +117,8 @@ export async function startFrontEnd(
       const alerts = new AlertDelivery(tb.bot.api, deps, {
         chatId,
         t: tb.translator(config.notifications.telegram.language),
+        threadId: telegram.thread_id,
+        quietKinds: telegram.quiet_kinds,
       });
       alerts.start();
       return Promise.resolve(() => alerts.stop());

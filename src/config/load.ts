@@ -159,6 +159,8 @@ export function completeConfig(input: ConfigFile, env: NodeJS.ProcessEnv, cwd: s
         webhook_host: env.WEBHOOK_HOST || telegram.webhook_host || "127.0.0.1",
         webhook_port: env.WEBHOOK_PORT ? parsePort(env.WEBHOOK_PORT) : (telegram.webhook_port ?? 8080),
         webhook_secret: env.WEBHOOK_SECRET || undefined,
+        thread_id: env.ALERT_THREAD_ID ? parseThreadId(env.ALERT_THREAD_ID) : telegram.thread_id,
+        quiet_kinds: telegram.quiet_kinds,
       },
     },
     security: {
@@ -270,6 +272,16 @@ function defaultZone(configured: string | undefined, tz: string | undefined): st
     if (zone) return zone;
   }
   return machineZone();
+}
+
+function parseThreadId(text: string): number {
+  const id = Number(text);
+  if (!Number.isInteger(id) || id < 1) {
+    throw new ConfigError(
+      `ALERT_THREAD_ID: expected a forum topic's id (a whole number above 0), got "${text}"`,
+    );
+  }
+  return id;
 }
 
 function parsePort(text: string, name = "WEBHOOK_PORT"): number {

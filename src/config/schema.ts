@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { canonicalZone } from "../time-zone.js";
+import { alertKinds } from "../domain/alert.js";
 
 /** The ten roles, in the order the design lists them. A server's name is its role. */
 export const serverNames = [
@@ -164,6 +165,10 @@ export const configFileSchema = z.strictObject({
           webhook_url: z.string().url().optional(),
           webhook_host: z.string().min(1).optional(),
           webhook_port: z.number().int().min(1).max(65535).optional(),
+          /** A topic of a forum group: alerts are posted there (ALERT_THREAD_ID). */
+          thread_id: z.number().int().min(1).optional(),
+          /** The alert kinds sent without a sound (`disable_notification`); the rest ring. */
+          quiet_kinds: z.array(z.enum(alertKinds)).default(["recovered", "degraded", "rolled_back"]),
         })
         .prefault({}),
     })

@@ -1,5 +1,13 @@
 /** A problem (or a notice) for the alert chat: one row of the alert outbox. */
-export type AlertKind = "breaker_open" | "degraded" | "error" | "crash_loop" | "recovered" | "rolled_back";
+export const alertKinds = [
+  "breaker_open",
+  "degraded",
+  "error",
+  "crash_loop",
+  "recovered",
+  "rolled_back",
+] as const;
+export type AlertKind = (typeof alertKinds)[number];
 
 export interface Alert {
   id: number;
@@ -14,4 +22,12 @@ export interface Alert {
   closedAt: number | null;
   deliveredAt: number | null;
   deliveredCount: number;
+  /** Who said "I'm on it" while it was open (a Telegram user), and when. */
+  acknowledged: Acknowledgement | null;
+}
+
+export interface Acknowledgement {
+  by: string;
+  userId: number;
+  at: number;
 }

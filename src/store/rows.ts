@@ -100,6 +100,9 @@ export interface AlertRow {
   closed_at: number | null;
   delivered_at: number | null;
   delivered_count: number;
+  acked_by: string | null;
+  acked_by_id: number | null;
+  acked_at: number | null;
 }
 
 export function toAlert(r: AlertRow): Alert {
@@ -116,6 +119,10 @@ export function toAlert(r: AlertRow): Alert {
     closedAt: r.closed_at,
     deliveredAt: r.delivered_at,
     deliveredCount: r.delivered_count,
+    acknowledged:
+      r.acked_at === null || r.acked_at === undefined
+        ? null
+        : { by: r.acked_by ?? "", userId: Number(r.acked_by_id), at: Number(r.acked_at) },
   };
 }
 

@@ -282,6 +282,11 @@ export interface AlertStore {
   markDelivered(id: number, owner: string, count: number): Promise<boolean>;
   /** Gives a claim back after a failed delivery, so it is tried again. */
   releaseClaim(id: number, owner: string): Promise<void>;
+  /**
+   * Records that `by` is on it: only an open alert, and only the first acknowledgement
+   * counts. Returns the alert as it now is (undefined when there is no such alert).
+   */
+  acknowledge(id: number, by: { name: string; userId: number }): Promise<Alert | undefined>;
 }
 
 /** Conversation state, mutes and users' settings: the little the bot keeps between restarts. */

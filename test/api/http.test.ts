@@ -102,6 +102,25 @@ describe("the local HTTP API", () => {
     expect(json.error.field).toBe(field);
   });
 
+  it("lists the open alerts in /api/health, with who acknowledged them", async () => {
+    const alert = await h.core.store.alerts.raise("error", "memory", { reason: "probe failed" });
+    await h.core.store.alerts.acknowledge(alert.id, { name: "Ann", userId: 5 });
+    const body = (await (await api("/api/health")).json()) as { alerts: unknown[] };
+    expect(body.alerts).toEqual([
+      {
+        id: alert.id,
+        kind: "error",
+        server: "memory",
+        firstSeen: alert.firstSeen,
+        lastSeen: alert.lastSeen,
+        count: 1,
+        acknowledged: { by: "Ann", userId: 5, at: expect.any(Number) },
+      },
+    ]);
+    await h.core.store.alerts.resolve("memory");
+    expect(((await (await api("/api/health")).json()) as { alerts: unknown[] }).alerts).toEqual([]);
+  });
+
   it("refuses malformed, oversized and non-JSON bodies, unknown tasks and queries", async () => {
     const malformed = await post("{not json");
     expect(malformed.status).toBe(400);
@@ -219,5 +238,79 @@ describe("the local HTTP API", () => {
     expect(html.match(/<tr class="server">/g)).toHaveLength(2);
     expect(html).toContain('<meta http-equiv="refresh"');
     expect(html).toContain("<svg");
+  });
+});
+
+describe("the Grafana dashboard (docs/grafana/taskfan.json)", () => {
+  interface Panel {
+    title: string;
+    type: string;
+    targets?: Array<{ expr: string }>;
+  }
+  const dashboard = JSON.parse(readFileSync(path.join(repoRoot, "docs/grafana/taskfan.json"), "utf8")) as {
+    panels: Panel[];
+    templating: { list: Array<{ name: string; type: string }> };
+  };
+  const exprs = dashboard.panels.flatMap((p) =>
+    (p.targets ?? []).map((t) => ({ panel: p.title, expr: t.expr })),
+  );
+  // Labels Prometheus adds to every scraped series, and the histogram's buckets.
+  const scrapeLabels = new Set(["instance", "job", "le"]);
+
+  it("queries only metrics and labels that /metrics exposes", async () => {
+    const scrape = await (await api("/metrics")).text();
+    const types = new Map<string, string>();
+    for (const m of scrape.matchAll(/^# TYPE (\S+) (\S+)$/gm)) types.set(m[1]!, m[2]!);
+    // A series may have no sample yet (no retry so far): its labels are the registry's.
+    const labelsOf = (name: string) =>
+      new Set(
+        (h.core.metrics.registry.getSingleMetric(name) as unknown as { labelNames?: string[] } | undefined)
+          ?.labelNames ?? [],
+      );
+    const problems: string[] = [];
+    expect(exprs.length).toBeGreaterThanOrEqual(15);
+    for (const { panel, expr } of exprs) {
+      const names = [...expr.matchAll(/\btaskfan_[a-z0-9_]+/g)].map((m) => m[0]);
+      if (names.length === 0) problems.push(`${panel}: no taskfan metric in ${expr}`);
+      for (const name of names) {
+        const base = name.replace(/_(bucket|sum|count)$/, "");
+        const family = types.has(name) ? name : types.get(base) === "histogram" ? base : undefined;
+        if (!family) {
+          problems.push(`${panel}: ${name} is not exposed`);
+          continue;
+        }
+        const known = labelsOf(family);
+        const used = [
+          ...[...expr.matchAll(/\bby \(([^)]*)\)/g)].flatMap((m) => m[1]!.split(",")),
+          ...[...expr.matchAll(new RegExp(`${name}\\{([^}]*)\\}`, "g"))].flatMap((m) =>
+            m[1]!.split(",").map((pair) => pair.split("=")[0]!),
+          ),
+        ].map((l) => l.trim());
+        for (const label of used) {
+          if (!known.has(label) && !scrapeLabels.has(label))
+            problems.push(`${panel}: ${name} has no label ${label}`);
+        }
+      }
+    }
+    expect(problems).toEqual([]);
+  });
+
+  it("covers operations, errors, latency, breakers, health, the queue and alerts", () => {
+    const all = exprs.map((e) => e.expr).join("\n");
+    for (const needed of [
+      "taskfan_operations_total",
+      'outcome="failed"',
+      "histogram_quantile(0.95",
+      "taskfan_breaker_state",
+      "taskfan_server_health",
+      "taskfan_queue_size",
+      "taskfan_alerts_total",
+    ]) {
+      expect(all).toContain(needed);
+    }
+    // Importable anywhere: the Prometheus data source is chosen on import.
+    expect(dashboard.templating.list).toContainEqual(
+      expect.objectContaining({ name: "datasource", type: "datasource" }),
+    );
   });
 });

@@ -359,6 +359,7 @@ describe("alert delivery", () => {
           { text: "Show health", callback_data: "health:refresh" },
           { text: "Mute 1 h", callback_data: "mute:time-tracker:3600" },
         ],
+        [{ text: "👀 I'm on it", callback_data: `ack:${alert.id}` }],
       ],
     });
     expect(await deps.alerts.get(alert.id)).toMatchObject({ deliveredCount: 1 });
@@ -375,5 +376,98 @@ describe("alert delivery", () => {
     await delivery.deliver();
     expect(tg.sent().length).toBe(count);
     await deps.state.mutes.unmute();
+  });
+
+  it("posts into the forum topic; recoveries and DEGRADED go quietly, ERROR rings", async () => {
+    const { quiet_kinds } = h.config.notifications.telegram;
+    const delivery = new AlertDelivery(bot.bot.api, deps, {
+      chatId: "-100",
+      t: bot.translator(),
+      threadId: 42,
+      quietKinds: quiet_kinds,
+    });
+    await deps.alerts.raise("error", "memory", { reason: "probe failed" });
+    await delivery.deliver();
+    await deps.alerts.raise("degraded", "time-tracker", { reason: "slow" });
+    await deps.alerts.resolve("memory");
+    await deps.alerts.notice("recovered", "memory", null, { closed: ["error"] });
+    await delivery.deliver();
+    const sends = tg.sent().map((c) => ({
+      text: String(c.payload.text).split("\n")[0],
+      thread: c.payload.message_thread_id,
+      quiet: c.payload.disable_notification,
+    }));
+    expect(sends).toEqual([
+      { text: "🔴 ERROR: memory", thread: 42, quiet: undefined },
+      { text: "🟡 DEGRADED: time-tracker", thread: 42, quiet: true },
+      { text: expect.stringMatching(/^✅ recovered: memory is back/), thread: 42, quiet: true },
+    ]);
+    await deps.alerts.resolve("time-tracker");
+  });
+
+  it("records who pressed I'm on it, shows it, and edits repeats quietly until it recovers", async () => {
+    // A repeat after the cooldown (0 here) would be a new, ringing message.
+    const delivery = new AlertDelivery(bot.bot.api, deps, {
+      chatId: "-100",
+      t: bot.translator(),
+      cooldownMs: 0,
+    });
+    const alert = await deps.alerts.raise("error", "time-tracker", { reason: "probe failed" });
+    await delivery.deliver();
+    const sent = tg.sent().at(-1)!;
+    const messageId = (await deps.state.alertMessages.get(alert.id))!.messageId;
+
+    // A stranger (not allowed, not in the alert chat) cannot acknowledge it.
+    await bot.bot.handleUpdate(chatWith(55).press(`ack:${alert.id}`, messageId));
+    expect((await deps.alerts.get(alert.id))!.acknowledged).toBeNull();
+
+    // A member of the alert chat may: the message says who is on it, the button goes.
+    const member = chatWith(99, "en", -100);
+    await bot.bot.handleUpdate(member.press(`ack:${alert.id}`, messageId));
+    expect((await deps.alerts.get(alert.id))!.acknowledged).toMatchObject({ by: "user99", userId: 99 });
+    const answer = tg.calls.filter((c) => c.method === "answerCallbackQuery").at(-1)!;
+    expect(String(answer.payload.text)).toMatch(/^Noted: you are on it/);
+    const edit = tg.calls.filter((c) => c.method === "editMessageText").at(-1)!;
+    expect(edit.payload).toMatchObject({ chat_id: -100, message_id: messageId });
+    expect(String(edit.payload.text)).toMatch(
+      /^🔴 ERROR: time-tracker\n[^]*\n👀 user99 is on it \(since .* UTC\)$/,
+    );
+    expect(JSON.stringify(edit.payload.reply_markup)).not.toContain("ack:");
+    expect(sent.payload.reply_markup).toMatchObject({
+      inline_keyboard: [[{}, {}], [{ callback_data: `ack:${alert.id}` }]],
+    });
+
+    // The owner's press comes second: the first acknowledgement stays.
+    await press(`ack:${alert.id}`);
+    expect((await deps.alerts.get(alert.id))!.acknowledged).toMatchObject({ userId: 99 });
+    expect(String(tg.calls.filter((c) => c.method === "answerCallbackQuery").at(-1)!.payload.text)).toBe(
+      "user99 is on it already.",
+    );
+
+    // Repeats edit the message, quietly, however late.
+    const sends = tg.sent().length;
+    await deps.alerts.raise("error", "time-tracker", { reason: "still failing" });
+    await delivery.deliver();
+    expect(tg.sent().length).toBe(sends);
+    expect(tg.calls.at(-1)!.method).toBe("editMessageText");
+    expect(String(tg.calls.at(-1)!.payload.text)).toMatch(/· 2 times[^]*👀 user99 is on it/);
+
+    // /health lists the open alert and who is on it.
+    await say("/health");
+    expect(last()).toMatch(/Open alerts:\n• 🔴 ERROR: time-tracker since .* UTC · user99 is on it/);
+
+    // Once it recovers, the press is refused, and the next failure is a new, unacknowledged alert that rings.
+    await deps.alerts.resolve("time-tracker");
+    await bot.bot.handleUpdate(member.press(`ack:${alert.id}`, messageId));
+    expect(String(tg.calls.filter((c) => c.method === "answerCallbackQuery").at(-1)!.payload.text)).toBe(
+      "This alert is closed already.",
+    );
+    const before = tg.sent().length;
+    const next = await deps.alerts.raise("error", "time-tracker", { reason: "down again" });
+    expect(next.acknowledged).toBeNull();
+    await delivery.deliver();
+    expect(tg.sent().length).toBe(before + 1);
+    expect(tg.sent().at(-1)!.payload.disable_notification).toBeUndefined();
+    await deps.alerts.resolve("time-tracker");
   });
 });

@@ -64,6 +64,7 @@ beforeAll(async () => {
       BOT_TOKEN: token,
       TELEGRAM_API_ROOT: api.url,
       ALERT_CHAT_ID: String(alertChat),
+      ALERT_THREAD_ID: "77", // a topic of a forum group
       ALLOWED_USER_IDS: String(owner.id),
     },
     stdio: ["ignore", "ignore", "pipe"],
@@ -137,7 +138,7 @@ describe("the bot as a process, against an HTTP fake of the Bot API", () => {
     expect(textOf(toStranger[0]!)).toContain("Your user id is 999");
   });
 
-  it("alerts the alert chat when a server dies (once, through a 429) and when it is back", async () => {
+  it("alerts the alert chat's topic when a server dies (once, through a 429, ringing) and quietly when it is back", async () => {
     api.script("sendMessage", (p) => String(p.chat_id) === String(alertChat), 429, {
       ok: false,
       error_code: 429,
@@ -164,9 +165,17 @@ describe("the bot as a process, against an HTTP fake of the Bot API", () => {
       ),
     ).toHaveLength(1);
     const withButtons = api.calls.find((c) => to(alertChat)(c) && /^🔴/.test(textOf(c)))!;
-    expect(withButtons.payload.reply_markup).toMatchObject({
-      inline_keyboard: [[{ text: "Show health" }, { text: "Mute 1 h", callback_data: "mute:memory:3600" }]],
-    });
+    const keyboard = (withButtons.payload.reply_markup as { inline_keyboard: unknown[] }).inline_keyboard;
+    expect(keyboard[0]).toMatchObject([
+      { text: "Show health" },
+      { text: "Mute 1 h", callback_data: "mute:memory:3600" },
+    ]);
+    // Every message goes to the topic; the problem rings, the recovery does not.
+    const sends = api.calls.filter((c) => to(alertChat)(c) && c.method === "sendMessage");
+    expect(sends.map((c) => c.payload.message_thread_id)).toEqual(sends.map(() => 77));
+    expect(withButtons.payload.disable_notification).toBeUndefined();
+    const recovered = sends.find((c) => textOf(c).startsWith("✅ recovered: memory"))!;
+    expect(recovered.payload.disable_notification).toBe(true);
   });
 
   it("stops cleanly on SIGTERM", async () => {

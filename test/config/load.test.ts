@@ -36,6 +36,8 @@ describe("config file validation", () => {
     ['{"dispatcher": {"poll_interval": 1e-5}}', "dispatcher.poll_interval: at least 0.05 s"],
     ['{"security": {"alert_chat_access": "all"}}', "security.alert_chat_access"],
     ['{"timezone": "Mars/Base"}', 'timezone: unknown time zone "Mars/Base"'],
+    ['{"notifications": {"telegram": {"thread_id": "ops"}}}', "notifications.telegram.thread_id"],
+    ['{"notifications": {"telegram": {"quiet_kinds": ["loud"]}}}', "notifications.telegram.quiet_kinds.0"],
     ["[1, 2]", "(top level)"],
   ])("%s names %s", (text, key) => {
     const issues = issuesOf(text);
@@ -160,6 +162,28 @@ describe("loadConfig", () => {
     );
     expect(loadConfig({ cwd: dir, env: {} }).config.timezone).toBe(
       Intl.DateTimeFormat().resolvedOptions().timeZone,
+    );
+  });
+
+  it("posts alerts into the topic ALERT_THREAD_ID (else the file's), quiet kinds from the file", () => {
+    const { dir, remove } = tempDir();
+    dirs.push(remove);
+    const file = path.join(dir, "topic.json");
+    writeFileSync(file, JSON.stringify({ notifications: { telegram: { thread_id: 7, quiet_kinds: [] } } }));
+    expect(loadConfig({ configPath: file, cwd: dir, env: {} }).config.notifications.telegram).toMatchObject({
+      thread_id: 7,
+      quiet_kinds: [],
+    });
+    expect(
+      loadConfig({ configPath: file, cwd: dir, env: { ALERT_THREAD_ID: "12" } }).config.notifications.telegram
+        .thread_id,
+    ).toBe(12);
+    expect(loadConfig({ cwd: dir, env: {} }).config.notifications.telegram).toMatchObject({
+      thread_id: undefined,
+      quiet_kinds: ["recovered", "degraded", "rolled_back"],
+    });
+    expect(() => loadConfig({ cwd: dir, env: { ALERT_THREAD_ID: "general" } })).toThrow(
+      /^ALERT_THREAD_ID: expected a forum topic's id/,
     );
   });
 

@@ -405,6 +405,27 @@ describe.each(engines)("the $name alert outbox", (engine) => {
     expect((await s.alerts.recent(10)).map((x) => x.status)).toEqual(["open", "closed"]);
   });
 
+  it("records the first acknowledgement of an open alert, and none of a closed one", async () => {
+    const { s, tick } = await outbox();
+    const a = await s.alerts.raise("error", "git");
+    expect(a.acknowledged).toBeNull();
+    tick(250);
+    expect((await s.alerts.acknowledge(a.id, { name: "Ann", userId: 5 }))?.acknowledged).toEqual({
+      by: "Ann",
+      userId: 5,
+      at: 1250,
+    });
+    // A second press does not take it over; a repeat keeps it.
+    expect((await s.alerts.acknowledge(a.id, { name: "Bob", userId: 6 }))?.acknowledged?.by).toBe("Ann");
+    expect((await s.alerts.raise("error", "git")).acknowledged?.by).toBe("Ann");
+    expect((await s.alerts.open())[0]!.acknowledged?.userId).toBe(5);
+    await s.alerts.resolve("git");
+    const next = await s.alerts.raise("error", "git");
+    expect(await s.alerts.acknowledge(next.id + 1000, { name: "Ann", userId: 5 })).toBeUndefined();
+    await s.alerts.resolve("git");
+    expect((await s.alerts.acknowledge(next.id, { name: "Ann", userId: 5 }))?.acknowledged).toBeNull();
+  });
+
   it("hands each undelivered alert to one deliverer, and again when it changed", async () => {
     const { s, tick } = await outbox();
     const a = await s.alerts.raise("degraded", "shrimp-task-manager");

@@ -543,6 +543,15 @@ export function queriesOn(q: Queryable, now: () => number): StoreQueries {
           [id, owner],
         );
       },
+      async acknowledge(id, by) {
+        await q.query(
+          `UPDATE alerts SET acked_by = $1, acked_by_id = $2, acked_at = $3
+           WHERE id = $4 AND status = 'open' AND acked_at IS NULL`,
+          [by.name, by.userId, now(), id],
+        );
+        const [row] = await rows<AlertRow>("SELECT * FROM alerts WHERE id = $1", [id]);
+        return row ? toAlert(row) : undefined;
+      },
     },
 
     bot: {

@@ -35,6 +35,10 @@ export function createAlertStore(db: Db, now: () => number) {
   const release = db.prepare<[number, string]>(
     "UPDATE alerts SET claim_owner = NULL, claim_expires_at = NULL WHERE id = ? AND claim_owner = ?",
   );
+  const ack = db.prepare<[string, number, number, number]>(
+    `UPDATE alerts SET acked_by = ?, acked_by_id = ?, acked_at = ?
+     WHERE id = ? AND status = 'open' AND acked_at IS NULL`,
+  );
   const recent = db.prepare<[number], AlertRow>("SELECT * FROM alerts ORDER BY id DESC LIMIT ?");
   const openAll = db.prepare<[], AlertRow>("SELECT * FROM alerts WHERE status = 'open' ORDER BY id");
 
@@ -113,6 +117,11 @@ export function createAlertStore(db: Db, now: () => number) {
     /** Gives a claim back after a failed delivery, so it is tried again. */
     releaseClaim(id: number, owner: string): void {
       release.run(id, owner);
+    },
+    acknowledge(id: number, by: { name: string; userId: number }): Alert | undefined {
+      ack.run(by.name, by.userId, now(), id);
+      const row = byId.get(id);
+      return row ? toAlert(row) : undefined;
     },
   };
 }
