@@ -1,5 +1,5 @@
 import { Composer } from "grammy";
-import { alertKeyboard, formatAlert } from "../src/bot/alert-format.js";
+import { alertKeyboard, formatAlert, formatGroup, groupKeyboard } from "../src/bot/alert-format.js";
 import { ackSchema } from "../src/bot/callback-data.js";
 import type { BotContext } from "../src/bot/context.js";
 import type { BotDeps } from "../src/bot/deps.js";
@@ -13,8 +13,9 @@ function nameOf(from: NonNullable<BotContext["from"]>): string {
 
 /**
  * The alerts' "I'm on it" button: records who acknowledged the alert and shows it in the
- * message (in the alert chat's language, `alertT`); the first press counts. Repeats of an
- * acknowledged alert edit its message quietly until it recovers (see AlertDelivery).
+ * message (in the alert chat's language, `alertT`); the first press counts, and on a
+ * grouped message it counts for every problem shown. Repeats of an acknowledged alert edit
+ * its message quietly until it recovers (see AlertDelivery).
  */
 export function alertsHandler(deps: BotDeps, alertT: Translate): Composer<BotContext> {
   const c = new Composer<BotContext>();
@@ -31,9 +32,21 @@ export function alertsHandler(deps: BotDeps, alertT: Translate): Composer<BotCon
     await ctx.answerCallbackQuery({
       text: mine ? ctx.t("ack-done") : ctx.t("ack-taken", { by: alert.acknowledged.by }),
     });
-    const keyboard = alertKeyboard(alert, alertT);
+    // A grouped message: the press is for every problem it shows.
+    const at = await deps.state.alertMessages.get(alert.id);
+    let members = at ? await deps.state.alertMessages.sharing(at.chatId, at.messageId) : [];
+    if (members.length > 1) {
+      const by = { name: alert.acknowledged.by, userId: alert.acknowledged.userId };
+      for (const m of members)
+        if (m.status === "open" && !m.acknowledged) await deps.alerts.acknowledge(m.id, by);
+      members = await deps.state.alertMessages.sharing(at!.chatId, at!.messageId);
+    }
+    const [text, keyboard] =
+      members.length > 1
+        ? [formatGroup(members, alertT), groupKeyboard(members, alertT)]
+        : [formatAlert(alert, alertT), alertKeyboard(alert, alertT)];
     await ctx
-      .editMessageText(formatAlert(alert, alertT), keyboard ? { reply_markup: keyboard } : {})
+      .editMessageText(text, keyboard ? { reply_markup: keyboard } : {})
       .catch((error: unknown) => deps.log.debug({ err: error }, "acknowledged alert not edited"));
   });
   return c;

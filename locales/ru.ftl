@@ -177,3 +177,12 @@ ack-closed = Эта тревога уже закрыта.
 health-alerts = Открытые тревоги:
 health-alert = • { $kind }: { $server } с { $since } UTC{ $ack }
 health-alert-acked = { " " }· занимается { $by }
+alert-group = { $kind } на { $count } серверах: { $servers }
+alert-group-mixed = 🔴 сбои на { $count } серверах: { $servers }
+alert-group-back = ✅ { $count ->
+        [few] все { $count } сервера снова работают
+       *[other] все { $count } серверов снова работают
+    }: { $servers }
+alert-group-line = • { $kind }: { $server }, с { $since } UTC{ $times }{ $error }
+alert-group-error = { " · " }{ $error }
+alert-group-line-back = • ✅ { $server } снова работает (было: { $kind } с { $since } UTC)

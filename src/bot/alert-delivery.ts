@@ -1,7 +1,7 @@
 import type { Api } from "grammy";
 import { randomBytes } from "node:crypto";
-import type { AlertKind } from "../domain/alert.js";
-import { alertKeyboard, formatAlert } from "./alert-format.js";
+import type { Alert, AlertKind } from "../domain/alert.js";
+import { alertKeyboard, formatAlert, formatGroup, groupKeyboard } from "./alert-format.js";
 import { oneAtATime } from "../one-at-a-time.js";
 import { StoreRetry, type StoreState } from "../store/store-health.js";
 import type { BotDeps } from "./deps.js";
@@ -19,6 +19,8 @@ export interface AlertDeliveryOptions {
   threadId?: number | undefined;
   /** The kinds sent without a sound (`disable_notification`); the rest ring. */
   quietKinds?: readonly AlertKind[];
+  /** Problems that open within this time of one still open share its message (0: never). */
+  groupWindowMs?: number;
 }
 
 /**
@@ -111,57 +113,121 @@ export class AlertDelivery {
   }
 
   private async pass(): Promise<number> {
-    const { alerts, state, log } = this.deps;
+    const { alerts, state } = this.deps;
     const cooldown = this.options.cooldownMs ?? 10 * 60_000;
     // What Telegram took while the store did not answer is recorded first, never sent again.
     await this.recordSent();
     let delivered = 0;
     const claimed = await alerts.claimUndelivered(this.owner, 20, 120_000);
+    // Alerts shown in a grouped message: one edit per message, once the others are out.
+    const grouped = new Map<string, { chatId: string; messageId: number; alerts: Alert[] }>();
+    const done = async (list: Alert[], result: "ok" | "unchanged", messageId?: number) => {
+      if (result === "ok") delivered += list.length;
+      for (const a of list) this.sentNotRecorded.push({ id: a.id, count: a.count, messageId });
+      await this.recordSent();
+    };
     for (const [index, alert] of claimed.entries()) {
       if (alert.server && (await state.mutes.isMuted(alert.server))) {
         await alerts.markDelivered(alert.id, this.owner, alert.count); // muted: dropped, not queued
         continue;
       }
+      const group = await this.groupOf(alert);
+      if (group) {
+        const key = `${group.chatId}:${group.messageId}`;
+        const entry = grouped.get(key) ?? { chatId: group.chatId, messageId: group.messageId, alerts: [] };
+        entry.alerts.push(alert);
+        grouped.set(key, entry);
+        continue;
+      }
+      // A repeat within the cooldown, or of an alert someone is on, edits the message sent
+      // (an edit does not ring); after the cooldown a new message reminds the chat.
+      const sent = await state.alertMessages.get(alert.id);
+      const recent = alert.deliveredAt !== null && Date.now() - alert.deliveredAt < cooldown;
+      const quiet = (this.options.quietKinds ?? []).includes(alert.kind);
       const text = formatAlert(alert, this.options.t);
       const keyboard = alertKeyboard(alert, this.options.t);
       const extra = keyboard ? { reply_markup: keyboard } : {};
-      const sent = await state.alertMessages.get(alert.id);
       let messageId: number | undefined;
-      let unchanged = false;
-      // A repeat within the cooldown, or of an alert someone is on, edits the message sent
-      // (an edit does not ring); after the cooldown a new message reminds the chat.
-      const recent = alert.deliveredAt !== null && Date.now() - alert.deliveredAt < cooldown;
-      const quiet = (this.options.quietKinds ?? []).includes(alert.kind);
-      try {
+      const result = await this.attempt(alert.id, async () => {
         if (sent && (recent || alert.acknowledged)) {
           await this.api.editMessageText(sent.chatId, sent.messageId, text, extra);
-        } else {
-          messageId = (
-            await this.api.sendMessage(this.options.chatId, text, {
-              ...extra,
-              ...this.topic(),
-              ...(quiet ? { disable_notification: true } : {}),
-            })
-          ).message_id;
+          return;
         }
-      } catch (error) {
-        unchanged = /message is not modified/.test(String((error as Error).message));
-        if (!unchanged) {
-          this.deps.metrics?.alertFailed();
-          // Telegram did not take it (after the client's own retries): all of these wait for the next pass.
-          for (const rest of claimed.slice(index)) await alerts.releaseClaim(rest.id, this.owner);
-          log.warn({ err: error, alertId: alert.id }, "alert not delivered; will try again");
-          break;
-        }
+        const message = await this.api.sendMessage(this.options.chatId, text, {
+          ...extra,
+          ...this.topic(),
+          ...(quiet ? { disable_notification: true } : {}),
+        });
+        messageId = message.message_id;
+      });
+      if (result === "failed") {
+        // All of these wait for the next pass.
+        const rest = [...claimed.slice(index), ...[...grouped.values()].flatMap((g) => g.alerts)];
+        for (const a of rest) await alerts.releaseClaim(a.id, this.owner);
+        return delivered;
       }
-      if (!unchanged) {
-        this.deps.metrics?.alertSent();
-        delivered += 1;
+      await done([alert], result, messageId);
+    }
+    const groups = [...grouped.values()];
+    for (const [index, group] of groups.entries()) {
+      const members = await state.alertMessages.sharing(group.chatId, group.messageId);
+      const keyboard = groupKeyboard(members, this.options.t);
+      const result = await this.attempt(group.alerts[0]!.id, () =>
+        this.api.editMessageText(group.chatId, group.messageId, formatGroup(members, this.options.t), {
+          reply_markup: keyboard,
+        }),
+      );
+      if (result === "failed") {
+        for (const a of groups.slice(index).flatMap((g) => g.alerts))
+          await alerts.releaseClaim(a.id, this.owner);
+        break;
       }
-      this.sentNotRecorded.push({ id: alert.id, count: alert.count, messageId });
-      await this.recordSent();
+      await done(group.alerts, result);
     }
     return delivered;
+  }
+
+  /** One call to Telegram: taken, taken before ("message is not modified"), or not taken. */
+  private async attempt(
+    alertId: number,
+    call: () => Promise<unknown>,
+  ): Promise<"ok" | "unchanged" | "failed"> {
+    try {
+      await call();
+      this.deps.metrics?.alertSent();
+      return "ok";
+    } catch (error) {
+      if (/message is not modified/.test(String((error as Error).message))) return "unchanged";
+      this.deps.metrics?.alertFailed();
+      // Not taken after the client's own retries (429, 5xx, network).
+      this.deps.log.warn({ err: error, alertId }, "alert not delivered; will try again");
+      return "failed";
+    }
+  }
+
+  /**
+   * The grouped message `alert` belongs in, with everything it shows: a problem that opened
+   * within the window after another server's, still open, joins that one's message (recorded before
+   * the edit, so a retry edits the same message); a recovery of a grouped problem is shown
+   * there too. Undefined when the alert stands alone.
+   */
+  private async groupOf(
+    alert: Alert,
+  ): Promise<{ chatId: string; messageId: number; members: Alert[] } | undefined> {
+    const window = this.options.groupWindowMs ?? 30_000;
+    if (window <= 0) return undefined;
+    const messages = this.deps.state.alertMessages;
+    let at = await messages.get(alert.id);
+    if (alert.kind === "recovered") {
+      const first = Array.isArray(alert.details.ids) ? (alert.details.ids[0] as unknown) : undefined;
+      at = typeof first === "number" ? await messages.get(first) : undefined;
+    } else if (!at && alert.status === "open") {
+      at = await messages.openGroup(alert.firstSeen - window, alert.server);
+      if (at) await messages.set(alert.id, at.chatId, at.messageId);
+    }
+    if (!at) return undefined;
+    const members = await messages.sharing(at.chatId, at.messageId);
+    return members.length > 1 ? { ...at, members } : undefined;
   }
 
   /** Sent alerts whose delivery is not yet recorded (the store did not answer). */

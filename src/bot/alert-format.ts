@@ -38,6 +38,53 @@ export function formatAlert(alert: Alert, t: Translate): string {
   return lines.join("\n");
 }
 
+/**
+ * Several problems that opened within the grouping window, as one message: a head line
+ * over the ones still open, then a line per server (a recovered one says so).
+ */
+export function formatGroup(members: readonly Alert[], t: Translate): string {
+  const open = members.filter((a) => a.status === "open");
+  const serversOf = (list: readonly Alert[]) => [...new Set(list.map((a) => a.server))];
+  const named = (list: readonly Alert[]) => ({
+    count: serversOf(list).length,
+    servers: serversOf(list).join(", "),
+  });
+  const kinds = new Set(open.map((a) => a.kind));
+  const head =
+    open.length === 0
+      ? t("alert-group-back", named(members))
+      : kinds.size === 1
+        ? t("alert-group", { kind: t(`alert-${open[0]!.kind}`), ...named(open) })
+        : t("alert-group-mixed", named(open));
+  const lines = members.map((a) => {
+    const since = minute(a.firstSeen);
+    if (a.status === "closed") {
+      return t("alert-group-line-back", { server: a.server, kind: t(`alert-${a.kind}`), since });
+    }
+    const d = detail(a);
+    return t("alert-group-line", {
+      kind: t(`alert-${a.kind}`),
+      server: a.server,
+      since,
+      times: a.count > 1 ? t("alert-times", { count: a.count }) : "",
+      error: d ? t("alert-group-error", { error: (d.split("\n")[0] ?? d).slice(0, 200) }) : "",
+    });
+  });
+  const acked = open.find((a) => a.acknowledged)?.acknowledged;
+  if (acked) lines.push(t("alert-acked", { by: acked.by, at: minute(acked.at) }));
+  return [head, ...lines].join("\n");
+}
+
+/** A grouped message's buttons: Show health; "I'm on it" (for all of them) while one is open and nobody is on it. */
+export function groupKeyboard(members: readonly Alert[], t: Translate): InlineKeyboard {
+  const keyboard = new InlineKeyboard().text(t("btn-show-health"), buttonData.healthRefresh);
+  const open = members.filter((a) => a.status === "open");
+  if (open.length > 0 && !open.some((a) => a.acknowledged)) {
+    keyboard.text(t("btn-ack"), buttonData.ack(open[0]!.id));
+  }
+  return keyboard;
+}
+
 /** Show health and Mute 1 h; and "I'm on it" while a problem is open and nobody is on it. */
 export function alertKeyboard(alert: Alert, t: Translate): InlineKeyboard | undefined {
   if (!alert.server) return undefined;

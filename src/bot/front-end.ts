@@ -119,6 +119,7 @@ export async function startFrontEnd(
         t: tb.translator(config.notifications.telegram.language),
         threadId: telegram.thread_id,
         quietKinds: telegram.quiet_kinds,
+        groupWindowMs: telegram.group_window * 1000,
       });
       alerts.start();
       return Promise.resolve(() => alerts.stop());

@@ -161,6 +161,7 @@ export function completeConfig(input: ConfigFile, env: NodeJS.ProcessEnv, cwd: s
         webhook_secret: env.WEBHOOK_SECRET || undefined,
         thread_id: env.ALERT_THREAD_ID ? parseThreadId(env.ALERT_THREAD_ID) : telegram.thread_id,
         quiet_kinds: telegram.quiet_kinds,
+        group_window: telegram.group_window,
       },
     },
     security: {

@@ -169,6 +169,8 @@ export const configFileSchema = z.strictObject({
           thread_id: z.number().int().min(1).optional(),
           /** The alert kinds sent without a sound (`disable_notification`); the rest ring. */
           quiet_kinds: z.array(z.enum(alertKinds)).default(["recovered", "degraded", "rolled_back"]),
+          /** Seconds: problems that open within this time of one still open share its message (0: never). */
+          group_window: z.number().min(0).max(3600).default(30),
         })
         .prefault({}),
     })

@@ -70,18 +70,22 @@ export function wireAlerts(deps: {
       if (status === "DEGRADED") await alerts.raise("degraded", server, { reason, ...seenBy });
       else if (status === "ERROR")
         await alerts.raise("error", server, { reason, error: fleet.lastError(server), ...seenBy });
-      else if (previous !== undefined) {
-        const closed = await alerts.resolve(server);
-        if (closed.length > 0) {
-          await alerts.notice("recovered", server, null, {
-            closed: closed.map((a) => a.kind),
-            since: Math.min(...closed.map((a) => a.firstSeen)),
-          });
-        }
-      }
+      else if (previous !== undefined) await recover(alerts, server);
     }),
   );
   orchestrator.on("task.rolled_back", ({ taskId, reason }) =>
     safely("rolled_back", () => alerts.notice("rolled_back", "", taskId, { reason })),
   );
+}
+
+/** A server is back: its open alerts close, and one recovery notice says which and since when. */
+export async function recover(alerts: AlertStore, server: string): Promise<void> {
+  const closed = await alerts.resolve(server);
+  if (closed.length === 0) return;
+  await alerts.notice("recovered", server, null, {
+    closed: closed.map((a) => a.kind),
+    // So delivery finds the message that showed them (a grouped one is edited instead).
+    ids: closed.map((a) => a.id),
+    since: Math.min(...closed.map((a) => a.firstSeen)),
+  });
 }

@@ -311,6 +311,13 @@ export interface BotStateStore {
   alertMessages: {
     set(alertId: number, chatId: string, messageId: number): Promise<void>;
     get(alertId: number): Promise<{ chatId: string; messageId: number } | undefined>;
+    /**
+     * The message of the latest open alert of another server than `server`, first seen at
+     * or after `since`, that has one.
+     */
+    openGroup(since: number, server: string): Promise<{ chatId: string; messageId: number } | undefined>;
+    /** The alerts shown in one message, oldest first. */
+    sharing(chatId: string, messageId: number): Promise<Alert[]>;
   };
 }
 

@@ -3,6 +3,7 @@ import { AlertDelivery } from "../../src/bot/alert-delivery.js";
 import { createBot, type TaskfanBot } from "../../src/bot/create-bot.js";
 import type { BotDeps, BotSettings } from "../../src/bot/deps.js";
 import { botDepsOf } from "../../src/bot/front-end.js";
+import { recover } from "../../src/monitoring/alert-rules.js";
 import { faultServerPath, startHarness, type Harness } from "../core-harness.js";
 import { onlyServers, silentLog } from "../helpers.js";
 import { botInfo, chatWith, fakeTelegram } from "./fake-telegram.js";
@@ -385,6 +386,7 @@ describe("alert delivery", () => {
       t: bot.translator(),
       threadId: 42,
       quietKinds: quiet_kinds,
+      groupWindowMs: 0, // one message each here
     });
     await deps.alerts.raise("error", "memory", { reason: "probe failed" });
     await delivery.deliver();
@@ -411,6 +413,7 @@ describe("alert delivery", () => {
       chatId: "-100",
       t: bot.translator(),
       cooldownMs: 0,
+      groupWindowMs: 0,
     });
     const alert = await deps.alerts.raise("error", "time-tracker", { reason: "probe failed" });
     await delivery.deliver();
@@ -469,5 +472,72 @@ describe("alert delivery", () => {
     expect(tg.sent().length).toBe(before + 1);
     expect(tg.sent().at(-1)!.payload.disable_notification).toBeUndefined();
     await deps.alerts.resolve("time-tracker");
+  });
+
+  it("groups five servers failing within the window into one message, edited as more fail and recover", async () => {
+    const delivery = new AlertDelivery(bot.bot.api, deps, { chatId: "-100", t: bot.translator() });
+    const servers = ["git", "memory", "backup", "calendar", "filesystem"];
+    const sends = tg.sent().length;
+    const raised = [];
+    for (const server of servers)
+      raised.push(await deps.alerts.raise("error", server, { reason: `${server} down` }));
+    await delivery.deliver();
+    // One message, edited as the others joined; every alert delivered, all on that message.
+    expect(tg.sent().length).toBe(sends + 1);
+    const messageId = (await deps.state.alertMessages.get(raised[0]!.id))!.messageId;
+    for (const a of raised) {
+      expect(await deps.state.alertMessages.get(a.id)).toEqual({ chatId: "-100", messageId });
+      expect((await deps.alerts.get(a.id))!.deliveredCount).toBe(1);
+    }
+    const lastEdit = () => tg.calls.filter((c) => c.method === "editMessageText").at(-1)!;
+    expect(lastEdit().payload.message_id).toBe(messageId);
+    expect(String(lastEdit().payload.text)).toMatch(
+      /^🔴 ERROR on 5 servers: git, memory, backup, calendar, filesystem\n• 🔴 ERROR: git, since .* UTC · git down\n/,
+    );
+    expect(String(lastEdit().payload.text).split("\n")).toHaveLength(6);
+    expect(await delivery.deliver()).toBe(0);
+
+    // Another kind on one of them joins too; the head says problems, not one kind.
+    await deps.alerts.raise("breaker_open", "memory", { error: "no answer" });
+    await delivery.deliver();
+    expect(tg.sent().length).toBe(sends + 1);
+    expect(String(lastEdit().payload.text)).toMatch(
+      /^🔴 problems on 5 servers: git, memory, backup, calendar, filesystem\n/,
+    );
+
+    // I'm on it, pressed once, is for every problem the message shows.
+    const ack = (
+      lastEdit().payload.reply_markup as { inline_keyboard: Array<Array<{ callback_data: string }>> }
+    ).inline_keyboard[0]!.find((b) => b.callback_data.startsWith("ack:"))!;
+    await bot.bot.handleUpdate(chatWith(99, "en", -100).press(ack.callback_data, messageId));
+    for (const a of await deps.alerts.open()) expect(a.acknowledged?.by).toBe("user99");
+    expect(String(lastEdit().payload.text)).toMatch(/\n👀 user99 is on it \(since .* UTC\)$/);
+
+    // Recoveries edit the message (no new one); when all are back, the head says so.
+    await recover(deps.alerts, "git");
+    await delivery.deliver();
+    expect(tg.sent().length).toBe(sends + 1);
+    expect(String(lastEdit().payload.text)).toMatch(
+      /^🔴 problems on 4 servers: memory, backup, calendar, filesystem\n• ✅ git is back \(was 🔴 ERROR since .* UTC\)\n/,
+    );
+    for (const server of servers.slice(1)) await recover(deps.alerts, server);
+    await delivery.deliver();
+    expect(tg.sent().length).toBe(sends + 1);
+    expect(String(lastEdit().payload.text)).toMatch(
+      /^✅ all 5 servers are back: git, memory, backup, calendar, filesystem\n/,
+    );
+    expect(JSON.stringify(lastEdit().payload.reply_markup)).not.toContain("ack:");
+    expect(await delivery.deliver()).toBe(0);
+
+    // Off (0), each problem has its own message.
+    const apart = new AlertDelivery(bot.bot.api, deps, {
+      chatId: "-100",
+      t: bot.translator(),
+      groupWindowMs: 0,
+    });
+    for (const server of servers.slice(0, 2)) await deps.alerts.raise("error", server);
+    await apart.deliver();
+    expect(tg.sent().length).toBe(sends + 3);
+    for (const server of servers.slice(0, 2)) await deps.alerts.resolve(server);
   });
 });

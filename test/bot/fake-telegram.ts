@@ -25,9 +25,11 @@ export interface ApiCall {
  * A Bot API answered in memory through grammY's `client.fetch`: it records every call and
  * answers like Telegram. `failNext` makes the next calls of a method fail as given.
  */
+/** Message ids go on across fakes, as they do in one real chat (the store keeps them). */
+let messageId = 100;
+
 export function fakeTelegram() {
   const calls: ApiCall[] = [];
-  let messageId = 100;
   const failures: Array<{ method: string; body: Record<string, unknown> }> = [];
   const fetch = async (url: string | URL | Request, init?: RequestInit): Promise<Response> => {
     const method = String(url).split("/").pop() ?? "";

@@ -32,6 +32,9 @@ describe("three instances, the servers over HTTP, one PostgreSQL", () => {
         health: { probe_timeout: 1 },
         // A dead instance's claims come back after this.
         dispatcher: { lease_seconds: 10 },
+        // One message per alert row, which the end checks (servers flapping under load
+        // would otherwise share a grouped message).
+        notifications: { telegram: { group_window: 0 } },
       });
       const { api, until, instances, start, dataDir } = group;
       const admin = new pg.Client({ connectionString: group.url });

@@ -38,6 +38,7 @@ describe("config file validation", () => {
     ['{"timezone": "Mars/Base"}', 'timezone: unknown time zone "Mars/Base"'],
     ['{"notifications": {"telegram": {"thread_id": "ops"}}}', "notifications.telegram.thread_id"],
     ['{"notifications": {"telegram": {"quiet_kinds": ["loud"]}}}', "notifications.telegram.quiet_kinds.0"],
+    ['{"notifications": {"telegram": {"group_window": -1}}}', "notifications.telegram.group_window"],
     ["[1, 2]", "(top level)"],
   ])("%s names %s", (text, key) => {
     const issues = issuesOf(text);
@@ -181,6 +182,7 @@ describe("loadConfig", () => {
     expect(loadConfig({ cwd: dir, env: {} }).config.notifications.telegram).toMatchObject({
       thread_id: undefined,
       quiet_kinds: ["recovered", "degraded", "rolled_back"],
+      group_window: 30,
     });
     expect(() => loadConfig({ cwd: dir, env: { ALERT_THREAD_ID: "general" } })).toThrow(
       /^ALERT_THREAD_ID: expected a forum topic's id/,

@@ -426,6 +426,29 @@ describe.each(engines)("the $name alert outbox", (engine) => {
     expect((await s.alerts.acknowledge(next.id, { name: "Ann", userId: 5 }))?.acknowledged).toBeNull();
   });
 
+  it("finds the open message of another server's problem within the window, and what it shows", async () => {
+    const { s, tick } = await outbox();
+    const git = await s.alerts.raise("error", "git");
+    await s.bot.alertMessages.set(git.id, "-100", 51);
+    tick(10_000);
+    const memory = await s.alerts.raise("error", "memory");
+    // git's message, first seen 10 s before: within 30 s, not within 5 s; never for git itself.
+    expect(await s.bot.alertMessages.openGroup(memory.firstSeen - 30_000, "memory")).toEqual({
+      chatId: "-100",
+      messageId: 51,
+    });
+    expect(await s.bot.alertMessages.openGroup(memory.firstSeen - 5_000, "memory")).toBeUndefined();
+    expect(await s.bot.alertMessages.openGroup(memory.firstSeen - 30_000, "git")).toBeUndefined();
+    await s.bot.alertMessages.set(memory.id, "-100", 51);
+    await s.bot.alertMessages.set((await s.alerts.raise("error", "backup")).id, "-100", 52);
+    expect((await s.bot.alertMessages.sharing("-100", 51)).map((a) => a.server)).toEqual(["git", "memory"]);
+    // Closed problems start no group.
+    await s.alerts.resolve("git");
+    await s.alerts.resolve("memory");
+    await s.alerts.resolve("backup");
+    expect(await s.bot.alertMessages.openGroup(0, "calendar")).toBeUndefined();
+  });
+
   it("hands each undelivered alert to one deliverer, and again when it changed", async () => {
     const { s, tick } = await outbox();
     const a = await s.alerts.raise("degraded", "shrimp-task-manager");

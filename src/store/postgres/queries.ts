@@ -631,6 +631,23 @@ export function queriesOn(q: Queryable, now: () => number): StoreQueries {
             ? { chatId: row.chat_id, messageId: row.message_id }
             : undefined;
         },
+        async openGroup(since, server) {
+          const [row] = await rows<{ chat_id: string; message_id: number }>(
+            `SELECT chat_id, message_id FROM alerts
+             WHERE status = 'open' AND message_id IS NOT NULL AND first_seen >= $1 AND server <> $2
+             ORDER BY id DESC LIMIT 1`,
+            [since, server],
+          );
+          return row ? { chatId: row.chat_id, messageId: Number(row.message_id) } : undefined;
+        },
+        async sharing(chatId, messageId) {
+          return (
+            await rows<AlertRow>("SELECT * FROM alerts WHERE chat_id = $1 AND message_id = $2 ORDER BY id", [
+              chatId,
+              messageId,
+            ])
+          ).map(toAlert);
+        },
       },
     },
 

@@ -1,3 +1,5 @@
+import type { Alert } from "../../domain/alert.js";
+import { toAlert, type AlertRow } from "../rows.js";
 import type { Db } from "./open-database.js";
 
 /** Conversation state, mutes and users' settings: the little the bot keeps between restarts. */
@@ -21,6 +23,14 @@ export function createBotStateStore(db: Db, now: () => number) {
   );
   const getMessage = db.prepare<[number], { chat_id: string | null; message_id: number | null }>(
     "SELECT chat_id, message_id FROM alerts WHERE id = ?",
+  );
+  const openGroup = db.prepare<[number, string], { chat_id: string; message_id: number }>(
+    `SELECT chat_id, message_id FROM alerts
+     WHERE status = 'open' AND message_id IS NOT NULL AND first_seen >= ? AND server <> ?
+     ORDER BY id DESC LIMIT 1`,
+  );
+  const sharing = db.prepare<[string, number], AlertRow>(
+    "SELECT * FROM alerts WHERE chat_id = ? AND message_id = ? ORDER BY id",
   );
   const getZone = db.prepare<[number], { timezone: string | null }>(
     "SELECT timezone FROM user_settings WHERE user_id = ?",
@@ -76,6 +86,13 @@ export function createBotStateStore(db: Db, now: () => number) {
         return row?.chat_id && row.message_id
           ? { chatId: row.chat_id, messageId: row.message_id }
           : undefined;
+      },
+      openGroup(since: number, server: string): { chatId: string; messageId: number } | undefined {
+        const row = openGroup.get(since, server);
+        return row ? { chatId: row.chat_id, messageId: row.message_id } : undefined;
+      },
+      sharing(chatId: string, messageId: number): Alert[] {
+        return sharing.all(chatId, messageId).map(toAlert);
       },
     },
   };
