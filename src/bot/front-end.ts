@@ -8,8 +8,27 @@ import { startConsoleChat } from "./console-chat.js";
 import { createBot } from "./create-bot.js";
 import type { BotDeps, BotSettings } from "./deps.js";
 import { serveWebhook } from "./webhook.js";
+import { AlertRoutes } from "../alerts/route-delivery.js";
+import { webhookSender } from "../alerts/webhook.js";
+import { taskfanVersion } from "../banner.js";
+import { formatAlert } from "./alert-format.js";
+import type { Translate } from "./i18n.js";
 
 const hour = 3_600_000;
+
+/** The alert routes besides the chat (`alerts.routes`), in the alert chat's words; none: undefined. */
+function alertRoutesOf(core: Core, log: Logger, t: Translate): AlertRoutes | undefined {
+  const routes = core.config.alerts.routes;
+  if (routes.length === 0) return undefined;
+  const from = { instance: core.instance, version: taskfanVersion() };
+  const text = (alert: Parameters<typeof formatAlert>[0]) => formatAlert(alert, t);
+  return new AlertRoutes(
+    core.store,
+    routes.map((config) => ({ config, sender: webhookSender(config, text, from) })),
+    log.child({ component: "alert-routes" }),
+    { metrics: core.metrics },
+  );
+}
 
 /** The core as the bot sees it. */
 export function botDepsOf(core: Core, log: Logger): BotDeps {
@@ -72,10 +91,13 @@ export async function startFrontEnd(
     const chat = startConsoleChat(deps, settings, io);
     const alerts = new AlertDelivery(chat.bot.bot.api, deps, { chatId: "1", t: chat.bot.translator() });
     alerts.start();
+    const routes = alertRoutesOf(core, log, chat.bot.translator(telegram.language));
+    routes?.start();
     return {
       kind: "console",
       async stop() {
         await alerts.stop();
+        await routes?.stop();
         chat.stop();
       },
     };
@@ -123,6 +145,14 @@ export async function startFrontEnd(
       });
       alerts.start();
       return Promise.resolve(() => alerts.stop());
+    });
+  }
+  const routes = alertRoutesOf(core, log, tb.translator(telegram.language));
+  if (routes) {
+    // Each alert once per route: one instance delivers to every route.
+    core.singletons.add("alert-routes", () => {
+      routes.start();
+      return Promise.resolve(() => routes.stop());
     });
   }
   log.info({ username: tb.bot.botInfo.username }, "telegram bot started");

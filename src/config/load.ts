@@ -8,6 +8,7 @@ import { caldavLaunch, defaultServers } from "./default.js";
 import {
   configFileSchema,
   serverNames,
+  type AlertRouteConfig,
   type Config,
   type ConfigFile,
   type ParsedConfigFile,
@@ -136,6 +137,7 @@ export function completeConfig(input: ConfigFile, env: NodeJS.ProcessEnv, cwd: s
   return {
     ...file,
     data_dir: dataDir,
+    alerts: { routes: completeRoutes(file.alerts.routes, env) },
     store,
     timezone: defaultZone(file.timezone, env.TZ),
     logs_dir: path.resolve(cwd, env.LOG_DIR ?? file.logs_dir ?? "logs"),
@@ -275,6 +277,30 @@ function defaultZone(configured: string | undefined, tz: string | undefined): st
   return machineZone();
 }
 
+/** Names each route, reads `${NAME}` from the environment, and checks what needs it. */
+function completeRoutes(
+  routes: ParsedConfigFile["alerts"]["routes"],
+  env: Record<string, string | undefined>,
+): AlertRouteConfig[] {
+  const named = routes.map((given, i) => {
+    const route = substituteDeep(given, env) as typeof given;
+    const name = route.name ?? `${route.kind}-${i + 1}`;
+    const key = `alerts.routes.${i}`;
+    if (route.kind === "webhook" && !/^https?:\/\/[^/]/.test(route.url)) {
+      throw new ConfigError(
+        `${key}.url: expected an http:// or https:// URL, got ${maskUrlCredentials(route.url) || "nothing"}`,
+      );
+    }
+    return { ...route, name };
+  });
+  const seen = new Set<string>();
+  for (const [i, route] of named.entries()) {
+    if (seen.has(route.name)) throw new ConfigError(`alerts.routes.${i}.name: "${route.name}" is used twice`);
+    seen.add(route.name);
+  }
+  return named;
+}
+
 function parseThreadId(text: string): number {
   const id = Number(text);
   if (!Number.isInteger(id) || id < 1) {
@@ -345,7 +371,7 @@ export function printableConfig(config: Config, env: NodeJS.ProcessEnv = process
     }
     return value;
   };
-  const { security, notifications, servers, ...rest } = config;
+  const { security, notifications, servers, alerts, ...rest } = config;
   const { api_key, ...securityFile } = security;
   const { webhook_secret, ...telegram } = notifications.telegram;
   // The store's URL, when it came from the environment, as a reference to it.
@@ -355,6 +381,10 @@ export function printableConfig(config: Config, env: NodeJS.ProcessEnv = process
       : rest.store;
   const printed = {
     ...(clean({ ...rest, store, security: securityFile, notifications: { telegram } }, "") as object),
+    // A route's URL (a Slack or webhook URL is a token) and signing secret: never printed.
+    alerts: {
+      routes: alerts.routes.map((r) => ({ ...r, url: masked, ...(r.secret ? { secret: masked } : {}) })),
+    },
     servers: Object.fromEntries(
       Object.values(servers).map(({ name, env: serverEnv, headers, ...server }) => [
         name,
@@ -397,5 +427,6 @@ export function secretsOf(config: Config): string[] {
     config.security.api_key,
     storePassword,
     ...fromServers,
+    ...config.alerts.routes.flatMap((r) => [r.url, r.secret]),
   ].filter((v): v is string => typeof v === "string" && v.length >= 8);
 }

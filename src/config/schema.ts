@@ -56,6 +56,34 @@ export const timeZoneSchema = z.string().refine((name) => canonicalZone(name) !=
  * (paths, the HTTP address, Telegram, allowed users) and those derived from others (the
  * global limit, whether the API key is required) are completed by the loader.
  */
+/** What every alert route has: its name, which alerts it takes, whether it is on. */
+const routeCommon = {
+  /** Unique; default: the kind and its place in the list ("webhook-1"). */
+  name: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9_-]{0,39}$/i, "letters, digits, - and _, at most 40")
+    .optional(),
+  /** The alert kinds it takes; default: all. */
+  kinds: z.array(z.enum(alertKinds)).min(1).optional(),
+  /** The servers whose alerts it takes; default: all. */
+  servers: z.array(z.enum(serverNames)).min(1).optional(),
+  enabled: z.boolean().default(true),
+};
+
+/** A JSON POST of each alert, signed with HMAC-SHA256 of the body when `secret` is set. */
+const webhookRouteSchema = z.strictObject({
+  kind: z.literal("webhook"),
+  /** Usually `${NAME}` from the environment: a webhook URL is a secret. */
+  url: z.string().min(1),
+  secret: z.string().optional(),
+  /** Seconds for one POST. */
+  timeout: z.number().min(0.1).max(120).default(10),
+  ...routeCommon,
+});
+
+export const alertRouteSchema = z.discriminatedUnion("kind", [webhookRouteSchema]);
+export type AlertRouteConfig = z.output<typeof alertRouteSchema> & { name: string };
+
 export const configFileSchema = z.strictObject({
   /** All data: the database and every local server's files (DATA_DIR; default ./data). */
   data_dir: z.string().min(1).optional(),
@@ -175,6 +203,12 @@ export const configFileSchema = z.strictObject({
         .prefault({}),
     })
     .prefault({}),
+  /** Where alerts go besides the Telegram alert chat. */
+  alerts: z
+    .strictObject({
+      routes: z.array(alertRouteSchema).default([]),
+    })
+    .prefault({}),
   security: z
     .strictObject({
       rate_limiting: z
@@ -224,8 +258,18 @@ type Telegram = ParsedConfigFile["notifications"]["telegram"];
 /** The effective configuration: the parsed file, completed from the environment and the defaults table. */
 export type Config = Omit<
   ParsedConfigFile,
-  "data_dir" | "timezone" | "logs_dir" | "dispatcher" | "http" | "notifications" | "security" | "servers"
+  | "data_dir"
+  | "timezone"
+  | "logs_dir"
+  | "dispatcher"
+  | "http"
+  | "notifications"
+  | "security"
+  | "servers"
+  | "alerts"
 > & {
+  /** Routes named, with `${NAME}` read from the environment. */
+  alerts: { routes: AlertRouteConfig[] };
   data_dir: string;
   /** A canonical IANA name: `timezone`, else TZ, else the machine's. */
   timezone: string;

@@ -10,8 +10,9 @@ const healthValue = { ONLINE: 0, DEGRADED: 1, ERROR: 2 } as const;
 
 export interface Metrics {
   registry: Registry;
-  alertSent(): void;
-  alertFailed(): void;
+  /** A delivery to the alert chat (`route` "telegram", the default) or to a route by name. */
+  alertSent(route?: string): void;
+  alertFailed(route?: string): void;
   telegramError(code: number | string): void;
 }
 
@@ -115,8 +116,8 @@ export function createMetrics(deps: {
   });
   const alerts = new Counter({
     name: "taskfan_alerts_total",
-    help: "Alert deliveries by result.",
-    labelNames: ["result"],
+    help: "Alert deliveries by result and route (telegram: the alert chat).",
+    labelNames: ["result", "route"],
     registers,
   });
   const telegram = new Counter({
@@ -138,8 +139,8 @@ export function createMetrics(deps: {
   fleet.on("retry", (e: { server: ServerName }) => retries.inc({ server: e.server }));
   return {
     registry,
-    alertSent: () => alerts.inc({ result: "sent" }),
-    alertFailed: () => alerts.inc({ result: "failed" }),
+    alertSent: (route = "telegram") => alerts.inc({ result: "sent", route }),
+    alertFailed: (route = "telegram") => alerts.inc({ result: "failed", route }),
     telegramError: (code) => telegram.inc({ code: String(code) }),
   };
 }

@@ -10,6 +10,8 @@ const tables = [
   "operations",
   "events",
   "alerts",
+  "alert_routes",
+  "alert_deliveries",
   "conversations",
   "mutes",
   "user_settings",
@@ -29,7 +31,7 @@ export class TargetNotEmptyError extends TaskfanError {
 }
 
 /**
- * Copies a SQLite store (tasks, operations, events, alerts, conversations, mutes, users'
+ * Copies a SQLite store (tasks, operations, events, alerts and their routes' deliveries, conversations, mutes, users'
  * settings, the running dispatchers) into an empty PostgreSQL database, migrating both
  * first, in one PostgreSQL transaction: all of it or nothing. Ids are kept, and the
  * sequences continue after them. Returns the rows copied per table.

@@ -1,6 +1,6 @@
 import type { Alert, AlertKind } from "../domain/alert.js";
 import type { Operation, Task } from "../domain/task.js";
-import type { StoredEvent } from "./store.js";
+import type { RouteDelivery, StoredEvent } from "./store.js";
 
 export interface TaskRow {
   id: string;
@@ -143,5 +143,28 @@ export function toEvent(r: EventRow): StoredEvent {
     type: r.type,
     data: JSON.parse(r.data) as Record<string, unknown>,
     at: r.at,
+  };
+}
+
+export interface RouteDeliveryRow {
+  route: string;
+  delivered_count: number;
+  delivered_at: number | null;
+  attempts: number;
+  next_attempt_at: number | null;
+  last_error: string | null;
+  failed_count: number;
+}
+
+export function toRouteDelivery(r: RouteDeliveryRow): RouteDelivery {
+  const at = (v: number | null) => (v === null ? null : Number(v));
+  return {
+    route: r.route,
+    deliveredCount: r.delivered_count,
+    deliveredAt: at(r.delivered_at),
+    attempts: r.attempts,
+    nextAttemptAt: at(r.next_attempt_at),
+    lastError: r.last_error,
+    failedCount: r.failed_count,
   };
 }

@@ -102,6 +102,7 @@ export interface StoreQueries {
   operations: OperationStore;
   events: EventStore;
   alerts: AlertStore;
+  alertRoutes: AlertRouteStore;
   bot: BotStateStore;
   dispatchers: DispatcherStore;
 }
@@ -287,6 +288,44 @@ export interface AlertStore {
    * counts. Returns the alert as it now is (undefined when there is no such alert).
    */
   acknowledge(id: number, by: { name: string; userId: number }): Promise<Alert | undefined>;
+}
+
+/** Where one alert stands on one route. */
+export interface RouteDelivery {
+  route: string;
+  deliveredCount: number;
+  deliveredAt: number | null;
+  attempts: number;
+  nextAttemptAt: number | null;
+  lastError: string | null;
+  /** The count the route refused for good (0: none). */
+  failedCount: number;
+}
+
+/** Each alert route's own outbox: what it was given, what it refused, when it tries again. */
+export interface AlertRouteStore {
+  /** Registers a route (once); returns since when it takes alerts. */
+  start(route: string, now: number): Promise<number>;
+  /**
+   * Claims, for `route`, alerts seen since `since` whose current count it has neither
+   * accepted nor refused, whose next attempt is due, and that nobody else holds.
+   */
+  claim(
+    route: string,
+    owner: string,
+    since: number,
+    limit: number,
+    leaseMs: number,
+    now: number,
+  ): Promise<Array<{ alert: Alert; attempts: number }>>;
+  /** The route accepted the alert at `count`. */
+  delivered(alertId: number, route: string, owner: string, count: number, now: number): Promise<void>;
+  /** Not this time: another attempt at `nextAt`. */
+  retryAt(alertId: number, route: string, owner: string, error: string, nextAt: number): Promise<void>;
+  /** Refused for good at `count` (until the alert changes). */
+  refused(alertId: number, route: string, owner: string, count: number, error: string): Promise<void>;
+  /** An alert's state on every route that has seen it. */
+  forAlert(alertId: number): Promise<RouteDelivery[]>;
 }
 
 /** Conversation state, mutes and users' settings: the little the bot keeps between restarts. */

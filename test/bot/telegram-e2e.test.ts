@@ -1,7 +1,11 @@
 import { execFileSync, type ChildProcess } from "node:child_process";
-import { readFileSync, readdirSync } from "node:fs";
+import { createHmac } from "node:crypto";
+import { once } from "node:events";
+import { readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { repoRoot, spawnTracked, stopSpawned, tempDir, terminate } from "../helpers.js";
 import { FakeBotApi, type Sent } from "./fake-bot-api.js";
 
@@ -16,6 +20,11 @@ let child: ChildProcess;
 let dir: string;
 let remove: () => void;
 let message = 1;
+// A webhook route of the config: its URL and signing secret come from the environment.
+let hook: Server;
+const posts: Array<{ signature: string | undefined; body: string }> = [];
+const hookSecret = "whsec-e2e-0123456789abcdef";
+const hookPath = "/hooks/e2e-path-secret";
 
 const text = (from: typeof owner | typeof stranger, body: string) => {
   const command = /^\/\w+/.exec(body)?.[0];
@@ -54,6 +63,25 @@ beforeAll(async () => {
   ({ dir, remove } = tempDir());
   api = new FakeBotApi();
   await api.start();
+  hook = createServer((req, res) => {
+    let body = "";
+    req.on("data", (c: Buffer) => (body += c.toString("utf8")));
+    req.on("end", () => {
+      posts.push({ signature: req.headers["x-taskfan-signature"] as string | undefined, body });
+      res.writeHead(204).end();
+    });
+  });
+  hook.listen(0, "127.0.0.1");
+  await once(hook, "listening");
+  const configFile = path.join(dir, "taskfan.config.json");
+  writeFileSync(
+    configFile,
+    JSON.stringify({
+      alerts: {
+        routes: [{ kind: "webhook", name: "ops", url: "${OPS_HOOK_URL}", secret: "${OPS_HOOK_SECRET}" }],
+      },
+    }),
+  );
   child = spawnTracked(process.execPath, [bin, "start"], {
     cwd: dir,
     env: {
@@ -65,6 +93,9 @@ beforeAll(async () => {
       TELEGRAM_API_ROOT: api.url,
       ALERT_CHAT_ID: String(alertChat),
       ALERT_THREAD_ID: "77", // a topic of a forum group
+      TASKFAN_CONFIG: configFile,
+      OPS_HOOK_URL: `http://127.0.0.1:${(hook.address() as AddressInfo).port}${hookPath}`,
+      OPS_HOOK_SECRET: hookSecret,
       ALLOWED_USER_IDS: String(owner.id),
     },
     stdio: ["ignore", "ignore", "pipe"],
@@ -80,6 +111,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await terminate(child);
   await api.stop();
+  await new Promise((resolve) => hook.close(resolve));
   remove();
   stopSpawned(); // only what a failed or timed-out test left running
 });
@@ -176,6 +208,22 @@ describe("the bot as a process, against an HTTP fake of the Bot API", () => {
     expect(withButtons.payload.disable_notification).toBeUndefined();
     const recovered = sends.find((c) => textOf(c).startsWith("✅ recovered: memory"))!;
     expect(recovered.payload.disable_notification).toBe(true);
+    // The webhook route got the problem and the recovery too, once each, signed.
+    type Posted = { delivery: string; alert: { kind: string; server: string } };
+    const posted = () =>
+      posts.map((p) => JSON.parse(p.body) as Posted).filter((b) => b.alert.server === "memory");
+    await vi.waitFor(() => expect(posted().some((b) => b.alert.kind === "recovered")).toBe(true), {
+      timeout: 30_000,
+      interval: 200,
+    });
+    for (const p of posts) {
+      expect(p.signature).toBe(`sha256=${createHmac("sha256", hookSecret).update(p.body).digest("hex")}`);
+    }
+    expect(posted().filter((b) => /^(error|breaker_open)$/.test(b.alert.kind)).length).toBeGreaterThanOrEqual(
+      1,
+    );
+    expect(posted().filter((b) => b.alert.kind === "recovered")).toHaveLength(1);
+    expect(new Set(posted().map((b) => b.delivery)).size).toBe(posted().length);
   });
 
   it("stops cleanly on SIGTERM", async () => {
@@ -190,5 +238,7 @@ describe("the bot as a process, against an HTTP fake of the Bot API", () => {
     expect(text).toContain('"msg":"update handled"');
     expect(text).not.toContain(token);
     expect(text).not.toContain(token.split(":")[1]);
+    expect(text).not.toContain(hookSecret);
+    expect(text).not.toContain(hookPath);
   });
 });

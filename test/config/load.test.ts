@@ -1,7 +1,7 @@
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { loadConfig, parseConfigText, printableConfig } from "../../src/config/load.js";
+import { loadConfig, parseConfigText, printableConfig, secretsOf } from "../../src/config/load.js";
 import { ConfigError } from "../../src/errors.js";
 import { tempDir } from "../helpers.js";
 
@@ -39,6 +39,16 @@ describe("config file validation", () => {
     ['{"notifications": {"telegram": {"thread_id": "ops"}}}', "notifications.telegram.thread_id"],
     ['{"notifications": {"telegram": {"quiet_kinds": ["loud"]}}}', "notifications.telegram.quiet_kinds.0"],
     ['{"notifications": {"telegram": {"group_window": -1}}}', "notifications.telegram.group_window"],
+    ['{"alerts": {"routes": [{"kind": "pager", "url": "x"}]}}', "alerts.routes.0.kind"],
+    ['{"alerts": {"routes": [{"kind": "webhook"}]}}', "alerts.routes.0.url"],
+    [
+      '{"alerts": {"routes": [{"kind": "webhook", "url": "x", "kinds": ["loud"]}]}}',
+      "alerts.routes.0.kinds.0",
+    ],
+    [
+      '{"alerts": {"routes": [{"kind": "webhook", "url": "x", "servers": ["gitlab"]}]}}',
+      "alerts.routes.0.servers.0",
+    ],
     ["[1, 2]", "(top level)"],
   ])("%s names %s", (text, key) => {
     const issues = issuesOf(text);
@@ -226,5 +236,45 @@ describe("loadConfig", () => {
     const printed = JSON.stringify(printableConfig(config, {}));
     expect(printed).not.toContain(token);
     expect(printed).toContain("********");
+  });
+
+  it("reads a route's URL and secret from the environment, names each route, and never prints them", () => {
+    const { dir, remove } = tempDir();
+    dirs.push(remove);
+    const file = path.join(dir, "routes.json");
+    const routes = [
+      { kind: "webhook", url: "${HOOK_URL}", secret: "${HOOK_SECRET}", kinds: ["error"] },
+      { kind: "webhook", name: "audit", url: "https://audit.example/in" },
+    ];
+    writeFileSync(file, JSON.stringify({ alerts: { routes } }));
+    const env = {
+      HOOK_URL: "https://hooks.example/T0/B1/sekretsekret",
+      HOOK_SECRET: "whsec-abcdefgh12345678",
+    };
+    const { config } = loadConfig({ configPath: file, cwd: dir, env });
+    expect(config.alerts.routes).toMatchObject([
+      {
+        name: "webhook-1",
+        url: env.HOOK_URL,
+        secret: env.HOOK_SECRET,
+        kinds: ["error"],
+        timeout: 10,
+        enabled: true,
+      },
+      { name: "audit", url: "https://audit.example/in" },
+    ]);
+    const printed = JSON.stringify(printableConfig(config, env));
+    expect(printed).not.toContain("sekretsekret");
+    expect(printed).not.toContain(env.HOOK_SECRET);
+    expect(printed).not.toContain("audit.example");
+    expect(secretsOf(config)).toEqual(expect.arrayContaining([env.HOOK_URL, env.HOOK_SECRET]));
+    // Unset, or twice the same name: the key is named.
+    expect(() => loadConfig({ configPath: file, cwd: dir, env: {} })).toThrow(
+      /^alerts\.routes\.0\.url: expected an http:\/\/ or https:\/\/ URL, got nothing/,
+    );
+    writeFileSync(file, JSON.stringify({ alerts: { routes: [routes[1], routes[1]] } }));
+    expect(() => loadConfig({ configPath: file, cwd: dir, env })).toThrow(
+      /^alerts\.routes\.1\.name: "audit" is used twice/,
+    );
   });
 });

@@ -2,6 +2,7 @@ import { asStoreError, StoreHealth } from "../store-health.js";
 import type { Store, StoreQueries } from "../store.js";
 import { wrapMethods } from "../wrap-methods.js";
 import { createAlertStore } from "./alerts.js";
+import { createAlertRouteStore } from "./alert-routes.js";
 import { createBotStateStore } from "./bot-state.js";
 import { createDispatcherStore } from "./dispatchers.js";
 import { createEventStore } from "./events.js";
@@ -45,6 +46,7 @@ export function createSqliteStore(
     operations: settled(operations),
     events: settled(createEventStore(db, now)),
     alerts: settled(createAlertStore(db, now)),
+    alertRoutes: settled(createAlertRouteStore(db)),
     bot: settled(createBotStateStore(db, now)),
     dispatchers: settled(createDispatcherStore(db, now)),
   };

@@ -1,0 +1,210 @@
+import { createHmac } from "node:crypto";
+import { once } from "node:events";
+import { createServer, type IncomingMessage, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
+import { AlertRoutes } from "../../src/alerts/route-delivery.js";
+import { signatureHeader, webhookSender } from "../../src/alerts/webhook.js";
+import type { AlertRouteConfig } from "../../src/config/schema.js";
+import type { Store } from "../../src/store/store.js";
+import { silentLog } from "../helpers.js";
+import { storeEngines } from "../store-engines.js";
+
+const engines = storeEngines();
+
+/** A local HTTP endpoint that keeps every POST and answers from a script (then 200). */
+async function endpoint() {
+  const received: Array<{ headers: IncomingMessage["headers"]; body: string }> = [];
+  const script: Array<{ status: number; body?: string; headers?: Record<string, string> }> = [];
+  const server: Server = createServer((req, res) => {
+    let body = "";
+    req.on("data", (c: Buffer) => (body += c.toString("utf8")));
+    req.on("end", () => {
+      received.push({ headers: req.headers, body });
+      const next = script.shift() ?? { status: 200 };
+      res.writeHead(next.status, next.headers ?? {}).end(next.body ?? "");
+    });
+  });
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  opened.push(server);
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
+    received,
+    /** The next answers, in order. */
+    answer: (...next: typeof script) => script.push(...next),
+  };
+}
+const opened: Server[] = [];
+afterEach(async () => {
+  for (const s of opened.splice(0)) await new Promise((r) => s.close(r));
+});
+
+const secret = "whsec-0123456789abcdef";
+const from = { instance: "taskfan-test", version: "0.0.0-test" };
+const text = (a: { kind: string; server: string }) => `${a.kind}: ${a.server}`;
+
+function webhook(url: string, extra: Partial<AlertRouteConfig> = {}): AlertRouteConfig {
+  return {
+    kind: "webhook",
+    name: "ops",
+    url,
+    secret,
+    timeout: 5,
+    enabled: true,
+    ...extra,
+  } as AlertRouteConfig;
+}
+
+function routesOn(store: Store, configs: AlertRouteConfig[], now: () => number) {
+  return new AlertRoutes(
+    store,
+    configs.map((config) => ({ config, sender: webhookSender(config as never, text, from) })),
+    silentLog,
+    { now },
+  );
+}
+
+describe.each(engines)("alert routes: webhooks ($name)", (engine) => {
+  const start = async () => {
+    const c = { t: 1_000_000 };
+    const now = () => c.t;
+    const store = await engine.open(now);
+    return { store, now, tick: (ms: number) => (c.t += ms) };
+  };
+
+  it("POSTs a signed JSON body; after a 500 it tries again past the backoff, and delivers once", async () => {
+    const { store, now, tick } = await start();
+    const hook = await endpoint();
+    const routes = routesOn(store, [webhook(hook.url)], now);
+    await routes.deliver(); // the route starts taking alerts from here
+    const alert = await store.alerts.raise("error", "memory", { reason: "probe failed", instance: "b" });
+
+    hook.answer({ status: 500, body: "upstream down" });
+    expect(await routes.deliver()).toBe(0);
+    expect(await store.alertRoutes.forAlert(alert.id)).toEqual([
+      expect.objectContaining({
+        route: "ops",
+        deliveredCount: 0,
+        attempts: 1,
+        lastError: "HTTP 500: upstream down",
+        nextAttemptAt: now() + 2000,
+      }),
+    ]);
+    expect(await routes.deliver()).toBe(0); // not due yet
+    expect(hook.received).toHaveLength(1);
+    tick(2000);
+    expect(await routes.deliver()).toBe(1);
+    expect(await routes.deliver()).toBe(0);
+    expect(hook.received).toHaveLength(2);
+    expect((await store.alertRoutes.forAlert(alert.id))[0]).toMatchObject({
+      deliveredCount: 1,
+      attempts: 0,
+      lastError: null,
+    });
+
+    // The same delivery both times, signed over the exact body.
+    for (const { headers, body } of hook.received) {
+      expect(headers["x-taskfan-delivery"]).toBe(`${alert.id}-1`);
+      expect(headers[signatureHeader]).toBe(
+        `sha256=${createHmac("sha256", secret).update(body).digest("hex")}`,
+      );
+    }
+    expect(JSON.parse(hook.received[1]!.body)).toEqual({
+      schema: "taskfan.alert/1",
+      delivery: `${alert.id}-1`,
+      alert: {
+        id: alert.id,
+        kind: "error",
+        status: "open",
+        server: "memory",
+        taskId: null,
+        firstSeen: new Date(alert.firstSeen).toISOString(),
+        lastSeen: new Date(alert.lastSeen).toISOString(),
+        closedAt: null,
+        count: 1,
+        reason: "probe failed",
+        error: null,
+        seenBy: "b",
+        acknowledged: null,
+      },
+      text: "error: memory",
+      taskfan: from,
+    });
+
+    // A repeat is delivered again, as the next count.
+    await store.alerts.raise("error", "memory", { reason: "still failing" });
+    expect(await routes.deliver()).toBe(1);
+    expect(hook.received.at(-1)!.headers["x-taskfan-delivery"]).toBe(`${alert.id}-2`);
+  });
+
+  it("records a 400 as refused with the reason and does not try it again; Retry-After is honoured", async () => {
+    const { store, now, tick } = await start();
+    const hook = await endpoint();
+    const routes = routesOn(store, [webhook(hook.url)], now);
+    await routes.deliver();
+    const alert = await store.alerts.raise("breaker_open", "git", { error: "timeout" });
+    hook.answer({ status: 400, body: '{"error":"bad payload"}' });
+    expect(await routes.deliver()).toBe(0);
+    tick(3_600_000);
+    expect(await routes.deliver()).toBe(0);
+    expect(hook.received).toHaveLength(1);
+    expect((await store.alertRoutes.forAlert(alert.id))[0]).toMatchObject({
+      failedCount: 1,
+      deliveredCount: 0,
+      lastError: 'HTTP 400: {"error":"bad payload"}',
+    });
+
+    // A 429 asking for 60 s waits 60 s, not the 2 s backoff.
+    const other = await store.alerts.raise("degraded", "backup", { reason: "slow" });
+    hook.answer({ status: 429, headers: { "retry-after": "60" } });
+    await routes.deliver();
+    expect((await store.alertRoutes.forAlert(other.id))[0]!.nextAttemptAt).toBe(now() + 60_000);
+    tick(59_000);
+    await routes.deliver();
+    expect(hook.received).toHaveLength(2);
+    tick(1000);
+    expect(await routes.deliver()).toBe(1);
+  });
+
+  it("gives each route what it takes; a route that is down delays only itself; history stays out", async () => {
+    const { store, now, tick } = await start();
+    const old = await store.alerts.raise("error", "calendar");
+    tick(1000);
+    const down = await endpoint();
+    const up = await endpoint();
+    const routes = routesOn(
+      store,
+      [
+        webhook(down.url, { name: "down" }),
+        webhook(up.url, { name: "errors-of-git", kinds: ["error"], servers: ["git"] }),
+      ],
+      now,
+    );
+    await routes.deliver();
+    down.answer({ status: 503 }, { status: 503 });
+    const gitError = await store.alerts.raise("error", "git", { reason: "exited" });
+    await store.alerts.raise("degraded", "git", { reason: "slow" });
+    await store.alerts.raise("error", "memory", { reason: "exited" });
+    expect(await routes.deliver()).toBe(1);
+    expect(up.received.map((r) => JSON.parse(r.body).alert.id)).toEqual([gitError.id]);
+    // The down route tried once and waits; the others it claimed wait with it.
+    expect(down.received).toHaveLength(1);
+    tick(2000);
+    await routes.deliver();
+    expect(down.received).toHaveLength(2);
+    tick(4000);
+    expect(await routes.deliver()).toBe(3);
+    const seen = down.received.map((r) => JSON.parse(r.body) as { alert: { kind: string; server: string } });
+    expect(seen.map((b) => `${b.alert.kind} ${b.alert.server}`)).toEqual([
+      "error git",
+      "error git",
+      "error git",
+      "degraded git",
+      "error memory",
+    ]);
+    // The alert from before the routes existed went to neither.
+    expect(await store.alertRoutes.forAlert(old.id)).toEqual([]);
+    expect(await routes.deliver()).toBe(0);
+  });
+});
