@@ -286,7 +286,7 @@ function completeRoutes(
     const route = substituteDeep(given, env) as typeof given;
     const name = route.name ?? `${route.kind}-${i + 1}`;
     const key = `alerts.routes.${i}`;
-    if (route.kind === "webhook" && !/^https?:\/\/[^/]/.test(route.url)) {
+    if (!/^https?:\/\/[^/]/.test(route.url)) {
       throw new ConfigError(
         `${key}.url: expected an http:// or https:// URL, got ${maskUrlCredentials(route.url) || "nothing"}`,
       );
@@ -383,7 +383,11 @@ export function printableConfig(config: Config, env: NodeJS.ProcessEnv = process
     ...(clean({ ...rest, store, security: securityFile, notifications: { telegram } }, "") as object),
     // A route's URL (a Slack or webhook URL is a token) and signing secret: never printed.
     alerts: {
-      routes: alerts.routes.map((r) => ({ ...r, url: masked, ...(r.secret ? { secret: masked } : {}) })),
+      routes: alerts.routes.map((r) => ({
+        ...r,
+        url: masked,
+        ...("secret" in r && r.secret ? { secret: masked } : {}),
+      })),
     },
     servers: Object.fromEntries(
       Object.values(servers).map(({ name, env: serverEnv, headers, ...server }) => [
@@ -427,6 +431,6 @@ export function secretsOf(config: Config): string[] {
     config.security.api_key,
     storePassword,
     ...fromServers,
-    ...config.alerts.routes.flatMap((r) => [r.url, r.secret]),
+    ...config.alerts.routes.flatMap((r) => [r.url, "secret" in r ? r.secret : undefined]),
   ].filter((v): v is string => typeof v === "string" && v.length >= 8);
 }

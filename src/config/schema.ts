@@ -81,7 +81,16 @@ const webhookRouteSchema = z.strictObject({
   ...routeCommon,
 });
 
-export const alertRouteSchema = z.discriminatedUnion("kind", [webhookRouteSchema]);
+/** A Slack incoming webhook: Block Kit text. */
+const slackRouteSchema = z.strictObject({
+  kind: z.literal("slack"),
+  /** The incoming webhook's URL, usually `${NAME}`: it is a token. */
+  url: z.string().min(1),
+  timeout: z.number().min(0.1).max(120).default(10),
+  ...routeCommon,
+});
+
+export const alertRouteSchema = z.discriminatedUnion("kind", [webhookRouteSchema, slackRouteSchema]);
 export type AlertRouteConfig = z.output<typeof alertRouteSchema> & { name: string };
 
 export const configFileSchema = z.strictObject({

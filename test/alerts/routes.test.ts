@@ -4,6 +4,7 @@ import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { AlertRoutes } from "../../src/alerts/route-delivery.js";
+import { slackMessage, slackSender } from "../../src/alerts/slack.js";
 import { signatureHeader, webhookSender } from "../../src/alerts/webhook.js";
 import type { AlertRouteConfig } from "../../src/config/schema.js";
 import type { Store } from "../../src/store/store.js";
@@ -59,7 +60,10 @@ function webhook(url: string, extra: Partial<AlertRouteConfig> = {}): AlertRoute
 function routesOn(store: Store, configs: AlertRouteConfig[], now: () => number) {
   return new AlertRoutes(
     store,
-    configs.map((config) => ({ config, sender: webhookSender(config as never, text, from) })),
+    configs.map((config) => ({
+      config,
+      sender: config.kind === "slack" ? slackSender(config, text, from) : webhookSender(config, text, from),
+    })),
     silentLog,
     { now },
   );
@@ -206,5 +210,60 @@ describe.each(engines)("alert routes: webhooks ($name)", (engine) => {
     // The alert from before the routes existed went to neither.
     expect(await store.alertRoutes.forAlert(old.id)).toEqual([]);
     expect(await routes.deliver()).toBe(0);
+  });
+
+  it("Slack: Block Kit text to the incoming webhook; a 500 then a 200 delivers once; a revoked hook is refused", async () => {
+    const { store, now, tick } = await start();
+    const slack = await endpoint();
+    const route = {
+      kind: "slack",
+      name: "team",
+      url: slack.url,
+      timeout: 5,
+      enabled: true,
+    } as AlertRouteConfig;
+    const routes = routesOn(store, [route], now);
+    await routes.deliver();
+    const alert = await store.alerts.raise("crash_loop", "git", { reason: "<5 restarts> & counting" });
+    slack.answer({ status: 500, body: "internal_error" });
+    expect(await routes.deliver()).toBe(0);
+    tick(2000);
+    expect(await routes.deliver()).toBe(1);
+    expect(await routes.deliver()).toBe(0);
+    expect(slack.received).toHaveLength(2);
+    expect(slack.received[1]!.headers["content-type"]).toBe("application/json");
+    expect(JSON.parse(slack.received[1]!.body)).toEqual({
+      text: "crash_loop: git",
+      blocks: [
+        { type: "section", text: { type: "mrkdwn", text: "*crash_loop: git*" } },
+        {
+          type: "context",
+          elements: [{ type: "mrkdwn", text: `taskfan · taskfan-test · alert ${alert.id}` }],
+        },
+      ],
+    });
+    expect((await store.alertRoutes.forAlert(alert.id))[0]).toMatchObject({
+      route: "team",
+      deliveredCount: 1,
+    });
+    // A server's text cannot pass for Slack markup.
+    expect(slackMessage(alert, "🔴 ERROR: git\nlast error: <5 restarts> & counting", from).blocks[0]).toEqual(
+      {
+        type: "section",
+        text: { type: "mrkdwn", text: "*🔴 ERROR: git*\nlast error: &lt;5 restarts&gt; &amp; counting" },
+      },
+    );
+
+    // Slack answers a removed hook with 404 no_service: recorded, not tried again.
+    const gone = await store.alerts.raise("error", "memory");
+    slack.answer({ status: 404, body: "no_service" });
+    await routes.deliver();
+    tick(600_000);
+    await routes.deliver();
+    expect(slack.received).toHaveLength(3);
+    expect((await store.alertRoutes.forAlert(gone.id))[0]).toMatchObject({
+      failedCount: 1,
+      lastError: "HTTP 404: no_service",
+    });
   });
 });

@@ -22,7 +22,7 @@ let remove: () => void;
 let message = 1;
 // A webhook route of the config: its URL and signing secret come from the environment.
 let hook: Server;
-const posts: Array<{ signature: string | undefined; body: string }> = [];
+const posts: Array<{ path: string; signature: string | undefined; body: string }> = [];
 const hookSecret = "whsec-e2e-0123456789abcdef";
 const hookPath = "/hooks/e2e-path-secret";
 
@@ -67,7 +67,11 @@ beforeAll(async () => {
     let body = "";
     req.on("data", (c: Buffer) => (body += c.toString("utf8")));
     req.on("end", () => {
-      posts.push({ signature: req.headers["x-taskfan-signature"] as string | undefined, body });
+      posts.push({
+        path: req.url ?? "",
+        signature: req.headers["x-taskfan-signature"] as string | undefined,
+        body,
+      });
       res.writeHead(204).end();
     });
   });
@@ -78,7 +82,10 @@ beforeAll(async () => {
     configFile,
     JSON.stringify({
       alerts: {
-        routes: [{ kind: "webhook", name: "ops", url: "${OPS_HOOK_URL}", secret: "${OPS_HOOK_SECRET}" }],
+        routes: [
+          { kind: "webhook", name: "ops", url: "${OPS_HOOK_URL}", secret: "${OPS_HOOK_SECRET}" },
+          { kind: "slack", name: "team", url: "${TEAM_SLACK_URL}", kinds: ["recovered"] },
+        ],
       },
     }),
   );
@@ -96,6 +103,7 @@ beforeAll(async () => {
       TASKFAN_CONFIG: configFile,
       OPS_HOOK_URL: `http://127.0.0.1:${(hook.address() as AddressInfo).port}${hookPath}`,
       OPS_HOOK_SECRET: hookSecret,
+      TEAM_SLACK_URL: `http://127.0.0.1:${(hook.address() as AddressInfo).port}/slack/T0/B0/e2e`,
       ALLOWED_USER_IDS: String(owner.id),
     },
     stdio: ["ignore", "ignore", "pipe"],
@@ -211,12 +219,15 @@ describe("the bot as a process, against an HTTP fake of the Bot API", () => {
     // The webhook route got the problem and the recovery too, once each, signed.
     type Posted = { delivery: string; alert: { kind: string; server: string } };
     const posted = () =>
-      posts.map((p) => JSON.parse(p.body) as Posted).filter((b) => b.alert.server === "memory");
+      posts
+        .filter((p) => p.path === hookPath)
+        .map((p) => JSON.parse(p.body) as Posted)
+        .filter((b) => b.alert.server === "memory");
     await vi.waitFor(() => expect(posted().some((b) => b.alert.kind === "recovered")).toBe(true), {
       timeout: 30_000,
       interval: 200,
     });
-    for (const p of posts) {
+    for (const p of posts.filter((p) => p.path === hookPath)) {
       expect(p.signature).toBe(`sha256=${createHmac("sha256", hookSecret).update(p.body).digest("hex")}`);
     }
     expect(posted().filter((b) => /^(error|breaker_open)$/.test(b.alert.kind)).length).toBeGreaterThanOrEqual(
@@ -224,6 +235,15 @@ describe("the bot as a process, against an HTTP fake of the Bot API", () => {
     );
     expect(posted().filter((b) => b.alert.kind === "recovered")).toHaveLength(1);
     expect(new Set(posted().map((b) => b.delivery)).size).toBe(posted().length);
+    // The Slack route takes recoveries only: Block Kit, once.
+    const slack = () =>
+      posts.filter((p) => p.path.startsWith("/slack/")).map((p) => JSON.parse(p.body) as { text: string });
+    await vi.waitFor(() => expect(slack().length).toBeGreaterThanOrEqual(1), {
+      timeout: 30_000,
+      interval: 200,
+    });
+    expect(slack().filter((m) => m.text.startsWith("✅ recovered: memory"))).toHaveLength(1);
+    expect(slack().every((m) => m.text.startsWith("✅ recovered:"))).toBe(true);
   });
 
   it("stops cleanly on SIGTERM", async () => {

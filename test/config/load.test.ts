@@ -245,11 +245,13 @@ describe("loadConfig", () => {
     const routes = [
       { kind: "webhook", url: "${HOOK_URL}", secret: "${HOOK_SECRET}", kinds: ["error"] },
       { kind: "webhook", name: "audit", url: "https://audit.example/in" },
+      { kind: "slack", url: "${SLACK_URL}" },
     ];
     writeFileSync(file, JSON.stringify({ alerts: { routes } }));
     const env = {
       HOOK_URL: "https://hooks.example/T0/B1/sekretsekret",
       HOOK_SECRET: "whsec-abcdefgh12345678",
+      SLACK_URL: "https://hooks.slack.example/services/T1/B2/slacksecret",
     };
     const { config } = loadConfig({ configPath: file, cwd: dir, env });
     expect(config.alerts.routes).toMatchObject([
@@ -262,12 +264,14 @@ describe("loadConfig", () => {
         enabled: true,
       },
       { name: "audit", url: "https://audit.example/in" },
+      { name: "slack-3", kind: "slack", url: env.SLACK_URL, timeout: 10 },
     ]);
     const printed = JSON.stringify(printableConfig(config, env));
     expect(printed).not.toContain("sekretsekret");
     expect(printed).not.toContain(env.HOOK_SECRET);
     expect(printed).not.toContain("audit.example");
-    expect(secretsOf(config)).toEqual(expect.arrayContaining([env.HOOK_URL, env.HOOK_SECRET]));
+    expect(printed).not.toContain("slacksecret");
+    expect(secretsOf(config)).toEqual(expect.arrayContaining([env.HOOK_URL, env.HOOK_SECRET, env.SLACK_URL]));
     // Unset, or twice the same name: the key is named.
     expect(() => loadConfig({ configPath: file, cwd: dir, env: {} })).toThrow(
       /^alerts\.routes\.0\.url: expected an http:\/\/ or https:\/\/ URL, got nothing/,
