@@ -9,8 +9,7 @@ import { createBot } from "./create-bot.js";
 import type { BotDeps, BotSettings } from "./deps.js";
 import { serveWebhook } from "./webhook.js";
 import { AlertRoutes } from "../alerts/route-delivery.js";
-import { webhookSender } from "../alerts/webhook.js";
-import { slackSender } from "../alerts/slack.js";
+import { senderFor } from "../alerts/senders.js";
 import { taskfanVersion } from "../banner.js";
 import { formatAlert } from "./alert-format.js";
 import type { Translate } from "./i18n.js";
@@ -25,10 +24,7 @@ function alertRoutesOf(core: Core, log: Logger, t: Translate): AlertRoutes | und
   const text = (alert: Parameters<typeof formatAlert>[0]) => formatAlert(alert, t);
   return new AlertRoutes(
     core.store,
-    routes.map((config) => ({
-      config,
-      sender: config.kind === "slack" ? slackSender(config, text, from) : webhookSender(config, text, from),
-    })),
+    routes.map((config) => ({ config, sender: senderFor(config, text, from) })),
     log.child({ component: "alert-routes" }),
     { metrics: core.metrics },
   );

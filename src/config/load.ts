@@ -286,9 +286,11 @@ function completeRoutes(
     const route = substituteDeep(given, env) as typeof given;
     const name = route.name ?? `${route.kind}-${i + 1}`;
     const key = `alerts.routes.${i}`;
-    if (!/^https?:\/\/[^/]/.test(route.url)) {
+    const scheme = route.kind === "email" ? /^smtps?:\/\/[^/]/ : /^https?:\/\/[^/]/;
+    if (!scheme.test(route.url)) {
+      const expected = route.kind === "email" ? "an smtp:// or smtps:// URL" : "an http:// or https:// URL";
       throw new ConfigError(
-        `${key}.url: expected an http:// or https:// URL, got ${maskUrlCredentials(route.url) || "nothing"}`,
+        `${key}.url: expected ${expected}, got ${maskUrlCredentials(route.url) || "nothing"}`,
       );
     }
     return { ...route, name };

@@ -90,7 +90,22 @@ const slackRouteSchema = z.strictObject({
   ...routeCommon,
 });
 
-export const alertRouteSchema = z.discriminatedUnion("kind", [webhookRouteSchema, slackRouteSchema]);
+/** E-mail over SMTP: a plain-text and an HTML part, one thread per alert. */
+const emailRouteSchema = z.strictObject({
+  kind: z.literal("email"),
+  /** smtp://user:password@host:587 (STARTTLS when offered) or smtps://…:465, usually `${NAME}`. */
+  url: z.string().min(1),
+  from: z.string().min(3),
+  to: z.array(z.string().min(3)).min(1),
+  timeout: z.number().min(0.1).max(120).default(10),
+  ...routeCommon,
+});
+
+export const alertRouteSchema = z.discriminatedUnion("kind", [
+  webhookRouteSchema,
+  slackRouteSchema,
+  emailRouteSchema,
+]);
 export type AlertRouteConfig = z.output<typeof alertRouteSchema> & { name: string };
 
 export const configFileSchema = z.strictObject({

@@ -4,11 +4,14 @@ import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { AlertRoutes } from "../../src/alerts/route-delivery.js";
-import { slackMessage, slackSender } from "../../src/alerts/slack.js";
-import { signatureHeader, webhookSender } from "../../src/alerts/webhook.js";
+import { senderFor } from "../../src/alerts/senders.js";
+import { slackMessage } from "../../src/alerts/slack.js";
+import { signatureHeader } from "../../src/alerts/webhook.js";
 import type { AlertRouteConfig } from "../../src/config/schema.js";
 import type { Store } from "../../src/store/store.js";
-import { silentLog } from "../helpers.js";
+import { SMTPServer } from "smtp-server";
+import { recover } from "../../src/monitoring/alert-rules.js";
+import { freePort, silentLog } from "../helpers.js";
 import { storeEngines } from "../store-engines.js";
 
 const engines = storeEngines();
@@ -60,10 +63,7 @@ function webhook(url: string, extra: Partial<AlertRouteConfig> = {}): AlertRoute
 function routesOn(store: Store, configs: AlertRouteConfig[], now: () => number) {
   return new AlertRoutes(
     store,
-    configs.map((config) => ({
-      config,
-      sender: config.kind === "slack" ? slackSender(config, text, from) : webhookSender(config, text, from),
-    })),
+    configs.map((config) => ({ config, sender: senderFor(config, text, from) })),
     silentLog,
     { now },
   );
@@ -265,5 +265,92 @@ describe.each(engines)("alert routes: webhooks ($name)", (engine) => {
       failedCount: 1,
       lastError: "HTTP 404: no_service",
     });
+  });
+
+  it("e-mail: a text and an HTML part, one thread per alert; SMTP down then up: delivered once; a 550 is refused", async () => {
+    const { store, now, tick } = await start();
+    const port = await freePort();
+    const email = (name: string, to: string[]) =>
+      ({
+        kind: "email",
+        name,
+        url: `smtp://127.0.0.1:${port}`,
+        from: "taskfan <alerts@example.org>",
+        to,
+        timeout: 5,
+        enabled: true,
+      }) as AlertRouteConfig;
+    const routes = routesOn(
+      store,
+      [email("oncall", ["ops@example.org"]), email("nobody", ["nobody@example.org"])],
+      now,
+    );
+    await routes.deliver();
+    const alert = await store.alerts.raise("error", "memory", { reason: "exited" });
+
+    // Nothing listens yet: tried again later.
+    expect(await routes.deliver()).toBe(0);
+    expect((await store.alertRoutes.forAlert(alert.id))[1]).toMatchObject({
+      route: "oncall",
+      attempts: 1,
+      lastError: expect.stringMatching(/^unreachable \(/),
+    });
+
+    const mails: Array<{ to: string[]; raw: string }> = [];
+    const smtp = new SMTPServer({
+      authOptional: true,
+      disabledCommands: ["STARTTLS"],
+      logger: false,
+      onRcptTo(address, _session, callback) {
+        if (!address.address.startsWith("nobody@")) return callback();
+        return callback(Object.assign(new Error("No such user here"), { responseCode: 550 }));
+      },
+      onData(stream, session, callback) {
+        let raw = "";
+        stream.on("data", (c: Buffer) => (raw += c.toString("utf8")));
+        stream.on("end", () => {
+          mails.push({ to: session.envelope.rcptTo.map((r) => r.address), raw });
+          callback();
+        });
+      },
+    });
+    await new Promise<void>((resolve) => smtp.listen(port, "127.0.0.1", resolve));
+    try {
+      tick(2000);
+      expect(await routes.deliver()).toBe(1);
+      expect(await routes.deliver()).toBe(0);
+      expect(mails).toHaveLength(1);
+      const first = mails[0]!;
+      expect(first.to).toEqual(["ops@example.org"]);
+      expect(first.raw).toMatch(/^Subject: \[taskfan\] error: memory\r?$/m);
+      expect(first.raw).toMatch(
+        new RegExp(`^Message-ID: <taskfan-alert-${alert.id}\\.1@example\\.org>\\r?$`, "m"),
+      );
+      expect(first.raw).not.toMatch(/^In-Reply-To:/m);
+      expect(first.raw).toMatch(/^Content-Type: multipart\/alternative;/m);
+      expect(first.raw).toMatch(/^Content-Type: text\/plain; charset=utf-8\r?$/m);
+      expect(first.raw).toMatch(/^Content-Type: text\/html; charset=utf-8\r?$/m);
+      expect((await store.alertRoutes.forAlert(alert.id))[0]).toMatchObject({
+        route: "nobody",
+        failedCount: 1,
+        lastError: expect.stringMatching(/^SMTP 550: .*No such user here/),
+      });
+
+      // Its repeat and its recovery answer the first e-mail.
+      await store.alerts.raise("error", "memory", { reason: "exited again" });
+      await recover(store.alerts, "memory");
+      expect(await routes.deliver()).toBe(2);
+      const thread = `<taskfan-alert-${alert.id}.1@example.org>`;
+      for (const mail of mails.slice(1)) {
+        expect(mail.raw).toMatch(new RegExp(`^In-Reply-To: ${thread.replace(/[.]/g, "\\.")}\\r?$`, "m"));
+        expect(mail.raw).toMatch(/^Subject: Re: \[taskfan\] /m);
+      }
+      expect(mails[1]!.raw).toMatch(
+        new RegExp(`^Message-ID: <taskfan-alert-${alert.id}\\.2@example\\.org>`, "m"),
+      );
+      expect(mails[2]!.raw).toMatch(/^Subject: Re: \[taskfan\] recovered: memory\r?$/m);
+    } finally {
+      await new Promise<void>((resolve) => smtp.close(() => resolve()));
+    }
   });
 });

@@ -276,6 +276,11 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ configPath: file, cwd: dir, env: {} })).toThrow(
       /^alerts\.routes\.0\.url: expected an http:\/\/ or https:\/\/ URL, got nothing/,
     );
+    const mail = { kind: "email", url: "https://mail.example", from: "a@b.c", to: ["d@e.f"] };
+    writeFileSync(file, JSON.stringify({ alerts: { routes: [mail] } }));
+    expect(() => loadConfig({ configPath: file, cwd: dir, env })).toThrow(
+      /^alerts\.routes\.0\.url: expected an smtp:\/\/ or smtps:\/\/ URL, got https:\/\/mail\.example/,
+    );
     writeFileSync(file, JSON.stringify({ alerts: { routes: [routes[1], routes[1]] } }));
     expect(() => loadConfig({ configPath: file, cwd: dir, env })).toThrow(
       /^alerts\.routes\.1\.name: "audit" is used twice/,
