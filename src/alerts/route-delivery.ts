@@ -48,7 +48,8 @@ export function routeTakes(route: AlertRouteConfig, alert: Alert): boolean {
 /**
  * Delivers the alert outbox to each route besides the Telegram chat (webhooks, ...). Each
  * route keeps its own delivery state per alert: it takes every alert seen since it was
- * first started, each count once (marked delivered only when the route accepted it); a
+ * first started, each count once (marked delivered only when the route accepted it; the
+ * repeats of a problem someone acknowledged are not sent); a
  * route that fails is tried again with backoff and delays only itself; a refusal for good
  * (a 4xx) is recorded with its reason and not tried again until the alert changes.
  */
@@ -122,8 +123,10 @@ export class AlertRoutes {
     const claimed = await alertRoutes.claim(name, this.owner, since, 20, leaseMs, this.now());
     let delivered = 0;
     for (const [index, { alert, attempts }] of claimed.entries()) {
-      if (!routeTakes(route, alert)) {
-        // Not this route's: recorded as done, so it is not looked at again.
+      // Not this route's, or a repeat of a problem someone said they are on ("I'm on it"):
+      // recorded as done, so it is not looked at again.
+      const repeatOfAcknowledged = alert.status === "open" && alert.acknowledged !== null && alert.count > 1;
+      if (!routeTakes(route, alert) || repeatOfAcknowledged) {
         await alertRoutes.delivered(alert.id, name, this.owner, alert.count, this.now());
         continue;
       }

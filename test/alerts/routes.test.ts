@@ -140,6 +140,16 @@ describe.each(engines)("alert routes: webhooks ($name)", (engine) => {
     await store.alerts.raise("error", "memory", { reason: "still failing" });
     expect(await routes.deliver()).toBe(1);
     expect(hook.received.at(-1)!.headers["x-taskfan-delivery"]).toBe(`${alert.id}-2`);
+
+    // Once someone is on it, its repeats are not sent; its recovery is.
+    await store.alerts.acknowledge(alert.id, { name: "Ann", userId: 5 });
+    await store.alerts.raise("error", "memory", { reason: "and again" });
+    expect(await routes.deliver()).toBe(0);
+    await recover(store.alerts, "memory");
+    expect(await routes.deliver()).toBe(1);
+    const last = JSON.parse(hook.received.at(-1)!.body) as { alert: { kind: string } };
+    expect(last.alert.kind).toBe("recovered");
+    expect(hook.received).toHaveLength(4);
   });
 
   it("records a 400 as refused with the reason and does not try it again; Retry-After is honoured", async () => {

@@ -4,9 +4,10 @@ import { once } from "node:events";
 import { readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { SMTPServer } from "smtp-server";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { repoRoot, spawnTracked, stopSpawned, tempDir, terminate } from "../helpers.js";
+import { freePort, repoRoot, spawnTracked, stopSpawned, tempDir, terminate } from "../helpers.js";
 import { FakeBotApi, type Sent } from "./fake-bot-api.js";
 
 const bin = path.join(repoRoot, "bin", "taskfan.js");
@@ -25,6 +26,10 @@ let hook: Server;
 const posts: Array<{ path: string; signature: string | undefined; body: string }> = [];
 const hookSecret = "whsec-e2e-0123456789abcdef";
 const hookPath = "/hooks/e2e-path-secret";
+// An e-mail route to a real SMTP server.
+let smtp: SMTPServer;
+let smtpPort = 0;
+const mails: string[] = [];
 
 const text = (from: typeof owner | typeof stranger, body: string) => {
   const command = /^\/\w+/.exec(body)?.[0];
@@ -77,6 +82,21 @@ beforeAll(async () => {
   });
   hook.listen(0, "127.0.0.1");
   await once(hook, "listening");
+  smtp = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ["STARTTLS"],
+    logger: false,
+    onData(stream, _session, callback) {
+      let raw = "";
+      stream.on("data", (c: Buffer) => (raw += c.toString("utf8")));
+      stream.on("end", () => {
+        mails.push(raw);
+        callback();
+      });
+    },
+  });
+  smtpPort = await freePort();
+  await new Promise<void>((resolve) => smtp.listen(smtpPort, "127.0.0.1", resolve));
   const configFile = path.join(dir, "taskfan.config.json");
   writeFileSync(
     configFile,
@@ -85,6 +105,14 @@ beforeAll(async () => {
         routes: [
           { kind: "webhook", name: "ops", url: "${OPS_HOOK_URL}", secret: "${OPS_HOOK_SECRET}" },
           { kind: "slack", name: "team", url: "${TEAM_SLACK_URL}", kinds: ["recovered"] },
+          {
+            kind: "email",
+            name: "oncall",
+            url: "${ONCALL_SMTP_URL}",
+            from: "taskfan <alerts@example.org>",
+            to: ["ops@example.org"],
+            servers: ["memory"],
+          },
         ],
       },
     }),
@@ -103,6 +131,7 @@ beforeAll(async () => {
       TASKFAN_CONFIG: configFile,
       OPS_HOOK_URL: `http://127.0.0.1:${(hook.address() as AddressInfo).port}${hookPath}`,
       OPS_HOOK_SECRET: hookSecret,
+      ONCALL_SMTP_URL: `smtp://127.0.0.1:${smtpPort}`,
       TEAM_SLACK_URL: `http://127.0.0.1:${(hook.address() as AddressInfo).port}/slack/T0/B0/e2e`,
       ALLOWED_USER_IDS: String(owner.id),
     },
@@ -120,6 +149,7 @@ afterAll(async () => {
   await terminate(child);
   await api.stop();
   await new Promise((resolve) => hook.close(resolve));
+  await new Promise<void>((resolve) => smtp.close(() => resolve()));
   remove();
   stopSpawned(); // only what a failed or timed-out test left running
 });
@@ -244,6 +274,17 @@ describe("the bot as a process, against an HTTP fake of the Bot API", () => {
     });
     expect(slack().filter((m) => m.text.startsWith("✅ recovered: memory"))).toHaveLength(1);
     expect(slack().every((m) => m.text.startsWith("✅ recovered:"))).toBe(true);
+    // And by e-mail: the recovery, once, answers the thread a problem started.
+    const recoveries = () => mails.filter((m) => /recovered: memory is back/.test(m));
+    await vi.waitFor(() => expect(recoveries().length).toBeGreaterThanOrEqual(1), {
+      timeout: 30_000,
+      interval: 200,
+    });
+    expect(recoveries()).toHaveLength(1);
+    const starts = mails.map((m) => /^Message-ID: (<taskfan-alert-\d+\.1@example\.org>)/m.exec(m)?.[1]);
+    const answered = /^In-Reply-To: (<\S+>)/m.exec(recoveries()[0]!)?.[1];
+    expect(answered).toBeDefined();
+    expect(starts).toContain(answered);
   });
 
   it("stops cleanly on SIGTERM", async () => {
