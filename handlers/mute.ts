@@ -2,6 +2,7 @@ import { Composer } from "grammy";
 import type { BotContext } from "../src/bot/context.js";
 import { maxMuteMs, muteSchema } from "../src/bot/callback-data.js";
 import type { BotDeps } from "../src/bot/deps.js";
+import { routeMuteKey } from "../src/alerts/route-delivery.js";
 
 /** "30m", "1h", "2d", "90s" (a bare number is minutes). */
 export function parseDuration(text: string): number | undefined {
@@ -38,9 +39,13 @@ export function muteHandler(deps: BotDeps): Composer<BotContext> {
               .join("\n"),
       );
     }
-    const server = target === "all" ? "*" : target;
-    if (server !== "*" && !deps.serverNames.includes(server)) {
-      return ctx.reply(ctx.t("mute-no-server", { target, servers: deps.serverNames.join(", ") }));
+    // A server, all of them, or an alert route by name (its own mute: the chat's are not its).
+    const routes = deps.routeNames ?? [];
+    const isRoute = !deps.serverNames.includes(target) && routes.includes(target);
+    const server = target === "all" ? "*" : isRoute ? routeMuteKey(target) : target;
+    if (server !== "*" && !isRoute && !deps.serverNames.includes(server)) {
+      const known = [...deps.serverNames, ...routes].join(", ");
+      return ctx.reply(ctx.t("mute-no-server", { target, servers: known }));
     }
     const ms = parseDuration(span);
     if (ms === undefined) return ctx.reply(ctx.t("mute-bad-duration", { span }));
@@ -48,7 +53,12 @@ export function muteHandler(deps: BotDeps): Composer<BotContext> {
   });
   c.command("unmute", async (ctx) => {
     const target = ctx.match.trim();
-    const one = target && target !== "all" ? target : undefined;
+    const one =
+      target && target !== "all"
+        ? (deps.routeNames ?? []).includes(target) && !deps.serverNames.includes(target)
+          ? routeMuteKey(target)
+          : target
+        : undefined;
     await deps.state.mutes.unmute(one);
     return ctx.reply(ctx.t("unmuted", { target: one ?? ctx.t("every-server") }));
   });

@@ -33,6 +33,11 @@ export interface AlertRoutesOptions {
   metrics?: { alertSent(route: string): void; alertFailed(route: string): void };
 }
 
+/** How a route's own mute (`/mute <route> 1h`) is kept among the chat's mutes. */
+export function routeMuteKey(route: string): string {
+  return `route:${route}`;
+}
+
 /** 2 s after the first failure, doubling, at most 5 minutes. */
 export function backoffMs(attempts: number): number {
   return Math.min(300_000, 2000 * 2 ** Math.min(attempts, 20));
@@ -121,12 +126,15 @@ export class AlertRoutes {
     }
     const leaseMs = (("timeout" in route ? route.timeout : 30) * 2 + 30) * 1000;
     const claimed = await alertRoutes.claim(name, this.owner, since, 20, leaseMs, this.now());
+    // Muted (`/mute <route>`): what comes meanwhile is dropped, as the chat's mutes drop it.
+    const mutes = await this.store.bot.mutes.active();
+    const muted = mutes.some((m) => m.server === routeMuteKey(name));
     let delivered = 0;
     for (const [index, { alert, attempts }] of claimed.entries()) {
-      // Not this route's, or a repeat of a problem someone said they are on ("I'm on it"):
-      // recorded as done, so it is not looked at again.
+      // Muted, not this route's, or a repeat of a problem someone said they are on ("I'm on
+      // it"): recorded as done, so it is not looked at again.
       const repeatOfAcknowledged = alert.status === "open" && alert.acknowledged !== null && alert.count > 1;
-      if (!routeTakes(route, alert) || repeatOfAcknowledged) {
+      if (muted || !routeTakes(route, alert) || repeatOfAcknowledged) {
         await alertRoutes.delivered(alert.id, name, this.owner, alert.count, this.now());
         continue;
       }

@@ -31,6 +31,8 @@ export interface BotDeps {
   /** Whether the database answers; /health shows it, alerts say when it changes. */
   storeHealth: StoreHealth;
   serverNames: readonly string[];
+  /** The names of `alerts.routes`: /mute takes them too. */
+  routeNames?: readonly string[];
   /** The zone a user reads and types deadlines in: theirs (/timezone), else the default. */
   timezoneOf(userId: number | undefined): Promise<string>;
   log: Logger;

@@ -10,6 +10,7 @@ import type { BotDeps, BotSettings } from "./deps.js";
 import { serveWebhook } from "./webhook.js";
 import { AlertRoutes } from "../alerts/route-delivery.js";
 import { senderFor } from "../alerts/senders.js";
+import type { TelegramSend } from "../alerts/telegram.js";
 import { taskfanVersion } from "../banner.js";
 import { formatAlert } from "./alert-format.js";
 import type { Translate } from "./i18n.js";
@@ -17,14 +18,19 @@ import type { Translate } from "./i18n.js";
 const hour = 3_600_000;
 
 /** The alert routes besides the chat (`alerts.routes`), in the alert chat's words; none: undefined. */
-function alertRoutesOf(core: Core, log: Logger, t: Translate): AlertRoutes | undefined {
+function alertRoutesOf(
+  core: Core,
+  log: Logger,
+  t: Translate,
+  telegram?: TelegramSend,
+): AlertRoutes | undefined {
   const routes = core.config.alerts.routes;
   if (routes.length === 0) return undefined;
   const from = { instance: core.instance, version: taskfanVersion() };
   const text = (alert: Parameters<typeof formatAlert>[0]) => formatAlert(alert, t);
   return new AlertRoutes(
     core.store,
-    routes.map((config) => ({ config, sender: senderFor(config, text, from) })),
+    routes.map((config) => ({ config, sender: senderFor(config, text, from, telegram) })),
     log.child({ component: "alert-routes" }),
     { metrics: core.metrics },
   );
@@ -51,6 +57,7 @@ export function botDepsOf(core: Core, log: Logger): BotDeps {
     state: store.bot,
     storeHealth: store.health,
     serverNames: core.fleet.names,
+    routeNames: core.config.alerts.routes.map((r) => r.name),
     timezoneOf: async (userId) =>
       (userId === undefined ? undefined : await store.bot.timezones.get(userId)) ?? core.config.timezone,
     log,
@@ -147,7 +154,9 @@ export async function startFrontEnd(
       return Promise.resolve(() => alerts.stop());
     });
   }
-  const routes = alertRoutesOf(core, log, tb.translator(telegram.language));
+  const routes = alertRoutesOf(core, log, tb.translator(telegram.language), (chatId, text, other) =>
+    tb.bot.api.sendMessage(chatId, text, other),
+  );
   if (routes) {
     // Each alert once per route: one instance delivers to every route.
     core.singletons.add("alert-routes", () => {

@@ -286,6 +286,7 @@ function completeRoutes(
     const route = substituteDeep(given, env) as typeof given;
     const name = route.name ?? `${route.kind}-${i + 1}`;
     const key = `alerts.routes.${i}`;
+    if (route.kind === "telegram") return { ...route, name };
     const scheme = route.kind === "email" ? /^smtps?:\/\/[^/]/ : /^https?:\/\/[^/]/;
     if (!scheme.test(route.url)) {
       const expected = route.kind === "email" ? "an smtp:// or smtps:// URL" : "an http:// or https:// URL";
@@ -385,11 +386,11 @@ export function printableConfig(config: Config, env: NodeJS.ProcessEnv = process
     ...(clean({ ...rest, store, security: securityFile, notifications: { telegram } }, "") as object),
     // A route's URL (a Slack or webhook URL is a token) and signing secret: never printed.
     alerts: {
-      routes: alerts.routes.map((r) => ({
-        ...r,
-        url: masked,
-        ...("secret" in r && r.secret ? { secret: masked } : {}),
-      })),
+      routes: alerts.routes.map((r) =>
+        r.kind === "telegram"
+          ? r
+          : { ...r, url: masked, ...("secret" in r && r.secret ? { secret: masked } : {}) },
+      ),
     },
     servers: Object.fromEntries(
       Object.values(servers).map(({ name, env: serverEnv, headers, ...server }) => [
@@ -433,6 +434,9 @@ export function secretsOf(config: Config): string[] {
     config.security.api_key,
     storePassword,
     ...fromServers,
-    ...config.alerts.routes.flatMap((r) => [r.url, "secret" in r ? r.secret : undefined]),
+    ...config.alerts.routes.flatMap((r) => [
+      "url" in r ? r.url : undefined,
+      "secret" in r ? r.secret : undefined,
+    ]),
   ].filter((v): v is string => typeof v === "string" && v.length >= 8);
 }

@@ -101,10 +101,22 @@ const emailRouteSchema = z.strictObject({
   ...routeCommon,
 });
 
+/** Another Telegram chat (or a topic of one) the bot posts to: one message per alert change. */
+const telegramRouteSchema = z.strictObject({
+  kind: z.literal("telegram"),
+  chat_id: z.union([z.string().min(1), z.number().int()]),
+  thread_id: z.number().int().min(1).optional(),
+  /** The kinds sent without a sound; default: as the alert chat's. */
+  quiet_kinds: z.array(z.enum(alertKinds)).default(["recovered", "degraded", "rolled_back"]),
+  timeout: z.number().min(0.1).max(120).default(10),
+  ...routeCommon,
+});
+
 export const alertRouteSchema = z.discriminatedUnion("kind", [
   webhookRouteSchema,
   slackRouteSchema,
   emailRouteSchema,
+  telegramRouteSchema,
 ]);
 export type AlertRouteConfig = z.output<typeof alertRouteSchema> & { name: string };
 

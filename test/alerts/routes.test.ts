@@ -3,7 +3,7 @@ import { once } from "node:events";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { AlertRoutes } from "../../src/alerts/route-delivery.js";
+import { AlertRoutes, routeMuteKey } from "../../src/alerts/route-delivery.js";
 import { senderFor } from "../../src/alerts/senders.js";
 import { slackMessage } from "../../src/alerts/slack.js";
 import { signatureHeader } from "../../src/alerts/webhook.js";
@@ -216,6 +216,18 @@ describe.each(engines)("alert routes: webhooks ($name)", (engine) => {
       "error git",
       "degraded git",
       "error memory",
+    ]);
+    // Muted on its own (the other route is not): what comes meanwhile is dropped.
+    await store.bot.mutes.mute(routeMuteKey("errors-of-git"), now() + 60_000);
+    const meanwhile = await store.alerts.raise("error", "git", { reason: "again" });
+    expect(await routes.deliver()).toBe(1); // to "down", which is up now
+    expect(up.received).toHaveLength(1);
+    await store.bot.mutes.unmute(routeMuteKey("errors-of-git"));
+    expect(await routes.deliver()).toBe(0);
+    expect(up.received).toHaveLength(1);
+    expect((await store.alertRoutes.forAlert(meanwhile.id)).map((d) => [d.route, d.deliveredCount])).toEqual([
+      ["down", 2],
+      ["errors-of-git", 2],
     ]);
     // The alert from before the routes existed went to neither.
     expect(await store.alertRoutes.forAlert(old.id)).toEqual([]);

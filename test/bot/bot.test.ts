@@ -4,6 +4,12 @@ import { createBot, type TaskfanBot } from "../../src/bot/create-bot.js";
 import type { BotDeps, BotSettings } from "../../src/bot/deps.js";
 import { botDepsOf } from "../../src/bot/front-end.js";
 import { recover } from "../../src/monitoring/alert-rules.js";
+import { AlertRoutes } from "../../src/alerts/route-delivery.js";
+import { senderFor } from "../../src/alerts/senders.js";
+import type { TelegramSend } from "../../src/alerts/telegram.js";
+import { formatAlert } from "../../src/bot/alert-format.js";
+import type { AlertRouteConfig } from "../../src/config/schema.js";
+import type { Alert } from "../../src/domain/alert.js";
 import { faultServerPath, startHarness, type Harness } from "../core-harness.js";
 import { onlyServers, silentLog } from "../helpers.js";
 import { botInfo, chatWith, fakeTelegram } from "./fake-telegram.js";
@@ -539,5 +545,77 @@ describe("alert delivery", () => {
     await apart.deliver();
     expect(tg.sent().length).toBe(sends + 3);
     for (const server of servers.slice(0, 2)) await deps.alerts.resolve(server);
+  });
+
+  it("posts to a Telegram route's chat and topic, quiet kinds quietly; a chat the bot left is refused", async () => {
+    const route = {
+      kind: "telegram",
+      name: "second-chat",
+      chat_id: -200,
+      thread_id: 9,
+      quiet_kinds: ["recovered"],
+      timeout: 5,
+      enabled: true,
+    } as AlertRouteConfig;
+    const send: TelegramSend = (chatId, text, other) => bot.bot.api.sendMessage(chatId, text, other);
+    const text = (a: Alert) => formatAlert(a, bot.translator());
+    const routes = new AlertRoutes(
+      h.core.store,
+      [{ config: route, sender: senderFor(route, text, { instance: "i", version: "v" }, send) }],
+      silentLog,
+    );
+    await routes.deliver();
+    await deps.alerts.raise("error", "backup", { reason: "exited" });
+    await recover(deps.alerts, "backup");
+    expect(await routes.deliver()).toBe(2);
+    const posted = tg.sent().filter((c) => String(c.payload.chat_id) === "-200");
+    expect(
+      posted.map((c) => [
+        String(c.payload.text).split("\n")[0],
+        c.payload.message_thread_id,
+        c.payload.disable_notification,
+      ]),
+    ).toEqual([
+      ["🔴 ERROR: backup", 9, undefined],
+      [expect.stringMatching(/^✅ recovered: backup is back/), 9, true],
+    ]);
+    expect(await routes.deliver()).toBe(0);
+
+    tg.failNext("sendMessage", {
+      ok: false,
+      error_code: 403,
+      description: "Forbidden: bot was kicked from the group chat",
+    });
+    const next = await deps.alerts.raise("error", "backup", { reason: "exited again" });
+    expect(await routes.deliver()).toBe(0);
+    expect((await h.core.store.alertRoutes.forAlert(next.id))[0]).toMatchObject({
+      failedCount: 1,
+      lastError: "Telegram 403: Forbidden: bot was kicked from the group chat",
+    });
+    expect(await routes.deliver()).toBe(0);
+    await deps.alerts.resolve("backup");
+
+    // A route has its own mute: /mute <route> <duration>, /unmute <route>.
+    const withRoutes = createBot({ ...deps, routeNames: ["second-chat"] }, settings, {
+      token: "42:TEST",
+      botInfo,
+      fetch: tg.fetch,
+    });
+    await withRoutes.bot.handleUpdate(me.text("/mute second-chat 1h"));
+    expect(last()).toMatch(/^🔕 Alerts for second-chat muted until /);
+    expect((await deps.state.mutes.active()).map((m) => m.server)).toEqual(["route:second-chat"]);
+    const muted = await deps.alerts.raise("error", "backup", { reason: "muted" });
+    const before = tg.sent().length;
+    await routes.deliver();
+    expect(tg.sent().length).toBe(before);
+    expect((await h.core.store.alertRoutes.forAlert(muted.id))[0]).toMatchObject({
+      deliveredCount: 1,
+      attempts: 0,
+    });
+    await withRoutes.bot.handleUpdate(me.text("/unmute second-chat"));
+    expect(await deps.state.mutes.active()).toEqual([]);
+    await withRoutes.bot.handleUpdate(me.text("/mute nothing 1h"));
+    expect(last()).toMatch(/second-chat, or all\.$/);
+    await deps.alerts.resolve("backup");
   });
 });

@@ -105,6 +105,7 @@ beforeAll(async () => {
         routes: [
           { kind: "webhook", name: "ops", url: "${OPS_HOOK_URL}", secret: "${OPS_HOOK_SECRET}" },
           { kind: "slack", name: "team", url: "${TEAM_SLACK_URL}", kinds: ["recovered"] },
+          { kind: "telegram", name: "second-chat", chat_id: -200, thread_id: 5, servers: ["memory"] },
           {
             kind: "email",
             name: "oncall",
@@ -274,6 +275,15 @@ describe("the bot as a process, against an HTTP fake of the Bot API", () => {
     });
     expect(slack().filter((m) => m.text.startsWith("✅ recovered: memory"))).toHaveLength(1);
     expect(slack().every((m) => m.text.startsWith("✅ recovered:"))).toBe(true);
+    // And to a second Telegram chat's topic, a message per change, the recovery quiet.
+    const second = () => api.calls.filter((c) => c.accepted && String(c.payload.chat_id) === "-200");
+    await api.until(() => second().some((c) => textOf(c).startsWith("✅ recovered: memory")), 30_000);
+    expect(second().every((c) => c.method === "sendMessage" && c.payload.message_thread_id === 5)).toBe(true);
+    expect(
+      second().filter((c) => /^🔴 (ERROR|circuit open): memory/.test(textOf(c))).length,
+    ).toBeGreaterThanOrEqual(1);
+    const quietly = second().find((c) => textOf(c).startsWith("✅ recovered: memory"))!;
+    expect(quietly.payload.disable_notification).toBe(true);
     // And by e-mail: the recovery, once, answers the thread a problem started.
     const recoveries = () => mails.filter((m) => /recovered: memory is back/.test(m));
     await vi.waitFor(() => expect(recoveries().length).toBeGreaterThanOrEqual(1), {
