@@ -13,6 +13,16 @@ export function parseDuration(text: string): number | undefined {
   return seconds > 0 && seconds * 1000 <= maxMuteMs ? seconds * 1000 : undefined;
 }
 
+/**
+ * What a mute is kept under: "*" for all, a server's name, or an alert route's own key (a
+ * route is muted by its name, apart from the chat's); undefined for a name that is neither.
+ */
+function muteKey(deps: BotDeps, target: string): string | undefined {
+  if (target === "all") return "*";
+  if (deps.serverNames.includes(target)) return target;
+  return deps.routeNames?.includes(target) ? routeMuteKey(target) : undefined;
+}
+
 async function muteUntil(deps: BotDeps, server: string, ms: number): Promise<string> {
   const until = Date.now() + ms;
   await deps.state.mutes.mute(server, until);
@@ -39,12 +49,9 @@ export function muteHandler(deps: BotDeps): Composer<BotContext> {
               .join("\n"),
       );
     }
-    // A server, all of them, or an alert route by name (its own mute: the chat's are not its).
-    const routes = deps.routeNames ?? [];
-    const isRoute = !deps.serverNames.includes(target) && routes.includes(target);
-    const server = target === "all" ? "*" : isRoute ? routeMuteKey(target) : target;
-    if (server !== "*" && !isRoute && !deps.serverNames.includes(server)) {
-      const known = [...deps.serverNames, ...routes].join(", ");
+    const server = muteKey(deps, target);
+    if (server === undefined) {
+      const known = [...deps.serverNames, ...(deps.routeNames ?? [])].join(", ");
       return ctx.reply(ctx.t("mute-no-server", { target, servers: known }));
     }
     const ms = parseDuration(span);
@@ -53,14 +60,9 @@ export function muteHandler(deps: BotDeps): Composer<BotContext> {
   });
   c.command("unmute", async (ctx) => {
     const target = ctx.match.trim();
-    const one =
-      target && target !== "all"
-        ? (deps.routeNames ?? []).includes(target) && !deps.serverNames.includes(target)
-          ? routeMuteKey(target)
-          : target
-        : undefined;
+    const one = target && target !== "all" ? (muteKey(deps, target) ?? target) : undefined;
     await deps.state.mutes.unmute(one);
-    return ctx.reply(ctx.t("unmuted", { target: one ?? ctx.t("every-server") }));
+    return ctx.reply(ctx.t("unmuted", { target: one ? target : ctx.t("every-server") }));
   });
   const button = muteSchema(deps.serverNames);
   c.callbackQuery(/^mute:/, async (ctx) => {

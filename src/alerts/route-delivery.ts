@@ -124,7 +124,7 @@ export class AlertRoutes {
       since = await alertRoutes.start(name, this.now());
       this.since.set(name, since);
     }
-    const leaseMs = (("timeout" in route ? route.timeout : 30) * 2 + 30) * 1000;
+    const leaseMs = (route.timeout * 2 + 30) * 1000;
     const claimed = await alertRoutes.claim(name, this.owner, since, 20, leaseMs, this.now());
     // Muted (`/mute <route>`): what comes meanwhile is dropped, as the chat's mutes drop it.
     const mutes = await this.store.bot.mutes.active();

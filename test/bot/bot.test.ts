@@ -613,6 +613,7 @@ describe("alert delivery", () => {
       attempts: 0,
     });
     await withRoutes.bot.handleUpdate(me.text("/unmute second-chat"));
+    expect(last()).toBe("🔔 Alerts for second-chat are on again.");
     expect(await deps.state.mutes.active()).toEqual([]);
     await withRoutes.bot.handleUpdate(me.text("/mute nothing 1h"));
     expect(last()).toMatch(/second-chat, or all\.$/);
