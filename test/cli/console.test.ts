@@ -1,5 +1,6 @@
+import { writeFileSync } from "node:fs";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFailed, vi } from "vitest";
 import { serverNames } from "../../src/config/schema.js";
 import { repoRoot, spawnTracked, stopSpawned, tempDir, terminate } from "../helpers.js";
 
@@ -14,11 +15,16 @@ afterAll(() => {
 
 describe("the console chat (no bot token)", () => {
   it("creates a task through /newtask typed on stdin and shows it reach all ten servers", async () => {
+    // A number typed presses a button of the last message that has buttons: an alert printed
+    // in between (a probe slowed by a busy machine) would take the keypress. No probes here.
+    const config = path.join(dir, "quiet.json");
+    writeFileSync(config, JSON.stringify({ health_check_interval: 3600 }));
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       DATA_DIR: path.join(dir, "data"),
       HTTP_PORT: "0",
       LOG_LEVEL: "warn",
+      TASKFAN_CONFIG: config,
     };
     delete env.BOT_TOKEN;
     const child = spawnTracked(process.execPath, [bin, "start"], {
@@ -39,6 +45,9 @@ describe("the console chat (no bot token)", () => {
         child.stdout!.on("data", on);
       });
     child.stdout!.on("data", (d: Buffer) => (out += d.toString("utf8")));
+    onTestFailed(() => {
+      process.stderr.write(`console chat so far:\n${out.slice(-3000)}\n`);
+    });
     const type = (line: string) => child.stdin!.write(`${line}\n`);
 
     await seen("taskfan console chat");
