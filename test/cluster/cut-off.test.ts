@@ -1,19 +1,11 @@
 import { createServer, connect, type Socket } from "node:net";
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { stopSpawned } from "../helpers.js";
-import { startPostgres, type TestPostgres } from "../postgres.js";
+import { describe, expect, it, vi } from "vitest";
 import { onceEverywhere, recordsPerServer } from "../server-records.js";
 import { groupSingletons, startServedGroup } from "./instance.js";
+import { allTasksDone, clusterPostgres } from "./hooks.js";
 
-let server: TestPostgres;
-beforeAll(async () => {
-  server = await startPostgres();
-}, 60_000);
-afterAll(() => {
-  stopSpawned();
-  server?.remove();
-});
+const postgres = clusterPostgres();
 
 /**
  * A TCP hop to PostgreSQL that can be cut: every connection through it is dropped, and new
@@ -65,7 +57,7 @@ describe("an instance cut off from PostgreSQL", () => {
     "stops taking work; its leases are taken over and its singletons move; it rejoins when the database is back; every task once on every server",
     { timeout: 240_000 },
     async () => {
-      const group = await startServedGroup(server, { dispatcher: { lease_seconds: 10 } });
+      const group = await startServedGroup(postgres(), { dispatcher: { lease_seconds: 10 } });
       const { until, start, dataDir } = group;
       const hop = await cuttable(group.url);
       const admin = new pg.Client({ connectionString: group.url });
@@ -98,16 +90,7 @@ describe("an instance cut off from PostgreSQL", () => {
         await until(() => singletons.every((s) => a.holding.has(s)) && b.holding.size === 0);
         expect(b.log.some((l) => l.msg === "lost the lock session; stopping singletons")).toBe(true);
         // B's claims come back to A once their leases expire: every task ends done.
-        const statuses = async () =>
-          (
-            await admin.query<{ status: string; n: number }>(
-              "SELECT status, count(*)::int AS n FROM tasks GROUP BY status",
-            )
-          ).rows;
-        await vi.waitFor(async () => expect(await statuses()).toEqual([{ status: "done", n: 100 }]), {
-          timeout: 120_000,
-          interval: 500,
-        });
+        await allTasksDone(admin, 100, 120_000);
         // Some of them were B's: A claimed them again once their leases expired (a second
         // attempt, which looks on the server before creating).
         const { rows } = await admin.query<{ n: number }>(

@@ -1,21 +1,13 @@
 import { once } from "node:events";
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import type { Sent } from "../bot/fake-bot-api.js";
-import { stopSpawned } from "../helpers.js";
-import { startPostgres, type TestPostgres } from "../postgres.js";
 import { backendOf } from "../served.js";
 import { onceEverywhere, recordsPerServer } from "../server-records.js";
 import { groupAlertChat, groupSingletons, startServedGroup, type Instance } from "./instance.js";
+import { allTasksDone, clusterPostgres } from "./hooks.js";
 
-let server: TestPostgres;
-beforeAll(async () => {
-  server = await startPostgres();
-}, 60_000);
-afterAll(() => {
-  stopSpawned();
-  server?.remove();
-});
+const postgres = clusterPostgres();
 
 const alertChat = groupAlertChat;
 const singletons = groupSingletons;
@@ -27,7 +19,7 @@ describe("three instances, the servers over HTTP, one PostgreSQL", () => {
     "kill -9 the instance holding the poller and alert delivery mid fan-out: 300 tasks done, each once on every server; polling and alerts move; an alert from before is delivered once",
     { timeout: 300_000 },
     async () => {
-      const group = await startServedGroup(server, {
+      const group = await startServedGroup(postgres(), {
         health_check_interval: 1,
         health: { probe_timeout: 1 },
         // A dead instance's claims come back after this. Not shorter: a live instance starved
@@ -86,16 +78,7 @@ describe("three instances, the servers over HTTP, one PostgreSQL", () => {
 
         // Every task ends done, each exactly once on every server (read from their own data).
         await admin.connect();
-        const statuses = async () =>
-          (
-            await admin.query<{ status: string; n: number }>(
-              "SELECT status, count(*)::int AS n FROM tasks GROUP BY status",
-            )
-          ).rows;
-        await vi.waitFor(async () => expect(await statuses()).toEqual([{ status: "done", n: 300 }]), {
-          timeout: 180_000,
-          interval: 500,
-        });
+        await allTasksDone(admin, 300, 180_000);
         const records = recordsPerServer(dataDir, ids);
         for (const id of ids) expect(records.get(id)).toEqual(onceEverywhere);
 

@@ -1,19 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import type { InstanceView } from "../../src/cluster/membership.js";
 import type { ServerHealth } from "../../src/monitoring/health-monitor.js";
 import type { Sent } from "../bot/fake-bot-api.js";
-import { freePort, onlyServers, stopSpawned, terminate } from "../helpers.js";
-import { startPostgres, type TestPostgres } from "../postgres.js";
+import { freePort, onlyServers, terminate } from "../helpers.js";
 import { groupOwner, startGroup, type Instance } from "./instance.js";
+import { clusterPostgres } from "./hooks.js";
 
-let server: TestPostgres;
-beforeAll(async () => {
-  server = await startPostgres();
-}, 60_000);
-afterAll(() => {
-  stopSpawned();
-  server?.remove();
-});
+const postgres = clusterPostgres();
 
 const owner = groupOwner;
 const secret = "the-group-webhook-secret";
@@ -69,7 +62,7 @@ describe("two taskfan instances started together on an empty PostgreSQL (webhook
     { timeout: 120_000 },
     async () => {
       // Probes every second: a reader sees the holder's ratings soon after it starts.
-      const group = await startGroup(server, () => ({
+      const group = await startGroup(postgres(), () => ({
         servers: onlyServers(["memory", "time-tracker"]),
         health_check_interval: 1,
       }));

@@ -1,30 +1,23 @@
 import { once } from "node:events";
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { formatAlert } from "../../src/bot/alert-format.js";
 import { Singletons } from "../../src/cluster/singletons.js";
 import { createPostgresStore } from "../../src/store/postgres/postgres-store.js";
 import type { Store } from "../../src/store/store.js";
 import { startHarness } from "../core-harness.js";
-import { onlyServers, silentLog, stopSpawned, terminate } from "../helpers.js";
-import { startPostgres, type TestPostgres } from "../postgres.js";
+import { onlyServers, silentLog, terminate } from "../helpers.js";
 import { conditions, groupOwner, groupSingletons, startGroup } from "./instance.js";
+import { clusterPostgres } from "./hooks.js";
 
-let server: TestPostgres;
-beforeAll(async () => {
-  server = await startPostgres();
-}, 60_000);
-afterAll(() => {
-  stopSpawned();
-  server?.remove();
-});
+const postgres = clusterPostgres();
 
 describe("singletons on PostgreSQL advisory locks", () => {
   it(
     "one instance at a time holds each; a holder whose lock session ends stops at once; when it is gone, the other takes over",
     { timeout: 60_000 },
     async () => {
-      const url = await server.createDatabase();
+      const url = await postgres().createDatabase();
       const stores: Store[] = [await createPostgresStore(url), await createPostgresStore(url)];
       let running = 0;
       let most = 0;
@@ -84,7 +77,7 @@ describe("singletons on PostgreSQL advisory locks", () => {
 
 describe("alerts in a group of instances", () => {
   it("say which instance saw the problem, on a store instances share", { timeout: 60_000 }, async () => {
-    const url = await server.createDatabase();
+    const url = await postgres().createDatabase();
     const store = await createPostgresStore(url);
     const h = await startHarness(
       {
@@ -121,7 +114,7 @@ describe("two taskfan instances on one PostgreSQL", () => {
     "hold each singleton once; kill -9 the poller: the other takes over all of them and answers the chat",
     { timeout: 120_000 },
     async () => {
-      const group = await startGroup(server, () => ({ servers: onlyServers(["memory"]) }));
+      const group = await startGroup(postgres(), () => ({ servers: onlyServers(["memory"]) }));
       const { api, until, start } = group;
       const all = groupSingletons;
       try {
