@@ -147,7 +147,7 @@ export class HttpRefusalError extends TaskfanError {
 export class CallTimeoutError extends TaskfanError {
   override readonly retry = "now";
   override readonly reached = true;
-  override readonly serverFault = true;
+  override readonly serverFault: boolean = true;
 
   constructor(
     readonly server: string,
@@ -155,6 +155,20 @@ export class CallTimeoutError extends TaskfanError {
     options?: { cause?: unknown },
   ) {
     super(`${server} did not answer within ${timeoutMs} ms`, options);
+  }
+}
+
+/**
+ * An attempt's time ran out before its next call was sent (this process was paused or
+ * starved meanwhile): that call did not go out (an earlier one of the attempt may have:
+ * look before creating again), and it is no fault of the server's.
+ */
+export class CallOverdueError extends CallTimeoutError {
+  override readonly serverFault = false;
+
+  constructor(server: string, timeoutMs: number) {
+    super(server, timeoutMs);
+    this.message = `${server}: the call's ${timeoutMs} ms ran out before it was sent; it was not sent`;
   }
 }
 

@@ -3,6 +3,7 @@ import { bulkhead, CircuitState, type BulkheadPolicy } from "cockatiel";
 import { EventEmitter } from "node:events";
 import type { ServerConfig, ServerName } from "../config/schema.js";
 import {
+  CallOverdueError,
   CallTimeoutError,
   ServerDownError,
   ServerUnavailableError,
@@ -199,7 +200,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
       if (m.integration.prepare) {
         const signal = AbortSignal.timeout(m.config.timeout * 1000 * 2);
         try {
-          await m.integration.prepare(this.callToolFor(m), signal);
+          await m.integration.prepare(this.callToolFor(m, {}), signal);
         } catch (error) {
           await m.connection.close();
           const reason = `setup failed: ${describeError(error)}`;
@@ -304,28 +305,38 @@ export class Fleet extends EventEmitter<FleetEvents> {
 
   /**
    * Runs `fn` under the server's policy: each attempt gets its own timeout-bound signal
-   * and a `call` that goes through the server's queue.
+   * and a `call` that goes through the server's queue; `beforeCall` runs as each call's
+   * turn comes, right before it is sent, and may stop it by throwing.
    */
   async execute<T>(
     server: ServerName,
     fn: (ctx: AttemptContext) => Promise<T>,
     signal: AbortSignal,
+    beforeCall?: () => void,
   ): Promise<T> {
     const m = this.member(server);
+    const timeoutMs = m.config.timeout * 1000;
     let attempt = 0;
     return m.policy.policy.execute(async ({ signal: attemptSignal }) => {
       attempt += 1;
+      // No call of this attempt starts past its timeout, even if its timer has not fired yet
+      // (a process that was stopped runs its overdue timers late).
+      const due = performance.now() + timeoutMs;
       await this.ensureConnected(m);
       const started = performance.now();
       try {
-        const result = await fn({ call: this.callToolFor(m), signal: attemptSignal, attempt });
+        const result = await fn({
+          call: this.callToolFor(m, { due, beforeCall }),
+          signal: attemptSignal,
+          attempt,
+        });
         this.record(m, true, performance.now() - started);
         return result;
       } catch (error) {
         // The attempt's own timeout fired (not shutdown): say so, so it is retried.
         const failure =
-          attemptSignal.aborted && !signal.aborted
-            ? new CallTimeoutError(server, m.config.timeout * 1000, { cause: error })
+          attemptSignal.aborted && !signal.aborted && !(error instanceof CallOverdueError)
+            ? new CallTimeoutError(server, timeoutMs, { cause: error })
             : error;
         if (isServerFault(failure)) this.record(m, false, performance.now() - started);
         throw failure;
@@ -359,7 +370,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
         // sent, so a backlog of ours is not taken for a server that does not answer. The
         // wait itself is bounded by one call's timeout (a failed probe, not a wedged server).
         const turn = AbortSignal.timeout(m.config.timeout * 1000 + timeoutMs);
-        await m.integration.probe(this.callToolFor(m, clock), turn);
+        await m.integration.probe(this.callToolFor(m, { turnClock: clock }), turn);
       };
       // A closed breaker counts the dispatcher's calls only; an open one lets the probe test the water.
       if (m.policy.breaker.state === CircuitState.Closed) await probe();
@@ -381,11 +392,24 @@ export class Fleet extends EventEmitter<FleetEvents> {
     }
   }
 
-  /** Calls through the server's queue; `turnClock`: a deadline started when the call's turn comes. */
-  private callToolFor(m: Member, turnClock?: () => AbortSignal): CallTool {
+  /**
+   * Calls through the server's queue; `turnClock`: a deadline started when the call's turn
+   * comes; `due` (performance.now() time): no call is sent after it; `beforeCall`: a last
+   * check as the call's turn comes.
+   */
+  private callToolFor(
+    m: Member,
+    {
+      turnClock,
+      due = Infinity,
+      beforeCall,
+    }: { turnClock?: () => AbortSignal; due?: number; beforeCall?: (() => void) | undefined },
+  ): CallTool {
     const timeoutMs = m.config.timeout * 1000;
     return (name, args, queued) =>
       m.queue.execute(async () => {
+        if (performance.now() >= due) throw new CallOverdueError(m.config.name, timeoutMs);
+        beforeCall?.();
         const signal = turnClock ? AbortSignal.any([queued, turnClock()]) : queued;
         const result = await m.connection.callTool(name, args, signal, timeoutMs).catch((error: unknown) => {
           // The SDK's check of a reply against the tool's own output schema: the server talks nonsense.

@@ -7,6 +7,7 @@ import type { StoreRetry } from "../store/store-health.js";
 import type { Store } from "../store/store.js";
 import type { CommitQueue } from "./commit-queue.js";
 import type { Dispatcher } from "./dispatcher.js";
+import type { Leases } from "./leases.js";
 import type { OperationRunner } from "./operation-runner.js";
 import type { TaskStatus } from "./task-status.js";
 
@@ -71,5 +72,6 @@ export interface Parts {
   status: TaskStatus;
   commits: CommitQueue;
   dispatcher: Dispatcher;
+  leases: Leases;
   runner: OperationRunner;
 }

@@ -5,6 +5,7 @@ import { percentile } from "../monitoring/health-rules.js";
 import type { NewOperationRow, StoreQueries } from "../store/store.js";
 import type { OutcomeSituation } from "./commit-rule.js";
 import type { Claimed, OrchestratorContext, Parts } from "./context.js";
+import type { Lease } from "./leases.js";
 
 /** How many of a server's recent calls its typical call time starts from. */
 const typicalWindow = 20;
@@ -17,9 +18,13 @@ type Plan = { capacity: Map<ServerName, number>; free: number };
  * launches each claim through the runner, the slowest calls of a batch first.
  */
 export class Dispatcher {
-  /** Claimed operations until their outcome is written; `calling` while the server has the call. */
+  /**
+   * Claims being run until their outcome is written, by lease (a later claim of the same
+   * operation, after this run paused past its lease, has its own); `calling` while the
+   * server has the call.
+   */
   private readonly inflight = new Map<
-    number,
+    Lease,
     { server: ServerName; taskId: string; calling: boolean; done: Promise<void> }
   >();
   /**
@@ -56,15 +61,18 @@ export class Dispatcher {
    * only one dispatcher calls each at a time (see ClaimRequest.serial).
    */
   private readonly serial: ReadonlySet<string>;
+  /** Each server's call timeout: how long past a lease its holder's call may still run there. */
+  private readonly overrunMs: ReadonlyMap<string, number>;
 
   constructor(
     private readonly ctx: OrchestratorContext,
     private readonly parts: Parts,
   ) {
-    this.retries = { dispatch: ctx.retry("dispatch"), leases: ctx.retry("lease renewal") };
+    this.retries = { dispatch: ctx.retry("dispatch") };
     this.serial = new Set(
       ctx.store.cluster ? ctx.fleet.names.filter((s) => ctx.fleet.config(s).concurrency === 1) : [],
     );
+    this.overrunMs = new Map(ctx.fleet.names.map((s) => [s, ctx.fleet.config(s).timeout * 1000]));
     ctx.fleet.on("breaker", ({ state }) => {
       if (state !== "open") this.schedulePump();
     });
@@ -82,13 +90,7 @@ export class Dispatcher {
       this.orphansDue = true;
       this.schedulePump();
     }, config.dispatcher.poll_interval * 1000);
-    const heartbeat = setInterval(
-      () => {
-        if (this.inflight.size > 0)
-          void this.retries.leases.run(() => store.operations.renewLeases(owner, leaseMs));
-      },
-      Math.max(leaseMs / 3, 50),
-    );
+    const heartbeat = setInterval(() => void this.parts.leases.renew(), Math.max(leaseMs / 3, 50));
     poll.unref();
     heartbeat.unref();
     this.timers.push(poll, heartbeat);
@@ -340,6 +342,7 @@ export class Dispatcher {
       limit: free,
       orphans,
       serial: this.serial,
+      overrunMs: this.overrunMs,
     });
     // A server whose claim came back short has nothing more due (unless the global limit cut it).
     if (claimed.length < free) {
@@ -386,18 +389,20 @@ export class Dispatcher {
     const long = order.filter((c) => typical(c) >= typical(order[0]!) / 2).length;
     const rest = new Promise<void>((resolve) => (long < order.length ? setImmediate(resolve) : resolve()));
     order.forEach(({ op, task }, i) => {
+      const lease = this.parts.leases.hold(op);
       const done = (i < long ? Promise.resolve() : rest)
-        .then(() => (this.draining ? undefined : this.parts.runner.run(op, task)))
+        .then(() => (this.draining ? undefined : this.parts.runner.run(op, task, lease)))
         .catch((error: unknown) => {
           // Not expected (the runner records its outcomes through the retried commit queue);
           // if it happens, the claim's lease runs out and the operation is looked up and run again.
           this.ctx.log.error({ err: error, taskId: op.taskId, server: op.server }, "operation run failed");
         })
         .finally(() => {
-          this.callEnded(op);
-          this.inflight.delete(op.id);
+          this.callEnded(lease);
+          this.inflight.delete(lease);
+          this.parts.leases.drop(lease);
         });
-      this.inflight.set(op.id, { server: op.server as ServerName, taskId: op.taskId, calling: true, done });
+      this.inflight.set(lease, { server: op.server as ServerName, taskId: op.taskId, calling: true, done });
     });
   }
 
@@ -406,8 +411,8 @@ export class Dispatcher {
    * the outcome's commit follows (`commitFollows`), that commit claims for the slot in its own
    * transaction; the server is not idle meanwhile, as it has the prefetched call queued.
    */
-  callEnded(op: Operation, commitFollows = false): void {
-    const entry = this.inflight.get(op.id);
+  callEnded(lease: Lease, commitFollows = false): void {
+    const entry = this.inflight.get(lease);
     if (!entry?.calling) return;
     entry.calling = false;
     if (!commitFollows && this.parts.commits.pending === 0) this.schedulePump([]);

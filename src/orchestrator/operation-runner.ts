@@ -1,15 +1,10 @@
 import type { ServerName } from "../config/schema.js";
 import type { Operation, Task } from "../domain/task.js";
-import { TaskfanError, describeError } from "../errors.js";
+import { describeError } from "../errors.js";
 import { classify, mayHaveReachedServer } from "../fleet/policy.js";
 import type { CallTool, CreateOutcome } from "../integrations/integration.js";
 import type { OrchestratorContext, Parts } from "./context.js";
-
-class LeaseLostError extends TaskfanError {
-  constructor() {
-    super("another dispatcher took over this operation");
-  }
-}
+import { LeaseLostError, type Lease } from "./leases.js";
 
 type AttemptOutcome = CreateOutcome & { verified?: boolean };
 
@@ -23,22 +18,21 @@ type Outcome =
  * Runs one claimed operation under its server's policy: creates the task's record (or,
  * for a compensation, undoes it), looking first whenever an earlier attempt may have
  * reached the server, so a retry never makes a second copy; then records the outcome.
+ * Every attempt, the first included, passes the lease fence before its calls go out.
  */
 export class OperationRunner {
-  private readonly attempts;
-
   constructor(
     private readonly ctx: OrchestratorContext,
     private readonly parts: Parts,
-  ) {
-    this.attempts = ctx.retry("attempt count");
-  }
+  ) {}
 
-  async run(op: Operation, task: Task): Promise<void> {
-    const { fleet, store, owner, events } = this.ctx;
+  async run(op: Operation, task: Task, lease: Lease): Promise<void> {
+    const { fleet, events } = this.ctx;
+    const { leases } = this.parts;
     const server = op.server as ServerName;
     events.emit("operation.started", { taskId: op.taskId, operationId: op.id, server, attempt: op.attempts });
     const integration = fleet.integration(server);
+    const callMs = fleet.config(server).timeout * 1000;
     let recheck = op.recheck;
     const started = performance.now();
     let outcome: AttemptOutcome;
@@ -46,12 +40,9 @@ export class OperationRunner {
       outcome = await fleet.execute<AttemptOutcome>(
         server,
         async ({ call, signal, attempt }) => {
-          // The claim counted the first attempt; a retry is counted (and the lease checked)
-          // here. While the store does not answer, the retry goes uncounted rather than failing.
-          if (attempt > 1) {
-            const counted = await this.attempts.run(() => store.operations.startAttempt(op.id, owner));
-            if (counted === false) throw new LeaseLostError();
-          }
+          // The claim counted the first attempt; a retry is counted here. Either goes out
+          // only with this attempt's time left on the lease.
+          await leases.fence(lease, attempt, callMs);
           if (op.kind === "compensate") {
             // Undo: look first when an earlier attempt may have done it already.
             if ((recheck || attempt > 1) && (await this.alreadyUndone(op, task, call, signal))) {
@@ -77,12 +68,16 @@ export class OperationRunner {
           }
         },
         this.ctx.shutdown.signal,
+        () => leases.check(lease),
       );
     } catch (error) {
       const ms = performance.now() - started;
       const at = { taskId: op.taskId, server, operationId: op.id };
       if (error instanceof LeaseLostError) {
-        this.ctx.log.warn(at, "lease lost; leaving the operation to its new owner");
+        this.ctx.log.warn(
+          { ...at, reason: error.message },
+          "lease lost; leaving the operation to its next holder",
+        );
         return;
       }
       if (this.ctx.shutdown.signal.aborted) {
@@ -97,36 +92,39 @@ export class OperationRunner {
         const availability = fleet.availability(server);
         const reason = availability.ok ? message : availability.reason;
         const until = availability.ok ? this.ctx.now() + 1000 : availability.retryAt;
-        return this.record(op, { kind: "waiting", reason, until }, ms, recheck);
+        return this.record(op, lease, { kind: "waiting", reason, until }, ms, recheck);
       }
       return this.record(
         op,
+        lease,
         { kind: "failed", error, message, retryable: advice.retry === "now" },
         ms,
         recheck,
       );
     }
     const ms = performance.now() - started;
-    this.parts.dispatcher.callEnded(op, true);
+    this.parts.dispatcher.callEnded(lease, true);
     this.parts.dispatcher.answered(server, ms);
-    return this.record(op, { kind: "done", outcome }, ms, recheck);
+    return this.record(op, lease, { kind: "done", outcome }, ms, recheck);
   }
 
   /**
    * Every outcome, the same way: written through the group commit (with the task's status,
    * and for a required server's "no", the task's rollback), then logged and said.
    */
-  private async record(op: Operation, o: Outcome, ms: number, recheck: boolean): Promise<void> {
-    const { owner, log, events, config, now } = this.ctx;
+  private async record(op: Operation, lease: Lease, o: Outcome, ms: number, recheck: boolean): Promise<void> {
+    const { log, events, config, now } = this.ctx;
     const { status, commits } = this.parts;
     const server = op.server as ServerName;
     const ref = { taskId: op.taskId, operationId: op.id };
+    // The store writes it only while the claim is still this one (owner and token).
+    const { claim } = lease;
     const { value, effects } = await commits.enqueue(op.taskId, server, async (tx) => {
       switch (o.kind) {
         case "done": {
           const skipped = "skipped" in o.outcome;
           const remoteId = "skipped" in o.outcome ? null : o.outcome.remoteId;
-          const ok = await tx.operations.finish(op.id, owner, {
+          const ok = await tx.operations.finish(op.id, claim, {
             status: skipped ? "skipped" : "done",
             remoteId,
             note: "skipped" in o.outcome ? o.outcome.skipped : undefined,
@@ -144,7 +142,7 @@ export class OperationRunner {
           return { ok, create: ok && op.kind === "create" };
         }
         case "waiting": {
-          const ok = await tx.operations.park(op.id, owner, {
+          const ok = await tx.operations.park(op.id, claim, {
             reason: o.reason,
             until: o.until,
             durationMs: ms,
@@ -154,7 +152,7 @@ export class OperationRunner {
           return { ok };
         }
         case "failed": {
-          const ok = await tx.operations.fail(op.id, owner, {
+          const ok = await tx.operations.fail(op.id, claim, {
             error: o.message,
             retryable: o.retryable,
             durationMs: ms,
@@ -173,6 +171,12 @@ export class OperationRunner {
       }
     });
     const at = { ...ref, server };
+    if (!value.ok) {
+      log.warn(
+        { ...at, outcome: o.kind, token: claim.token },
+        "outcome not recorded: the operation was claimed by another holder meanwhile",
+      );
+    }
     switch (o.kind) {
       case "done": {
         const remoteId = "skipped" in o.outcome ? null : o.outcome.remoteId;

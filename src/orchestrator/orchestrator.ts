@@ -11,6 +11,7 @@ import type { Store } from "../store/store.js";
 import { CommitQueue } from "./commit-queue.js";
 import type { OrchestratorContext, OrchestratorEvents, Parts } from "./context.js";
 import { Dispatcher } from "./dispatcher.js";
+import { Leases } from "./leases.js";
 import { OperationRunner } from "./operation-runner.js";
 import { TaskStatus } from "./task-status.js";
 
@@ -72,6 +73,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     const parts = {} as Parts;
     parts.status = new TaskStatus(this.ctx, parts);
     parts.commits = new CommitQueue(this.ctx, parts);
+    parts.leases = new Leases(this.ctx);
     parts.dispatcher = new Dispatcher(this.ctx, parts);
     parts.runner = new OperationRunner(this.ctx, parts);
     this.parts = parts;

@@ -166,10 +166,27 @@ export interface ClaimRequest {
    */
   serial?: ReadonlySet<string>;
   /**
+   * Per server, how long a call its holder started before the lease ran out may still be
+   * at work on the server (its call timeout): a lease counts as live for `serial`, and its
+   * operation is not taken as an orphan, until this long past its expiry. Default 0.
+   */
+  overrunMs?: ReadonlyMap<string, number>;
+  /**
    * Also take running operations whose lease expired (their owner died); default true.
    * A lease only expires with time, so a dispatcher looks for them on its poll, not on every pass.
    */
   orphans?: boolean;
+}
+
+/**
+ * Who holds a claimed operation: the owner, and the fencing token, the operation's attempt
+ * count when this holder claimed (or counted) it. Every claim and every counted attempt
+ * changes the token, so a write of an earlier holder, or of this one before it lost and
+ * took the claim again, matches no row and is refused.
+ */
+export interface ClaimRef {
+  owner: string;
+  token: number;
 }
 
 export interface Outcome {
@@ -198,19 +215,33 @@ export interface OperationStore {
   forTask(taskId: string): Promise<Operation[]>;
   /** The fields a task's status and its waits are derived from, read in one go. */
   statesOf(taskId: string): Promise<OperationState[]>;
-  renewLeases(owner: string, leaseMs: number): Promise<number>;
+  /**
+   * Renews this owner's leases that have not run out (one that ran out stays out: another
+   * dispatcher may have called its server since) to at least `leaseMs` from now; the ids
+   * renewed. No renewal shortens a lease.
+   */
+  renewLeases(owner: string, leaseMs: number): Promise<number[]>;
+  /**
+   * The fence before a call: renews the lease of this claim to at least `leaseMs` from now
+   * if it is still the holder's and has not run out; false otherwise (the call must not go out).
+   */
+  renewClaim(id: number, claim: ClaimRef, leaseMs: number): Promise<boolean>;
   /** Lets a task's blocked operations run once what they wait for has settled; their servers. */
   releaseWaiting(taskId: string): Promise<string[]>;
   /** The same for every task, at start: a crash may have fallen between an outcome and its release. */
   releaseAllWaiting(): Promise<number>;
-  /** Counts a retry (the claim counts the first attempt); false when the lease is lost. */
-  startAttempt(id: number, owner: string): Promise<boolean>;
-  finish(id: number, owner: string, outcome: Outcome): Promise<boolean>;
-  fail(id: number, owner: string, failure: Failure): Promise<boolean>;
+  /**
+   * Counts a retry (the claim counts the first attempt) and renews the lease, as
+   * `renewClaim` does; the claim's token is then one more. False when the lease is lost.
+   */
+  startAttempt(id: number, claim: ClaimRef, leaseMs: number): Promise<boolean>;
+  /** The outcome of a claim; false (nothing written) when the claim is no longer this one. */
+  finish(id: number, claim: ClaimRef, outcome: Outcome): Promise<boolean>;
+  fail(id: number, claim: ClaimRef, failure: Failure): Promise<boolean>;
   /** Back to pending, waiting for its server, until `until`. */
   park(
     id: number,
-    owner: string,
+    claim: ClaimRef,
     p: { reason: string; until: number; durationMs: number; recheck: boolean },
   ): Promise<boolean>;
   /** Marks a server's due operations as waiting for it; returns the tasks touched. */
@@ -363,8 +394,9 @@ export interface BotStateStore {
 export interface DispatcherStore {
   /**
    * Registers a starting dispatcher. Runs whose process is gone (`isGone`) did not stop
-   * cleanly: their rows are removed and every unfinished operation is marked to be
-   * looked up before it is created. Returns those runs' owners and how many were marked.
+   * cleanly: their rows are removed, their claims go back to pending at once (nothing of
+   * theirs runs), and every unfinished operation is marked to be looked up before it is
+   * created. Returns those runs' owners and how many were marked.
    */
   register(
     owner: string,

@@ -1,10 +1,13 @@
-import { readFileSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
+import { Writable } from "node:stream";
+import { pino } from "pino";
 import path from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { ConfigFile, ServerName } from "../../src/config/schema.js";
 import { startCore, type Core, type CoreOptions } from "../../src/core.js";
 import type { OperationEvent } from "../../src/orchestrator/orchestrator.js";
 import { taskMarker } from "../../src/domain/task.js";
+import type { Logger } from "../../src/log.js";
 import type { Store } from "../../src/store/store.js";
 import { onlyServers, silentLog, tempDir, testConfig } from "../helpers.js";
 import { faultServerPath } from "../core-harness.js";
@@ -24,13 +27,13 @@ afterEach(async () => {
 async function build(
   dataDir: string,
   file: ConfigFile,
-  opts: { owner: string; store: Store; clock?: { offset: number } },
+  opts: { owner: string; store: Store; clock?: { offset: number }; log?: Logger },
 ) {
   const config = testConfig(dataDir, file);
   const clock = opts.clock ?? { offset: 0 };
   const now = () => Date.now() + clock.offset;
   const options: CoreOptions = { owner: opts.owner, now, dispatch: false, store: opts.store };
-  const core: Core = await startCore(config, silentLog, options);
+  const core: Core = await startCore(config, opts.log ?? silentLog, options);
   expect(core.started.filter((r) => !r.ok)).toEqual([]);
   const started: OperationEvent[] = [];
   core.orchestrator.on("operation.started", (e) => started.push(e));
@@ -43,7 +46,7 @@ async function build(
 async function buildFresh(
   engine: Engine,
   file: ConfigFile,
-  opts: { owner: string; clock?: { offset: number } },
+  opts: { owner: string; clock?: { offset: number }; log?: Logger },
 ) {
   const { dir, remove } = tempDir();
   cleanups.push(remove);
@@ -60,6 +63,21 @@ function slowDeltatask(ms: number, extra: NonNullable<ConfigFile["servers"]>["de
     args: [faultServerPath],
     env: { FAULT: "slow", SLOW_MS: String(ms) },
     ...extra,
+  };
+}
+
+/** A logger at info whose JSON lines the test reads. */
+function capturedLog(): { log: Logger; lines: () => Array<{ msg?: string } & Record<string, unknown>> } {
+  const seen: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      seen.push(...chunk.toString("utf8").split("\n").filter(Boolean));
+      done();
+    },
+  });
+  return {
+    log: pino({ level: "info" }, sink),
+    lines: () => seen.map((l) => JSON.parse(l) as { msg?: string }),
   };
 }
 
@@ -150,8 +168,8 @@ describe.each(engines)("dispatcher on $name", (engine) => {
       reached.set(server, (outcome as { remoteId: string }).remoteId);
     }
 
-    // Its lease runs out; the survivor takes over.
-    clock.offset += 31_000;
+    // Its lease runs out, and so does the time a call begun in it could take; the survivor takes over.
+    clock.offset += 41_000;
     await c.start();
     const view = await c.orchestrator.waitForSettled(id, 20_000);
     expect(view?.task.status).toBe("done");
@@ -168,6 +186,58 @@ describe.each(engines)("dispatcher on $name", (engine) => {
       (e) => e.type === "operation.done" && e.data.verified === true,
     );
     expect(verified.map((e) => e.data.server).sort()).toEqual(["deltatask", "time-tracker"]);
+  });
+
+  it("a claim that waits in the server's queue past its lease is never called; the outcome of a claim taken over is refused", async () => {
+    const { log, lines } = capturedLog();
+    const { dir } = tempDir();
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const calls = path.join(dir, "calls");
+    const clock = { offset: 0 };
+    // deltatask takes one call at a time and answers each after 1.5 s; two claims of it.
+    const c = await buildFresh(
+      engine,
+      {
+        servers: onlyServers(["deltatask"], {
+          deltatask: slowDeltatask(1500, { env: { FAULT: "slow", SLOW_MS: "1500", CALLS_FILE: calls } }),
+        }),
+        dispatcher: { prefetch: 2 },
+      },
+      { owner: "paused", clock, log },
+    );
+    const first = await c.orchestrator.createTask({ title: "in flight" });
+    const second = await c.orchestrator.createTask({ title: "queued" });
+    await c.start();
+    await vi.waitFor(() => expect(c.started.map((e) => e.taskId).sort()).toEqual([first, second].sort()));
+    // This process "stands still" past both leases and the time a call begun in them could
+    // take (30 s + deltatask's 10 s): another holder takes both over meanwhile.
+    clock.offset += 41_000;
+    const taken = await c.store.operations.claim({
+      owner: "other",
+      leaseMs: 30_000,
+      capacity: new Map([["deltatask", 2]]),
+      limit: 2,
+      overrunMs: new Map([["deltatask", 10_000]]),
+    });
+    expect(taken.map((o) => o.taskId).sort()).toEqual([first, second].sort());
+    // The call in flight ends; the queued one's turn comes and it is not sent.
+    await vi.waitFor(
+      () => {
+        expect(
+          lines().filter((l) => l.msg === "lease lost; leaving the operation to its next holder"),
+        ).toHaveLength(1);
+        expect(lines().filter((l) => l.msg?.startsWith("outcome not recorded"))).toHaveLength(1);
+      },
+      { timeout: 10_000, interval: 50 },
+    );
+    expect(readFileSync(calls, "utf8").split("\n").filter(Boolean)).toEqual(["in flight"]);
+    // Both stay the other holder's, as it claimed them.
+    for (const op of [
+      ...(await c.store.operations.forTask(first)),
+      ...(await c.store.operations.forTask(second)),
+    ]) {
+      expect(op).toMatchObject({ status: "running", leaseOwner: "other", attempts: 2, recheck: true });
+    }
   });
 
   it("after a run that did not stop, looks up unfinished operations before creating them", async () => {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import type { Operation } from "../../src/domain/task.js";
 import { blockedUntil, type NewOperationRow, type Store } from "../../src/store/store.js";
 import { storeEngines } from "../store-engines.js";
 
@@ -13,6 +14,8 @@ const op = (taskId: string, server: string, extra: Partial<NewOperationRow> = {}
   idempotencyKey: `${taskId}:${server}:create`,
   ...extra,
 });
+/** The claim an operation was handed with, as its holder names it in its writes. */
+const claimOf = (o: Operation) => ({ owner: o.leaseOwner!, token: o.attempts });
 const clock = (start = 1_000_000) => {
   const c = { t: start, now: () => c.t };
   return c;
@@ -94,12 +97,78 @@ describe.each(engines)("the $name store", (engine) => {
     expect(second[0]).toMatchObject({ leaseOwner: "b", recheck: true, attempts: 2 });
     // The old owner can no longer write its outcome.
     expect(
-      await store.operations.finish(first[0]!.id, "a", { status: "done", remoteId: "x", durationMs: 1 }),
+      await store.operations.finish(first[0]!.id, claimOf(first[0]!), {
+        status: "done",
+        remoteId: "x",
+        durationMs: 1,
+      }),
     ).toBe(false);
     expect(
-      await store.operations.finish(first[0]!.id, "b", { status: "done", remoteId: "y", durationMs: 1 }),
+      await store.operations.finish(first[0]!.id, claimOf(second[0]!), {
+        status: "done",
+        remoteId: "y",
+        durationMs: 1,
+      }),
     ).toBe(true);
     expect((await store.operations.forTask("t3"))[0]).toMatchObject({ status: "done", remoteId: "y" });
+  });
+
+  it("fences a claim: renewed only while it is this claim's and has not run out; its orphan waits out the server's overrun", async () => {
+    const c = clock();
+    const store = await engine.open(c.now);
+    await store.tasks.insertWithOperations("t1", task, null, [op("t1", "memory"), op("t1", "git")]);
+    const capacity = new Map([
+      ["memory", 1],
+      ["git", 1],
+    ]);
+    const overrunMs = new Map([
+      ["memory", 500],
+      ["git", 500],
+    ]);
+    const claimed = await store.operations.claim({
+      owner: "a",
+      leaseMs: 1000,
+      capacity,
+      limit: 2,
+      overrunMs,
+    });
+    const memory = claimed.find((o) => o.server === "memory")!;
+    const git = claimed.find((o) => o.server === "git")!;
+    const leaseOf = async (id: number) =>
+      (await store.operations.forTask("t1")).find((o) => o.id === id)!.leaseExpiresAt;
+    // Renewed while live, and never shortened.
+    c.t += 900;
+    expect(await store.operations.renewClaim(memory.id, claimOf(memory), 5000)).toBe(true);
+    expect(await store.operations.renewClaim(memory.id, claimOf(memory), 10)).toBe(true);
+    expect(await leaseOf(memory.id)).toBe(c.t + 5000);
+    // A counted attempt moves the token on: the claim's old token is refused from then on.
+    expect(await store.operations.startAttempt(memory.id, claimOf(memory), 5000)).toBe(true);
+    expect(await store.operations.renewClaim(memory.id, claimOf(memory), 5000)).toBe(false);
+    const memoryNow = { owner: "a", token: memory.attempts + 1 };
+    expect(await store.operations.renewClaim(memory.id, memoryNow, 5000)).toBe(true);
+    // git's lease runs out: the heartbeat renews memory's only, and git's claim is not renewed.
+    c.t += 200;
+    expect(await store.operations.renewLeases("a", 5000)).toEqual([memory.id]);
+    expect(await store.operations.renewClaim(git.id, claimOf(git), 5000)).toBe(false);
+    expect(await store.operations.startAttempt(git.id, claimOf(git), 5000)).toBe(false);
+    // It is no orphan until the server's overrun has passed too; then another takes it.
+    expect(
+      await store.operations.claim({ owner: "b", leaseMs: 1000, capacity, limit: 2, overrunMs }),
+    ).toEqual([]);
+    c.t += 401;
+    const [taken] = await store.operations.claim({
+      owner: "b",
+      leaseMs: 1000,
+      capacity,
+      limit: 2,
+      overrunMs,
+    });
+    expect(taken).toMatchObject({ id: git.id, leaseOwner: "b", recheck: true, attempts: git.attempts + 1 });
+    // The first holder's outcome for git is refused; for memory, still its claim, it is written.
+    const outcome = { status: "done" as const, remoteId: "r", durationMs: 1 };
+    expect(await store.operations.finish(git.id, claimOf(git), outcome)).toBe(false);
+    expect(await store.operations.finish(memory.id, memoryNow, outcome)).toBe(true);
+    expect(await store.operations.finish(git.id, claimOf(taken!), outcome)).toBe(true);
   });
 
   it("claims priority 1 first, within each server's room and the global limit", async () => {
@@ -162,11 +231,27 @@ describe.each(engines)("the $name store", (engine) => {
     const capacity = new Map(["memory", "git", "backup", "calendar"].map((s) => [s, 1]));
     const ops = await store.operations.claim({ owner: "a", leaseMs: 60_000, capacity, limit: 4 });
     const by = (s: string) => ops.find((o) => o.server === s)!.id;
+    const a = { owner: "a", token: 1 };
+    // Another owner, or this one with another claim's token, writes nothing.
     expect(
-      await store.operations.finish(by("memory"), "a", { status: "done", remoteId: "m1", durationMs: 12.4 }),
+      await store.operations.finish(
+        by("memory"),
+        { owner: "b", token: 1 },
+        { status: "done", remoteId: "m0", durationMs: 1 },
+      ),
+    ).toBe(false);
+    expect(
+      await store.operations.finish(
+        by("memory"),
+        { owner: "a", token: 2 },
+        { status: "done", remoteId: "m0", durationMs: 1 },
+      ),
+    ).toBe(false);
+    expect(
+      await store.operations.finish(by("memory"), a, { status: "done", remoteId: "m1", durationMs: 12.4 }),
     ).toBe(true);
     expect(
-      await store.operations.fail(by("git"), "a", {
+      await store.operations.fail(by("git"), a, {
         error: "disk full",
         retryable: true,
         durationMs: 5,
@@ -175,14 +260,14 @@ describe.each(engines)("the $name store", (engine) => {
       }),
     ).toBe(true);
     expect(
-      await store.operations.park(by("backup"), "a", {
+      await store.operations.park(by("backup"), a, {
         reason: "breaker open",
         until: c.t + 5000,
         durationMs: 1,
         recheck: false,
       }),
     ).toBe(true);
-    expect(await store.operations.renewLeases("a", 120_000)).toBe(1);
+    expect(await store.operations.renewLeases("a", 120_000)).toEqual([by("calendar")]);
     expect(await store.operations.release("a")).toBe(1);
     const view = await store.taskView("t1");
     const states = Object.fromEntries(view!.operations.map((o) => [o.server, o]));
@@ -230,7 +315,11 @@ describe.each(engines)("the $name store", (engine) => {
       ["memory", 1],
     ]);
     for (const o of await store.operations.claim({ owner: "a", leaseMs: 60_000, capacity, limit: 2 })) {
-      await store.operations.finish(o.id, "a", { status: "done", remoteId: `r-${o.server}`, durationMs: 1 });
+      await store.operations.finish(o.id, claimOf(o), {
+        status: "done",
+        remoteId: `r-${o.server}`,
+        durationMs: 1,
+      });
     }
     expect(await store.operations.releaseWaiting("t1")).toEqual(["backup"]);
     expect(
@@ -247,7 +336,7 @@ describe.each(engines)("the $name store", (engine) => {
       capacity: new Map([["git", 1]]),
       limit: 1,
     });
-    await store.operations.finish(git!.id, "a", { status: "done", remoteId: "g1", durationMs: 1 });
+    await store.operations.finish(git!.id, claimOf(git!), { status: "done", remoteId: "g1", durationMs: 1 });
     expect(await store.tasks.markRolledBack("t1", "deltatask failed for good")).toBe(true);
     expect(await store.tasks.markRolledBack("t1", "again")).toBe(false);
     expect(await store.operations.rollback("t1")).toBe(1);
@@ -285,8 +374,9 @@ describe.each(engines)("the $name store", (engine) => {
       ["git", 2],
     ]);
     const serial = new Set(["memory"]);
+    const overrunMs = new Map([["memory", 500]]);
     const claim = (owner: string, orphans = true) =>
-      store.operations.claim({ owner, leaseMs: 1000, capacity, limit: 10, serial, orphans });
+      store.operations.claim({ owner, leaseMs: 1000, capacity, limit: 10, serial, orphans, overrunMs });
     const servers = (ops: Array<{ server: string }>) => ops.map((o) => o.server).sort();
     expect(servers(await claim("a"))).toEqual(["git", "git", "memory", "memory"]);
     // b may take git's last one, not memory's while a calls it.
@@ -298,11 +388,14 @@ describe.each(engines)("the $name store", (engine) => {
     await store.tasks.insertWithOperations("t4", task, null, [op("t4", "memory")]);
     await store.dispatchers.unregister("a");
     expect(servers(await claim("b"))).toEqual(["memory"]);
-    // ...and one still registered is waited for until its leases expire.
+    // ...and one still registered is waited for until its leases expire, and a call it
+    // began just in time would be over (the server's overrun).
     await store.dispatchers.register("a", "a", alive);
     await store.tasks.insertWithOperations("t5", task, null, [op("t5", "memory")]);
     expect(servers(await claim("a"))).toEqual([]);
     c.t += 1001;
+    expect(servers(await claim("a", false))).toEqual([]);
+    c.t += 500;
     expect(servers(await claim("a", false))).toEqual(["memory"]);
     expect(held?.leaseOwner).toBe("a");
   });
@@ -333,12 +426,18 @@ describe.each(engines)("the $name store", (engine) => {
     expect(await store.dispatchers.register("first", "alive", gone)).toEqual({ gone: [], rechecked: 0 });
     await store.dispatchers.unregister("first");
     expect(await store.dispatchers.register("second", "dead", gone)).toEqual({ gone: [], rechecked: 0 });
+    const capacity = new Map([["memory", 1]]);
+    await store.operations.claim({ owner: "second", leaseMs: 60_000, capacity, limit: 1 });
     expect((await store.operations.forTask("t9")).map((o) => o.recheck)).toEqual([false, false]);
     expect(await store.dispatchers.register("third", "alive", gone)).toEqual({
       gone: ["second"],
       rechecked: 2,
     });
-    expect((await store.operations.forTask("t9")).map((o) => o.recheck)).toEqual([true, true]);
+    // What the dead run held is free at once, not when its lease runs out.
+    expect((await store.operations.forTask("t9")).map((o) => [o.status, o.recheck, o.leaseOwner])).toEqual([
+      ["pending", true, null],
+      ["pending", true, null],
+    ]);
     expect(await store.dispatchers.register("fourth", "alive", gone)).toEqual({ gone: [], rechecked: 0 });
   });
 

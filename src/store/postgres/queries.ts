@@ -49,6 +49,8 @@ export function queriesOn(q: Queryable, now: () => number): StoreQueries {
     (await q.query<T & pg.QueryResultRow>(sql, values)).rows;
   const changes = async (sql: string, values: unknown[] = []): Promise<number> =>
     (await q.query(sql, values)).rowCount ?? 0;
+  // The fence, on $1 (id), $2 (owner), $3 (token): this claim still holds the operation.
+  const holds = "id = $1 AND lease_owner = $2 AND attempts = $3 AND status = 'running'";
   // What a blocked operation waits for has settled, or is parked: as in the SQLite store.
   const nothingOpen = `NOT EXISTS (
        SELECT 1 FROM operations p WHERE p.task_id = operations.task_id AND p.kind = operations.kind
@@ -174,12 +176,13 @@ export function queriesOn(q: Queryable, now: () => number): StoreQueries {
               `SELECT 1 FROM operations o JOIN dispatchers d ON d.owner = o.lease_owner
                WHERE o.server = $1 AND o.status = 'running' AND o.lease_owner <> $2
                  AND o.lease_expires_at >= $3 LIMIT 1`,
-              [server, req.owner, t],
+              [server, req.owner, t - (req.overrunMs?.get(server) ?? 0)],
             );
             if (rowCount) busy.add(server);
           }
-          // Per server: running ones whose lease expired (on the poll), then due ones, locked
-          // with SKIP LOCKED until this transaction ends: another dispatcher passes them by.
+          // Per server: running ones whose lease ran out longer ago than a call started in time
+          // could still be at work (on the poll), then due ones, locked with SKIP LOCKED until
+          // this transaction ends: another dispatcher passes them by.
           for (const [server, free] of req.capacity) {
             if (free <= 0 || busy.has(server)) continue;
             const limit = Math.min(free, req.limit);
@@ -191,7 +194,7 @@ export function queriesOn(q: Queryable, now: () => number): StoreQueries {
                       `SELECT id, priority, created_at FROM operations
                        WHERE status = 'running' AND lease_expires_at < $2 AND server = $1
                        ORDER BY lease_expires_at LIMIT $3 FOR UPDATE SKIP LOCKED`,
-                      [server, t, limit],
+                      [server, t - (req.overrunMs?.get(server) ?? 0), limit],
                     )
                   ).rows;
             const due =
@@ -250,9 +253,22 @@ export function queriesOn(q: Queryable, now: () => number): StoreQueries {
       },
       async renewLeases(owner, leaseMs) {
         const t = now();
-        return changes(
-          "UPDATE operations SET lease_expires_at = $1, updated_at = $2 WHERE lease_owner = $3 AND status = 'running'",
+        // A lease that ran out is not renewed: another dispatcher may have called its server since.
+        const renewed = await rows<{ id: number }>(
+          `UPDATE operations SET lease_expires_at = greatest(lease_expires_at, $1), updated_at = $2
+           WHERE lease_owner = $3 AND status = 'running' AND lease_expires_at >= $2 RETURNING id`,
           [t + leaseMs, t, owner],
+        );
+        return renewed.map((r) => r.id);
+      },
+      async renewClaim(id, claim, leaseMs) {
+        const t = now();
+        return (
+          (await changes(
+            `UPDATE operations SET lease_expires_at = greatest(lease_expires_at, $4), updated_at = $5
+             WHERE ${holds} AND lease_expires_at >= $5`,
+            [id, claim.owner, claim.token, t + leaseMs, t],
+          )) === 1
         );
       },
       async releaseWaiting(taskId) {
@@ -274,39 +290,43 @@ export function queriesOn(q: Queryable, now: () => number): StoreQueries {
           [t, blockedUntil],
         );
       },
-      async startAttempt(id, owner) {
+      async startAttempt(id, claim, leaseMs) {
+        const t = now();
         return (
           (await changes(
-            "UPDATE operations SET attempts = attempts + 1, updated_at = $1 WHERE id = $2 AND lease_owner = $3 AND status = 'running'",
-            [now(), id, owner],
+            `UPDATE operations SET attempts = attempts + 1, lease_expires_at = greatest(lease_expires_at, $4),
+               updated_at = $5
+             WHERE ${holds} AND lease_expires_at >= $5`,
+            [id, claim.owner, claim.token, t + leaseMs, t],
           )) === 1
         );
       },
-      async finish(id, owner, outcome) {
+      async finish(id, claim, outcome) {
         const ms = Math.round(outcome.durationMs);
         return (
           (await changes(
-            `UPDATE operations SET status = $3, remote_id = coalesce($4, remote_id),
-               last_error = $5, retryable = 0, waiting = NULL, recheck = 0, lease_owner = NULL,
-               lease_expires_at = NULL, duration_ms = $6::int, total_ms = total_ms + $6::int,
-               finished_at = $7, updated_at = $7
-             WHERE id = $1 AND lease_owner = $2 AND status = 'running'`,
-            [id, owner, outcome.status, outcome.remoteId, outcome.note ?? null, ms, now()],
+            `UPDATE operations SET status = $4, remote_id = coalesce($5, remote_id),
+               last_error = $6, retryable = 0, waiting = NULL, recheck = 0, lease_owner = NULL,
+               lease_expires_at = NULL, duration_ms = $7::int, total_ms = total_ms + $7::int,
+               finished_at = $8, updated_at = $8
+             WHERE ${holds}`,
+            [id, claim.owner, claim.token, outcome.status, outcome.remoteId, outcome.note ?? null, ms, now()],
           )) === 1
         );
       },
-      async fail(id, owner, failure) {
+      async fail(id, claim, failure) {
         const ms = Math.round(failure.durationMs);
         return (
           (await changes(
-            `UPDATE operations SET status = 'failed', last_error = $3, retryable = $4,
-               recheck = greatest(recheck, $5), next_attempt_at = coalesce($6, next_attempt_at),
+            `UPDATE operations SET status = 'failed', last_error = $4, retryable = $5,
+               recheck = greatest(recheck, $6), next_attempt_at = coalesce($7, next_attempt_at),
                lease_owner = NULL, lease_expires_at = NULL,
-               duration_ms = $7::int, total_ms = total_ms + $7::int, finished_at = $8, updated_at = $8
-             WHERE id = $1 AND lease_owner = $2 AND status = 'running'`,
+               duration_ms = $8::int, total_ms = total_ms + $8::int, finished_at = $9, updated_at = $9
+             WHERE ${holds}`,
             [
               id,
-              owner,
+              claim.owner,
+              claim.token,
               failure.error,
               failure.retryable ? 1 : 0,
               failure.recheck ? 1 : 0,
@@ -317,14 +337,23 @@ export function queriesOn(q: Queryable, now: () => number): StoreQueries {
           )) === 1
         );
       },
-      async park(id, owner, p) {
+      async park(id, claim, p) {
         return (
           (await changes(
-            `UPDATE operations SET status = 'pending', waiting = $3, last_error = $3,
-               recheck = greatest(recheck, $4), next_attempt_at = $5, lease_owner = NULL,
-               lease_expires_at = NULL, total_ms = total_ms + $6, updated_at = $7
-             WHERE id = $1 AND lease_owner = $2 AND status = 'running'`,
-            [id, owner, p.reason, p.recheck ? 1 : 0, p.until, Math.round(p.durationMs), now()],
+            `UPDATE operations SET status = 'pending', waiting = $4, last_error = $4,
+               recheck = greatest(recheck, $5), next_attempt_at = $6, lease_owner = NULL,
+               lease_expires_at = NULL, total_ms = total_ms + $7, updated_at = $8
+             WHERE ${holds}`,
+            [
+              id,
+              claim.owner,
+              claim.token,
+              p.reason,
+              p.recheck ? 1 : 0,
+              p.until,
+              Math.round(p.durationMs),
+              now(),
+            ],
           )) === 1
         );
       },
@@ -735,15 +764,20 @@ export function queriesOn(q: Queryable, now: () => number): StoreQueries {
           const gone = all.filter((r) => r.owner !== owner && isGone(r.process));
           let rechecked = 0;
           if (gone.length > 0) {
-            await c.query("DELETE FROM dispatchers WHERE owner = ANY($1::text[])", [
-              gone.map((r) => r.owner),
-            ]);
+            const owners = gone.map((r) => r.owner);
+            await c.query("DELETE FROM dispatchers WHERE owner = ANY($1::text[])", [owners]);
             const marked = await c.query(
               `UPDATE operations SET recheck = 1, updated_at = $1
                WHERE status IN ('pending', 'running') AND recheck = 0`,
               [now()],
             );
             rechecked = marked.rowCount ?? 0;
+            // Nothing of a dead run's runs any more: its claims need not wait for their leases.
+            await c.query(
+              `UPDATE operations SET status = 'pending', recheck = 1, lease_owner = NULL, lease_expires_at = NULL,
+                 updated_at = $2 WHERE status = 'running' AND lease_owner = ANY($1::text[])`,
+              [owners, now()],
+            );
           }
           await c.query(
             `INSERT INTO dispatchers (owner, process, started_at) VALUES ($1, $2, $3)

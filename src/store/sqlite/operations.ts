@@ -1,6 +1,7 @@
 import type { Operation, OperationStatus } from "../../domain/task.js";
 import {
   blockedUntil,
+  type ClaimRef,
   type ClaimRequest,
   type Failure,
   type OperationState,
@@ -22,10 +23,11 @@ export function createOperationStore(db: Db, now: () => number) {
      WHERE server = @server AND status = 'pending' AND next_attempt_at <= @now
      ORDER BY next_attempt_at, id LIMIT @limit`,
   );
-  // Running with an expired lease: its owner died.
+  // Running with a lease that ran out (its owner died, hangs or lost the database) longer
+  // ago than a call it started in time could still be at work on the server.
   const orphanedForServer = db.prepare<[Record<string, unknown>], Candidate>(
     `SELECT id, priority, created_at FROM operations
-     WHERE status = 'running' AND lease_expires_at < @now AND server = @server
+     WHERE status = 'running' AND lease_expires_at < @now - @overrun AND server = @server
      ORDER BY lease_expires_at LIMIT @limit`,
   );
   // What it waits for has settled, or is parked (its server is down): a parked dependency
@@ -64,31 +66,42 @@ export function createOperationStore(db: Db, now: () => number) {
       "SELECT server, kind, status, waiting, attempts, next_attempt_at, waits_for FROM operations WHERE task_id = ?",
     )
     .raw();
-  const renew = db.prepare<[number, number, string]>(
-    "UPDATE operations SET lease_expires_at = ?, updated_at = ? WHERE lease_owner = ? AND status = 'running'",
+  // A lease that ran out is not renewed: another dispatcher may have called its server since.
+  const renew = db.prepare<[Record<string, unknown>], { id: number }>(
+    `UPDATE operations SET lease_expires_at = max(lease_expires_at, @expires), updated_at = @now
+     WHERE lease_owner = @owner AND status = 'running' AND lease_expires_at >= @now RETURNING id`,
   );
-  const startAttempt = db.prepare<[number, number, string]>(
-    "UPDATE operations SET attempts = attempts + 1, updated_at = ? WHERE id = ? AND lease_owner = ? AND status = 'running'",
+  // The fence: this claim (owner and token) still holds a lease that has not run out. A
+  // renewal never shortens a lease (a holder may rely on a longer one it was given).
+  const holds = "id = @id AND lease_owner = @owner AND attempts = @token AND status = 'running'";
+  const renewClaim = db.prepare<[Record<string, unknown>]>(
+    `UPDATE operations SET lease_expires_at = max(lease_expires_at, @expires), updated_at = @now
+     WHERE ${holds} AND lease_expires_at >= @now`,
+  );
+  const startAttempt = db.prepare<[Record<string, unknown>]>(
+    `UPDATE operations SET attempts = attempts + 1, lease_expires_at = max(lease_expires_at, @expires),
+       updated_at = @now
+     WHERE ${holds} AND lease_expires_at >= @now`,
   );
   const finish = db.prepare<[Record<string, unknown>]>(
     `UPDATE operations SET status = @status, remote_id = coalesce(@remoteId, remote_id),
        last_error = @note, retryable = 0, waiting = NULL, recheck = 0, lease_owner = NULL,
        lease_expires_at = NULL, duration_ms = @ms, total_ms = total_ms + @ms,
        finished_at = @now, updated_at = @now
-     WHERE id = @id AND lease_owner = @owner AND status = 'running'`,
+     WHERE ${holds}`,
   );
   const fail = db.prepare<[Record<string, unknown>]>(
     `UPDATE operations SET status = 'failed', last_error = @error, retryable = @retryable,
        recheck = max(recheck, @recheck), next_attempt_at = coalesce(@recoverAt, next_attempt_at),
        lease_owner = NULL, lease_expires_at = NULL,
        duration_ms = @ms, total_ms = total_ms + @ms, finished_at = @now, updated_at = @now
-     WHERE id = @id AND lease_owner = @owner AND status = 'running'`,
+     WHERE ${holds}`,
   );
   const park = db.prepare<[Record<string, unknown>]>(
     `UPDATE operations SET status = 'pending', waiting = @reason, last_error = @reason,
        recheck = max(recheck, @recheck), next_attempt_at = @until, lease_owner = NULL,
        lease_expires_at = NULL, total_ms = total_ms + @ms, updated_at = @now
-     WHERE id = @id AND lease_owner = @owner AND status = 'running'`,
+     WHERE ${holds}`,
   );
   const dueTaskIds = db.prepare<[string, number], { task_id: string }>(
     "SELECT DISTINCT task_id FROM operations WHERE server = ? AND status = 'pending' AND next_attempt_at <= ?",
@@ -169,20 +182,26 @@ export function createOperationStore(db: Db, now: () => number) {
       .join(" UNION ALL "),
   );
 
-  // A serial server another live dispatcher is calling (BEGIN IMMEDIATE: claimers take turns).
-  const othersCalling = db.prepare<{ server: string; owner: string; now: number }, { one: number }>(
+  // A serial server another live dispatcher is calling, or may still be (BEGIN IMMEDIATE:
+  // claimers take turns).
+  const othersCalling = db.prepare<
+    { server: string; owner: string; now: number; overrun: number },
+    { one: number }
+  >(
     `SELECT 1 AS one FROM operations o JOIN dispatchers d ON d.owner = o.lease_owner
      WHERE o.server = @server AND o.status = 'running' AND o.lease_owner <> @owner
-       AND o.lease_expires_at >= @now LIMIT 1`,
+       AND o.lease_expires_at >= @now - @overrun LIMIT 1`,
   );
   const claim = db.transaction((req: ClaimRequest): Operation[] => {
     const t = now();
     const candidates: Candidate[] = [];
     for (const [server, free] of req.capacity) {
       if (free <= 0) continue;
-      if (req.serial?.has(server) && othersCalling.get({ server, owner: req.owner, now: t })) continue;
+      const overrun = req.overrunMs?.get(server) ?? 0;
+      if (req.serial?.has(server) && othersCalling.get({ server, owner: req.owner, now: t, overrun }))
+        continue;
       const limit = Math.min(free, req.limit);
-      const orphans = req.orphans === false ? [] : orphanedForServer.all({ server, now: t, limit });
+      const orphans = req.orphans === false ? [] : orphanedForServer.all({ server, now: t, limit, overrun });
       candidates.push(...orphans, ...dueForServer.all({ server, now: t, limit: limit - orphans.length }));
     }
     // Across servers: priority 1 first, then the oldest.
@@ -218,9 +237,13 @@ export function createOperationStore(db: Db, now: () => number) {
           waitsFor: waitsFor ? waitsFor.split(",") : [],
         }));
     },
-    renewLeases(owner: string, leaseMs: number): number {
+    renewLeases(owner: string, leaseMs: number): number[] {
       const t = now();
-      return renew.run(t + leaseMs, t, owner).changes;
+      return renew.all({ owner, expires: t + leaseMs, now: t }).map((r) => r.id);
+    },
+    renewClaim(id: number, claim: ClaimRef, leaseMs: number): boolean {
+      const t = now();
+      return renewClaim.run({ id, ...claim, expires: t + leaseMs, now: t }).changes === 1;
     },
     /** Lets a task's blocked operations run once what they wait for has settled; their servers. */
     releaseWaiting(taskId: string): string[] {
@@ -230,15 +253,15 @@ export function createOperationStore(db: Db, now: () => number) {
     releaseAllWaiting(): number {
       return releaseAll.run({ now: now(), blocked: blockedUntil }).changes;
     },
-    /** Counts a retry (the claim counts the first attempt); false when the lease is lost. */
-    startAttempt(id: number, owner: string): boolean {
-      return startAttempt.run(now(), id, owner).changes === 1;
+    startAttempt(id: number, claim: ClaimRef, leaseMs: number): boolean {
+      const t = now();
+      return startAttempt.run({ id, ...claim, expires: t + leaseMs, now: t }).changes === 1;
     },
-    finish(id: number, owner: string, outcome: Outcome): boolean {
+    finish(id: number, claim: ClaimRef, outcome: Outcome): boolean {
       return (
         finish.run({
           id,
-          owner,
+          ...claim,
           status: outcome.status,
           remoteId: outcome.remoteId,
           note: outcome.note ?? null,
@@ -247,11 +270,11 @@ export function createOperationStore(db: Db, now: () => number) {
         }).changes === 1
       );
     },
-    fail(id: number, owner: string, failure: Failure): boolean {
+    fail(id: number, claim: ClaimRef, failure: Failure): boolean {
       return (
         fail.run({
           id,
-          owner,
+          ...claim,
           error: failure.error,
           retryable: failure.retryable ? 1 : 0,
           recheck: failure.recheck ? 1 : 0,
@@ -264,13 +287,13 @@ export function createOperationStore(db: Db, now: () => number) {
     /** Back to pending, waiting for its server, until `until`. */
     park(
       id: number,
-      owner: string,
+      claim: ClaimRef,
       p: { reason: string; until: number; durationMs: number; recheck: boolean },
     ): boolean {
       return (
         park.run({
           id,
-          owner,
+          ...claim,
           reason: p.reason,
           until: p.until,
           recheck: p.recheck ? 1 : 0,
