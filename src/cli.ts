@@ -6,7 +6,14 @@
 import { existsSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { loadConfig, printableConfig, secretsOf } from "./config/load.js";
-import { ConfigError, StoreUnavailableError, UsageError, ValidationError, describeError } from "./errors.js";
+import {
+  ConfigError,
+  SchemaTooNewError,
+  StoreUnavailableError,
+  UsageError,
+  ValidationError,
+  describeError,
+} from "./errors.js";
 import { closeLogger, createLogger, type Logger } from "./log.js";
 import { startHttpServer } from "./api/http-server.js";
 import { startFrontEnd } from "./bot/front-end.js";
@@ -330,7 +337,7 @@ export async function main(): Promise<void> {
   try {
     process.exitCode = await runCli(process.argv.slice(2));
   } catch (error) {
-    if (error instanceof ConfigError) {
+    if (error instanceof ConfigError || error instanceof SchemaTooNewError) {
       process.stderr.write(`taskfan: ${error.message}\n`);
       process.exitCode = 2;
     } else if (error instanceof ValidationError) {

@@ -194,6 +194,19 @@ export class StoreUnavailableError extends TaskfanError {
   }
 }
 
+/** The database was migrated by a newer taskfan: this one would misread it, so it does not start. */
+export class SchemaTooNewError extends TaskfanError {
+  constructor(
+    readonly found: number,
+    readonly known: number,
+    where: string,
+  ) {
+    super(
+      `the database (${where}) has schema version ${found}, newer than this taskfan knows (${known}): run the taskfan that migrated it, or a newer one`,
+    );
+  }
+}
+
 /** A retried request with the same idempotency key carries another task. */
 export class IdempotencyConflictError extends TaskfanError {
   constructor(readonly key: string) {

@@ -1,5 +1,6 @@
 import { execFile } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import Database from "better-sqlite3";
+import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -144,6 +145,30 @@ describe("taskfan config", () => {
       expect(existsSync(path.join(other, "data"))).toBe(false);
     } finally {
       rm();
+    }
+  });
+});
+
+describe("a database a newer taskfan migrated", () => {
+  it("is refused with the versions named (exit 2), and left as it was", async () => {
+    const { dir: own, remove: removeOwn } = tempDir();
+    try {
+      const file = path.join(own, "data", "taskfan.db");
+      mkdirSync(path.dirname(file), { recursive: true });
+      const db = new Database(file);
+      db.pragma("user_version = 999");
+      db.close();
+      const r = await taskfan(["task", "abcdefghij"], own);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(
+        /^taskfan: the database \(.*taskfan\.db\) has schema version 999, newer than this taskfan knows \(\d+\): run the taskfan that migrated it, or a newer one\n$/,
+      );
+      const again = new Database(file, { readonly: true });
+      expect(again.pragma("user_version", { simple: true })).toBe(999);
+      expect(again.prepare("SELECT count(*) AS n FROM sqlite_master").get()).toEqual({ n: 0 });
+      again.close();
+    } finally {
+      removeOwn();
     }
   });
 });

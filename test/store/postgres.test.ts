@@ -142,6 +142,36 @@ describe("choosing PostgreSQL", () => {
     }
   });
 
+  it("refuses to start on a database a newer taskfan migrated, and changes nothing in it", async () => {
+    const { dir, remove } = tempDir();
+    const url = await server.createDatabase();
+    const admin = new pg.Client({ connectionString: url });
+    await admin.connect();
+    try {
+      const store = await createPostgresStore(url);
+      await store.close();
+      const known = Math.max(...(await appliedVersions(url)));
+      await admin.query("INSERT INTO schema_migrations (version, name) VALUES ($1, 'from_the_future.sql')", [
+        known + 1,
+      ]);
+      const before = await appliedVersions(url);
+      const failed = await run(process.execPath, [bin, "start"], {
+        cwd: dir,
+        env: { ...process.env, DATA_DIR: path.join(dir, "data"), DATABASE_URL: url, LOG_LEVEL: "warn" },
+      }).catch((error: { code: number; stderr: string }) => error);
+      expect("code" in failed && failed.code).toBe(2);
+      expect(failed.stderr).toContain(
+        `has schema version ${known + 1}, newer than this taskfan knows (${known}): run the taskfan that migrated it, or a newer one`,
+      );
+      expect(await appliedVersions(url)).toEqual(before);
+      const { rows } = await admin.query<{ n: number }>("SELECT count(*)::int AS n FROM instances");
+      expect(rows[0]!.n).toBe(0);
+    } finally {
+      await admin.end();
+      remove();
+    }
+  });
+
   it("runs `taskfan create` end to end on PostgreSQL", async () => {
     const { dir, remove } = tempDir();
     try {

@@ -2,6 +2,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type pg from "pg";
 import { packageDir } from "../../package-dir.js";
+import { SchemaTooNewError } from "../../errors.js";
 import { atomic } from "./queries.js";
 
 export const postgresMigrationsDir = path.join(packageDir, "migrations", "postgres");
@@ -28,6 +29,9 @@ export async function migratePostgres(pool: pg.Pool, dir = postgresMigrationsDir
     );
     const { rows } = await client.query<{ version: number }>("SELECT version FROM schema_migrations");
     const done = new Set(rows.map((r) => r.version));
+    const known = Number(files.at(-1)?.slice(0, 4) ?? 0);
+    const newest = Math.max(0, ...done);
+    if (newest > known) throw new SchemaTooNewError(newest, known, "PostgreSQL");
     const applied: number[] = [];
     for (const file of files) {
       const version = Number(file.slice(0, 4));

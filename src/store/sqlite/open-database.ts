@@ -1,6 +1,7 @@
 import Database from "better-sqlite3";
 import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
+import { SchemaTooNewError } from "../../errors.js";
 import { packageDir } from "../../package-dir.js";
 
 export type Db = Database.Database;
@@ -27,6 +28,8 @@ export function migrate(db: Db, dir = migrationsDir): number {
     .filter((f) => /^\d{4}_[\w-]+\.sql$/.test(f))
     .sort();
   let version = db.pragma("user_version", { simple: true }) as number;
+  const known = Number(files.at(-1)?.slice(0, 4) ?? 0);
+  if (version > known) throw new SchemaTooNewError(version, known, db.name);
   for (const file of files) {
     const target = Number(file.slice(0, 4));
     if (target <= version) continue;
