@@ -66,8 +66,13 @@ export { databasePath };
  */
 export const singletonRetryMs = 2000;
 
-/** How often an instance renews its row, and how old a heartbeat is before the row goes. */
-export const heartbeatMs = 5000;
+/**
+ * How often an instance renews its row; how old a heartbeat is before the instance counts
+ * as hung (its database sessions are ended, so its singletons move as if it had died); and
+ * before its row goes.
+ */
+export const heartbeatMs = 1000;
+export const hungAfterMs = 6000;
 export const staleAfterMs = 30_000;
 
 /**
@@ -94,9 +99,10 @@ export async function startCore(config: Config, log: Logger, options: CoreOption
   const integrations = new Map<ServerName, Integration>(enabled.map((s) => [s.name, createIntegration(s)]));
   for (const dir of defaultDataFolders(config.data_dir)) mkdirSync(dir, { recursive: true });
   const radicale = await startCalendarBackend(config, log);
+  const instance = options.instance ?? (process.env.INSTANCE_ID || `${hostname()}-${process.pid}`);
   let store: Store;
   try {
-    store = options.store ?? (await openStore(config, options.now));
+    store = options.store ?? (await openStore(config, options.now, instance));
   } catch (error) {
     await radicale?.close();
     throw error;
@@ -147,7 +153,6 @@ export async function startCore(config: Config, log: Logger, options: CoreOption
     log,
     ...(options.now ? { now: options.now } : {}),
   });
-  const instance = options.instance ?? (process.env.INSTANCE_ID || `${hostname()}-${process.pid}`);
   wireAlerts({
     fleet,
     health,
@@ -172,7 +177,13 @@ export async function startCore(config: Config, log: Logger, options: CoreOption
     () => singletons.held(),
     store.health,
     log,
-    { beatMs: heartbeatMs, staleAfterMs },
+    {
+      beatMs: heartbeatMs,
+      staleAfterMs,
+      hungAfterMs,
+      // A hung holder's locks are free: take them now.
+      replaced: () => singletons.tryNow(),
+    },
   );
   const metrics = createMetrics({
     store,

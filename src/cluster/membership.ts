@@ -13,8 +13,12 @@ export interface InstanceView extends InstanceRow {
 /**
  * This instance's row in the group: written at start, renewed every `beatMs` with the
  * singletons it holds (and at once when they change), removed at a clean stop. Each beat
- * also removes rows whose heartbeat is older than `staleAfterMs`: instances that died
- * without a clean stop. Without a shared store (SQLite), the group is this instance.
+ * also ends the database sessions of instances whose heartbeat is older than
+ * `hungAfterMs` (a holder that hangs keeps its session, and so its singleton locks and
+ * row locks, as long as its TCP peer looks alive: ending them frees both, and
+ * `replaced` runs so the locks are taken at once), and removes rows older than
+ * `staleAfterMs`: instances that died without a clean stop. Without a shared store
+ * (SQLite), the group is this instance.
  */
 export class Membership {
   private timer: NodeJS.Timeout | undefined;
@@ -27,7 +31,15 @@ export class Membership {
     private readonly singletons: () => string[],
     storeHealth: StoreHealth,
     private readonly log: Logger,
-    private readonly options: { beatMs: number; staleAfterMs: number; now?: () => number },
+    private readonly options: {
+      beatMs: number;
+      staleAfterMs: number;
+      /** Past this, an instance that has not beaten is taken for hung; default: never. */
+      hungAfterMs?: number;
+      /** Called once another instance's sessions were ended. */
+      replaced?: (instances: string[]) => void;
+      now?: () => number;
+    },
   ) {
     this.row = { ...self, host: hostname(), pid: process.pid };
     this.retry = new StoreRetry("instance heartbeat", storeHealth, log);
@@ -47,6 +59,17 @@ export class Membership {
     await this.retry.run(async () => {
       await cluster.beat({ ...this.row, singletons: this.singletons().sort() });
       const now = (this.options.now ?? Date.now)();
+      const { hungAfterMs } = this.options;
+      if (hungAfterMs !== undefined) {
+        const hung = await cluster.endHungSessions(now - hungAfterMs, this.row.id);
+        if (hung.length > 0) {
+          this.log.warn(
+            { instances: hung, hungAfterMs },
+            "ended the database sessions of instances that stopped beating; their locks are free",
+          );
+          this.options.replaced?.(hung);
+        }
+      }
       const gone = await cluster.removeStale(now - this.options.staleAfterMs);
       if (gone.length > 0) this.log.warn({ instances: gone }, "removed instances that stopped beating");
     });

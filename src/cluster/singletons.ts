@@ -61,6 +61,11 @@ export class Singletons {
     return this.claim();
   }
 
+  /** Tries the locks not held now (another instance's were just freed), not on the next round. */
+  tryNow(): void {
+    if (this.running) void this.claim();
+  }
+
   /** Stops every singleton held here and lets its lock go. */
   async stop(): Promise<void> {
     this.running = false;

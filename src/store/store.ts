@@ -77,6 +77,12 @@ export interface ClusterStore {
   beat(row: Omit<InstanceRow, "heartbeatAt">): Promise<void>;
   /** Removes rows whose heartbeat is older than `before`; their ids. */
   removeStale(before: number): Promise<string[]>;
+  /**
+   * Ends the database sessions of every other instance whose heartbeat is older than
+   * `before` (one that hangs: stopped, frozen, cut off), so its session locks and open
+   * transactions are free now, not when its process dies; the ids of those it ended any for.
+   */
+  endHungSessions(before: number, self: string): Promise<string[]>;
   /** A clean stop: this instance's row goes. */
   leave(id: string): Promise<void>;
   instances(): Promise<InstanceRow[]>;

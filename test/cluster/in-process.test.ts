@@ -131,3 +131,62 @@ describe("the instances table", () => {
     },
   );
 });
+
+describe("a hung instance", () => {
+  it(
+    "whose heartbeat is older than the bound has its sessions ended by another: its locks go free and it hears it lost them",
+    { timeout: 60_000 },
+    async () => {
+      const url = await server.createDatabase();
+      let clock = 1_000_000;
+      const now = () => clock;
+      const a = await createPostgresStore(url, now, { instance: "a" });
+      const b = await createPostgresStore(url, now, { instance: "b" });
+      const replaced: string[][] = [];
+      const membership = (store: typeof a, id: string) =>
+        new Membership(
+          store.cluster,
+          { id, version: "0.1.0", startedAt: clock },
+          () => store.locks!.held(),
+          store.health,
+          silentLog,
+          {
+            beatMs: 60_000,
+            staleAfterMs: 30_000,
+            hungAfterMs: 6000,
+            now,
+            replaced: (ids) => replaced.push(ids),
+          },
+        );
+      const [ma, mb] = [membership(a, "a"), membership(b, "b")];
+      try {
+        await ma.start();
+        await mb.start();
+        expect(await b.locks!.tryAcquire("telegram-polling")).toBe(true);
+        expect(await a.locks!.tryAcquire("telegram-polling")).toBe(false);
+        const lost = new Promise<string[]>((resolve) => b.locks!.onLost(resolve));
+        // b stops beating (stopped, frozen): within the bound nothing happens...
+        clock += 6000;
+        await ma.beat();
+        expect(replaced).toEqual([]);
+        // ...past it, a's next beat ends b's sessions: b hears its locks are gone, a takes them.
+        clock += 1;
+        await ma.beat();
+        expect(replaced).toEqual([["b"]]);
+        expect(await lost).toEqual(["telegram-polling"]);
+        expect(await a.locks!.tryAcquire("telegram-polling")).toBe(true);
+        // b runs again: its pool connects anew, it beats and is one of the group again.
+        await mb.beat();
+        expect((await ma.list()).map((i) => i.id)).toEqual(["a", "b"]);
+        expect(await b.locks!.tryAcquire("telegram-polling")).toBe(false);
+        await ma.beat();
+        expect(replaced).toHaveLength(1);
+      } finally {
+        await ma.stop();
+        await mb.stop();
+        await a.close();
+        await b.close();
+      }
+    },
+  );
+});

@@ -12,7 +12,11 @@ interface Row {
   singletons: string[];
 }
 
-/** The instances table and the shared health ratings, on the store's pool. */
+/**
+ * The instances table and the shared health ratings, on a pool of their own (a burst of
+ * work waiting for the store's pool never delays a heartbeat, which would make this
+ * instance look hung to the others).
+ */
 export function clusterOn(pool: pg.Pool, now: () => number): ClusterStore {
   return {
     async beat(row) {
@@ -31,6 +35,23 @@ export function clusterOn(pool: pg.Pool, now: () => number): ClusterStore {
         [before],
       );
       return rows.map((r) => r.id);
+    },
+    async endHungSessions(before, self) {
+      // Its sessions carry its name (see session.ts): its lock and group sessions, and any
+      // of its pool's left idle inside a transaction (holding rows). What it has running
+      // ends by itself within the statement limit. This instance's own are never among them.
+      const { rows } = await pool.query<{ id: string; ended: number }>(
+        `SELECT i.id, count(*) FILTER (WHERE pg_terminate_backend(a.pid))::int AS ended
+         FROM instances i JOIN pg_stat_activity a
+           ON a.application_name IN (left($3 || i.id || ' locks', 63), left($3 || i.id || ' group', 63))
+           OR (a.application_name = left($3 || i.id, 63) AND a.state = 'idle in transaction'
+               AND a.state_change < now() - interval '1 second')
+         WHERE i.heartbeat_at < $1 AND i.id <> $2 AND a.pid <> pg_backend_pid()
+           AND a.datname = current_database()
+         GROUP BY i.id`,
+        [before, self, "taskfan "],
+      );
+      return rows.filter((r) => r.ended > 0).map((r) => r.id);
     },
     async leave(id) {
       await pool.query("DELETE FROM instances WHERE id = $1", [id]);

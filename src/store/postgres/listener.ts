@@ -8,7 +8,7 @@ import pg from "pg";
  * once listening again (whatever was announced meanwhile was missed: look at everything).
  */
 export function listen(
-  url: string,
+  session: pg.ClientConfig,
   channel: string,
   own: ReadonlySet<number>,
   heard: (payload: string) => void,
@@ -29,7 +29,7 @@ export function listen(
     delay = Math.min(delay * 2, 30_000);
   };
   const connect = async () => {
-    const c = new pg.Client({ connectionString: url });
+    const c = new pg.Client(session);
     c.on("notification", (n) => {
       if (!own.has(n.processId)) heard(n.payload ?? "");
     });

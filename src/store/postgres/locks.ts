@@ -21,7 +21,7 @@ export function lockKey(name: string): number {
  * once, and this side hears it through `onLost`: it must stop acting as the holder. The
  * next `tryAcquire` connects again.
  */
-export function advisoryLocks(url: string): SingletonLocks {
+export function advisoryLocks(config: pg.ClientConfig): SingletonLocks {
   let client: pg.Client | undefined;
   let connecting: Promise<pg.Client> | undefined;
   const held = new Set<string>();
@@ -40,7 +40,7 @@ export function advisoryLocks(url: string): SingletonLocks {
     connecting ??= (async () => {
       // A query that hangs (a network that drops packets) fails after 10 s, and the
       // session is ended: its locks are then in doubt, so they count as lost.
-      const c = new pg.Client({ connectionString: url, keepAlive: true, query_timeout: 10_000 });
+      const c = new pg.Client({ ...config, query_timeout: 10_000 });
       c.on("error", () => lose(c));
       c.once("end", () => lose(c));
       try {

@@ -8,13 +8,17 @@ import { clusterOn } from "./cluster.js";
 import { advisoryLocks } from "./locks.js";
 import { migratePostgres } from "./migrate.js";
 import { queriesOn } from "./queries.js";
+import { sessionConfig, type SessionOptions } from "./session.js";
 
-export interface PostgresStoreOptions {
+export interface PostgresStoreOptions extends SessionOptions {
   /** Connections in the pool (default 10). */
   poolSize?: number;
   /** How long the store may stay busy before it counts as unavailable. */
   unavailableAfterMs?: number;
 }
+
+/** A statement's and an idle transaction's limit when none is given: the default lease. */
+const defaultSessionTimeoutMs = 30_000;
 
 /** bigint columns (times in ms, ids) as numbers: every one of ours fits in 2^53. */
 const types = {
@@ -36,16 +40,15 @@ export async function createPostgresStore(
   now: () => number = Date.now,
   options: PostgresStoreOptions = {},
 ): Promise<Store> {
+  const named = { instance: options.instance, timeoutMs: options.timeoutMs ?? defaultSessionTimeoutMs };
+  const session = sessionConfig(url, named);
   const pool = new pg.Pool({
-    connectionString: url,
+    ...session,
     max: options.poolSize ?? 10,
     types,
-    // No limit on waiting for a free connection: a burst of work queues for the pool
-    // instead of failing (a server that refuses connections fails at once regardless).
-    connectionTimeoutMillis: 0,
-    keepAlive: true,
-    // A session left in a transaction by a dead client is ended by the server.
-    options: "-c idle_in_transaction_session_timeout=60000",
+    // A burst of work queues for the pool; no slot is held past the statement limit, so a
+    // wait longer than that means the database does not answer (a store fault, not a hang).
+    connectionTimeoutMillis: named.timeoutMs + 5000,
   });
   // A client that loses its server (a restart cuts every session): the pool drops an idle
   // one, a query in flight rejects with the error, and the next query connects again.
@@ -104,10 +107,12 @@ export async function createPostgresStore(
       client?.release(broken instanceof Error ? broken : undefined);
     }
   };
-  const locks = advisoryLocks(url);
+  const locks = advisoryLocks(sessionConfig(url, named, "locks"));
+  const group = new pg.Pool({ ...sessionConfig(url, named, "group"), max: 2, types });
+  group.on("error", () => undefined);
   const channels = {
-    due: new Channel(url, "taskfan_due", own),
-    task: new Channel(url, "taskfan_task", own),
+    due: new Channel(session, "taskfan_due", own),
+    task: new Channel(session, "taskfan_task", own),
   };
   return {
     ...queries,
@@ -153,12 +158,13 @@ export async function createPostgresStore(
     onDue: (fn) => channels.due.add(fn),
     onTaskChanged: (fn) => channels.task.add(fn),
     locks,
-    cluster: guarded(clusterOn(pool, now), health),
+    cluster: guarded(clusterOn(group, now), health),
     migrated,
     async close() {
       await locks.close();
       await channels.due.close();
       await channels.task.close();
+      await group.end();
       await pool.end();
     },
   };
@@ -170,14 +176,14 @@ class Channel {
   private connection: ReturnType<typeof listen> | undefined;
 
   constructor(
-    private readonly url: string,
+    private readonly session: pg.ClientConfig,
     private readonly name: string,
     private readonly own: ReadonlySet<number>,
   ) {}
 
   add(fn: (payload: string) => void): () => void {
     this.listeners.add(fn);
-    this.connection ??= listen(this.url, this.name, this.own, (payload) => {
+    this.connection ??= listen(this.session, this.name, this.own, (payload) => {
       for (const l of this.listeners) l(payload);
     });
     return () => this.listeners.delete(fn);
