@@ -157,7 +157,11 @@ async function rawFleet(config: Config) {
     servers.map(async (s: ServerConfig) => {
       // Reached the way taskfan reaches it (a child over stdio, its stderr drained and
       // dropped, or the served URL over Streamable HTTP).
-      const transport = openServer(s, { onStderr: () => undefined, onRetryAfter: () => undefined });
+      const transport = openServer(s, {
+        onStderr: () => undefined,
+        onRetryAfter: () => undefined,
+        onTooLarge: () => undefined,
+      });
       // The same client capabilities as taskfan's (roots answered with none), so the floor
       // differs from taskfan by the store and the policies only.
       const client = new Client(

@@ -143,6 +143,33 @@ export class HttpRefusalError extends TaskfanError {
   }
 }
 
+/**
+ * A hosted server sent an answer, or one SSE event, longer than its cap: it talks nonsense
+ * (or means harm). Nothing more of it is read; its session is closed and opened again on
+ * the connection's backoff.
+ */
+export class ResponseTooLargeError extends TaskfanError {
+  override readonly retry = "later";
+  override readonly reached = true;
+  override readonly serverFault = true;
+
+  constructor(
+    readonly server: string,
+    readonly limitBytes: number,
+    what: "answer" | "event",
+  ) {
+    super(
+      `${server} sent ${what === "answer" ? "an answer" : "an event"} over ${formatBytes(limitBytes)} (servers.${server}.max_response_size); it was not read`,
+    );
+  }
+}
+
+function formatBytes(n: number): string {
+  if (n >= 1024 ** 2) return `${+(n / 1024 ** 2).toFixed(1)} MB`;
+  if (n >= 1024) return `${+(n / 1024).toFixed(1)} KB`;
+  return `${n} bytes`;
+}
+
 /** One attempt ran past the server's timeout. It may have reached the server. */
 export class CallTimeoutError extends TaskfanError {
   override readonly retry = "now";

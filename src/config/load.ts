@@ -224,6 +224,7 @@ function completeServers(
       url: given.url,
       headers: given.headers ?? {},
       transport: given.transport,
+      max_response_size: given.max_response_size ?? "8m",
       settings: { ...d.settings, ...given.settings },
     };
     if (given.url !== undefined) {

@@ -41,6 +41,11 @@ export const serverFileSchema = z.strictObject({
   headers: z.record(z.string(), z.string()).optional(),
   /** Without it: Streamable HTTP, falling back to HTTP+SSE when the server answers 4xx. */
   transport: z.enum(["streamable-http", "sse"]).optional(),
+  /** A hosted server's largest answer (and SSE event) taskfan reads: "8m" by default. */
+  max_response_size: z
+    .string()
+    .regex(/^\d+[kmg]?$/, 'a size such as "8m" or "512k"')
+    .optional(),
   settings: z.record(z.string(), z.unknown()).optional(),
 });
 
@@ -286,7 +291,15 @@ export interface ServerConfig {
   url?: string | undefined;
   headers: Record<string, string>;
   transport?: "streamable-http" | "sse" | undefined;
+  /** The largest answer, and SSE event, read from a hosted server ("8m"; see sizeInBytes). */
+  max_response_size: string;
   settings: Record<string, unknown>;
+}
+
+/** "8m", "512k", "1g" or a count of bytes, in bytes. */
+export function sizeInBytes(size: string): number {
+  const unit = { k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[size.slice(-1)] ?? 1;
+  return Number.parseInt(size, 10) * unit;
 }
 
 type Telegram = ParsedConfigFile["notifications"]["telegram"];

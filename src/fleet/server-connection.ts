@@ -11,6 +11,7 @@ import type { ServerConfig } from "../config/schema.js";
 import {
   HttpRefusalError,
   MissingToolsError,
+  ResponseTooLargeError,
   ServerDownError,
   ServerUnavailableError,
   UnauthorisedError,
@@ -65,6 +66,8 @@ export class ServerConnection {
   /** The Retry-After of the server's last 429, and until when it asked us to wait. */
   private retryAfter: number | undefined;
   private limitedUntil = 0;
+  /** The answer over the cap that closed this session, if one did. */
+  private tooLarge: ResponseTooLargeError | undefined;
 
   constructor(
     readonly config: ServerConfig,
@@ -117,9 +120,21 @@ export class ServerConnection {
 
   private async connect(fallback = false): Promise<void> {
     const { config } = this;
-    const transport = this.openTransport(
+    this.tooLarge = undefined;
+    const transport: ServerTransport = this.openTransport(
       config,
-      { onStderr: (chunk) => this.logStderr(chunk), onRetryAfter: (ms) => (this.retryAfter = ms) },
+      {
+        onStderr: (chunk) => this.logStderr(chunk),
+        onRetryAfter: (ms) => (this.retryAfter = ms),
+        // Nothing more of it is read: the session is closed, and opened again on the backoff.
+        onTooLarge: (error) => {
+          if (this.tooLarge) return;
+          this.tooLarge = error;
+          this.log.warn({ err: error }, "hosted server sent more than its cap; closing the session");
+          this.dropped = error.message;
+          void transport.close().catch(() => undefined);
+        },
+      },
       fallback,
     );
     // Roots: none to offer, so each server keeps the folders its configuration gives it.
@@ -168,9 +183,11 @@ export class ServerConnection {
         this.state.lastError = refused.message;
         throw refused;
       }
-      this.state.lastError = describeError(error);
+      // (Set by the hook meanwhile: the narrowing from the reset above does not hold.)
+      const overCap = this.tooLarge as ResponseTooLargeError | undefined;
+      this.state.lastError = overCap?.message ?? describeError(error);
       throw new ServerUnavailableError(config.name, `could not start: ${this.state.lastError}`, {
-        cause: error,
+        cause: overCap ?? error,
       });
     }
     const missing = this.requiredTools.filter((t) => !this.toolNames.has(t));
@@ -206,6 +223,8 @@ export class ServerConnection {
       );
       return result as ToolResult;
     } catch (error) {
+      // An answer over the cap closed the session under the call.
+      if (this.tooLarge) throw this.tooLarge;
       if (error instanceof McpError && error.code === ErrorCode.ConnectionClosed) {
         this.state.connected = false;
         throw new ServerUnavailableError(this.config.name, "connection closed", { cause: error });
@@ -254,6 +273,7 @@ export class ServerConnection {
     try {
       await whileRunning(signal, (scoped) => client.ping({ signal: scoped, timeout: timeoutMs }));
     } catch (error) {
+      if (this.tooLarge) throw this.tooLarge;
       throw await this.fromHttp(error);
     }
   }

@@ -6,7 +6,9 @@ import {
 } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { FetchLike, Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 import { mkdirSync } from "node:fs";
-import type { ServerConfig } from "../config/schema.js";
+import { sizeInBytes, type ServerConfig } from "../config/schema.js";
+import { ResponseTooLargeError } from "../errors.js";
+import { cappedResponse } from "./capped-response.js";
 
 /** How a connection reaches its server. */
 export type TransportKind = "stdio" | "streamable-http" | "sse";
@@ -43,6 +45,8 @@ export interface TransportHooks {
   onStderr(chunk: Buffer): void;
   /** The server answered 429 and said when to come back (HTTP). */
   onRetryAfter(ms: number | undefined): void;
+  /** The server sent more than its cap in one answer or event (HTTP): nothing more of it is read. */
+  onTooLarge(error: ResponseTooLargeError): void;
 }
 
 /** A server given by `url` over HTTP, else its launch line over stdio. */
@@ -56,11 +60,18 @@ export const openServer: OpenTransport = (config, hooks, fallback) =>
 export const openHttp: OpenTransport = (config, hooks, fallback = false) => {
   const url = new URL(config.url!);
   const requestInit = { headers: config.headers };
-  // The SDK's errors carry the status only: a 429's Retry-After is read here.
+  const maxBytes = sizeInBytes(config.max_response_size);
+  const tooLarge = (what: "answer" | "event") => {
+    const error = new ResponseTooLargeError(config.name, maxBytes, what);
+    hooks.onTooLarge(error);
+    return error;
+  };
+  // The SDK's errors carry the status only: a 429's Retry-After is read here. The SDK reads
+  // a JSON answer whole and buffers SSE events without limit: both are capped here.
   const fetchNoting: FetchLike = async (input, init) => {
     const response = await fetch(input, init);
     if (response.status === 429) hooks.onRetryAfter(retryAfterMs(response.headers.get("retry-after")));
-    return response;
+    return cappedResponse(response, maxBytes, tooLarge);
   };
   if (transportOf(config, fallback) === "sse") {
     return new SSEClientTransport(url, { requestInit, fetch: fetchNoting });
