@@ -41,6 +41,8 @@ export default tseslint.config(
   },
   { files: ["src/**/*.ts"], rules: restrict(mcpClient, grammy, sqlite) },
   { files: ["src/fleet/**/*.ts"], rules: restrict(grammy, sqlite) },
+  // The bridge that serves a stdio server over HTTP for `servers serve` is its one client.
+  { files: ["src/servers/stdio-bridge.ts"], rules: restrict(grammy, sqlite) },
   { files: ["src/bot/**/*.ts", "handlers/**/*.ts", "scenes/**/*.ts"], rules: restrict(mcpClient, sqlite) },
   // handlers/ and scenes/ build on src/bot; only the bot's assembly (create-bot.ts) looks the other way.
   {

@@ -314,6 +314,8 @@ async function serveUntilSignal(
       .split(",")
       .map((h) => h.trim())
       .filter(Boolean),
+    maxSessions: positiveEnv("SERVERS_MAX_SESSIONS"),
+    idleSessionSeconds: positiveEnv("SERVERS_IDLE_SECONDS"),
     log,
   });
   const lines = Object.entries(served.urls).map(([role, url]) => `  ${role.padEnd(20)} ${url}`);
@@ -330,6 +332,16 @@ async function serveUntilSignal(
   io.out.write("taskfan servers: stopped\n");
   await closeLogger(log);
   return 0;
+}
+
+/** A whole number above 0 from the environment, or undefined when unset. */
+function positiveEnv(name: string): number | undefined {
+  const text = process.env[name];
+  if (text === undefined || text === "") return undefined;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1)
+    throw new UsageError(`${name}: expected a whole number above 0, got "${text}"`);
+  return n;
 }
 
 /** The entry point of the `taskfan` command. */

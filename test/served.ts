@@ -63,21 +63,3 @@ export function overHttp(
 ) {
   return Object.fromEntries(serverNames.map((r) => [r, { url: urls[r], headers: headers(r) }]));
 }
-
-/**
- * `overHttp`, with the git, filesystem and backup roles' settings naming the folders the
- * served servers under `dataDir` work in (not each taskfan instance's own DATA_DIR).
- */
-export function servedRoles(dataDir: string, urls: Record<ServerName, string>): Record<string, object> {
-  const folders: Partial<Record<ServerName, object>> = {
-    git: { settings: { repo_path: path.join(dataDir, "git", "tasks") } },
-    filesystem: { settings: { root: path.join(dataDir, "files") } },
-    backup: { settings: { source_dir: path.join(dataDir, "files", "tasks") } },
-  };
-  return Object.fromEntries(
-    Object.entries(overHttp(urls)).map(([role, entry]) => [
-      role,
-      { ...entry, ...folders[role as ServerName] },
-    ]),
-  );
-}

@@ -37,3 +37,17 @@ function digest(text: string): Buffer {
 export function keyMatches(presented: string, expected: string): boolean {
   return timingSafeEqual(digest(presented), digest(expected));
 }
+
+/**
+ * Whether a request's Origin is a page of the very server it asks (the same host and port
+ * as its Host): no other site's page, nor another port of this machine, may act on it.
+ */
+export function originMatchesHost(origin: string, host: string | undefined): boolean {
+  let originHost: string;
+  try {
+    originHost = new URL(origin).host;
+  } catch {
+    return false;
+  }
+  return originHost !== "" && originHost === host?.toLowerCase();
+}

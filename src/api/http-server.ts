@@ -6,7 +6,7 @@ import type { Core } from "../core.js";
 import type { Metrics } from "../monitoring/metrics.js";
 import type { TaskStatus } from "../domain/task.js";
 import { storeFault } from "../store/store-health.js";
-import { allowedHostNames, hostName, keyMatches } from "./host-guard.js";
+import { allowedHostNames, hostName, keyMatches, originMatchesHost } from "./host-guard.js";
 import { RateLimiter } from "./rate-limit.js";
 import { renderStatusPage } from "./status-page.js";
 
@@ -115,13 +115,7 @@ export async function startHttpServer(
   function checkOrigin(req: IncomingMessage): void {
     const origin = req.headers.origin;
     if (origin === undefined) return;
-    let host: string | undefined;
-    try {
-      host = new URL(origin).host;
-    } catch {
-      host = undefined;
-    }
-    if (!host || host !== req.headers.host?.toLowerCase()) {
+    if (!originMatchesHost(origin, req.headers.host)) {
       throw new HttpError(403, "forbidden_origin", "requests from another site's page are refused");
     }
   }

@@ -24,7 +24,7 @@ export function localServerEntry(name: string): string {
   return path.join(packageDir, "dist", "src", "servers", `${name}.js`);
 }
 
-type Defaults = Omit<ServerConfig, "name" | "url" | "headers" | "transport">;
+type Defaults = Omit<ServerConfig, "name" | "url" | "headers" | "transport" | "max_response_size">;
 
 /** What sets one role's server apart; the rest is shared (see `defaultServers`). */
 interface Role {
@@ -116,21 +116,22 @@ const roles: Record<ServerName, Role> = {
       },
       cwd: data("git"),
     }),
-    settings: (data) => ({ repo_path: data("git", "tasks") }),
   },
   filesystem: {
     priority: 4,
     timeout: 10,
     concurrency: 4,
     launch: (data) => ({ args: [npmServerEntry("@modelcontextprotocol/server-filesystem"), data("files")] }),
-    settings: (data) => ({ root: data("files") }),
   },
   backup: {
     priority: 5,
     timeout: 30,
     concurrency: 1,
-    launch: (data) => ({ args: [localServerEntry("backup")], env: { DATA_DIR: data("backup") } }),
-    settings: (data) => ({ source_dir: data("files", "tasks") }),
+    // It backs up the filesystem server's task files.
+    launch: (data) => ({
+      args: [localServerEntry("backup")],
+      env: { DATA_DIR: data("backup"), BACKUP_SOURCES: data("files", "tasks") },
+    }),
   },
 };
 

@@ -1,10 +1,13 @@
 import path from "node:path";
 import { z } from "zod";
 import { taskMarker } from "../domain/task.js";
+import { ToolFailedError } from "../errors.js";
 import { callForJson, parseSettings, type Integration } from "./integration.js";
 
 const role = "backup";
-const settingsSchema = z.strictObject({ source_dir: z.string().min(1) });
+/** `source_dir`: the folder of task files it backs up; by default the server's own (`backup_sources`). */
+const settingsSchema = z.strictObject({ source_dir: z.string().min(1).optional() });
+const sources = z.object({ sources: z.array(z.string()) });
 const created = z.object({ timestamp: z.string() });
 const listed = z.object({
   backups: z.array(z.object({ timestamp: z.string(), agent_context: z.string().nullable() })),
@@ -20,21 +23,44 @@ function markerOf(context: string | null): unknown {
 
 /**
  * Backup: a snapshot of the task's record file, taken once the filesystem server has
- * written it; the task record itself travels as the backup's agent context.
+ * written it; the task record itself travels as the backup's agent context. The folder it
+ * backs up is the server's to say (`backup_sources`); `settings.source_dir` overrides it.
  */
 export function createBackupIntegration(settings: unknown): Integration {
-  const { source_dir: folder } = parseSettings(settingsSchema, settings, role);
+  const given = parseSettings(settingsSchema, settings, role).source_dir;
+  let source = given;
+  const folderOf = () => {
+    if (!source) throw new ToolFailedError(role, "backup_sources", "no folder to back up yet");
+    return source;
+  };
   return {
     role,
-    requiredTools: ["backup_folder_create", "backup_folder_list", "backup_delete"],
+    requiredTools: [
+      "backup_folder_create",
+      "backup_folder_list",
+      "backup_delete",
+      ...(given ? [] : ["backup_sources"]),
+    ],
     after: ["filesystem"],
+    async prepare(call, signal) {
+      if (given) return;
+      const reply = await callForJson(call, role, "backup_sources", {}, sources, signal);
+      source = reply.sources[0];
+      if (!source) {
+        throw new ToolFailedError(
+          role,
+          "backup_sources",
+          "the server backs up no folder; give it one, or set servers.backup.settings.source_dir",
+        );
+      }
+    },
     async create(task, call, signal) {
       const context = JSON.stringify({ marker: taskMarker(task.id), task: { ...task, status: undefined } });
       const reply = await callForJson(
         call,
         role,
         "backup_folder_create",
-        { folder_path: folder, include_pattern: `${task.id}.md`, agent_context: context },
+        { folder_path: folderOf(), include_pattern: `${task.id}.md`, agent_context: context },
         created,
         signal,
       );
@@ -46,7 +72,7 @@ export function createBackupIntegration(settings: unknown): Integration {
         call,
         role,
         "backup_folder_list",
-        { folder_path: folder },
+        { folder_path: folderOf() },
         listed,
         signal,
       );
@@ -57,10 +83,10 @@ export function createBackupIntegration(settings: unknown): Integration {
       return hit ? { found: true, remoteId: hit.timestamp } : { found: false };
     },
     async probe(call, signal) {
-      await call("backup_folder_list", { folder_path: path.join(folder, ".probe") }, signal);
+      await call("backup_folder_list", { folder_path: path.join(folderOf(), ".probe") }, signal);
     },
     async compensate(_task, remoteId, call, signal) {
-      await call("backup_delete", { folder_path: folder, timestamp: remoteId }, signal);
+      await call("backup_delete", { folder_path: folderOf(), timestamp: remoteId }, signal);
     },
   };
 }

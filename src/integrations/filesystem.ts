@@ -1,19 +1,37 @@
 import path from "node:path";
 import { z } from "zod";
 import type { Task } from "../domain/task.js";
-import { describeTask, parseSettings, type Integration } from "./integration.js";
+import { ToolFailedError } from "../errors.js";
+import { describeTask, parseSettings, textOf, type Integration } from "./integration.js";
 
 const role = "filesystem";
-const settingsSchema = z.strictObject({ root: z.string().min(1) });
+/** `root`: where the task files go; by default the first folder the server allows. */
+const settingsSchema = z.strictObject({ root: z.string().min(1).optional() });
 
-/** filesystem: the task as a Markdown file, tasks/<id>.md; undo moves it to trash/. */
+/**
+ * filesystem: the task as a Markdown file, tasks/<id>.md; undo moves it to trash/. Its
+ * folder is the server's to say (`list_allowed_directories`), so a server on another
+ * machine works without knowing this one's paths; `settings.root` overrides it.
+ */
 export function createFilesystemIntegration(settings: unknown): Integration {
-  const { root } = parseSettings(settingsSchema, settings, role);
-  const fileOf = (task: Task) => path.join(root, "tasks", `${task.id}.md`);
+  const given = parseSettings(settingsSchema, settings, role).root;
+  let root = given;
+  const folder = () => {
+    if (!root) throw new ToolFailedError(role, "list_allowed_directories", "no folder to write in yet");
+    return root;
+  };
+  const fileOf = (task: Task) => path.join(folder(), "tasks", `${task.id}.md`);
   return {
     role,
-    requiredTools: ["write_file", "get_file_info", "create_directory", "move_file"],
+    requiredTools: [
+      "write_file",
+      "get_file_info",
+      "create_directory",
+      "move_file",
+      ...(given ? [] : ["list_allowed_directories"]),
+    ],
     async prepare(call, signal) {
+      root = given ?? (await allowedFolder(call, signal));
       await call("create_directory", { path: path.join(root, "tasks") }, signal);
       await call("create_directory", { path: path.join(root, "trash") }, signal);
     },
@@ -34,11 +52,29 @@ export function createFilesystemIntegration(settings: unknown): Integration {
       }
     },
     async probe(call, signal) {
-      await call("get_file_info", { path: root }, signal);
+      await call("get_file_info", { path: folder() }, signal);
     },
     async compensate(task, remoteId, call, signal) {
-      const trash = path.join(root, "trash", `${task.id}-${Date.now()}.md`);
+      const trash = path.join(folder(), "trash", `${task.id}-${Date.now()}.md`);
       await call("move_file", { source: remoteId, destination: trash }, signal);
     },
   };
+}
+
+/** The first folder the server says it allows ("Allowed directories:" and one per line). */
+async function allowedFolder(call: Parameters<NonNullable<Integration["prepare"]>>[0], signal: AbortSignal) {
+  const text = textOf(await call("list_allowed_directories", {}, signal));
+  const first = text
+    .split("\n")
+    .slice(1)
+    .map((l) => l.trim())
+    .find((l) => path.isAbsolute(l));
+  if (!first) {
+    throw new ToolFailedError(
+      role,
+      "list_allowed_directories",
+      "the server allows no folder; give it one, or set servers.filesystem.settings.root",
+    );
+  }
+  return first;
 }

@@ -4,7 +4,12 @@ import type { Task } from "../domain/task.js";
 import { callForJson, parseSettings, type Integration } from "./integration.js";
 
 const role = "git";
-const settingsSchema = z.strictObject({ repo_path: z.string().min(1) });
+/**
+ * `repo_path`: the repository; by default "tasks", which the server resolves under its own
+ * base folder (GIT_BASE_DIR) or working directory: a server on another machine needs none
+ * of this one's paths.
+ */
+const settingsSchema = z.strictObject({ repo_path: z.string().min(1).default("tasks") });
 const committed = z.object({ success: z.boolean(), commitHash: z.string().optional() });
 const logged = z.object({
   commits: z.array(

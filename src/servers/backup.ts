@@ -1,7 +1,10 @@
 /**
  * A local MCP server with MCP-Backup-Server's surface (backup_folder_create,
- * backup_folder_list, backup_folder_restore, backup_list_all) plus backup_delete.
- * A backup is a copy of the matching files and a metadata file under DATA_DIR.
+ * backup_folder_list, backup_folder_restore, backup_list_all) plus backup_delete and
+ * backup_sources. A backup is a copy of the matching files and a metadata file under
+ * DATA_DIR. It backs up, and restores into, only the folders BACKUP_SOURCES names (paths
+ * separated as in PATH) and what lies under them; `backup_sources` lists them, so a client
+ * on another machine knows what to ask for.
  */
 import { randomBytes } from "node:crypto";
 import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
@@ -22,6 +25,21 @@ interface BackupMeta {
 }
 
 const root = path.join(dataDirFromEnv(), "backups");
+const allowedSources = (process.env.BACKUP_SOURCES ?? "")
+  .split(path.delimiter)
+  .filter((p) => path.isAbsolute(p))
+  .map((p) => path.resolve(p));
+
+/** Why a folder may not be backed up or restored into; undefined when it may. */
+function refused(folder: string): string | undefined {
+  if (!path.isAbsolute(folder)) return "folder_path must be absolute";
+  const resolved = path.resolve(folder);
+  const inside = allowedSources.some((s) => resolved === s || resolved.startsWith(s + path.sep));
+  if (inside) return undefined;
+  return allowedSources.length === 0
+    ? "this server backs up no folder (BACKUP_SOURCES is not set)"
+    : `${folder} is outside the folders this server backs up (see backup_sources)`;
+}
 mkdirSync(root, { recursive: true });
 const server = new ToolSet({ name: "backup", version: "0.1.0" });
 
@@ -63,7 +81,8 @@ server.registerTool(
     },
   },
   ({ folder_path, include_pattern, exclude_pattern, agent_context }) => {
-    if (!path.isAbsolute(folder_path)) return toolError("folder_path must be absolute");
+    const refusal = refused(folder_path);
+    if (refusal) return toolError(refusal);
     const include = include_pattern ? globToRegExp(include_pattern) : undefined;
     const exclude = exclude_pattern ? globToRegExp(exclude_pattern) : undefined;
     const timestamp = `${new Date().toISOString().replace(/[:.]/g, "-")}-${randomBytes(3).toString("hex")}`;
@@ -95,6 +114,12 @@ server.registerTool(
   ({ folder_path }) => json({ backups: listBackups(folder_path) }),
 );
 
+server.registerTool(
+  "backup_sources",
+  { description: "The folders this server backs up (and what lies under them).", inputSchema: {} },
+  () => json({ sources: allowedSources }),
+);
+
 server.registerTool("backup_list_all", { description: "List every backup.", inputSchema: {} }, () =>
   json({ backups: listBackups() }),
 );
@@ -106,6 +131,8 @@ server.registerTool(
     inputSchema: { folder_path: z.string(), timestamp: z.string() },
   },
   ({ folder_path, timestamp }) => {
+    const refusal = refused(folder_path);
+    if (refusal) return toolError(refusal);
     const meta = listBackups(folder_path).find((b) => b.timestamp === timestamp);
     if (!meta) return toolError(`No backup ${timestamp} of ${folder_path}`);
     mkdirSync(folder_path, { recursive: true });

@@ -2,14 +2,17 @@
  * `taskfan servers serve`: the embedded default's ten servers over Streamable HTTP, each
  * role at `http://<host>:<port>/<role>/mcp`. One front (this file) owns the public port: it
  * checks `Host` and `Origin` (DNS-rebinding protection), the bearer token when one is set,
- * and passes each request to the role's own server on a loopback port:
+ * the size of each request and the time it takes, and passes it to the role's own server
+ * on a loopback port with a key made for this run. The backends answer nothing without
+ * that key (nor to a foreign Host or any browser Origin), so the front is the only way in:
  *
  * - our servers (`src/servers/*.ts`) serve Streamable HTTP themselves (`MCP_HTTP_PORT`);
- * - git-mcp-server has its own HTTP mode (`MCP_TRANSPORT_TYPE=http`);
- * - the upstream servers that speak stdio only run behind `mcp-proxy` (one child each).
+ * - the upstream servers, which speak stdio, run behind our bridge (`stdio-bridge.ts`).
  *
- * A backend that exits is started again (1 s, doubling to 30 s); meanwhile its URL answers
- * 503, and afterwards a client's old session gets 404 and opens a new one.
+ * Both are `serveEndpoint`'s: sessions capped per backend (503 with Retry-After past the
+ * cap) and closed when idle, no event store. A backend that exits is started again (1 s,
+ * doubling to 30 s); meanwhile its URL answers 503, and afterwards a client's old session
+ * gets 404 and opens a new one.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync } from "node:fs";
@@ -20,16 +23,18 @@ import {
   type IncomingMessage,
   type ServerResponse,
 } from "node:http";
+import { randomBytes } from "node:crypto";
 import { connect, createServer as createNetServer } from "node:net";
 import { createInterface } from "node:readline";
 import { hostname } from "node:os";
 import path from "node:path";
-import { defaultDataFolders, defaultServers, localServerEntry, npmServerEntry } from "../config/default.js";
+import { defaultDataFolders, defaultServers, localServerEntry } from "../config/default.js";
 import { serverNames, type ServerName } from "../config/schema.js";
-import { allowedHostNames, hostName, keyMatches } from "../api/host-guard.js";
+import { allowedHostNames, hostName, keyMatches, originMatchesHost } from "../api/host-guard.js";
 import { isLoopback } from "../config/load.js";
 import { UsageError } from "../errors.js";
 import type { Logger } from "../log.js";
+import { backendKeyHeader } from "./http-endpoint.js";
 
 export interface ServeOptions {
   dataDir: string;
@@ -41,8 +46,14 @@ export interface ServeOptions {
   token?: string | undefined;
   /** More names the front answers to (behind a DNS name or a proxy). */
   allowedHosts?: readonly string[];
+  /** Sessions each backend keeps open at once (default 64), and how long an idle one lives (s, default 300). */
+  maxSessions?: number;
+  idleSessionSeconds?: number;
   log: Logger;
 }
+
+/** The largest request body the front passes on. */
+export const maxRequestBytes = 4 * 1024 * 1024;
 
 export interface ServedServers {
   /** The front's base URL; each role is at `<base>/<role>/mcp`. */
@@ -81,42 +92,24 @@ export async function serveServers(options: ServeOptions): Promise<ServedServers
   let closing = false;
   const backends = new Map<ServerName, Backend>();
 
+  // Made for this run: what the front adds to every request it passes on, and the only
+  // way into a backend.
+  const key = randomBytes(32).toString("base64url");
   const launch = (role: ServerName, b: Backend) => {
     const d = defaults[role];
-    const [entry, ...rest] = d.args;
-    const env: NodeJS.ProcessEnv = { ...process.env, ...d.env };
-    let args: string[];
-    if (role === "git") {
-      Object.assign(env, {
-        MCP_TRANSPORT_TYPE: "http",
-        MCP_HTTP_HOST: "127.0.0.1",
-        MCP_HTTP_PORT: String(b.port),
-        MCP_HTTP_ENDPOINT_PATH: b.path,
-        MCP_LOG_LEVEL: "warning",
-      });
-      args = d.args;
-    } else if (path.dirname(entry!) === ourServers) {
-      Object.assign(env, { MCP_HTTP_PORT: String(b.port), MCP_HTTP_HOST: "127.0.0.1" });
-      args = d.args;
-    } else {
-      args = [
-        npmServerEntry("mcp-proxy", "dist/bin/mcp-proxy.mjs"),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        String(b.port),
-        "--server",
-        "stream",
-        "--streamEndpoint",
-        b.path,
-        "--gracefulShutdownTimeout",
-        "1000",
-        "--",
-        d.command,
-        entry!,
-        ...rest,
-      ];
-    }
+    const [entry] = d.args;
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      ...d.env,
+      MCP_HTTP_PORT: String(b.port),
+      MCP_HTTP_HOST: "127.0.0.1",
+      MCP_HTTP_KEY: key,
+      MCP_HTTP_MAX_SESSIONS: String(options.maxSessions ?? 64),
+      MCP_HTTP_IDLE_SECONDS: String(options.idleSessionSeconds ?? 300),
+    };
+    // Ours serve HTTP themselves; an upstream server behind the bridge, over stdio.
+    const args =
+      path.dirname(entry!) === ourServers ? d.args : [localServerEntry("stdio-bridge"), d.command, ...d.args];
     delete env.SERVERS_TOKEN;
     const child = spawn(process.execPath, args, {
       env,
@@ -147,7 +140,7 @@ export async function serveServers(options: ServeOptions): Promise<ServedServers
       await listening(b.port, child, 60_000);
       b.up = true;
       b.readyAt = Date.now();
-      log.info({ server: role, pid: child.pid }, "served server ready");
+      log.info({ server: role, pid: child.pid, port: b.port }, "served server ready");
     } catch (error) {
       log.error({ server: role, err: error }, "served server did not start");
       child.kill("SIGKILL");
@@ -171,11 +164,16 @@ export async function serveServers(options: ServeOptions): Promise<ServedServers
     const b = match ? backends.get(match[1] as ServerName) : undefined;
     if (!b)
       return answer(res, 404, `no such server: the roles are at /<role>/mcp (${serverNames.join(", ")})`);
+    if (Number(req.headers["content-length"] ?? 0) > maxRequestBytes) return tooLarge(req, res);
     if (!b.up) {
       return answer(res, 503, `the ${b.role} server is starting`, { "retry-after": "2" });
     }
-    forward(req, res, b.port, b.path + (match![2] ?? ""));
+    forward(req, res, b.port, b.path + (match![2] ?? ""), key);
   });
+  // A client that sends its headers or its request slowly, or too many connections, is cut off.
+  front.headersTimeout = 10_000;
+  front.requestTimeout = 30_000;
+  front.maxConnections = 256;
   await new Promise<void>((resolve, reject) => {
     front.once("error", reject);
     front.listen(options.port, options.host, () => resolve());
@@ -222,16 +220,10 @@ function refuse(
   const host = req.headers.host;
   if (!host || !allowed(hostName(host)))
     return { status: 403, message: "Forbidden: this Host is not served here" };
+  // As the API's rule: a page may call only the very host and port it came from.
   const origin = req.headers.origin;
-  if (origin !== undefined) {
-    let originHost: string | undefined;
-    try {
-      originHost = new URL(origin).host;
-    } catch {
-      originHost = undefined;
-    }
-    if (!originHost || !allowed(hostName(originHost)))
-      return { status: 403, message: "Forbidden: this Origin may not call these servers" };
+  if (origin !== undefined && !originMatchesHost(origin, host)) {
+    return { status: 403, message: "Forbidden: this Origin may not call these servers" };
   }
   const presented = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? "")?.[1];
   if (token && !(presented && keyMatches(presented, token))) {
@@ -254,19 +246,25 @@ const hopByHop = new Set([
   "trailer",
 ]);
 
-/** Passes one request to a backend on loopback, streaming both ways (SSE included). */
-function forward(req: IncomingMessage, res: ServerResponse, port: number, path: string): void {
+/**
+ * Passes one request to a backend on loopback with this run's key, streaming both ways (SSE
+ * included), its body cut off at `maxRequestBytes` (413); what the backend says of CORS is
+ * not passed back (no page of any site may call through the front).
+ */
+function forward(req: IncomingMessage, res: ServerResponse, port: number, path: string, key: string): void {
   const headers: IncomingHttpHeaders = {};
   for (const [name, value] of Object.entries(req.headers)) {
-    // The front checked Origin and the token; the backend sees neither.
-    if (hopByHop.has(name) || name === "origin" || name === "authorization" || name === "host") continue;
+    // The front checked Origin and the token; the backend sees neither, and only our key.
+    if (hopByHop.has(name) || ["origin", "authorization", "host", backendKeyHeader].includes(name)) continue;
     headers[name] = value;
   }
   headers.host = `127.0.0.1:${port}`;
+  headers[backendKeyHeader] = key;
   const upstream = httpRequest({ host: "127.0.0.1", port, method: req.method, path, headers }, (up) => {
     const out: Record<string, string | string[]> = {};
     for (const [name, value] of Object.entries(up.headers)) {
-      if (!hopByHop.has(name) && value !== undefined) out[name] = value;
+      if (!hopByHop.has(name) && !name.startsWith("access-control-") && value !== undefined)
+        out[name] = value;
     }
     res.writeHead(up.statusCode ?? 502, out);
     res.flushHeaders();
@@ -277,7 +275,30 @@ function forward(req: IncomingMessage, res: ServerResponse, port: number, path: 
     else res.destroy();
   });
   res.on("close", () => upstream.destroy());
-  req.pipe(upstream);
+  let received = 0;
+  req.on("data", (chunk: Buffer) => {
+    received += chunk.length;
+    if (received <= maxRequestBytes) return void upstream.write(chunk);
+    upstream.destroy();
+    tooLarge(req, res);
+  });
+  req.on("end", () => upstream.end());
+}
+
+/**
+ * 413; what the client sends meanwhile is dropped unread for a moment (a little of it, so
+ * the client reads the answer instead of a reset), then the connection is cut.
+ */
+function tooLarge(req: IncomingMessage, res: ServerResponse): void {
+  if (!res.headersSent) {
+    answer(res, 413, `request too large: at most ${maxRequestBytes / 1024 / 1024} MB`);
+  }
+  req.removeAllListeners("data");
+  let dropped = 0;
+  req.on("data", (chunk: Buffer) => {
+    if ((dropped += chunk.length) > 16 * maxRequestBytes) req.destroy();
+  });
+  setTimeout(() => req.destroy(), 1000).unref();
 }
 
 function answer(res: ServerResponse, status: number, message: string, headers: Record<string, string> = {}) {

@@ -6,7 +6,7 @@ import { FakeBotApi } from "../bot/fake-bot-api.js";
 import { packageDir } from "../../src/package-dir.js";
 import { spawnTracked, tempDir, terminate } from "../helpers.js";
 import type { TestPostgres } from "../postgres.js";
-import { serve, servedRoles, type Served } from "../served.js";
+import { overHttp, serve, type Served } from "../served.js";
 
 /** A `taskfan start` process of a group, as its JSON log tells it. */
 export interface Instance {
@@ -155,9 +155,9 @@ export interface ServedGroup extends Group {
 }
 
 /**
- * `startGroup` over the ten servers of a `taskfan servers serve` process of its own (its
- * folders named in every instance's config), with the API's rate limit off and `config`
- * added; `stop` stops the served servers too.
+ * `startGroup` over the ten servers of a `taskfan servers serve` process of its own (on a
+ * DATA_DIR no instance shares: the servers say where they write), with the API's rate limit
+ * off and `config` added; `stop` stops the served servers too.
  */
 export async function startServedGroup(
   server: TestPostgres,
@@ -169,7 +169,7 @@ export async function startServedGroup(
     dataDir = path.join(dir, "served");
     served = await serve(dataDir);
     return {
-      servers: servedRoles(dataDir, served.urls),
+      servers: overHttp(served.urls),
       security: { rate_limiting: { enabled: false } },
       ...config,
     };

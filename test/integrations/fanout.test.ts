@@ -114,7 +114,7 @@ describe("a task fanned out to the ten real servers", () => {
     );
     expect(tracked).toHaveLength(1);
 
-    const repo = h.config.servers.git.settings.repo_path as string;
+    const repo = path.join(h.config.data_dir, "git", "tasks");
     const log = execFileSync(
       "git",
       ["-C", repo, "log", "--format=%H %B", `--grep=Taskfan-Task: ${task.id}`],
@@ -163,7 +163,7 @@ describe("a task fanned out to the ten real servers", () => {
       );
       expect(after, server).toEqual({ found: false });
     }
-    const repo = h.config.servers.git.settings.repo_path as string;
+    const repo = path.join(h.config.data_dir, "git", "tasks");
     const log = execFileSync("git", ["-C", repo, "log", "-1", "--format=%B"], { encoding: "utf8" });
     expect(log).toContain(`Taskfan-Withdrawn: ${task.id}`);
     expect(existsSync(path.join(h.config.data_dir, "files", "tasks", `${task.id}.md`))).toBe(false);

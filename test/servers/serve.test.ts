@@ -14,7 +14,15 @@ import { onceEverywhere, recordsPerServer } from "../server-records.js";
 afterAll(() => stopSpawned());
 
 /** One raw request (node:http, so Host may be anything); resolves with the status. */
-function post(url: string, headers: Record<string, string>): Promise<number> {
+async function post(url: string, headers: Record<string, string>): Promise<number> {
+  return (await initialize(url, headers)).status;
+}
+
+/** An MCP initialize POST; resolves with the answer's status and headers. */
+function initialize(
+  url: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined> }> {
   const body = JSON.stringify({
     jsonrpc: "2.0",
     id: 1,
@@ -34,7 +42,7 @@ function post(url: string, headers: Record<string, string>): Promise<number> {
       },
       (res) => {
         res.resume();
-        resolve(res.statusCode ?? 0);
+        resolve({ status: res.statusCode ?? 0, headers: res.headers });
         res.destroy();
       },
     );
@@ -43,9 +51,47 @@ function post(url: string, headers: Record<string, string>): Promise<number> {
   });
 }
 
+/** A POST of `bytes` zeros (with or without a Content-Length saying so); resolves with the status. */
+function postMany(url: string, bytes: number, declared: boolean): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        accept: "application/json, text/event-stream",
+        ...(declared ? { "content-length": String(bytes) } : {}),
+      },
+    });
+    req.once("response", (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+      req.destroy();
+    });
+    // The front hangs up before everything was sent: what it answered is the result.
+    req.once("error", reject);
+    const chunk = Buffer.alloc(1024 * 1024);
+    let sent = 0;
+    // A chunk a turn, as a client that also reads its answer meanwhile.
+    const more = () => {
+      if (req.destroyed) return;
+      if (sent >= bytes) return void req.end();
+      sent += chunk.length;
+      if (req.write(chunk)) setImmediate(more);
+      else req.once("drain", more);
+    };
+    more();
+  });
+}
+
+/** A process's resident memory, in MB. */
+function rssMb(pid: number): number {
+  const line = readFileSync(`/proc/${pid}/status`, "utf8").match(/^VmRSS:\s+(\d+) kB$/m);
+  return Number(line?.[1] ?? 0) / 1024;
+}
+
 describe("taskfan servers serve", () => {
   it(
-    "serves the ten default servers over HTTP: a task reaches each once; SIGTERM stops every one",
+    "serves the ten default servers over HTTP to a taskfan on a DATA_DIR of its own (examples/taskfan.http.json): a task reaches each once; SIGTERM stops every one",
     { timeout: 120_000 },
     async () => {
       const { dir, remove } = tempDir();
@@ -56,7 +102,13 @@ describe("taskfan servers serve", () => {
       // examples/taskfan.http.json names the URLs a default `servers serve` prints (port 8790).
       const port = new URL(served.urls.deltatask).port;
       const example = readFileSync(path.join(repoRoot, "examples/taskfan.http.json"), "utf8");
-      const h = await startHarness(JSON.parse(example.replaceAll(":8790/", `:${port}/`)) as ConfigFile, dir);
+      // taskfan on a DATA_DIR of its own, as on another machine: the file roles ask the
+      // servers where to write, and no path of this side reaches them.
+      const client = path.join(dir, "client");
+      const h = await startHarness(
+        JSON.parse(example.replaceAll(":8790/", `:${port}/`)) as ConfigFile,
+        client,
+      );
       try {
         expect(h.config.servers.memory.url).toBe(served.urls.memory);
         expect(h.core.fleet.names.map((s) => h.core.fleet.pid(s))).toEqual(serverNames.map(() => undefined));
@@ -175,6 +227,89 @@ describe("taskfan servers serve", () => {
         await terminate(wide.child);
       }
       remove();
+    },
+  );
+
+  it(
+    "is the only way in: no backend answers a request that did not come through the front; 413 past 4 MB; sessions capped and closed when idle",
+    { timeout: 120_000 },
+    async () => {
+      const { dir, remove } = tempDir();
+      const served = await serve(path.join(dir, "data"), {
+        SERVERS_MAX_SESSIONS: "50",
+        SERVERS_IDLE_SECONDS: "2",
+      });
+      try {
+        // Each backend's loopback port, from the line saying it is ready (stderr is read
+        // apart from stdout, where the URLs came: it may lag a moment).
+        const readyPorts = () =>
+          new Map(
+            served.stderr
+              .filter((l) => l.includes('"served server ready"'))
+              .map((l) => JSON.parse(l) as { server: string; port: number })
+              .map((l) => [l.server, l.port]),
+          );
+        await expect.poll(() => readyPorts().size).toBe(serverNames.length);
+        const ports = readyPorts();
+        // Straight to a backend, as any local user or any page of a local browser could:
+        // refused, whatever the Host or Origin.
+        for (const [role, port] of ports) {
+          const direct = `http://127.0.0.1:${port}/mcp`;
+          expect(await post(direct, {}), role).toBe(403);
+          expect(await post(direct, { origin: "http://evil.example.com" }), role).toBe(403);
+          expect(
+            await post(direct, { host: `localhost:${port}`, "x-taskfan-backend-key": "guess" }),
+            role,
+          ).toBe(403);
+        }
+        // Through the front: only a page of the very host and port it serves, and no CORS
+        // answer of any backend comes back.
+        for (const role of serverNames) {
+          const url = served.urls[role];
+          const { port } = new URL(url);
+          const answer = await initialize(url, { origin: `http://127.0.0.1:${port}` });
+          expect(answer.status, role).toBe(200);
+          expect(
+            Object.keys(answer.headers).filter((h) => h.startsWith("access-control-")),
+            role,
+          ).toEqual([]);
+          expect(await post(url, { origin: `http://localhost:${Number(port) + 1}` }), role).toBe(403);
+        }
+        // 600 MB, said or not: 413 after at most 4 MB, and the backend lives on.
+        const memory = backendOf(served, "stdio-bridge.js");
+        expect(await postMany(served.urls.memory, 600 * 1024 * 1024, true)).toBe(413);
+        expect(await postMany(served.urls.deltatask, 600 * 1024 * 1024, false)).toBe(413);
+        expect(await post(served.urls.memory, {})).toBe(200);
+        expect(childPids(served.child.pid!)).toContain(memory);
+
+        // 5 000 initialize calls to one role: 50 sessions at a time at most (the rest 503
+        // with Retry-After; an idle one is closed after 2 s, so a few more get in while this
+        // runs), and its memory stays where it was.
+        const deltatask = backendOf(served, "deltatask.js");
+        const before = rssMb(deltatask);
+        const statuses = new Map<number, number>();
+        let retryAfter: string | string[] | undefined;
+        for (let i = 0; i < 5000; i += 100) {
+          const answers = await Promise.all(
+            Array.from({ length: 100 }, () => initialize(served.urls.deltatask, {})),
+          );
+          for (const a of answers) {
+            statuses.set(a.status, (statuses.get(a.status) ?? 0) + 1);
+            if (a.status === 503) retryAfter = a.headers["retry-after"];
+          }
+        }
+        expect(statuses.get(200)).toBeLessThanOrEqual(50 * 2);
+        expect(statuses.get(503)).toBeGreaterThanOrEqual(4900);
+        expect(retryAfter).toBe("2");
+        expect(rssMb(deltatask) - before).toBeLessThan(40);
+        // Idle sessions are closed: a new client gets in again.
+        await expect
+          .poll(() => post(served.urls.deltatask, {}), { timeout: 10_000, interval: 250 })
+          .toBe(200);
+      } finally {
+        await terminate(served.child);
+        remove();
+      }
     },
   );
 
