@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import type { Alert, AlertKind } from "../domain/alert.js";
 import { alertKeyboard, formatAlert, formatGroup, groupKeyboard } from "./alert-format.js";
 import { oneAtATime } from "../one-at-a-time.js";
-import { StoreRetry, type StoreState } from "../store/store-health.js";
+import { StoreRetry } from "../store/store-health.js";
 import type { BotDeps } from "./deps.js";
 import type { Translate } from "./i18n.js";
 
@@ -28,23 +28,13 @@ export interface AlertDeliveryOptions {
  * Telegram accepted it (429 and 5xx are retried by the API client), so a restart sends
  * what was not delivered and nothing twice.
  *
- * The outbox lives in the database; when the database itself is unavailable, that is said
- * straight to the chat (and that it is back, once it is), and the outbox waits, backing off.
+ * The outbox lives in the database; when the database itself is unavailable the outbox
+ * waits, backing off (StoreNotices tells the chat).
  */
 export class AlertDelivery {
   private readonly owner = `bot-${randomBytes(4).toString("hex")}`;
   private timer: NodeJS.Timeout | undefined;
   private readonly retry: StoreRetry;
-  /** The storage notice still to send, and whether the chat was told the store is down. */
-  private storeNotice: { down: boolean; state: StoreState & { ok: false } } | undefined;
-  private toldDown: (StoreState & { ok: false }) | undefined;
-  private readonly onStoreChange = (state: StoreState) => {
-    if (!state.ok) this.storeNotice = { down: true, state };
-    else if (this.toldDown) this.storeNotice = { down: false, state: this.toldDown };
-    else this.storeNotice = undefined; // never told: nothing to take back
-    if (this.timer !== undefined) this.schedule(0);
-  };
-
   constructor(
     private readonly api: Api,
     private readonly deps: BotDeps,
@@ -54,8 +44,6 @@ export class AlertDelivery {
   }
 
   start(): void {
-    this.deps.storeHealth.on("change", this.onStoreChange);
-    if (!this.deps.storeHealth.state.ok) this.onStoreChange(this.deps.storeHealth.state);
     this.schedule(0);
   }
 
@@ -70,7 +58,6 @@ export class AlertDelivery {
   }
 
   async stop(): Promise<void> {
-    this.deps.storeHealth.off("change", this.onStoreChange);
     clearTimeout(this.timer);
     this.timer = undefined;
     await this.deliverOnce.settled();
@@ -82,31 +69,8 @@ export class AlertDelivery {
   }
 
   private readonly deliverOnce = oneAtATime(async () => {
-    await this.sendStoreNotice();
     return (await this.retry.run(() => this.pass())) ?? 0;
   });
-
-  /** Says straight to the chat that the store is down or back (the outbox is in the store). */
-  private async sendStoreNotice(): Promise<void> {
-    const notice = this.storeNotice;
-    if (!notice) return;
-    const since = new Date(notice.state.since).toISOString().replace("T", " ").slice(0, 16);
-    const text = notice.down
-      ? this.options.t("alert-storage-down", { reason: notice.state.reason, since })
-      : this.options.t("alert-storage-back", { since });
-    try {
-      await this.api.sendMessage(this.options.chatId, text, {
-        ...this.topic(),
-        disable_notification: !notice.down,
-      });
-      if (this.storeNotice === notice) this.storeNotice = undefined;
-      this.toldDown = notice.down ? notice.state : undefined;
-      this.deps.metrics?.alertSent();
-    } catch (error) {
-      this.deps.metrics?.alertFailed();
-      this.deps.log.warn({ err: error }, "storage notice not delivered; will try again");
-    }
-  }
 
   private topic(): { message_thread_id?: number } {
     return this.options.threadId ? { message_thread_id: this.options.threadId } : {};

@@ -4,6 +4,7 @@ import type { Readable, Writable } from "node:stream";
 import type { Logger } from "../log.js";
 import type { Core } from "../core.js";
 import { AlertDelivery } from "./alert-delivery.js";
+import { StoreNotices } from "./store-notices.js";
 import { startConsoleChat } from "./console-chat.js";
 import { createBot } from "./create-bot.js";
 import type { BotDeps, BotSettings } from "./deps.js";
@@ -98,12 +99,16 @@ export async function startFrontEnd(
     const chat = startConsoleChat(deps, settings, io);
     const alerts = new AlertDelivery(chat.bot.bot.api, deps, { chatId: "1", t: chat.bot.translator() });
     alerts.start();
+    const notices = new StoreNotices(chat.bot.bot.api, deps, { chatId: "1", t: chat.bot.translator() });
+    notices.start();
+    notices.holding(true);
     const routes = alertRoutesOf(core, log, chat.bot.translator(telegram.language));
     routes?.start();
     return {
       kind: "console",
       async stop() {
         await alerts.stop();
+        await notices.stop();
         await routes?.stop();
         chat.stop();
       },
@@ -140,9 +145,18 @@ export async function startFrontEnd(
     stopUpdates = () => Promise.resolve();
   }
   const chatId = telegram.chat_id;
+  let notices: StoreNotices | undefined;
   if (chatId) {
-    // Each alert is sent once: one instance delivers them all.
+    // Each alert is sent once: one instance delivers them all, and speaks of the store.
+    const speaker = new StoreNotices(tb.bot.api, deps, {
+      chatId,
+      t: tb.translator(config.notifications.telegram.language),
+      threadId: telegram.thread_id,
+    });
+    speaker.start();
+    notices = speaker;
     core.singletons.add("alert-delivery", () => {
+      speaker.holding(true);
       const alerts = new AlertDelivery(tb.bot.api, deps, {
         chatId,
         t: tb.translator(config.notifications.telegram.language),
@@ -151,7 +165,10 @@ export async function startFrontEnd(
         groupWindowMs: telegram.group_window * 1000,
       });
       alerts.start();
-      return Promise.resolve(() => alerts.stop());
+      return Promise.resolve(async () => {
+        speaker.holding(false);
+        await alerts.stop();
+      });
     });
   }
   const routes = alertRoutesOf(core, log, tb.translator(telegram.language), (chatId, text, other) =>
@@ -170,6 +187,7 @@ export async function startFrontEnd(
     username: tb.bot.botInfo.username,
     async stop() {
       await core.singletons.stop();
+      await notices?.stop();
       tb.progress.stop();
       await stopUpdates();
     },

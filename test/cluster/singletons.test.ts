@@ -7,7 +7,7 @@ import { createPostgresStore } from "../../src/store/postgres/postgres-store.js"
 import type { Store } from "../../src/store/store.js";
 import { startHarness } from "../core-harness.js";
 import { onlyServers, silentLog, terminate } from "../helpers.js";
-import { conditions, groupOwner, groupSingletons, startGroup } from "./instance.js";
+import { conditions, groupAlertChat, groupOwner, groupSingletons, startGroup } from "./instance.js";
 import { clusterPostgres } from "./hooks.js";
 
 const postgres = clusterPostgres();
@@ -107,6 +107,51 @@ describe("alerts in a group of instances", () => {
       await store.close();
     }
   });
+});
+
+describe("PostgreSQL restarted under a group", () => {
+  it(
+    "the alert chat hears once that storage is unavailable and once that it answers again, though the lock session that held alert delivery ended",
+    { timeout: 120_000 },
+    async () => {
+      const server = postgres();
+      const group = await startGroup(server, () => ({
+        servers: onlyServers(["memory"]),
+        store: { unavailable_after: 1 },
+      }));
+      const toChat = (text: RegExp) => () =>
+        group.api.calls.filter(
+          (c) =>
+            c.method === "sendMessage" &&
+            String(c.payload.chat_id) === groupAlertChat &&
+            text.test(String(c.payload.text)),
+        );
+      const down = toChat(/^⛔ storage unavailable/);
+      const back = toChat(/^✅ storage answers again/);
+      let stopped = false;
+      try {
+        const a = group.start("a");
+        await group.until(() => a.holding.has("alert-delivery"));
+        server.stop();
+        stopped = true;
+        await group.api.until(() => down().length > 0, 60_000);
+        // Its lock session ended with the database: delivery stops, and starts again once
+        // the lock is taken anew.
+        await group.until(() => !a.holding.has("alert-delivery"));
+        server.start();
+        stopped = false;
+        await group.until(() => a.holding.has("alert-delivery"));
+        await group.api.until(() => back().length > 0, 60_000);
+        // One more round of delivery after it, and nothing more was said.
+        await group.until(() => a.log.filter((l) => l.msg === "storage answers again").length > 0);
+        expect(down()).toHaveLength(1);
+        expect(back()).toHaveLength(1);
+      } finally {
+        if (stopped) server.start();
+        await group.stop();
+      }
+    },
+  );
 });
 
 describe("two taskfan instances on one PostgreSQL", () => {
