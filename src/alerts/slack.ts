@@ -3,7 +3,7 @@ import type { AlertRouteConfig } from "../config/schema.js";
 import type { Alert } from "../domain/alert.js";
 import { RouteFailure, type AlertText, type RouteSender } from "./route-delivery.js";
 
-/** Slack's mrkdwn treats &, < and > as markup: a server's error text must not be. */
+/** Slack treats &, < and > as markup (links, mentions): text of ours must not be. */
 function escape(text: string): string {
   return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 }
@@ -13,7 +13,9 @@ export function slackMessage(alert: Alert, text: string, from: { instance: strin
   const [head = "", ...rest] = text.split("\n");
   const body = [`*${escape(head)}*`, ...rest.map(escape)].join("\n");
   return {
-    text, // the notification's text, and what clients without blocks show
+    // The notification's text, and what clients without blocks show: escaped too, or a
+    // "<!channel>" in a task's title or a server's error would ping everyone.
+    text: escape(text),
     blocks: [
       { type: "section", text: { type: "mrkdwn", text: body.slice(0, 3000) } },
       {

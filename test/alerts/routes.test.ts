@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { AlertRoutes, routeMuteKey } from "../../src/alerts/route-delivery.js";
 import { senderFor } from "../../src/alerts/senders.js";
 import { slackMessage } from "../../src/alerts/slack.js";
-import { signatureHeader } from "../../src/alerts/webhook.js";
+import { signatureHeader, timestampHeader, verifyWebhook } from "../../src/alerts/webhook.js";
 import type { AlertRouteConfig } from "../../src/config/schema.js";
 import type { Store } from "../../src/store/store.js";
 import { SMTPServer } from "smtp-server";
@@ -107,12 +107,23 @@ describe.each(engines)("alert routes: webhooks ($name)", (engine) => {
       lastError: null,
     });
 
-    // The same delivery both times, signed over the exact body.
+    // The same delivery both times, signed over its timestamp and the exact body.
     for (const { headers, body } of hook.received) {
       expect(headers["x-taskfan-delivery"]).toBe(`${alert.id}-1`);
+      const timestamp = String(headers[timestampHeader]);
+      expect(Math.abs(Number(timestamp) - Date.now() / 1000)).toBeLessThan(60);
       expect(headers[signatureHeader]).toBe(
-        `sha256=${createHmac("sha256", secret).update(body).digest("hex")}`,
+        `sha256=${createHmac("sha256", secret).update(`${timestamp}.${body}`).digest("hex")}`,
       );
+      const signature = String(headers[signatureHeader]);
+      expect(verifyWebhook(body, { timestamp, signature }, secret)).toBe(true);
+      // Another body, another secret, or the same delivery played again later: refused.
+      expect(verifyWebhook(`${body} `, { timestamp, signature }, secret)).toBe(false);
+      expect(verifyWebhook(body, { timestamp, signature }, "another secret")).toBe(false);
+      expect(
+        verifyWebhook(body, { timestamp, signature }, secret, { now: (Number(timestamp) + 301) * 1000 }),
+      ).toBe(false);
+      expect(verifyWebhook(body, { timestamp: undefined, signature }, secret)).toBe(false);
     }
     expect(JSON.parse(hook.received[1]!.body)).toEqual({
       schema: "taskfan.alert/1",
@@ -179,6 +190,27 @@ describe.each(engines)("alert routes: webhooks ($name)", (engine) => {
     expect(hook.received).toHaveLength(2);
     tick(1000);
     expect(await routes.deliver()).toBe(1);
+  });
+
+  it("follows no redirect: the signed body never reaches the other host; refused, naming where it pointed", async () => {
+    const { store, now, tick } = await start();
+    const elsewhere = await endpoint();
+    const hook = await endpoint();
+    const routes = routesOn(store, [webhook(hook.url)], now);
+    await routes.deliver();
+    const alert = await store.alerts.raise("error", "git");
+    for (const status of [302, 307, 308]) {
+      hook.answer({ status, headers: { location: `${elsewhere.url}/steal?token=x` } });
+    }
+    expect(await routes.deliver()).toBe(0);
+    tick(3_600_000);
+    expect(await routes.deliver()).toBe(0);
+    expect(hook.received).toHaveLength(1);
+    expect(elsewhere.received).toEqual([]);
+    expect((await store.alertRoutes.forAlert(alert.id))[0]).toMatchObject({
+      failedCount: 1,
+      lastError: `HTTP 302: redirects are not followed (to ${elsewhere.url}/steal)`,
+    });
   });
 
   it("gives each route what it takes; a route that is down delays only itself; history stays out", async () => {
@@ -268,6 +300,11 @@ describe.each(engines)("alert routes: webhooks ($name)", (engine) => {
       route: "team",
       deliveredCount: 1,
     });
+    // Neither a task's title nor a server's text can ping a channel or pass for markup, in
+    // the blocks or in the notification's own text.
+    const ping = slackMessage(alert, "↩️ rolled back: <!channel> & <@U123>", from);
+    expect(ping.text).toBe("↩️ rolled back: &lt;!channel&gt; &amp; &lt;@U123&gt;");
+    expect(JSON.stringify(ping)).not.toMatch(/<!channel>|<@U123>/);
     // A server's text cannot pass for Slack markup.
     expect(slackMessage(alert, "🔴 ERROR: git\nlast error: <5 restarts> & counting", from).blocks[0]).toEqual(
       {
