@@ -7,6 +7,7 @@ import type { ServerHealth } from "../src/monitoring/health-monitor.js";
 import type { StoreState } from "../src/store/store-health.js";
 import type { InstanceView } from "../src/cluster/membership.js";
 import type { Alert } from "../src/domain/alert.js";
+import type { RouteView } from "../src/core.js";
 import { minute } from "../src/bot/alert-format.js";
 
 const emoji = { ONLINE: "🟢", DEGRADED: "🟡", ERROR: "🔴" } as const;
@@ -23,6 +24,7 @@ export function formatHealth(
   store: StoreState = { ok: true },
   group?: GroupView,
   alerts: readonly Alert[] = [],
+  routes: readonly RouteView[] = [],
 ): string {
   const lines = servers.map((s) => {
     const ms = s.lastResponseMs === undefined ? "—" : `${Math.round(s.lastResponseMs)} ms`;
@@ -73,14 +75,40 @@ export function formatHealth(
           ),
         ]
       : [];
+  const routeLines =
+    routes.length > 0
+      ? [
+          "",
+          t("health-routes"),
+          ...routes.map((r) => t("health-route", { route: r.route, kind: r.kind, state: routeState(r, t) })),
+        ]
+      : [];
   return [
     ...storage,
     t("health-head", { up, total: servers.length }),
     "",
     ...lines,
     ...alertLines,
+    ...routeLines,
     ...instances,
   ].join("\n");
+}
+
+/** One route's state in a few words: what waits for a retry, what it refused, what it said last. */
+function routeState(r: RouteView, t: Translate): string {
+  const parts = [
+    ...(r.retrying > 0
+      ? [
+          t("health-route-retrying", {
+            count: r.retrying,
+            next: r.nextAttemptAt === null ? "—" : minute(r.nextAttemptAt),
+          }),
+        ]
+      : []),
+    ...(r.refused > 0 ? [t("health-route-refused", { count: r.refused })] : []),
+    ...(r.lastError ? [t("health-route-error", { error: r.lastError })] : []),
+  ];
+  return parts.length > 0 ? parts.join(" · ") : t("health-route-ok");
 }
 
 /** /health's text: the group's picture, with the instances when there are several. */
@@ -89,7 +117,8 @@ async function healthText(deps: BotDeps, servers: readonly ServerHealth[], t: Tr
   const group = instances && deps.ratedBy ? { ratedBy: deps.ratedBy(), instances } : undefined;
   // The open alerts and who is on them; /health still answers when the store does not.
   const alerts = await deps.alerts.open().catch(() => []);
-  return formatHealth(servers, t, deps.storeHealth.state, group, alerts);
+  const routes = (await deps.routes?.()) ?? [];
+  return formatHealth(servers, t, deps.storeHealth.state, group, alerts, routes);
 }
 
 export const refreshHealth = (t: Translate) =>

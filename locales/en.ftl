@@ -163,7 +163,10 @@ alert-error = 🔴 ERROR
 alert-degraded = 🟡 DEGRADED
 alert-crash_loop = ♻️ crash loop
 alert-since = since { $since } UTC
-alert-times = { " · " }{ $count } times
+alert-times = { " · " }{ $count ->
+    [one] once
+   *[other] { $count } times
+}
 alert-last-error = last error: { $error }
 alert-seen-by = seen by { $instance }
 alert-rolled-back = ↩️ task rolled back: task { $id }
@@ -179,9 +182,30 @@ ack-closed = This alert is closed already.
 health-alerts = Open alerts:
 health-alert = • { $kind }: { $server } since { $since } UTC{ $ack }
 health-alert-acked = { " " }· { $by } is on it
-alert-group = { $kind } on { $count } servers: { $servers }
-alert-group-mixed = 🔴 problems on { $count } servers: { $servers }
-alert-group-back = ✅ all { $count } servers are back: { $servers }
+health-routes = Alert routes:
+health-route = • { $route } ({ $kind }): { $state }
+health-route-ok = takes every alert
+health-route-retrying = { $count ->
+    [one] 1 alert to try again
+   *[other] { $count } alerts to try again
+} at { $next } UTC
+health-route-refused = { $count ->
+    [one] 1 refused
+   *[other] { $count } refused
+}
+health-route-error = last error: { $error }
+alert-group = { $kind } on { $count ->
+    [one] 1 server
+   *[other] { $count } servers
+}: { $servers }
+alert-group-mixed = 🔴 problems on { $count ->
+    [one] 1 server
+   *[other] { $count } servers
+}: { $servers }
+alert-group-back = ✅ { $count ->
+    [one] the server is back
+   *[other] all { $count } servers are back
+}: { $servers }
 alert-group-line = • { $kind }: { $server }, since { $since } UTC{ $times }{ $error }
 alert-group-error = { " · " }{ $error }
 alert-group-line-back = • ✅ { $server } is back (was { $kind } since { $since } UTC)

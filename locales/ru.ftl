@@ -161,7 +161,11 @@ alert-error = 🔴 ОШИБКА
 alert-degraded = 🟡 СБОИ
 alert-crash_loop = ♻️ постоянные падения
 alert-since = с { $since } UTC
-alert-times = { " · " }{ $count } раз
+alert-times = { " · " }{ $count ->
+    [one] { $count } раз
+    [few] { $count } раза
+   *[other] { $count } раз
+}
 alert-last-error = последняя ошибка: { $error }
 alert-seen-by = заметил экземпляр { $instance }
 alert-rolled-back = ↩️ задача откачена: { $id }
@@ -177,9 +181,29 @@ ack-closed = Эта тревога уже закрыта.
 health-alerts = Открытые тревоги:
 health-alert = • { $kind }: { $server } с { $since } UTC{ $ack }
 health-alert-acked = { " " }· занимается { $by }
-alert-group = { $kind } на { $count } серверах: { $servers }
-alert-group-mixed = 🔴 сбои на { $count } серверах: { $servers }
+health-routes = Маршруты оповещений:
+health-route = • { $route } ({ $kind }): { $state }
+health-route-ok = принимает все оповещения
+health-route-retrying = { $count ->
+    [one] { $count } оповещение ждёт повтора
+    [few] { $count } оповещения ждут повтора
+   *[other] { $count } оповещений ждут повтора
+} в { $next } UTC
+health-route-refused = { $count ->
+    [one] { $count } отклонено
+   *[other] { $count } отклонено
+}
+health-route-error = последняя ошибка: { $error }
+alert-group = { $kind } на { $count ->
+    [one] { $count } сервере
+   *[other] { $count } серверах
+}: { $servers }
+alert-group-mixed = 🔴 сбои на { $count ->
+    [one] { $count } сервере
+   *[other] { $count } серверах
+}: { $servers }
 alert-group-back = ✅ { $count ->
+        [one] сервер снова работает
         [few] все { $count } сервера снова работают
        *[other] все { $count } серверов снова работают
     }: { $servers }

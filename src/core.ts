@@ -16,7 +16,7 @@ import { collectStats, type Stats } from "./monitoring/stats.js";
 import { Maintenance } from "./orchestrator/maintenance.js";
 import { Orchestrator } from "./orchestrator/orchestrator.js";
 import { databasePath, openStore } from "./store/open-store.js";
-import type { Store } from "./store/store.js";
+import type { RouteState, Store } from "./store/store.js";
 import { watchStore } from "./monitoring/store-watch.js";
 import { Singletons } from "./cluster/singletons.js";
 import { SharedHealth } from "./cluster/shared-health.js";
@@ -49,6 +49,11 @@ export interface Core {
   getHealth(): ServerHealth[];
   /** Probes every server now (on the instance holding the health monitor; elsewhere, reads). */
   checkHealth(): Promise<ServerHealth[]>;
+  /**
+   * Where each configured alert route stands (retries due, refusals, its last error); empty
+   * without routes, and while the store does not answer.
+   */
+  routes(): Promise<RouteView[]>;
   /** Writes logs/monitoring_metrics.json now (it is also written every health check interval). */
   writeSnapshot(): Promise<string>;
   /**
@@ -59,6 +64,9 @@ export interface Core {
 }
 
 export { databasePath };
+
+/** An alert route as /health, the API and the status page show it. */
+export type RouteView = RouteState & { kind: string };
 
 /**
  * How often an instance tries to take the singleton locks it lacks: the longest a group
@@ -235,6 +243,12 @@ export async function startCore(config: Config, log: Logger, options: CoreOption
     ratedBy: () => shared.ratedBy(),
     started,
     getStats,
+    async routes() {
+      const kinds = new Map(config.alerts.routes.map((r) => [r.name, r.kind]));
+      if (kinds.size === 0) return [];
+      const states = await store.alertRoutes.summary().catch(() => []);
+      return states.flatMap((r) => (kinds.has(r.route) ? [{ ...r, kind: kinds.get(r.route)! }] : []));
+    },
     writeSnapshot: async () =>
       writeSnapshot(config.logs_dir, snapshotOf(await getStats(), shared.snapshot())),
     getHealth: () => shared.snapshot(),

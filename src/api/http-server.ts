@@ -178,6 +178,7 @@ export async function startHttpServer(
           store: core.store.health.state,
           zone: config.timezone,
           instances: await core.instances(),
+          routes: await core.routes(),
         }),
         "text/html",
       );
@@ -200,6 +201,8 @@ export async function startHttpServer(
           count: a.count,
           acknowledged: a.acknowledged,
         })),
+        // Each alert route: retries due and when, refusals, what it said last.
+        routes: await core.routes(),
       });
     if (method === "GET" && resource === "stats" && !id) return send(res, 200, await core.getStats());
     if ((resource === "health" || resource === "stats") && !id) {

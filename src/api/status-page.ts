@@ -2,6 +2,7 @@ import type { ServerHealth } from "../monitoring/health-monitor.js";
 import type { TaskView } from "../domain/task.js";
 import type { StoreState } from "../store/store-health.js";
 import type { InstanceView } from "../cluster/membership.js";
+import type { RouteView } from "../core.js";
 import { formatInZone } from "../time-zone.js";
 
 const esc = (text: unknown) =>
@@ -36,9 +37,31 @@ function latencyChart(servers: readonly ServerHealth[]): string {
 export function renderStatusPage(
   health: readonly ServerHealth[],
   tasks: readonly TaskView[],
-  options: { store?: StoreState; zone?: string; now?: Date; instances?: readonly InstanceView[] } = {},
+  options: {
+    store?: StoreState;
+    zone?: string;
+    now?: Date;
+    instances?: readonly InstanceView[];
+    routes?: readonly RouteView[];
+  } = {},
 ): string {
-  const { store = { ok: true }, zone = "UTC", now = new Date(), instances = [] } = options;
+  const { store = { ok: true }, zone = "UTC", now = new Date(), instances = [], routes = [] } = options;
+  // Where each alert route stands: what waits for a retry and when, what it refused.
+  const routeTable =
+    routes.length > 0
+      ? `<h2>Alert routes</h2>
+<div class="scroll"><table id="routes"><thead><tr><th>Route</th><th>Kind</th><th>Retrying</th><th>Next try</th><th>Refused</th><th>Last error</th></tr></thead>
+<tbody>
+${routes
+  .map(
+    (r) =>
+      `<tr class="route"><td>${esc(r.route)}</td><td>${esc(r.kind)}</td><td>${r.retrying}</td><td>${
+        r.nextAttemptAt === null ? "—" : esc(formatInZone(new Date(r.nextAttemptAt), zone, "en", now))
+      }</td><td>${r.refused}</td><td class="err">${esc(r.lastError ?? "")}</td></tr>`,
+  )
+  .join("\n")}
+</tbody></table></div>`
+      : "";
   // Several instances share the store: which one holds what.
   const group =
     instances.length > 1
@@ -104,6 +127,7 @@ ${storage}
 <tbody>
 ${serverRows}
 </tbody></table></div>
+${routeTable}
 ${group}
 <h2>Latency (p50 / p95)</h2>
 ${latencyChart(health)}

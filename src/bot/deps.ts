@@ -1,5 +1,6 @@
 import type { EventEmitter } from "node:events";
 import type { InstanceView } from "../cluster/membership.js";
+import type { RouteView } from "../core.js";
 import type { Logger } from "../log.js";
 import type { ServerHealth } from "../monitoring/health-monitor.js";
 import type { Stats } from "../monitoring/stats.js";
@@ -33,6 +34,8 @@ export interface BotDeps {
   serverNames: readonly string[];
   /** The names of `alerts.routes`: /mute takes them too. */
   routeNames?: readonly string[];
+  /** Where each alert route stands: /health lists them. */
+  routes?: (() => Promise<RouteView[]>) | undefined;
   /** The zone a user reads and types deadlines in: theirs (/timezone), else the default. */
   timezoneOf(userId: number | undefined): Promise<string>;
   log: Logger;

@@ -59,6 +59,7 @@ export function botDepsOf(core: Core, log: Logger): BotDeps {
     storeHealth: store.health,
     serverNames: core.fleet.names,
     routeNames: core.config.alerts.routes.map((r) => r.name),
+    routes: () => core.routes(),
     timezoneOf: async (userId) =>
       (userId === undefined ? undefined : await store.bot.timezones.get(userId)) ?? core.config.timezone,
     log,

@@ -1,6 +1,6 @@
 import type { Alert, AlertKind } from "../domain/alert.js";
 import type { Operation, Task } from "../domain/task.js";
-import type { RouteDelivery, StoredEvent } from "./store.js";
+import type { RouteDelivery, StoredEvent, RouteState } from "./store.js";
 
 export interface TaskRow {
   id: string;
@@ -168,3 +168,34 @@ export function toRouteDelivery(r: RouteDeliveryRow): RouteDelivery {
     failedCount: r.failed_count,
   };
 }
+
+export interface RouteStateRow {
+  route: string;
+  since: number | string;
+  retrying: number | string;
+  next_attempt_at: number | string | null;
+  refused: number | string;
+  last_error: string | null;
+}
+
+export function toRouteState(r: RouteStateRow): RouteState {
+  return {
+    route: r.route,
+    since: Number(r.since),
+    retrying: Number(r.retrying),
+    nextAttemptAt: r.next_attempt_at === null ? null : Number(r.next_attempt_at),
+    refused: Number(r.refused),
+    lastError: r.last_error,
+  };
+}
+
+/** Where each route stands (the same statement on both stores). */
+export const routeStateSql = `
+  SELECT r.route, r.since,
+       (SELECT count(*) FROM alert_deliveries d WHERE d.route = r.route AND d.next_attempt_at IS NOT NULL) AS retrying,
+       (SELECT min(d.next_attempt_at) FROM alert_deliveries d WHERE d.route = r.route) AS next_attempt_at,
+       (SELECT count(*) FROM alert_deliveries d
+        WHERE d.route = r.route AND d.failed_count > 0 AND d.failed_count >= d.delivered_count) AS refused,
+       (SELECT d.last_error FROM alert_deliveries d WHERE d.route = r.route AND d.last_error IS NOT NULL
+        ORDER BY d.next_attempt_at IS NULL, d.alert_id DESC LIMIT 1) AS last_error
+     FROM alert_routes r ORDER BY r.route`;

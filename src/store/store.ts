@@ -339,6 +339,21 @@ export interface RouteDelivery {
   failedCount: number;
 }
 
+/** Where one route stands as a whole, for /health, the API and the status page. */
+export interface RouteState {
+  route: string;
+  /** Since when it takes alerts. */
+  since: number;
+  /** Alerts it has not taken yet and will be tried again. */
+  retrying: number;
+  /** The soonest of those tries. */
+  nextAttemptAt: number | null;
+  /** Alerts it refused for good (at their current count). */
+  refused: number;
+  /** What it said last when it did not take one: of a retry under way, else of the latest refusal. */
+  lastError: string | null;
+}
+
 /** Each alert route's own outbox: what it was given, what it refused, when it tries again. */
 export interface AlertRouteStore {
   /** Registers a route (once); returns since when it takes alerts. */
@@ -363,6 +378,8 @@ export interface AlertRouteStore {
   refused(alertId: number, route: string, owner: string, count: number, error: string): Promise<void>;
   /** An alert's state on every route that has seen it. */
   forAlert(alertId: number): Promise<RouteDelivery[]>;
+  /** Every route that ever started, where it stands, by name. */
+  summary(): Promise<RouteState[]>;
 }
 
 /** Conversation state, mutes and users' settings: the little the bot keeps between restarts. */

@@ -185,11 +185,31 @@ describe.each(engines)("alert routes: webhooks ($name)", (engine) => {
     hook.answer({ status: 429, headers: { "retry-after": "60" } });
     await routes.deliver();
     expect((await store.alertRoutes.forAlert(other.id))[0]!.nextAttemptAt).toBe(now() + 60_000);
+    // Where the route stands, as /health and the API show it.
+    expect(await store.alertRoutes.summary()).toEqual([
+      {
+        route: "ops",
+        since: expect.any(Number),
+        retrying: 1,
+        nextAttemptAt: now() + 60_000,
+        refused: 1,
+        lastError: "HTTP 429",
+      },
+    ]);
     tick(59_000);
     await routes.deliver();
     expect(hook.received).toHaveLength(2);
     tick(1000);
     expect(await routes.deliver()).toBe(1);
+    expect(await store.alertRoutes.summary()).toEqual([
+      expect.objectContaining({
+        route: "ops",
+        retrying: 0,
+        nextAttemptAt: null,
+        refused: 1,
+        lastError: 'HTTP 400: {"error":"bad payload"}',
+      }),
+    ]);
   });
 
   it("follows no redirect: the signed body never reaches the other host; refused, naming where it pointed", async () => {

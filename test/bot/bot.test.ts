@@ -385,6 +385,21 @@ describe("alert delivery", () => {
     await deps.state.mutes.unmute();
   });
 
+  it("says counts in words that agree with them, in both languages", () => {
+    const en = bot.translator("en");
+    const ru = bot.translator("ru");
+    const group = (t: typeof en, count: number) =>
+      t("alert-group", { kind: "🔴 ERROR", count, servers: "git" });
+    expect(group(en, 1)).toBe("🔴 ERROR on 1 server: git");
+    expect(group(en, 3)).toBe("🔴 ERROR on 3 servers: git");
+    expect(group(ru, 1)).toBe("🔴 ERROR на 1 сервере: git");
+    expect(group(ru, 5)).toBe("🔴 ERROR на 5 серверах: git");
+    expect(en("alert-group-back", { count: 1, servers: "git" })).toBe("✅ the server is back: git");
+    expect(ru("alert-times", { count: 2 })).toBe(" · 2 раза");
+    expect(ru("alert-times", { count: 5 })).toBe(" · 5 раз");
+    expect(en("alert-times", { count: 2 })).toBe(" · 2 times");
+  });
+
   it("posts into the forum topic; recoveries and DEGRADED go quietly, ERROR rings", async () => {
     const { quiet_kinds } = h.config.notifications.telegram;
     const delivery = new AlertDelivery(bot.bot.api, deps, {

@@ -18,6 +18,8 @@ const alertChat = -100;
 
 let api: FakeBotApi;
 let child: ChildProcess;
+/** Its HTTP API, once it says it listens. */
+let apiUrl: string | undefined;
 let dir: string;
 let remove: () => void;
 let message = 1;
@@ -83,7 +85,8 @@ beforeAll(async () => {
         timestamp: req.headers["x-taskfan-timestamp"] as string | undefined,
         body,
       });
-      res.writeHead(204).end();
+      if (req.url === "/gone") res.writeHead(410).end("gone for good");
+      else res.writeHead(204).end();
     });
   });
   hook.listen(0, "127.0.0.1");
@@ -111,6 +114,7 @@ beforeAll(async () => {
         routes: [
           { kind: "webhook", name: "ops", url: "${OPS_HOOK_URL}", secret: "${OPS_HOOK_SECRET}" },
           { kind: "slack", name: "team", url: "${TEAM_SLACK_URL}", kinds: ["recovered"] },
+          { kind: "webhook", name: "gone", url: "${GONE_HOOK_URL}", servers: ["memory"] },
           { kind: "telegram", name: "second-chat", chat_id: -200, thread_id: 5, servers: ["memory"] },
           {
             kind: "email",
@@ -140,12 +144,20 @@ beforeAll(async () => {
       OPS_HOOK_SECRET: hookSecret,
       ONCALL_SMTP_URL: `smtp://127.0.0.1:${smtpPort}`,
       TEAM_SLACK_URL: `http://127.0.0.1:${(hook.address() as AddressInfo).port}/slack/T0/B0/e2e`,
+      GONE_HOOK_URL: `http://127.0.0.1:${(hook.address() as AddressInfo).port}/gone`,
       ALLOWED_USER_IDS: String(owner.id),
     },
     stdio: ["ignore", "ignore", "pipe"],
   });
   let stderr = "";
-  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString("utf8")));
+  child.stderr!.on("data", (d: Buffer) => {
+    stderr += d.toString("utf8");
+    apiUrl ??=
+      /"msg":"http server listening"[^\n]*"url":"([^"]+)"|"url":"([^"]+)"[^\n]*"msg":"http server listening"/
+        .exec(stderr)
+        ?.slice(1)
+        .find(Boolean);
+  });
   child.once("exit", (code) => {
     if (code !== 0 && code !== null) process.stderr.write(`taskfan exited with ${code}:\n${stderr}\n`);
   });
@@ -301,6 +313,47 @@ describe("the bot as a process, against an HTTP fake of the Bot API", () => {
     const answered = /^In-Reply-To: (<\S+>)/m.exec(recoveries()[0]!)?.[1];
     expect(answered).toBeDefined();
     expect(starts).toContain(answered);
+  });
+
+  it("says where each alert route stands: /health, /api/health and the status page name a refusal and its reason", async () => {
+    await vi.waitFor(
+      async () => {
+        expect(apiUrl).toBeDefined();
+        const health = (await (await fetch(`${apiUrl}/api/health`)).json()) as {
+          routes: Array<{
+            route: string;
+            kind: string;
+            refused: number;
+            retrying: number;
+            lastError: string | null;
+          }>;
+        };
+        expect(health.routes.map((r) => r.route)).toEqual(["gone", "oncall", "ops", "second-chat", "team"]);
+        expect(health.routes.find((r) => r.route === "gone")).toMatchObject({
+          kind: "webhook",
+          retrying: 0,
+          lastError: "HTTP 410: gone for good",
+        });
+        expect(health.routes.find((r) => r.route === "gone")!.refused).toBeGreaterThanOrEqual(1);
+        expect(health.routes.find((r) => r.route === "ops")).toMatchObject({
+          refused: 0,
+          retrying: 0,
+          lastError: null,
+        });
+      },
+      { timeout: 30_000, interval: 200 },
+    );
+    const asked = api.calls.length;
+    const routesReply = (calls: Sent[]) =>
+      calls.slice(asked).find((c) => to(owner.id)(c) && textOf(c).includes("Alert routes:"));
+    api.push(text(owner, "/health"));
+    await api.until((calls) => routesReply(calls) !== undefined);
+    const reply = textOf(routesReply(api.calls)!);
+    expect(reply).toMatch(/^• gone \(webhook\): \d+ refused · last error: HTTP 410: gone for good$/m);
+    expect(reply).toContain("• ops (webhook): takes every alert");
+    const page = await (await fetch(`${apiUrl}/`)).text();
+    expect(page).toContain('<table id="routes">');
+    expect(page).toContain("HTTP 410: gone for good");
   });
 
   it("stops cleanly on SIGTERM", async () => {

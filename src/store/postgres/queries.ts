@@ -1,9 +1,12 @@
 import type pg from "pg";
 import type { Operation, OperationStatus, TaskStatus } from "../../domain/task.js";
 import {
+  routeStateSql,
   toAlert,
   toRouteDelivery,
+  toRouteState,
   type RouteDeliveryRow,
+  type RouteStateRow,
   toEvent,
   toOperation,
   toTask,
@@ -655,6 +658,9 @@ export function queriesOn(q: Queryable, now: () => number): StoreQueries {
             alertId,
           ])
         ).map(toRouteDelivery);
+      },
+      async summary() {
+        return (await rows<RouteStateRow>(routeStateSql)).map(toRouteState);
       },
     },
 

@@ -1,12 +1,21 @@
 import type { Alert } from "../../domain/alert.js";
-import { toAlert, toRouteDelivery, type AlertRow, type RouteDeliveryRow } from "../rows.js";
-import type { RouteDelivery } from "../store.js";
+import {
+  routeStateSql,
+  toAlert,
+  toRouteDelivery,
+  toRouteState,
+  type AlertRow,
+  type RouteDeliveryRow,
+  type RouteStateRow,
+} from "../rows.js";
+import type { RouteDelivery, RouteState } from "../store.js";
 import type { Db } from "./open-database.js";
 
 export function createAlertRouteStore(db: Db) {
   const register = db.prepare<[string, number]>(
     "INSERT INTO alert_routes (route, since) VALUES (?, ?) ON CONFLICT (route) DO NOTHING",
   );
+  const summary = db.prepare<[], RouteStateRow>(routeStateSql);
   const sinceOf = db.prepare<[string], { since: number }>("SELECT since FROM alert_routes WHERE route = ?");
   const due = db.prepare<
     [string, number, number, number, number],
@@ -78,6 +87,9 @@ export function createAlertRouteStore(db: Db) {
     },
     forAlert(alertId: number): RouteDelivery[] {
       return forAlert.all(alertId).map(toRouteDelivery);
+    },
+    summary(): RouteState[] {
+      return summary.all().map(toRouteState);
     },
   };
 }
