@@ -155,8 +155,12 @@ export async function startHttpServer(
     // What changes state (POST, the only such method here) is JSON from a page of ours.
     if (method !== "GET" && method !== "HEAD") checkOrigin(req);
     if (method === "POST") requireJson(req);
-    if (parts[0] === "api" && limiter && !limiter.allows(req.socket.remoteAddress ?? "?")) {
-      throw new HttpError(429, "rate_limited", `over ${perMinute} requests a minute`);
+    if (parts[0] === "api" && limiter) {
+      const client = req.socket.remoteAddress ?? "?";
+      if (!limiter.begin(client))
+        throw new HttpError(429, "rate_limited", `over ${perMinute} requests a minute`);
+      // Its share is kept once it is answered; one that never completes gives it back.
+      res.once("close", () => limiter.end(client, res.writableFinished));
     }
     authorize(req, parts[0] === "api");
     if (method === "GET" && url.pathname === "/readyz") {
@@ -269,9 +273,6 @@ export async function startHttpServer(
       connectionsCheckingInterval: Math.min(1000, (http.headers_timeout * 1000) / 2),
     },
     (req, res) => {
-      // Counted once answered, so requests that never complete cost nobody their budget.
-      if (limiter && req.url?.startsWith("/api"))
-        res.once("finish", () => limiter.completed(req.socket.remoteAddress ?? "?"));
       route(req, res).catch((error: unknown) => {
         const failure = storeFault(error) && !(error instanceof StoreDown) ? new StoreDown(error) : error;
         if (failure instanceof HttpError) {

@@ -195,19 +195,43 @@ describe("slow and numerous clients", async () => {
     for (const s of five) s.destroy();
   });
 
-  it("counts requests as they complete and forgets clients whose minute is over", async () => {
+  it("holds a share for each request under way, keeps those that complete, forgets clients whose minute is over", async () => {
     const clock = { t: 0 };
     const limiter = new RateLimiter(2, () => clock.t);
-    expect(limiter.allows("a")).toBe(true);
-    limiter.completed("a");
-    limiter.completed("a");
-    expect(limiter.allows("a")).toBe(false);
-    expect(limiter.allows("b")).toBe(true);
-    limiter.completed("b");
+    // Two at once fill the minute; a third at the same moment is refused.
+    expect(limiter.begin("a")).toBe(true);
+    expect(limiter.begin("a")).toBe(true);
+    expect(limiter.begin("a")).toBe(false);
+    // One abandoned gives its share back; the one that completed keeps it.
+    limiter.end("a", false);
+    limiter.end("a", true);
+    expect(limiter.begin("a")).toBe(true);
+    limiter.end("a", true);
+    expect(limiter.begin("a")).toBe(false);
+    expect(limiter.begin("b")).toBe(true);
+    limiter.end("b", true);
     expect(limiter.size).toBe(2);
     clock.t += 60_000;
-    expect(limiter.allows("a")).toBe(true);
+    expect(limiter.begin("a")).toBe(true);
     expect(limiter.size).toBe(0);
+  });
+
+  it("holds the API's limit under concurrency: of 50 requests sent at once, the limit pass", async () => {
+    const r = await startHarness({
+      servers: onlyServers(["memory"]),
+      security: { rate_limiting: { enabled: true, requests_per_minute: 5 } },
+    });
+    const http = await startHttpServer(r.core, r.core.metrics, silentLog);
+    try {
+      const statuses = await Promise.all(
+        Array.from({ length: 50 }, async () => (await fetch(`${http.url}/api/health`)).status),
+      );
+      expect(statuses.filter((s) => s === 200)).toHaveLength(5);
+      expect(statuses.filter((s) => s === 429)).toHaveLength(45);
+    } finally {
+      await http.close();
+      await r.stop();
+    }
   });
 });
 

@@ -11,6 +11,7 @@ import { startHttpServer } from "../../src/api/http-server.js";
 import { ConfigError, StoreUnavailableError } from "../../src/errors.js";
 import { migratePostgres, postgresMigrationsDir } from "../../src/store/postgres/migrate.js";
 import { createPostgresStore } from "../../src/store/postgres/postgres-store.js";
+import { sessionConfig } from "../../src/store/postgres/session.js";
 import { freePort, onlyServers, repoRoot, silentLog, tempDir, testConfig } from "../helpers.js";
 import { startPostgres, type TestPostgres } from "../postgres.js";
 import { onceEverywhere, recordsPerServer } from "../server-records.js";
@@ -169,6 +170,60 @@ describe("choosing PostgreSQL", () => {
     } finally {
       await admin.end();
       remove();
+    }
+  });
+
+  it("names its sessions and limits them: a statement blocked by an outside lock ends at the limit, and its slot is free again", async () => {
+    const url = await server.createDatabase();
+    const store = await createPostgresStore(url, Date.now, {
+      instance: "limits-test",
+      timeoutMs: 800,
+      poolSize: 1,
+    });
+    const admin = new pg.Client({ connectionString: url });
+    await admin.connect();
+    try {
+      // Its pool, its group rows and its locks, each on sessions named for the instance.
+      await store.tasks.count();
+      await store.cluster!.instances();
+      await store.locks!.tryAcquire("limits-test");
+      const { rows } = await admin.query<{ application_name: string }>(
+        `SELECT DISTINCT application_name FROM pg_stat_activity
+         WHERE datname = current_database() AND application_name LIKE 'taskfan limits-test%' ORDER BY 1`,
+      );
+      expect(rows.map((r) => r.application_name)).toEqual([
+        "taskfan limits-test",
+        "taskfan limits-test group",
+        "taskfan limits-test locks",
+      ]);
+      // What every such session is opened with.
+      const probe = new pg.Client(sessionConfig(url, { instance: "probe", timeoutMs: 800 }));
+      await probe.connect();
+      const show = async (name: string) =>
+        (await probe.query<Record<string, string>>(`SHOW ${name}`)).rows[0]![name];
+      expect(
+        await Promise.all(
+          [
+            "statement_timeout",
+            "idle_in_transaction_session_timeout",
+            "tcp_keepalives_idle",
+            "application_name",
+          ].map(show),
+        ),
+      ).toEqual(["800ms", "800ms", "10", "taskfan probe"]);
+      await probe.end();
+      // Someone else holds the table: our statement waits only as long as the limit.
+      await admin.query("BEGIN");
+      await admin.query("LOCK TABLE tasks IN ACCESS EXCLUSIVE MODE");
+      await expect(store.tasks.count()).rejects.toThrow(
+        /storage unavailable: the database is busy \(a statement ran past its limit\)/,
+      );
+      await admin.query("COMMIT");
+      // The pool's one slot was given back: the next statement runs.
+      expect(await store.tasks.count()).toBe(0);
+    } finally {
+      await admin.end();
+      await store.close();
     }
   });
 

@@ -213,6 +213,8 @@ export function pgFault(error: unknown): StoreFault | undefined {
   if (code === "53100") return fault("full", "the database or its disk is full");
   if (code === "53300" || code === "55P03" || code === "40P01" || code === "40001")
     return fault("busy", "the database is busy");
+  // Our statement limit: a statement waited past it (for a lock someone else holds).
+  if (code === "57014") return fault("busy", "the database is busy (a statement ran past its limit)");
   if (code === "25006") return fault("readonly", "the database is read-only");
   if (code === "XX001" || code === "XX002") return fault("corrupt", "the database file is damaged");
   return undefined;
