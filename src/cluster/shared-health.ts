@@ -16,6 +16,7 @@ export class SharedHealth {
   private leading = false;
   private read = new Map<ServerName, { rating: ServerHealth; instance: string; writtenAt: number }>();
   private timer: NodeJS.Timeout | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
   private dirty = false;
   private readonly writeRetry: StoreRetry;
   private readonly readRetry: StoreRetry;
@@ -55,6 +56,7 @@ export class SharedHealth {
 
   async stop(): Promise<void> {
     clearInterval(this.timer);
+    clearTimeout(this.retryTimer);
     this.leading = false;
     await this.write.settled();
     await this.refresh.settled();
@@ -96,8 +98,12 @@ export class SharedHealth {
         return true;
       });
       if (!ok) {
-        // The store does not answer: the next probe or change writes again.
+        // The store does not answer: tried again after the retry's backoff (or at the next
+        // change, if sooner), not left stale until the next probe.
         this.dirty = true;
+        clearTimeout(this.retryTimer);
+        this.retryTimer = setTimeout(() => void this.write(), Math.max(this.writeRetry.delayMs, 500));
+        this.retryTimer.unref();
         return;
       }
     }

@@ -1,3 +1,4 @@
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { createBot } from "../../src/bot/create-bot.js";
 import { Membership } from "../../src/cluster/membership.js";
@@ -186,6 +187,58 @@ describe("a hung instance", () => {
         await mb.stop();
         await a.close();
         await b.close();
+      }
+    },
+  );
+});
+
+describe("the shared health picture", () => {
+  it(
+    "a rating the store would not take is written again after a backoff, not left stale until the next probe",
+    { timeout: 60_000 },
+    async () => {
+      const url = await server.createDatabase();
+      const store = await createPostgresStore(url, Date.now, { instance: "rater", timeoutMs: 300 });
+      const h = await startHarness({ servers: onlyServers(["memory"]) }, undefined, {
+        store,
+        instance: "rater",
+      });
+      const admin = new pg.Client({ connectionString: url });
+      await admin.connect();
+      const writtenAt = async () =>
+        Number(
+          (await admin.query<{ w: string }>("SELECT max(written_at) AS w FROM server_health")).rows[0]?.w ??
+            0,
+        );
+      try {
+        await vi.waitFor(() => expect(h.core.singletons.held()).toContain("health-monitor"), {
+          timeout: 20_000,
+        });
+        await vi.waitFor(async () => expect(await writtenAt()).toBeGreaterThan(0), { timeout: 20_000 });
+        const before = await writtenAt();
+        // Someone holds the table while the monitor probes: its write waits past the limit and fails.
+        await admin.query("BEGIN");
+        await admin.query("LOCK TABLE server_health IN ACCESS EXCLUSIVE MODE");
+        const waiting = async () =>
+          (
+            await admin.query(
+              `SELECT 1 FROM pg_stat_activity WHERE application_name = 'taskfan rater group'
+                 AND wait_event_type = 'Lock' AND query LIKE '%server_health%'`,
+            )
+          ).rowCount;
+        await h.core.checkHealth();
+        await expect.poll(waiting, { timeout: 10_000, interval: 20 }).toBe(1);
+        await expect.poll(waiting, { timeout: 10_000, interval: 20 }).toBe(0);
+        await admin.query("COMMIT");
+        // The next probe is a minute away: the write comes again well before.
+        await vi.waitFor(async () => expect(await writtenAt()).toBeGreaterThan(before), {
+          timeout: 10_000,
+          interval: 100,
+        });
+      } finally {
+        await admin.end().catch(() => undefined);
+        await h.stop();
+        await store.close();
       }
     },
   );
