@@ -241,11 +241,13 @@ export class Dispatcher {
       const availability = this.ctx.fleet.availability(server);
       if (availability.ok) continue;
       // Parked until the server may be back; the poll (or its breaker closing) marks it again.
+      // On a store other instances share, they stay due for them: this instance's view of
+      // the server (its breaker, its connection) is its own.
       this.mayHaveWork.delete(server);
       const touched = await this.ctx.store.operations.parkServer(
         server,
         availability.reason,
-        availability.retryAt,
+        this.ctx.store.cluster ? null : availability.retryAt,
       );
       for (const taskId of touched) await this.parts.status.refresh(taskId);
     }

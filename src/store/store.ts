@@ -250,8 +250,12 @@ export interface OperationStore {
     claim: ClaimRef,
     p: { reason: string; until: number; durationMs: number; recheck: boolean },
   ): Promise<boolean>;
-  /** Marks a server's due operations as waiting for it; returns the tasks touched. */
-  parkServer(server: string, reason: string, until: number): Promise<string[]>;
+  /**
+   * Marks a server's due operations as waiting for it (not marked already with this
+   * reason), due again at `until`; with `until` null they stay due (another instance
+   * sharing the store may reach the server). Returns the tasks touched.
+   */
+  parkServer(server: string, reason: string, until: number | null): Promise<string[]>;
   /** Returns this owner's running operations to pending (graceful shutdown). */
   release(owner: string): Promise<number>;
   /** Failed operations of a task back to pending; they look before creating again. */

@@ -300,6 +300,35 @@ describe.each(engines)("the $name store", (engine) => {
     expect(await store.operations.requeueFailed("t1")).toBe(0);
   });
 
+  it("parks a server's due operations: until a time, or marked only and still due for others", async () => {
+    const c = clock();
+    const store = await engine.open(c.now);
+    await store.tasks.insertWithOperations("t1", task, null, [op("t1", "memory"), op("t1", "git")]);
+    // One instance cannot reach memory: marked, still due, so another that can takes it.
+    expect(await store.operations.parkServer("memory", "circuit open", null)).toEqual(["t1"]);
+    expect(await store.operations.parkServer("memory", "circuit open", null)).toEqual([]);
+    const memory = () =>
+      store.operations.forTask("t1").then((ops) => ops.find((o) => o.server === "memory")!);
+    expect(await memory()).toMatchObject({ waiting: "circuit open", nextAttemptAt: c.t });
+    const capacity = new Map([["memory", 1]]);
+    const [taken] = await store.operations.claim({ owner: "other", leaseMs: 1000, capacity, limit: 1 });
+    expect(taken).toMatchObject({ server: "memory", waiting: null });
+    // Alone on its store, the instance parks until the server may be back.
+    expect(await store.operations.parkServer("git", "circuit open", c.t + 5000)).toEqual(["t1"]);
+    expect((await store.operations.forTask("t1")).find((o) => o.server === "git")).toMatchObject({
+      waiting: "circuit open",
+      nextAttemptAt: c.t + 5000,
+    });
+    expect(
+      await store.operations.claim({
+        owner: "other",
+        leaseMs: 1000,
+        capacity: new Map([["git", 1]]),
+        limit: 1,
+      }),
+    ).toEqual([]);
+  });
+
   it("releases an operation waiting for its task's other creates once they have settled", async () => {
     const store = await engine.open();
     await store.tasks.insertWithOperations("t1", task, null, [

@@ -363,8 +363,10 @@ export function queriesOn(q: Queryable, now: () => number): StoreQueries {
       async parkServer(server, reason, until) {
         const t = now();
         const parked = await rows<{ task_id: string }>(
-          `UPDATE operations SET waiting = $2, last_error = $2, next_attempt_at = $3, updated_at = $4
+          `UPDATE operations SET waiting = $2, last_error = $2, next_attempt_at = coalesce($3, next_attempt_at),
+             updated_at = $4
            WHERE server = $1 AND status = 'pending' AND next_attempt_at <= $4
+             AND (waiting IS NULL OR waiting <> $2 OR $3::bigint IS NOT NULL)
            RETURNING task_id`,
           [server, reason, until, t],
         );

@@ -103,12 +103,15 @@ export function createOperationStore(db: Db, now: () => number) {
        lease_expires_at = NULL, total_ms = total_ms + @ms, updated_at = @now
      WHERE ${holds}`,
   );
-  const dueTaskIds = db.prepare<[string, number], { task_id: string }>(
-    "SELECT DISTINCT task_id FROM operations WHERE server = ? AND status = 'pending' AND next_attempt_at <= ?",
+  const notParked = "(waiting IS NULL OR waiting <> @reason OR @until IS NOT NULL)";
+  const dueTaskIds = db.prepare<[Record<string, unknown>], { task_id: string }>(
+    `SELECT DISTINCT task_id FROM operations
+     WHERE server = @server AND status = 'pending' AND next_attempt_at <= @now AND ${notParked}`,
   );
   const parkWaiting = db.prepare<[Record<string, unknown>]>(
-    `UPDATE operations SET waiting = @reason, last_error = @reason, next_attempt_at = @until, updated_at = @now
-     WHERE server = @server AND status = 'pending' AND next_attempt_at <= @now`,
+    `UPDATE operations SET waiting = @reason, last_error = @reason, next_attempt_at = coalesce(@until, next_attempt_at),
+       updated_at = @now
+     WHERE server = @server AND status = 'pending' AND next_attempt_at <= @now AND ${notParked}`,
   );
   const release = db.prepare<[number, string]>(
     `UPDATE operations SET status = 'pending', recheck = 1, lease_owner = NULL, lease_expires_at = NULL,
@@ -302,12 +305,11 @@ export function createOperationStore(db: Db, now: () => number) {
         }).changes === 1
       );
     },
-    /** Marks a server's due operations as waiting for it; returns the tasks touched. */
-    parkServer(server: string, reason: string, until: number): string[] {
+    parkServer(server: string, reason: string, until: number | null): string[] {
       return db
         .transaction(() => {
           const t = now();
-          const ids = dueTaskIds.all(server, t).map((r) => r.task_id);
+          const ids = dueTaskIds.all({ server, reason, until, now: t }).map((r) => r.task_id);
           if (ids.length > 0) parkWaiting.run({ server, reason, until, now: t });
           return ids;
         })
