@@ -28,10 +28,15 @@ interface Button {
   data: string;
 }
 
+/** The chat the console's alerts and storage notices are sent to (printed like the rest). */
+export const consoleAlertChat = "console-alerts";
+
 /**
  * The console chat: the same bot, fed from a terminal. Each line becomes a message from
  * one local user; replies and edits are printed; buttons are numbered and chosen by
- * typing the number.
+ * typing the number. An alert's buttons are lettered instead ([a], [b], ... of the latest
+ * alert), so an alert printed in the middle of a conversation never takes the number
+ * meant for the conversation's buttons.
  */
 export function startConsoleChat(
   deps: BotDeps,
@@ -40,21 +45,30 @@ export function startConsoleChat(
 ): { bot: TaskfanBot; closed: Promise<void>; stop(): void } {
   let messageId = 0;
   let updateId = 0;
-  let buttons: { messageId: number; list: Button[] } | undefined;
+  /** The buttons a number presses (the conversation's), and those a letter presses (an alert's). */
+  const pressable: { number?: Pressable; letter?: Pressable } = {};
+  type Pressable = { messageId: number; list: Button[] };
+  const letters = "abcdefghijklmnopqrstuvwxyz";
   // What the bot says quotes task text and servers' errors: their control characters are escaped.
   const print = (text: string) => io.output.write(`${terminalSafe(text)}\n`);
 
-  function show(kind: string, id: number, text: string, markup: InlineKeyboardMarkup | undefined): void {
+  function show(
+    kind: string,
+    id: number,
+    text: string,
+    markup: InlineKeyboardMarkup | undefined,
+    chatId: unknown,
+  ): void {
     print(`${kind} ${text.replace(/\n/g, "\n  ")}`);
     const list = (markup?.inline_keyboard ?? [])
       .flat()
       .flatMap((b) =>
         "callback_data" in b && b.callback_data ? [{ text: b.text, data: b.callback_data }] : [],
       );
-    if (list.length > 0) {
-      buttons = { messageId: id, list };
-      print(`  ${list.map((b, i) => `[${i + 1}] ${b.text}`).join("  ")}`);
-    }
+    if (list.length === 0) return;
+    const alert = String(chatId) === consoleAlertChat;
+    pressable[alert ? "letter" : "number"] = { messageId: id, list };
+    print(`  ${list.map((b, i) => `[${alert ? letters[i] : i + 1}] ${b.text}`).join("  ")}`);
   }
 
   // The Bot API, answered locally: what the bot sends is printed.
@@ -68,7 +82,13 @@ export function startConsoleChat(
         break;
       case "sendMessage": {
         messageId += 1;
-        show("bot:", messageId, String(body.text), body.reply_markup as InlineKeyboardMarkup | undefined);
+        show(
+          "bot:",
+          messageId,
+          String(body.text),
+          body.reply_markup as InlineKeyboardMarkup | undefined,
+          body.chat_id,
+        );
         result = {
           message_id: messageId,
           date: Math.floor(Date.now() / 1000),
@@ -83,6 +103,7 @@ export function startConsoleChat(
           Number(body.message_id),
           String(body.text),
           body.reply_markup as InlineKeyboardMarkup | undefined,
+          body.chat_id,
         );
         result = {
           message_id: body.message_id,
@@ -108,7 +129,12 @@ export function startConsoleChat(
 
   function updateFor(line: string): Update {
     updateId += 1;
-    const choice = /^\d+$/.test(line) ? buttons?.list[Number(line) - 1] : undefined;
+    const buttons = /^\d+$/.test(line)
+      ? pressable.number
+      : /^[a-z]$/.test(line)
+        ? pressable.letter
+        : undefined;
+    const choice = buttons?.list[/^\d+$/.test(line) ? Number(line) - 1 : letters.indexOf(line)];
     if (choice && buttons) {
       return {
         update_id: updateId,

@@ -5,7 +5,7 @@ import type { Logger } from "../log.js";
 import type { Core } from "../core.js";
 import { AlertDelivery } from "./alert-delivery.js";
 import { StoreNotices } from "./store-notices.js";
-import { startConsoleChat } from "./console-chat.js";
+import { consoleAlertChat, startConsoleChat } from "./console-chat.js";
 import { createBot } from "./create-bot.js";
 import type { BotDeps, BotSettings } from "./deps.js";
 import { serveWebhook } from "./webhook.js";
@@ -98,9 +98,10 @@ export async function startFrontEnd(
   // `notifications.telegram.enabled: false` keeps the bot off even with a token.
   if (!telegram.bot_token || !telegram.enabled) {
     const chat = startConsoleChat(deps, settings, io);
-    const alerts = new AlertDelivery(chat.bot.bot.api, deps, { chatId: "1", t: chat.bot.translator() });
+    const target = { chatId: consoleAlertChat, t: chat.bot.translator() };
+    const alerts = new AlertDelivery(chat.bot.bot.api, deps, target);
     alerts.start();
-    const notices = new StoreNotices(chat.bot.bot.api, deps, { chatId: "1", t: chat.bot.translator() });
+    const notices = new StoreNotices(chat.bot.bot.api, deps, target);
     notices.start();
     notices.holding(true);
     const routes = alertRoutesOf(core, log, chat.bot.translator(telegram.language));

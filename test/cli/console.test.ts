@@ -1,8 +1,8 @@
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it, onTestFailed, vi } from "vitest";
 import { serverNames } from "../../src/config/schema.js";
-import { repoRoot, spawnTracked, stopSpawned, tempDir, terminate } from "../helpers.js";
+import { childPids, repoRoot, spawnTracked, stopSpawned, tempDir, terminate } from "../helpers.js";
 
 const bin = path.join(repoRoot, "bin", "taskfan.js");
 let dir: string;
@@ -14,11 +14,10 @@ afterAll(() => {
 });
 
 describe("the console chat (no bot token)", () => {
-  it("creates a task through /newtask typed on stdin and shows it reach all ten servers", async () => {
-    // A number typed presses a button of the last message that has buttons: an alert printed
-    // in between (a probe slowed by a busy machine) would take the keypress. No probes here.
-    const config = path.join(dir, "quiet.json");
-    writeFileSync(config, JSON.stringify({ health_check_interval: 3600 }));
+  it("creates a task through /newtask typed on stdin and shows it reach all ten servers; an alert printed meanwhile takes no number", async () => {
+    // Probes every second: a server killed mid-conversation is an alert within moments.
+    const config = path.join(dir, "probing.json");
+    writeFileSync(config, JSON.stringify({ health_check_interval: 1, health: { probe_timeout: 1 } }));
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       DATA_DIR: path.join(dir, "data"),
@@ -57,8 +56,16 @@ describe("the console chat (no bot token)", () => {
     await seen("Describe it.");
     type("/skip");
     await seen("[1] 1 · critical");
-    type("2"); // the second button: priority 2
+    // The memory server dies: its alert, with lettered buttons, is printed mid-conversation.
+    const memory = childPids(child.pid!).find((p) =>
+      readFileSync(`/proc/${p}/cmdline`, "utf8").includes("server-memory"),
+    )!;
+    process.kill(memory, "SIGKILL");
+    await seen("memory");
+    await seen("[a] Show health");
+    type("2"); // still the conversation's second button: priority 2
     await seen("When is it due?");
+    expect(out).not.toMatch(/muted until/i);
     type("in 2 days");
     await seen("Tags?");
     type("#release");
