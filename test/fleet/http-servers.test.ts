@@ -304,8 +304,11 @@ describe("a hosted server that restarts", () => {
       try {
         const first = await h.core.orchestrator.createTask({ title: "before the restart" });
         expect((await h.core.orchestrator.waitForSettled(first, 30_000))?.task.status).toBe("done");
-        // A new server process on the same address: it knows nothing of our session.
-        await terminate(git.child);
+        // A new server process on the same address: it knows nothing of our session. (Killed,
+        // not asked to stop: asked, it waits a minute for our open event stream to close.)
+        const exited = once(git.child, "exit");
+        git.child.kill("SIGKILL");
+        await exited;
         git = await gitOverHttp(dataDir, port);
         const reconnected = once(h.core.fleet, "restarted");
         const second = await h.core.orchestrator.createTask({ title: "after the restart" });
