@@ -9,8 +9,9 @@
  *   test/fixtures/instant-server.mjs, four calls at a time: the store and the orchestrator
  *   are the bound), then against the real servers served over HTTP.
  * - Failover: two instances polling a fake Bot API; the poller's holder is killed with
- *   SIGKILL, and the time to the next getUpdates (from the other) is taken; the killed one
- *   starts again and the next kill follows. p50 and p95 over the kills.
+ *   SIGKILL (`--kills K`), or stopped with SIGSTOP (`--pauses K`), and the time to the next
+ *   getUpdates (from the other) is taken; the killed one starts again, the stopped one goes
+ *   on, and the next round follows. p50 and p95 over the rounds.
  */
 import { once } from "node:events";
 import pg from "pg";
@@ -81,7 +82,13 @@ async function throughput(
   }
 }
 
-async function failover(server: TestPostgres, kills: number): Promise<number[]> {
+/**
+ * The time from the end of the poller's holder to the next getUpdates from another: killed
+ * (SIGKILL; it starts again for the next round) or paused (SIGSTOP until another polls,
+ * then SIGCONT: it finds its lock session ended, stops its singletons and goes on as one of
+ * the group), `rounds` times.
+ */
+async function failover(server: TestPostgres, rounds: number, how: "kill" | "pause"): Promise<number[]> {
   const group = await startServedGroup(server);
   const times: number[] = [];
   try {
@@ -89,7 +96,7 @@ async function failover(server: TestPostgres, kills: number): Promise<number[]> 
       ["a", group.start("a")],
       ["b", group.start("b")],
     ]);
-    for (let k = 0; k < kills; k++) {
+    for (let k = 0; k < rounds; k++) {
       await group.until(
         () =>
           [...live.values()].every(isStarted) &&
@@ -97,13 +104,30 @@ async function failover(server: TestPostgres, kills: number): Promise<number[]> 
       );
       const [id, holder] = [...live.entries()].find(([, i]) => i.holding.has("telegram-polling"))!;
       const polls = group.api.polls;
-      const exited = once(holder.child, "exit");
-      const killed = performance.now();
-      holder.child.kill("SIGKILL");
-      await group.api.until(() => group.api.polls > polls, 60_000);
-      times.push(performance.now() - killed);
-      await exited;
-      live.set(id, group.start(id));
+      if (how === "kill") {
+        const exited = once(holder.child, "exit");
+        const killed = performance.now();
+        holder.child.kill("SIGKILL");
+        await group.api.until(() => group.api.polls > polls, 60_000);
+        times.push(performance.now() - killed);
+        await exited;
+        live.set(id, group.start(id));
+        continue;
+      }
+      const lost = holder.log.filter((l) => l.msg === "lost the lock session; stopping singletons").length;
+      const paused = performance.now();
+      process.kill(holder.child.pid!, "SIGSTOP");
+      try {
+        await group.api.until(() => group.api.polls > polls, 60_000);
+        times.push(performance.now() - paused);
+      } finally {
+        process.kill(holder.child.pid!, "SIGCONT");
+      }
+      await group.until(
+        () =>
+          holder.log.filter((l) => l.msg === "lost the lock session; stopping singletons").length > lost &&
+          !holder.holding.has("telegram-polling"),
+      );
     }
     return times;
   } finally {
@@ -113,7 +137,7 @@ async function failover(server: TestPostgres, kills: number): Promise<number[]> 
 
 export async function benchInstances(
   max: number,
-  options: { tasks: number; kills: number; say: Say; progress: Say },
+  options: { tasks: number; kills: number; pauses: number; say: Say; progress: Say },
 ): Promise<Record<string, number>> {
   const { say, progress } = options;
   const round = (n: number, d = 1) => Math.round(n * 10 ** d) / 10 ** d;
@@ -136,13 +160,19 @@ export async function benchInstances(
         say(`  with ${n}: ${perSecond} tasks/s (${result[`${key(n)}_ratio`]} of one instance)`);
       }
     }
-    progress(`failover: ${options.kills} kills of the poller's holder`);
-    const times = await failover(server, options.kills);
-    result.failover_p50_ms = round(percentile(times, 0.5) ?? NaN, 0);
-    result.failover_p95_ms = round(percentile(times, 0.95) ?? NaN, 0);
-    say(
-      `failover (kill -9 of the poller's holder to the next getUpdates): p50 ${result.failover_p50_ms} ms, p95 ${result.failover_p95_ms} ms over ${times.length} kills (goal: p95 at most 10 000 ms)`,
-    );
+    for (const [how, rounds, key, what] of [
+      ["kill", options.kills, "failover", "kill -9"],
+      ["pause", options.pauses, "pause_failover", "kill -STOP"],
+    ] as const) {
+      if (rounds <= 0) continue;
+      progress(`failover: ${rounds} rounds of ${what} of the poller's holder`);
+      const times = await failover(server, rounds, how);
+      result[`${key}_p50_ms`] = round(percentile(times, 0.5) ?? NaN, 0);
+      result[`${key}_p95_ms`] = round(percentile(times, 0.95) ?? NaN, 0);
+      say(
+        `failover (${what} of the poller's holder to the next getUpdates): p50 ${result[`${key}_p50_ms`]} ms, p95 ${result[`${key}_p95_ms`]} ms over ${times.length} rounds (goal: p95 at most 10 000 ms)`,
+      );
+    }
     return result;
   } finally {
     server.remove();

@@ -1,6 +1,6 @@
 /**
  * npm run bench [-- --json] [--full] [--tasks N] [--sequential N] [--warmup N] [--seed N]
- *               [--store sqlite|postgres] [--transport stdio|http] [--instances N [--kills K]]
+ *               [--store sqlite|postgres] [--transport stdio|http] [--instances N [--kills K] [--pauses K]]
  *
  * Measures, on the embedded default's ten local servers and a fresh DATA_DIR: cold start
  * against the same ten servers started bare, the time until a task is durable, the fan-out
@@ -59,6 +59,7 @@ const { values } = parseArgs({
     transport: { type: "string", default: "stdio" },
     instances: { type: "string" },
     kills: { type: "string", default: "10" },
+    pauses: { type: "string", default: "5" },
   },
 });
 const throughputTasks = Number(values.tasks ?? (values.full ? 2000 : 600));
@@ -500,6 +501,7 @@ async function mainInstances(max: number): Promise<void> {
   const result = await benchInstances(max, {
     tasks: Number(values.tasks ?? 300),
     kills: Number(values.kills),
+    pauses: Number(values.pauses),
     say,
     progress,
   });
