@@ -249,10 +249,18 @@ export async function runCli(
       process.on("SIGINT", onSignal);
       process.on("SIGTERM", onSignal);
       // The last resort: an error nothing handled is logged with its chain, and the process
-      // stops the way a signal stops it (servers closed, the log flushed), exiting 1.
+      // stops the way a signal stops it (servers closed, the log flushed), exiting 1. Once
+      // the log is closed (or if logging itself fails), it is one line on stderr: the handler
+      // never throws, so it cannot call itself again.
+      let logClosed = false;
       const fatal = (kind: string) => (error: unknown) => {
-        log.fatal({ err: error, kind }, "unhandled error; shutting down");
         exitCode = 1;
+        try {
+          if (logClosed) throw new Error("the log is closed");
+          log.fatal({ err: error, kind }, "unhandled error; shutting down");
+        } catch {
+          process.stderr.write(`taskfan: unhandled ${kind}: ${describeError(error)}\n`);
+        }
         if (signals++ === 0) stop({ reason: kind });
       };
       process.on("unhandledRejection", fatal("unhandledRejection"));
@@ -289,6 +297,9 @@ export async function runCli(
       });
       log.info({ exitCode }, "stopped");
       await closeLogger(log);
+      logClosed = true;
+      // Everything is stopped: nothing left behind (a socket, a timer) may keep the process up.
+      setTimeout(() => process.exit(exitCode), 2000).unref();
       return exitCode;
     }
     default:

@@ -1,5 +1,6 @@
 import pg from "pg";
 import { describe, expect, it } from "vitest";
+import { terminate } from "../helpers.js";
 import { onceEverywhere, recordsPerServer } from "../server-records.js";
 import { groupSingletons, startServedGroup } from "./instance.js";
 import { allTasksDone, clusterPostgres } from "./hooks.js";
@@ -93,6 +94,8 @@ describe("an instance that stops for a while and goes on (two instances, the ser
             },
           )
           .toEqual([{ id: "a" }, { id: "b" }]);
+        // And it stops cleanly when asked, its sessions ended under it and all.
+        expect(await terminate(a.child)).toBe(0);
       } finally {
         await admin.end().catch(() => undefined);
         await group.stop();

@@ -1,39 +1,14 @@
-import { once } from "node:events";
-import { mkdirSync, readFileSync } from "node:fs";
-import { createServer, request, type ServerResponse } from "node:http";
+import { readFileSync } from "node:fs";
+import type { ServerResponse } from "node:http";
 import path from "node:path";
-import { setTimeout } from "node:timers/promises";
 import { afterAll, describe, expect, it, vi } from "vitest";
-import { defaultServers, npmServerEntry } from "../../src/config/default.js";
-import { accepts } from "../../src/servers/serve-all.js";
 import { startHarness } from "../core-harness.js";
-import { freePort, onlyServers, spawnTracked, stopSpawned, tempDir, terminate } from "../helpers.js";
+import { onlyServers, stopSpawned, tempDir, terminate } from "../helpers.js";
+import { hop, memoryProxied } from "../hops.js";
 
 afterAll(() => stopSpawned());
 
 const MB = 1024 * 1024;
-
-/** The embedded default's memory server behind mcp-proxy over Streamable HTTP. */
-async function memoryOverHttp(dataDir: string) {
-  const memory = defaultServers(dataDir).memory;
-  mkdirSync(path.join(dataDir, "memory"), { recursive: true });
-  const port = await freePort();
-  const child = spawnTracked(
-    process.execPath,
-    [
-      npmServerEntry("mcp-proxy", "dist/bin/mcp-proxy.mjs"),
-      ...["--host", "127.0.0.1", "--port", String(port), "--server", "stream", "--"],
-      memory.command,
-      ...memory.args,
-    ],
-    { env: { ...process.env, ...memory.env }, stdio: "ignore" },
-  );
-  const exited = once(child, "exit").then(() => {
-    throw new Error("mcp-proxy exited");
-  });
-  while (!(await Promise.race([accepts(port), exited]))) await setTimeout(100);
-  return { url: `http://127.0.0.1:${port}/mcp`, child };
-}
 
 type Flood = "endless SSE event" | "endless JSON" | "declared 450 MB";
 
@@ -45,7 +20,6 @@ type Flood = "endless SSE event" | "endless JSON" | "declared 450 MB";
 async function floodingHop(target: string, method: string, flood: Flood, times = Infinity) {
   let written = 0;
   let floods = 0;
-  const to = new URL(target);
   const chunk = Buffer.alloc(64 * 1024, "x");
   const pour = (res: ServerResponse, head: string) => {
     res.write(head);
@@ -58,51 +32,27 @@ async function floodingHop(target: string, method: string, flood: Flood, times =
     };
     more();
   };
-  const hop = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
-      const body = Buffer.concat(chunks);
-      if (floods < times && body.toString().includes(`"method":"${method}"`)) {
-        floods += 1;
-        const id = (JSON.parse(body.toString()) as { id: number }).id;
-        const json = `{"jsonrpc":"2.0","id":${id},"result":{"content":[{"type":"text","text":"`;
-        if (flood === "endless SSE event") {
-          res.writeHead(200, {
-            "content-type": "text/event-stream",
-            "mcp-session-id": String(req.headers["mcp-session-id"] ?? ""),
-          });
-          return pour(res, `event: message\ndata: ${json}`);
-        }
-        res.writeHead(200, {
-          "content-type": "application/json",
-          ...(flood === "declared 450 MB" ? { "content-length": String(450 * MB) } : {}),
-        });
-        return pour(res, json);
-      }
-      const upstream = request(
-        { host: to.hostname, port: to.port, path: to.pathname, method: req.method, headers: req.headers },
-        (up) => {
-          res.writeHead(up.statusCode ?? 502, up.headers);
-          up.pipe(res);
-        },
-      );
-      upstream.on("error", () => res.destroy());
-      res.on("close", () => upstream.destroy());
-      upstream.end(body);
+  const h = await hop(target, (req, body, res) => {
+    if (floods >= times || !body.toString().includes(`"method":"${method}"`)) return false;
+    floods += 1;
+    const id = (JSON.parse(body.toString()) as { id: number }).id;
+    const json = `{"jsonrpc":"2.0","id":${id},"result":{"content":[{"type":"text","text":"`;
+    if (flood === "endless SSE event") {
+      res.writeHead(200, {
+        "content-type": "text/event-stream",
+        "mcp-session-id": String(req.headers["mcp-session-id"] ?? ""),
+      });
+      pour(res, `event: message\ndata: ${json}`);
+      return true;
+    }
+    res.writeHead(200, {
+      "content-type": "application/json",
+      ...(flood === "declared 450 MB" ? { "content-length": String(450 * MB) } : {}),
     });
+    pour(res, json);
+    return true;
   });
-  await new Promise<void>((resolve) => hop.listen(0, "127.0.0.1", resolve));
-  const { port } = hop.address() as { port: number };
-  return {
-    url: `http://127.0.0.1:${port}/mcp`,
-    written: () => written,
-    floods: () => floods,
-    close: () => {
-      hop.closeAllConnections();
-      hop.close();
-    },
-  };
+  return { ...h, written: () => written, floods: () => floods };
 }
 
 describe("a hostile hosted server", () => {
@@ -111,7 +61,7 @@ describe("a hostile hosted server", () => {
     { timeout: 60_000 },
     async () => {
       const { dir, remove } = tempDir();
-      const served = await memoryOverHttp(path.join(dir, "data"));
+      const served = await memoryProxied("stream", path.join(dir, "data"));
       const hop = await floodingHop(served.url, "tools/list", "endless SSE event");
       const h = await startHarness(
         {
@@ -154,7 +104,7 @@ describe("a hostile hosted server", () => {
     async (flood, _what) => {
       const { dir, remove } = tempDir();
       const dataDir = path.join(dir, "data");
-      const served = await memoryOverHttp(dataDir);
+      const served = await memoryProxied("stream", dataDir);
       const hop = await floodingHop(served.url, "tools/call", flood, 1);
       const h = await startHarness(
         {

@@ -1,15 +1,13 @@
 import type { ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { mkdirSync, readFileSync } from "node:fs";
-import { createServer, request } from "node:http";
-import { setTimeout } from "node:timers/promises";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { afterAll, describe, expect, it } from "vitest";
 import { defaultServers, npmServerEntry } from "../../src/config/default.js";
 import { completeConfig, printableConfig, secretsOf } from "../../src/config/load.js";
-import { accepts } from "../../src/servers/serve-all.js";
 import { faultServerPath, startHarness } from "../core-harness.js";
+import { hop, memoryProxied, proxied } from "../hops.js";
 import { freePort, onlyServers, spawnTracked, stopSpawned, tempDir, terminate } from "../helpers.js";
 import { onceEverywhere, recordsPerServer } from "../server-records.js";
 
@@ -81,35 +79,6 @@ describe("a hosted server over HTTP", () => {
  * A stdio server behind mcp-proxy on a free port, serving Streamable HTTP at /mcp or the
  * older HTTP+SSE at /sse; resolves once the port accepts connections.
  */
-async function proxied(
-  kind: "stream" | "sse",
-  command: string[],
-  env: Record<string, string>,
-): Promise<{ url: string; child: ChildProcess }> {
-  const port = await freePort();
-  const child = spawnTracked(
-    process.execPath,
-    [
-      npmServerEntry("mcp-proxy", "dist/bin/mcp-proxy.mjs"),
-      ...["--host", "127.0.0.1", "--port", String(port), "--server", kind, "--"],
-      ...command,
-    ],
-    { env: { ...process.env, ...env }, stdio: "ignore" },
-  );
-  const exited = once(child, "exit").then(() => {
-    throw new Error("mcp-proxy exited");
-  });
-  while (!(await Promise.race([accepts(port), exited]))) await setTimeout(100);
-  return { url: `http://127.0.0.1:${port}/${kind === "sse" ? "sse" : "mcp"}`, child };
-}
-
-/** The embedded default's memory server, on the data `dataDir` gives it, behind mcp-proxy. */
-function memoryProxied(kind: "stream" | "sse", dataDir: string) {
-  const memory = defaultServers(dataDir).memory;
-  mkdirSync(path.join(dataDir, "memory"), { recursive: true });
-  return proxied(kind, [memory.command, ...memory.args], memory.env);
-}
-
 describe("a hosted server that speaks only the older HTTP+SSE", () => {
   it("is reached through the fallback, beside servers over stdio", { timeout: 60_000 }, async () => {
     const { dir, remove } = tempDir();
@@ -200,41 +169,14 @@ async function refusingHop(
 ): Promise<{ url: string; refused: () => number; refusedAt: () => number; close: () => void }> {
   let refused = 0;
   let refusedAt = 0;
-  const to = new URL(target);
-  const hop = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
-      const body = Buffer.concat(chunks);
-      if (refused < times && body.toString().includes('"method":"tools/call"')) {
-        refused += 1;
-        refusedAt = Date.now();
-        res.writeHead(status, { "content-type": "text/plain", ...headers }).end("not now");
-        return;
-      }
-      const upstream = request(
-        { host: to.hostname, port: to.port, path: to.pathname, method: req.method, headers: req.headers },
-        (up) => {
-          res.writeHead(up.statusCode ?? 502, up.headers);
-          up.pipe(res);
-        },
-      );
-      upstream.on("error", () => res.destroy());
-      res.on("close", () => upstream.destroy());
-      upstream.end(body);
-    });
+  const h = await hop(target, (_req, body, res) => {
+    if (refused >= times || !body.toString().includes('"method":"tools/call"')) return false;
+    refused += 1;
+    refusedAt = Date.now();
+    res.writeHead(status, { "content-type": "text/plain", ...headers }).end("not now");
+    return true;
   });
-  await new Promise<void>((resolve) => hop.listen(0, "127.0.0.1", resolve));
-  const { port } = hop.address() as { port: number };
-  return {
-    url: `http://127.0.0.1:${port}/mcp`,
-    refused: () => refused,
-    refusedAt: () => refusedAt,
-    close: () => {
-      hop.closeAllConnections();
-      hop.close();
-    },
-  };
+  return { ...h, refused: () => refused, refusedAt: () => refusedAt };
 }
 
 describe("a hosted server that refuses a call for now", () => {

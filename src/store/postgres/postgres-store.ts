@@ -50,13 +50,18 @@ export async function createPostgresStore(
     // wait longer than that means the database does not answer (a store fault, not a hang).
     connectionTimeoutMillis: named.timeoutMs + 5000,
   });
-  // A client that loses its server (a restart cuts every session): the pool drops an idle
-  // one, a query in flight rejects with the error, and the next query connects again.
-  pool.on("error", () => undefined);
+  // A client that loses its server (a restart cuts every session, another instance ends a
+  // hung one's): the pool drops an idle one, a query in flight rejects with the error, and
+  // the next query connects again. The client's own "error" needs a listener too, or it is
+  // an uncaught exception.
+  const quiet = (p: pg.Pool) => {
+    p.on("error", () => undefined);
+    p.on("connect", (client) => void client.on("error", () => undefined));
+  };
+  quiet(pool);
   // This pool's sessions: what they announce, this process knows already.
   const own = new Set<number>();
   pool.on("connect", (client) => {
-    client.on("error", () => undefined);
     const pid = (client as unknown as { processID?: number }).processID;
     if (pid) own.add(pid);
     client.once("end", () => pid && own.delete(pid));
@@ -109,7 +114,7 @@ export async function createPostgresStore(
   };
   const locks = advisoryLocks(sessionConfig(url, named, "locks"));
   const group = new pg.Pool({ ...sessionConfig(url, named, "group"), max: 2, types });
-  group.on("error", () => undefined);
+  quiet(group);
   const channels = {
     due: new Channel(session, "taskfan_due", own),
     task: new Channel(session, "taskfan_task", own),
