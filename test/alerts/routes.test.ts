@@ -321,7 +321,13 @@ describe.each(engines)("alert routes: webhooks ($name)", (engine) => {
       deliveredCount: 1,
     });
     // Neither a task's title nor a server's text can ping a channel or pass for markup, in
-    // the blocks or in the notification's own text.
+    // the blocks or in the notification's own text: as it reaches Slack...
+    await store.alerts.notice("recovered", "<!channel>", null, {});
+    await routes.deliver();
+    const pinged = slack.received.at(-1)!.body;
+    expect(JSON.parse(pinged)).toMatchObject({ text: "recovered: &lt;!channel&gt;" });
+    expect(pinged).not.toContain("<!channel>");
+    // ...and whatever the text holds.
     const ping = slackMessage(alert, "↩️ rolled back: <!channel> & <@U123>", from);
     expect(ping.text).toBe("↩️ rolled back: &lt;!channel&gt; &amp; &lt;@U123&gt;");
     expect(JSON.stringify(ping)).not.toMatch(/<!channel>|<@U123>/);
@@ -339,7 +345,7 @@ describe.each(engines)("alert routes: webhooks ($name)", (engine) => {
     await routes.deliver();
     tick(600_000);
     await routes.deliver();
-    expect(slack.received).toHaveLength(3);
+    expect(slack.received).toHaveLength(4);
     expect((await store.alertRoutes.forAlert(gone.id))[0]).toMatchObject({
       failedCount: 1,
       lastError: "HTTP 404: no_service",
