@@ -1,5 +1,6 @@
 import path from "node:path";
-import { afterAll, afterEach, beforeAll } from "vitest";
+import pg from "pg";
+import { afterAll, afterEach, beforeAll, expect } from "vitest";
 import { createPostgresStore } from "../src/store/postgres/postgres-store.js";
 import { createSqliteStore } from "../src/store/sqlite/sqlite-store.js";
 import type { Store } from "../src/store/store.js";
@@ -12,6 +13,12 @@ export interface Engine {
   open(now?: () => number): Promise<Store>;
   /** Two stores (as two processes would have) on one fresh database. */
   openTwo(now?: () => number): Promise<[Store, Store]>;
+  /**
+   * Resolves once a statement of the last opened store's database waits for a row lock
+   * another transaction holds. On SQLite a transaction waits before it begins (they queue
+   * in the process), so there is no statement to wait for and it resolves at once.
+   */
+  lockWaitSeen(): Promise<void>;
 }
 
 /**
@@ -22,6 +29,7 @@ export interface Engine {
 export function storeEngines(): Engine[] {
   let server: TestPostgres | undefined;
   const cleanups: Array<() => unknown> = [];
+  let lastUrl = "";
   beforeAll(async () => {
     server = await startPostgres();
   }, 60_000);
@@ -48,15 +56,37 @@ export function storeEngines(): Engine[] {
         const file = sqliteFile();
         return [kept(createSqliteStore(file, now)), kept(createSqliteStore(file, now))];
       },
+      async lockWaitSeen() {},
     },
     {
       name: "PostgreSQL",
       async open(now = Date.now) {
-        return kept(await createPostgresStore(await server!.createDatabase(), now));
+        lastUrl = await server!.createDatabase();
+        return kept(await createPostgresStore(lastUrl, now));
       },
       async openTwo(now = Date.now) {
         const url = await server!.createDatabase();
         return [kept(await createPostgresStore(url, now)), kept(await createPostgresStore(url, now))];
+      },
+      async lockWaitSeen() {
+        const client = new pg.Client({ connectionString: lastUrl });
+        await client.connect();
+        try {
+          await expect
+            .poll(
+              async () =>
+                (
+                  await client.query<{ n: number }>(
+                    `SELECT count(*)::int AS n FROM pg_stat_activity
+                     WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+                  )
+                ).rows[0]!.n,
+              { timeout: 10_000, interval: 20 },
+            )
+            .toBeGreaterThan(0);
+        } finally {
+          await client.end();
+        }
       },
     },
   ];

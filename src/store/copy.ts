@@ -1,7 +1,7 @@
 import pg from "pg";
 import { TaskfanError, maskUrlCredentials } from "../errors.js";
 import { migratePostgres } from "./postgres/migrate.js";
-import { atomic } from "./postgres/queries.js";
+import { atomic } from "./postgres/sql.js";
 import { openDatabase } from "./sqlite/open-database.js";
 
 /** What moves, in an order the foreign keys accept. */

@@ -499,6 +499,187 @@ describe.each(engines)("the $name store", (engine) => {
     expect(await bot.alertMessages.get(alert.id)).toEqual({ chatId: "-100123", messageId: 77 });
   });
 
+  it("holds a task for one transaction at a time: one that locks it after another waits for that one's commit", async () => {
+    const store = await engine.open();
+    await store.tasks.insertWithOperations("t1", task, null, [op("t1", "memory")]);
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let holding!: () => void;
+    const held = new Promise<void>((resolve) => (holding = resolve));
+    const first = store.transaction(async (tx) => {
+      await tx.tasks.lock("t1");
+      holding();
+      await gate;
+      await tx.tasks.setStatus("t1", "partial", "first", false);
+    });
+    await held;
+    const second = store.transaction(async (tx) => {
+      await tx.tasks.lock("t1");
+      return (await tx.tasks.get("t1"))!.statusReason;
+    });
+    try {
+      await engine.lockWaitSeen();
+    } finally {
+      release();
+    }
+    await first;
+    // It saw what the first wrote: its lock waited for the first's commit.
+    expect(await second).toBe("first");
+  });
+
+  it("sets a task's status with its reason, and the settle time only when settled", async () => {
+    const c = clock();
+    const store = await engine.open(c.now);
+    await store.tasks.insertWithOperations("t1", task, null, [op("t1", "memory")]);
+    c.t += 5;
+    expect(await store.tasks.setStatus("t1", "partial", "git failed", false)).toBe(c.t);
+    expect(await store.tasks.get("t1")).toMatchObject({
+      status: "partial",
+      statusReason: "git failed",
+      updatedAt: 1_000_005,
+      settledAt: null,
+    });
+    c.t += 5;
+    expect(await store.tasks.setStatus("t1", "done", null, true)).toBe(1_000_010);
+    expect(await store.tasks.get("t1")).toMatchObject({
+      status: "done",
+      statusReason: null,
+      updatedAt: 1_000_010,
+      settledAt: 1_000_010,
+    });
+    expect(await store.tasks.countByStatus()).toEqual({ done: 1 });
+  });
+
+  it("lists the newest tasks first, a page at a time", async () => {
+    const c = clock();
+    const store = await engine.open(c.now);
+    for (const id of ["t1", "t2", "t3", "t4", "t5"]) {
+      c.t += 1;
+      await store.tasks.insertWithOperations(id, task, null, [op(id, "memory")]);
+    }
+    const ids = async (limit: number, offset?: number) =>
+      (await store.tasks.recent(limit, offset)).map((t) => t.id);
+    expect(await ids(2)).toEqual(["t5", "t4"]);
+    expect(await ids(2, 2)).toEqual(["t3", "t2"]);
+    expect(await ids(2, 4)).toEqual(["t1"]);
+    expect(await ids(2, 6)).toEqual([]);
+    expect(await store.tasks.count()).toBe(5);
+  });
+
+  it("counts events by type", async () => {
+    const store = await engine.open();
+    await store.tasks.insertWithOperations("t1", task, null, [op("t1", "memory")]);
+    await store.events.append("drift.repaired", { taskId: "t1" });
+    await store.events.append("drift.repaired", { taskId: "t1" }, { server: "git" });
+    await store.events.append("task.created", { taskId: "t1" });
+    expect(await store.events.count("drift.repaired")).toBe(2);
+    expect(await store.events.count("task.created")).toBe(1);
+    expect(await store.events.count("none.such")).toBe(0);
+  });
+
+  it("releases, at start, every create whose waits have settled, and no other", async () => {
+    const c = clock();
+    const store = await engine.open(c.now);
+    for (const id of ["t1", "t2"]) {
+      c.t += 1;
+      await store.tasks.insertWithOperations(id, task, null, [
+        op(id, "git"),
+        op(id, "backup", { waitsFor: ["git"] }),
+      ]);
+    }
+    // t1's git settled, and the process stopped before its release (a crash between the two).
+    const [git1] = (await store.operations.claim({
+      owner: "a",
+      leaseMs: 60_000,
+      capacity: new Map([["git", 1]]),
+      limit: 1,
+    }))!;
+    expect(git1!.taskId).toBe("t1");
+    await store.operations.finish(git1!.id, claimOf(git1!), { status: "done", remoteId: "g", durationMs: 1 });
+    expect(await store.operations.releaseAllWaiting()).toBe(1);
+    const backupOf = async (id: string) =>
+      (await store.operations.statesOf(id)).find((o) => o.server === "backup")!.nextAttemptAt;
+    expect(await backupOf("t1")).not.toBe(blockedUntil);
+    expect(await backupOf("t2")).toBe(blockedUntil);
+    expect(await store.operations.releaseAllWaiting()).toBe(0);
+  });
+
+  it("gives up, past the cutoff, on what still waits for recovery or for its server, and on nothing newer", async () => {
+    const c = clock();
+    const store = await engine.open(c.now);
+    await store.tasks.insertWithOperations("old", task, null, [op("old", "git"), op("old", "memory")]);
+    c.t += 1000;
+    await store.tasks.insertWithOperations("new", task, null, [op("new", "git")]);
+    const capacity = new Map([
+      ["git", 2],
+      ["memory", 1],
+    ]);
+    const claimed = await store.operations.claim({ owner: "a", leaseMs: 60_000, capacity, limit: 3 });
+    const of = (taskId: string, server: string) =>
+      claimed.find((o) => o.taskId === taskId && o.server === server)!;
+    for (const o of [of("old", "git"), of("new", "git")])
+      await store.operations.fail(o.id, claimOf(o), {
+        error: "timed out",
+        retryable: true,
+        durationMs: 1,
+        recheck: true,
+        recoverAt: c.t + 60_000,
+      });
+    const memory = of("old", "memory");
+    await store.operations.park(memory.id, claimOf(memory), {
+      reason: "memory is down",
+      until: c.t + 60_000,
+      durationMs: 1,
+      recheck: false,
+    });
+    expect(await store.operations.giveUp(1_000_500, "gave up: ")).toEqual(["old"]);
+    const states = async (id: string) =>
+      (await store.operations.forTask(id)).map((o) => [
+        o.server,
+        o.status,
+        o.retryable,
+        o.waiting,
+        o.lastError,
+      ]);
+    expect(await states("old")).toEqual([
+      ["git", "failed", false, null, "gave up: timed out"],
+      ["memory", "failed", false, null, "gave up: memory is down"],
+    ]);
+    expect(await states("new")).toEqual([["git", "failed", true, null, "timed out"]]);
+    expect(await store.operations.giveUp(1_000_500, "gave up: ")).toEqual([]);
+  });
+
+  it("reads back a server's latest done creates, not a rolled-back task's, and re-creates one that vanished", async () => {
+    const c = clock();
+    const store = await engine.open(c.now);
+    for (const id of ["t1", "t2", "t3"])
+      await store.tasks.insertWithOperations(id, task, null, [op(id, "git")]);
+    const capacity = new Map([["git", 3]]);
+    const claimed = await store.operations.claim({ owner: "a", leaseMs: 60_000, capacity, limit: 3 });
+    for (const o of [...claimed].sort((x, y) => x.taskId.localeCompare(y.taskId))) {
+      c.t += 10;
+      await store.operations.finish(o.id, claimOf(o), {
+        status: "done",
+        remoteId: `r-${o.taskId}`,
+        durationMs: 1,
+      });
+    }
+    await store.tasks.setStatus("t2", "rolled_back", "required server failed", true);
+    const read = async (limit: number) =>
+      (await store.operations.recentDone("git", limit)).map((o) => o.taskId);
+    expect(await read(10)).toEqual(["t3", "t1"]);
+    expect(await read(1)).toEqual(["t3"]);
+    expect(await store.operations.recentDone("memory", 10)).toEqual([]);
+    // t3's record is gone from git: its create runs again, once.
+    const t3 = claimed.find((o) => o.taskId === "t3")!;
+    expect(await store.operations.requeueForRepair(t3.id)).toBe(true);
+    expect(await store.operations.requeueForRepair(t3.id)).toBe(false);
+    expect((await store.operations.forTask("t3"))[0]).toMatchObject({ status: "pending", recheck: false });
+    expect(await read(10)).toEqual(["t1"]);
+    const [again] = await store.operations.claim({ owner: "a", leaseMs: 60_000, capacity, limit: 3 });
+    expect(again?.id).toBe(t3.id);
+  });
+
   it("answers a probe with a real write", async () => {
     const store = await engine.open();
     expect(await store.probe()).toBe(true);
@@ -595,5 +776,69 @@ describe.each(engines)("the $name alert outbox", (engine) => {
     expect(await s.alerts.claimUndelivered("bot-1", 10, 30_000)).toEqual([
       expect.objectContaining({ id: a.id, count: 2, deliveredCount: 1 }),
     ]);
+  });
+
+  it("keeps each route's own outbox: one holder, delivered, tried again at its time, refused until the alert changes", async () => {
+    const { s, tick } = await outbox();
+    expect(await s.alertRoutes.start("ops", 1_000)).toBe(1_000);
+    expect(await s.alertRoutes.start("ops", 5_000)).toBe(1_000);
+    expect(await s.alertRoutes.start("team", 1_000)).toBe(1_000);
+    const git = await s.alerts.raise("error", "git");
+    const memory = await s.alerts.raise("error", "memory");
+    const ops = async (owner: string, now: number, since = 1_000) =>
+      (await s.alertRoutes.claim("ops", owner, since, 10, 30_000, now)).map((c) => [c.alert.id, c.attempts]);
+    // Alerts seen before the route started are not its.
+    expect(await ops("x", 2_000, 5_000)).toEqual([]);
+    expect(await ops("x", 2_000)).toEqual([
+      [git.id, 0],
+      [memory.id, 0],
+    ]);
+    // Held: nobody else gets them, on this route; another route has its own.
+    expect(await ops("y", 2_000)).toEqual([]);
+    expect(await s.alertRoutes.claim("team", "y", 1_000, 10, 30_000, 2_000)).toHaveLength(2);
+    await s.alertRoutes.delivered(git.id, "ops", "x", 1, 2_100);
+    await s.alertRoutes.retryAt(memory.id, "ops", "x", "HTTP 503", 10_000);
+    // One that does not hold the claim writes nothing.
+    await s.alertRoutes.delivered(memory.id, "ops", "y", 1, 2_100);
+    expect(await s.alertRoutes.summary()).toEqual([
+      { route: "ops", since: 1_000, retrying: 1, nextAttemptAt: 10_000, refused: 0, lastError: "HTTP 503" },
+      { route: "team", since: 1_000, retrying: 0, nextAttemptAt: null, refused: 0, lastError: null },
+    ]);
+    expect(await ops("y", 9_999)).toEqual([]);
+    expect(await ops("y", 10_000)).toEqual([[memory.id, 1]]);
+    await s.alertRoutes.refused(memory.id, "ops", "y", 1, "HTTP 404 no_service");
+    expect(await ops("z", 50_000)).toEqual([]);
+    expect(await s.alertRoutes.forAlert(memory.id)).toEqual([
+      {
+        route: "ops",
+        deliveredCount: 0,
+        deliveredAt: null,
+        attempts: 2,
+        nextAttemptAt: null,
+        lastError: "HTTP 404 no_service",
+        failedCount: 1,
+      },
+      {
+        route: "team",
+        deliveredCount: 0,
+        deliveredAt: null,
+        attempts: 0,
+        nextAttemptAt: null,
+        lastError: null,
+        failedCount: 0,
+      },
+    ]);
+    expect(await s.alertRoutes.forAlert(git.id)).toEqual([
+      expect.objectContaining({ route: "ops", deliveredCount: 1, deliveredAt: 2_100, attempts: 0 }),
+      expect.objectContaining({ route: "team", deliveredCount: 0 }),
+    ]);
+    expect((await s.alertRoutes.summary())[0]).toMatchObject({ route: "ops", retrying: 0, refused: 1 });
+    // The refused alert changes (a repeat): due again on that route. The team route's
+    // claims, never answered, are anyone's once they ran out.
+    tick(10);
+    await s.alerts.raise("error", "memory");
+    expect(await ops("z", 50_000)).toEqual([[memory.id, 2]]);
+    expect(await s.alertRoutes.claim("team", "z", 1_000, 10, 30_000, 31_999)).toEqual([]);
+    expect(await s.alertRoutes.claim("team", "z", 1_000, 10, 30_000, 32_001)).toHaveLength(2);
   });
 });

@@ -3,7 +3,7 @@ import path from "node:path";
 import type pg from "pg";
 import { packageDir } from "../../package-dir.js";
 import { SchemaTooNewError } from "../../errors.js";
-import { atomic } from "./queries.js";
+import { atomic } from "./sql.js";
 
 export const postgresMigrationsDir = path.join(packageDir, "migrations", "postgres");
 

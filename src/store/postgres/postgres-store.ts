@@ -7,7 +7,14 @@ import { listen } from "./listener.js";
 import { clusterOn } from "./cluster.js";
 import { advisoryLocks } from "./locks.js";
 import { migratePostgres } from "./migrate.js";
-import { queriesOn } from "./queries.js";
+import { createAlertRouteStore } from "./alert-routes.js";
+import { createAlertStore } from "./alerts.js";
+import { createBotStateStore } from "./bot-state.js";
+import { createDispatcherStore } from "./dispatchers.js";
+import { createEventStore } from "./events.js";
+import { createOperationStore } from "./operations.js";
+import type { Queryable } from "./sql.js";
+import { createTaskStore } from "./tasks.js";
 import { sessionConfig, type SessionOptions } from "./session.js";
 
 export interface PostgresStoreOptions extends SessionOptions {
@@ -172,6 +179,23 @@ export async function createPostgresStore(
       await group.end();
       await pool.end();
     },
+  };
+}
+
+/**
+ * The store's calls in SQL for PostgreSQL, on `q` (the pool, or one client inside a
+ * transaction), one table family per file as in `../sqlite/`: the same rules, statement
+ * for statement.
+ */
+function queriesOn(q: Queryable, now: () => number): StoreQueries {
+  return {
+    tasks: createTaskStore(q, now),
+    operations: createOperationStore(q, now),
+    events: createEventStore(q, now),
+    alerts: createAlertStore(q, now),
+    alertRoutes: createAlertRouteStore(q),
+    bot: createBotStateStore(q, now),
+    dispatchers: createDispatcherStore(q, now),
   };
 }
 

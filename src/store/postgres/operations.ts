@@ -1,0 +1,353 @@
+import type { OperationStatus } from "../../domain/task.js";
+import { toOperation, type OperationRow } from "../rows.js";
+import { blockedUntil, type StoreQueries } from "../store.js";
+import { atomic, type Queryable, statementsOn } from "./sql.js";
+
+/** The advisory lock class of a serial server's claim turn ("tg"; singletons use 0x7466). */
+const serialLockClass = 0x7467;
+
+// The fence, on $1 (id), $2 (owner), $3 (token): this claim still holds the operation.
+const holds = "id = $1 AND lease_owner = $2 AND attempts = $3 AND status = 'running'";
+
+// What a blocked operation waits for has settled, or is parked: as in the SQLite store.
+const nothingOpen = `NOT EXISTS (
+     SELECT 1 FROM operations p WHERE p.task_id = operations.task_id AND p.kind = operations.kind
+       AND position(',' || p.server || ',' IN ',' || operations.waits_for || ',') > 0
+       AND (p.status = 'running' OR (p.status = 'pending' AND p.waiting IS NULL)))`;
+
+/**
+ * The operations table: claims with leases (`FOR UPDATE SKIP LOCKED`, so two dispatchers never wait
+ * for, nor get, the same operation), the fence every outcome write carries, the queue and its counts.
+ */
+export function createOperationStore(q: Queryable, now: () => number): StoreQueries["operations"] {
+  const { rows, changes } = statementsOn(q);
+  return {
+    async claim(req) {
+      return atomic(q, async (c) => {
+        const t = now();
+        type Candidate = { id: number; priority: number; created_at: number };
+        const candidates: Candidate[] = [];
+        // A serial server's claimers take turns (its lock, held to the commit, in name order
+        // so two claimers never wait for each other); one that another live dispatcher is
+        // calling is passed by.
+        const busy = new Set<string>();
+        for (const server of [...req.capacity.keys()].filter((s) => req.serial?.has(s)).sort()) {
+          await c.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [serialLockClass, server]);
+          const { rowCount } = await c.query(
+            `SELECT 1 FROM operations o JOIN dispatchers d ON d.owner = o.lease_owner
+             WHERE o.server = $1 AND o.status = 'running' AND o.lease_owner <> $2
+               AND o.lease_expires_at >= $3 LIMIT 1`,
+            [server, req.owner, t - (req.overrunMs?.get(server) ?? 0)],
+          );
+          if (rowCount) busy.add(server);
+        }
+        // Per server: running ones whose lease ran out longer ago than a call started in time
+        // could still be at work (on the poll), then due ones, locked with SKIP LOCKED until
+        // this transaction ends: another dispatcher passes them by.
+        for (const [server, free] of req.capacity) {
+          if (free <= 0 || busy.has(server)) continue;
+          const limit = Math.min(free, req.limit);
+          const orphans =
+            req.orphans === false
+              ? []
+              : (
+                  await c.query<Candidate>(
+                    `SELECT id, priority, created_at FROM operations
+                     WHERE status = 'running' AND lease_expires_at < $2 AND server = $1
+                     ORDER BY lease_expires_at LIMIT $3 FOR UPDATE SKIP LOCKED`,
+                    [server, t - (req.overrunMs?.get(server) ?? 0), limit],
+                  )
+                ).rows;
+          const due =
+            limit - orphans.length <= 0
+              ? []
+              : (
+                  await c.query<Candidate>(
+                    `SELECT id, priority, created_at FROM operations
+                     WHERE server = $1 AND status = 'pending' AND next_attempt_at <= $2
+                     ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED`,
+                    [server, t, limit - orphans.length],
+                  )
+                ).rows;
+          candidates.push(...orphans, ...due);
+        }
+        // Across servers: priority 1 first, then the oldest.
+        candidates.sort((a, b) => a.priority - b.priority || a.created_at - b.created_at || a.id - b.id);
+        const ids = candidates.slice(0, req.limit).map((x) => x.id);
+        if (ids.length === 0) return [];
+        const { rows: taken } = await c.query<OperationRow>(
+          `UPDATE operations
+           SET recheck = CASE WHEN status = 'running' THEN 1 ELSE recheck END,
+               attempts = attempts + 1,
+               status = 'running', lease_owner = $2, lease_expires_at = $3, waiting = NULL,
+               started_at = coalesce(started_at, $4), updated_at = $4
+           WHERE id = ANY($1::bigint[]) AND ((status = 'pending' AND next_attempt_at <= $4)
+                              OR (status = 'running' AND lease_expires_at < $4))
+           RETURNING *`,
+          [ids, req.owner, t + req.leaseMs, t],
+        );
+        const order = new Map(ids.map((id, i) => [id, i]));
+        return taken.map(toOperation).sort((a, b) => order.get(a.id)! - order.get(b.id)!);
+      });
+    },
+    async forTask(taskId) {
+      return (
+        await rows<OperationRow>("SELECT * FROM operations WHERE task_id = $1 ORDER BY priority, id", [
+          taskId,
+        ])
+      ).map(toOperation);
+    },
+    async statesOf(taskId) {
+      const states = await rows<OperationRow>(
+        "SELECT server, kind, status, waiting, attempts, next_attempt_at, waits_for FROM operations WHERE task_id = $1",
+        [taskId],
+      );
+      return states.map((r) => ({
+        server: r.server,
+        kind: r.kind,
+        status: r.status,
+        waiting: r.waiting,
+        attempts: r.attempts,
+        nextAttemptAt: r.next_attempt_at,
+        waitsFor: r.waits_for ? r.waits_for.split(",") : [],
+      }));
+    },
+    async renewLeases(owner, leaseMs) {
+      const t = now();
+      // A lease that ran out is not renewed: another dispatcher may have called its server since.
+      const renewed = await rows<{ id: number }>(
+        `UPDATE operations SET lease_expires_at = greatest(lease_expires_at, $1), updated_at = $2
+         WHERE lease_owner = $3 AND status = 'running' AND lease_expires_at >= $2 RETURNING id`,
+        [t + leaseMs, t, owner],
+      );
+      return renewed.map((r) => r.id);
+    },
+    async renewClaim(id, claim, leaseMs) {
+      const t = now();
+      return (
+        (await changes(
+          `UPDATE operations SET lease_expires_at = greatest(lease_expires_at, $4), updated_at = $5
+           WHERE ${holds} AND lease_expires_at >= $5`,
+          [id, claim.owner, claim.token, t + leaseMs, t],
+        )) === 1
+      );
+    },
+    async releaseWaiting(taskId) {
+      const t = now();
+      return (
+        await rows<{ server: string }>(
+          `UPDATE operations SET next_attempt_at = $2, updated_at = $2
+           WHERE task_id = $1 AND status = 'pending' AND next_attempt_at = $3 AND ${nothingOpen}
+           RETURNING server`,
+          [taskId, t, blockedUntil],
+        )
+      ).map((r) => r.server);
+    },
+    async releaseAllWaiting() {
+      const t = now();
+      return changes(
+        `UPDATE operations SET next_attempt_at = $1, updated_at = $1
+         WHERE status = 'pending' AND next_attempt_at = $2 AND ${nothingOpen}`,
+        [t, blockedUntil],
+      );
+    },
+    async startAttempt(id, claim, leaseMs) {
+      const t = now();
+      return (
+        (await changes(
+          `UPDATE operations SET attempts = attempts + 1, lease_expires_at = greatest(lease_expires_at, $4),
+             updated_at = $5
+           WHERE ${holds} AND lease_expires_at >= $5`,
+          [id, claim.owner, claim.token, t + leaseMs, t],
+        )) === 1
+      );
+    },
+    async finish(id, claim, outcome) {
+      const ms = Math.round(outcome.durationMs);
+      return (
+        (await changes(
+          `UPDATE operations SET status = $4, remote_id = coalesce($5, remote_id),
+             last_error = $6, retryable = 0, waiting = NULL, recheck = 0, lease_owner = NULL,
+             lease_expires_at = NULL, duration_ms = $7::int, total_ms = total_ms + $7::int,
+             finished_at = $8, updated_at = $8
+           WHERE ${holds}`,
+          [id, claim.owner, claim.token, outcome.status, outcome.remoteId, outcome.note ?? null, ms, now()],
+        )) === 1
+      );
+    },
+    async fail(id, claim, failure) {
+      const ms = Math.round(failure.durationMs);
+      return (
+        (await changes(
+          `UPDATE operations SET status = 'failed', last_error = $4, retryable = $5,
+             recheck = greatest(recheck, $6), next_attempt_at = coalesce($7, next_attempt_at),
+             lease_owner = NULL, lease_expires_at = NULL,
+             duration_ms = $8::int, total_ms = total_ms + $8::int, finished_at = $9, updated_at = $9
+           WHERE ${holds}`,
+          [
+            id,
+            claim.owner,
+            claim.token,
+            failure.error,
+            failure.retryable ? 1 : 0,
+            failure.recheck ? 1 : 0,
+            failure.recoverAt ?? null,
+            ms,
+            now(),
+          ],
+        )) === 1
+      );
+    },
+    async park(id, claim, p) {
+      return (
+        (await changes(
+          `UPDATE operations SET status = 'pending', waiting = $4, last_error = $4,
+             recheck = greatest(recheck, $5), next_attempt_at = $6, lease_owner = NULL,
+             lease_expires_at = NULL, total_ms = total_ms + $7, updated_at = $8
+           WHERE ${holds}`,
+          [
+            id,
+            claim.owner,
+            claim.token,
+            p.reason,
+            p.recheck ? 1 : 0,
+            p.until,
+            Math.round(p.durationMs),
+            now(),
+          ],
+        )) === 1
+      );
+    },
+    async parkServer(server, reason, until) {
+      const t = now();
+      const parked = await rows<{ task_id: string }>(
+        `UPDATE operations SET waiting = $2, last_error = $2, next_attempt_at = coalesce($3, next_attempt_at),
+           updated_at = $4
+         WHERE server = $1 AND status = 'pending' AND next_attempt_at <= $4
+           AND (waiting IS NULL OR waiting <> $2 OR $3::bigint IS NOT NULL)
+         RETURNING task_id`,
+        [server, reason, until, t],
+      );
+      return [...new Set(parked.map((r) => r.task_id))];
+    },
+    async release(owner) {
+      return changes(
+        `UPDATE operations SET status = 'pending', recheck = 1, lease_owner = NULL, lease_expires_at = NULL,
+           updated_at = $1 WHERE lease_owner = $2 AND status = 'running'`,
+        [now(), owner],
+      );
+    },
+    async requeueFailed(taskId) {
+      const t = now();
+      return changes(
+        `UPDATE operations SET status = 'pending', recheck = 1, waiting = NULL, next_attempt_at = $1, updated_at = $1
+         WHERE task_id = $2 AND status = 'failed'`,
+        [t, taskId],
+      );
+    },
+    async recover(server) {
+      const t = now();
+      const recovered = await rows<{ task_id: string }>(
+        `UPDATE operations SET status = 'pending', recheck = 1, waiting = NULL, next_attempt_at = $2, updated_at = $2
+         WHERE server = $1 AND status = 'failed' AND retryable = 1 AND next_attempt_at <= $2
+         RETURNING task_id`,
+        [server, t],
+      );
+      return [...new Set(recovered.map((r) => r.task_id))];
+    },
+    async giveUp(cutoff, reason) {
+      const t = now();
+      const given = await rows<{ task_id: string }>(
+        `UPDATE operations SET status = 'failed', retryable = 0, waiting = NULL,
+           last_error = $2 || coalesce(last_error, 'no answer'), finished_at = coalesce(finished_at, $3), updated_at = $3
+         WHERE created_at < $1 AND ((status = 'failed' AND retryable = 1)
+                                    OR (status = 'pending' AND waiting IS NOT NULL))
+         RETURNING task_id`,
+        [cutoff, reason, t],
+      );
+      return [...new Set(given.map((r) => r.task_id))];
+    },
+    async rollback(taskId) {
+      return atomic(q, async (c) => {
+        const t = now();
+        await c.query(
+          `UPDATE operations SET status = 'skipped', waiting = NULL, retryable = 0, last_error = 'task rolled back',
+             updated_at = $1 WHERE task_id = $2 AND kind = 'create' AND status = 'pending'`,
+          [t, taskId],
+        );
+        await c.query(
+          "UPDATE operations SET retryable = 0, updated_at = $1 WHERE task_id = $2 AND kind = 'create' AND status = 'failed'",
+          [t, taskId],
+        );
+        const added = await c.query(
+          `INSERT INTO operations (task_id, server, kind, status, priority, idempotency_key,
+             remote_id, next_attempt_at, created_at, updated_at)
+           SELECT task_id, server, 'compensate', 'pending', priority, task_id || ':' || server || ':compensate',
+             remote_id, $2, $2, $2
+           FROM operations WHERE task_id = $1 AND kind = 'create' AND status = 'done' AND remote_id IS NOT NULL
+           ON CONFLICT (idempotency_key) DO NOTHING`,
+          [taskId, t],
+        );
+        return added.rowCount ?? 0;
+      });
+    },
+    async recentDone(server, limit) {
+      return (
+        await rows<OperationRow>(
+          `SELECT o.* FROM operations o JOIN tasks t ON t.id = o.task_id
+           WHERE o.server = $1 AND o.kind = 'create' AND o.status = 'done' AND o.remote_id IS NOT NULL
+             AND t.status <> 'rolled_back'
+           ORDER BY o.finished_at DESC LIMIT $2`,
+          [server, limit],
+        )
+      ).map(toOperation);
+    },
+    async requeueForRepair(id) {
+      const t = now();
+      return (
+        (await changes(
+          `UPDATE operations SET status = 'pending', recheck = 0, waiting = NULL, next_attempt_at = $1, updated_at = $1
+           WHERE id = $2 AND status = 'done'`,
+          [t, id],
+        )) === 1
+      );
+    },
+    async recentDurations(server, limit) {
+      return (
+        await rows<{ duration_ms: number }>(
+          `SELECT duration_ms FROM operations WHERE server = $1 AND status = 'done' AND duration_ms IS NOT NULL
+           ORDER BY finished_at DESC LIMIT $2`,
+          [server, limit],
+        )
+      ).map((r) => r.duration_ms);
+    },
+    async finishedPerBucket(since, bucketMs, buckets) {
+      const counts = await rows<{ b: number; n: number }>(
+        `SELECT ((finished_at - $1) / $2)::int AS b, count(*)::int AS n FROM operations
+         WHERE finished_at >= $1 AND finished_at < $1 + $2 * $3 GROUP BY 1`,
+        [since, bucketMs, buckets],
+      );
+      const out = Array.from({ length: buckets }, () => 0);
+      for (const { b, n } of counts) out[b] = n;
+      return out;
+    },
+    async queueSize() {
+      return (
+        await rows<{ n: number }>(
+          "SELECT count(*)::int AS n FROM operations WHERE status IN ('pending', 'running')",
+        )
+      )[0]!.n;
+    },
+    async countByServerStatus() {
+      // One branch per status: each counts its own partial index, not the whole table.
+      return rows<{ server: string; status: OperationStatus; n: number }>(
+        (["pending", "running", "done", "failed", "skipped"] satisfies OperationStatus[])
+          .map(
+            (status) =>
+              `(SELECT server, '${status}' AS status, count(*)::int AS n FROM operations WHERE status = '${status}' GROUP BY server)`,
+          )
+          .join(" UNION ALL "),
+      );
+    },
+  };
+}
