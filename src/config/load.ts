@@ -108,9 +108,9 @@ function substituteDeep(value: unknown, vars: Record<string, string | undefined>
  */
 export function completeConfig(input: ConfigFile, env: NodeJS.ProcessEnv, cwd: string): Config {
   const file = parseConfigFile(input, "config");
-  const dataDir = path.resolve(cwd, env.DATA_DIR ?? file.data_dir ?? "data");
+  const dataDir = path.resolve(cwd, env.DATA_DIR ?? file.data_dir);
   const servers = completeServers(file, { ...env, DATA_DIR: dataDir }, dataDir);
-  const httpHost = env.HTTP_HOST ?? file.http.host ?? "127.0.0.1";
+  const httpHost = env.HTTP_HOST ?? file.http.host;
   const loopback = isLoopback(httpHost);
   if (file.http.enabled && !loopback && !env.API_KEY) {
     throw new ConfigError(
@@ -140,7 +140,7 @@ export function completeConfig(input: ConfigFile, env: NodeJS.ProcessEnv, cwd: s
     alerts: { routes: completeRoutes(file.alerts.routes, env) },
     store,
     timezone: defaultZone(file.timezone, env.TZ),
-    logs_dir: path.resolve(cwd, env.LOG_DIR ?? file.logs_dir ?? "logs"),
+    logs_dir: path.resolve(cwd, env.LOG_DIR ?? file.logs_dir),
     dispatcher: {
       ...file.dispatcher,
       concurrency: file.dispatcher.concurrency ?? Math.max(1, fleetCapacity),
@@ -148,7 +148,7 @@ export function completeConfig(input: ConfigFile, env: NodeJS.ProcessEnv, cwd: s
     http: {
       ...file.http,
       host: httpHost,
-      port: env.HTTP_PORT ? parsePort(env.HTTP_PORT, "HTTP_PORT") : (file.http.port ?? 8787),
+      port: env.HTTP_PORT ? parsePort(env.HTTP_PORT, "HTTP_PORT") : file.http.port,
     },
     notifications: {
       telegram: {
@@ -158,8 +158,8 @@ export function completeConfig(input: ConfigFile, env: NodeJS.ProcessEnv, cwd: s
         api_root: env.TELEGRAM_API_ROOT || telegram.api_root || undefined,
         language: env.ALERT_LANGUAGE || telegram.language || undefined,
         webhook_url: env.WEBHOOK_URL || telegram.webhook_url || undefined,
-        webhook_host: env.WEBHOOK_HOST || telegram.webhook_host || "127.0.0.1",
-        webhook_port: env.WEBHOOK_PORT ? parsePort(env.WEBHOOK_PORT) : (telegram.webhook_port ?? 8080),
+        webhook_host: env.WEBHOOK_HOST || telegram.webhook_host,
+        webhook_port: env.WEBHOOK_PORT ? parsePort(env.WEBHOOK_PORT) : telegram.webhook_port,
         webhook_secret: env.WEBHOOK_SECRET || undefined,
         thread_id: env.ALERT_THREAD_ID ? parseThreadId(env.ALERT_THREAD_ID) : telegram.thread_id,
         quiet_kinds: telegram.quiet_kinds,
@@ -170,7 +170,7 @@ export function completeConfig(input: ConfigFile, env: NodeJS.ProcessEnv, cwd: s
       ...file.security,
       allowed_user_ids: env.ALLOWED_USER_IDS
         ? parseUserIds(env.ALLOWED_USER_IDS)
-        : (file.security.allowed_user_ids ?? []),
+        : file.security.allowed_user_ids,
       api_key_required: file.security.api_key_required ?? !loopback,
       api_key: env.API_KEY || undefined,
     },

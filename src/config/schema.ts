@@ -126,12 +126,12 @@ export const alertRouteSchema = z.discriminatedUnion("kind", [
 export type AlertRouteConfig = z.output<typeof alertRouteSchema> & { name: string };
 
 export const configFileSchema = z.strictObject({
-  /** All data: the database and every local server's files (DATA_DIR; default ./data). */
-  data_dir: z.string().min(1).optional(),
+  /** All data: the database and every local server's files (DATA_DIR wins). */
+  data_dir: z.string().min(1).default("data"),
   /** The zone deadlines are read and shown in when a user has not chosen one (else TZ, else the machine's). */
   timezone: timeZoneSchema.optional(),
-  /** orchestrator.N.log and monitoring_metrics.json (LOG_DIR; default ./logs). */
-  logs_dir: z.string().min(1).optional(),
+  /** orchestrator.N.log and monitoring_metrics.json (LOG_DIR wins). */
+  logs_dir: z.string().min(1).default("logs"),
   logging: z
     .strictObject({
       max_size: z
@@ -195,10 +195,10 @@ export const configFileSchema = z.strictObject({
   http: z
     .strictObject({
       enabled: z.boolean().default(true),
-      /** HTTP_HOST; default 127.0.0.1. */
-      host: z.string().min(1).optional(),
-      /** HTTP_PORT; default 8787. */
-      port: z.number().int().min(0).max(65535).optional(),
+      /** HTTP_HOST wins. */
+      host: z.string().min(1).default("127.0.0.1"),
+      /** HTTP_PORT wins. */
+      port: z.number().int().min(0).max(65535).default(8787),
       allowed_hosts: z.array(z.string().min(1)).default([]),
       max_connections: z.number().int().min(1).max(100_000).default(256),
       headers_timeout: z.number().min(0.1).max(600).default(10),
@@ -232,8 +232,8 @@ export const configFileSchema = z.strictObject({
           api_root: z.string().url().optional(),
           language: z.enum(["en", "ru"]).optional(),
           webhook_url: z.string().url().optional(),
-          webhook_host: z.string().min(1).optional(),
-          webhook_port: z.number().int().min(1).max(65535).optional(),
+          webhook_host: z.string().min(1).default("127.0.0.1"),
+          webhook_port: z.number().int().min(1).max(65535).default(8080),
           /** A topic of a forum group: alerts are posted there (ALERT_THREAD_ID). */
           thread_id: z.number().int().min(1).optional(),
           /** The alert kinds sent without a sound (`disable_notification`); the rest ring. */
@@ -259,7 +259,7 @@ export const configFileSchema = z.strictObject({
         })
         .prefault({}),
       /** Telegram users allowed to use the bot (ALLOWED_USER_IDS). */
-      allowed_user_ids: z.array(z.number().int()).optional(),
+      allowed_user_ids: z.array(z.number().int()).default([]),
       /** Default: required off loopback. */
       api_key_required: z.boolean().optional(),
       /** What members of the alert chat who are not allowed users may do: read, or everything. */

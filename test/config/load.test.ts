@@ -16,6 +16,17 @@ function issuesOf(text: string): string[] {
 }
 
 describe("config file validation", () => {
+  it("declares every default in the schema: an empty file parses to them, the loader adds only the environment", () => {
+    const file = parseConfigText("{}");
+    expect(file).toMatchObject({
+      data_dir: "data",
+      logs_dir: "logs",
+      http: { host: "127.0.0.1", port: 8787, enabled: true },
+      notifications: { telegram: { webhook_host: "127.0.0.1", webhook_port: 8080 } },
+      security: { allowed_user_ids: [] },
+    });
+  });
+
   it.each([
     ['{"servers": {"git": {"timeout": "fast"}}}', "servers.git.timeout"],
     ['{"servers": {"git": {"timout": 5}}}', 'servers.git: unknown key "timout"'],
