@@ -7,6 +7,7 @@ import { canonicalZone, machineZone } from "../time-zone.js";
 import { caldavLaunch, defaultServers } from "./default.js";
 import {
   configFileSchema,
+  serverFileSchema,
   serverNames,
   type AlertRouteConfig,
   type Config,
@@ -203,7 +204,7 @@ function completeServers(
   const defaults = defaultServers(dataDir);
   const servers = {} as Record<ServerName, ServerConfig>;
   for (const name of serverNames) {
-    const given = substituteDeep(file.servers[name] ?? {}, vars) as NonNullable<
+    const given = substituteDeep(file.servers[name] ?? serverFileSchema.parse({}), vars) as NonNullable<
       ParsedConfigFile["servers"][ServerName]
     >;
     const d = defaults[name];
@@ -222,9 +223,9 @@ function completeServers(
       env: given.env ?? (ownProcess ? {} : d.env),
       cwd: given.cwd ?? (ownProcess ? undefined : d.cwd),
       url: given.url,
-      headers: given.headers ?? {},
+      headers: given.headers,
       transport: given.transport,
-      max_response_size: given.max_response_size ?? "8m",
+      max_response_size: given.max_response_size,
       settings: { ...d.settings, ...given.settings },
     };
     if (given.url !== undefined) {
@@ -238,9 +239,9 @@ function completeServers(
           `servers.${name}.url: expected an http:// or https:// URL, got ${maskUrlCredentials(given.url)}`,
         );
       }
-    } else if (Object.keys(given.headers ?? {}).length > 0 || given.transport !== undefined) {
+    } else if (Object.keys(given.headers).length > 0 || given.transport !== undefined) {
       throw new ConfigError(
-        `servers.${name}.${given.headers ? "headers" : "transport"}: only for a server given by url`,
+        `servers.${name}.${Object.keys(given.headers).length > 0 ? "headers" : "transport"}: only for a server given by url`,
       );
     }
   }

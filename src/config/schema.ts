@@ -38,14 +38,14 @@ export const serverFileSchema = z.strictObject({
   /** A hosted server: its MCP endpoint, instead of a launch line. */
   url: z.string().min(1).optional(),
   /** Sent with every request to `url` (`${NAME}` reads the environment, for tokens). */
-  headers: z.record(z.string(), z.string()).optional(),
+  headers: z.record(z.string(), z.string()).default({}),
   /** Without it: Streamable HTTP, falling back to HTTP+SSE when the server answers 4xx. */
   transport: z.enum(["streamable-http", "sse"]).optional(),
-  /** A hosted server's largest answer (and SSE event) taskfan reads: "8m" by default. */
+  /** A hosted server's largest answer (and SSE event) taskfan reads. */
   max_response_size: z
     .string()
     .regex(/^\d+[kmg]?$/, 'a size such as "8m" or "512k"')
-    .optional(),
+    .default("8m"),
   settings: z.record(z.string(), z.unknown()).optional(),
 });
 
