@@ -223,7 +223,8 @@ function completeServers(
       env: given.env ?? (ownProcess ? {} : d.env),
       cwd: given.cwd ?? (ownProcess ? undefined : d.cwd),
       url: given.url,
-      headers: given.headers,
+      // None unless given: a printed config names headers only for a hosted server.
+      headers: given.headers ?? {},
       transport: given.transport,
       max_response_size: given.max_response_size,
       settings: { ...d.settings, ...given.settings },
@@ -239,9 +240,9 @@ function completeServers(
           `servers.${name}.url: expected an http:// or https:// URL, got ${maskUrlCredentials(given.url)}`,
         );
       }
-    } else if (Object.keys(given.headers).length > 0 || given.transport !== undefined) {
+    } else if (Object.keys(given.headers ?? {}).length > 0 || given.transport !== undefined) {
       throw new ConfigError(
-        `servers.${name}.${Object.keys(given.headers).length > 0 ? "headers" : "transport"}: only for a server given by url`,
+        `servers.${name}.${given.headers ? "headers" : "transport"}: only for a server given by url`,
       );
     }
   }

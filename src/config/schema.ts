@@ -38,7 +38,7 @@ export const serverFileSchema = z.strictObject({
   /** A hosted server: its MCP endpoint, instead of a launch line. */
   url: z.string().min(1).optional(),
   /** Sent with every request to `url` (`${NAME}` reads the environment, for tokens). */
-  headers: z.record(z.string(), z.string()).default({}),
+  headers: z.record(z.string(), z.string()).optional(),
   /** Without it: Streamable HTTP, falling back to HTTP+SSE when the server answers 4xx. */
   transport: z.enum(["streamable-http", "sse"]).optional(),
   /** A hosted server's largest answer (and SSE event) taskfan reads. */

@@ -25,11 +25,8 @@ describe("config file validation", () => {
       notifications: { telegram: { webhook_host: "127.0.0.1", webhook_port: 8080 } },
       security: { allowed_user_ids: [] },
     });
-    // A role's own keys override the embedded default's; the two it has no say in are here.
-    expect(parseConfigText('{"servers": {"git": {}}}').servers.git).toEqual({
-      headers: {},
-      max_response_size: "8m",
-    });
+    // A role's own keys override the embedded default's; the cap is the schema's.
+    expect(parseConfigText('{"servers": {"git": {}}}').servers.git).toEqual({ max_response_size: "8m" });
   });
 
   it.each([
