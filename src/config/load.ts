@@ -195,6 +195,9 @@ function completeStore(given: ParsedConfigFile["store"], env: NodeJS.ProcessEnv)
   return { ...given, kind, url: kind === "postgres" ? url : undefined };
 }
 
+/** A role the file does not name: only what the schema gives every role. */
+const unsetServer = serverFileSchema.parse({});
+
 /** Each role's server: the embedded default's, with what the file gives over it. */
 function completeServers(
   file: ParsedConfigFile,
@@ -204,7 +207,7 @@ function completeServers(
   const defaults = defaultServers(dataDir);
   const servers = {} as Record<ServerName, ServerConfig>;
   for (const name of serverNames) {
-    const given = substituteDeep(file.servers[name] ?? serverFileSchema.parse({}), vars) as NonNullable<
+    const given = substituteDeep(file.servers[name] ?? unsetServer, vars) as NonNullable<
       ParsedConfigFile["servers"][ServerName]
     >;
     const d = defaults[name];
