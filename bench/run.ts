@@ -148,6 +148,12 @@ function fakeTask(title: string): Task {
     updatedAt: now,
     settledAt: null,
     rollbackReason: null,
+    state: "open",
+    version: 1,
+    completedAt: null,
+    deletedAt: null,
+    chatId: null,
+    userId: null,
   };
 }
 

@@ -241,6 +241,38 @@ export class IdempotencyConflictError extends TaskfanError {
   }
 }
 
+/** No task has this id. */
+export class TaskNotFoundError extends TaskfanError {
+  constructor(readonly taskId: string) {
+    super(`no task ${taskId}`);
+  }
+}
+
+/** A change the task's state does not allow: it was deleted, or rolled back. */
+export class ChangeRefusedError extends TaskfanError {
+  constructor(
+    readonly taskId: string,
+    readonly reason: "deleted" | "rolled_back",
+  ) {
+    super(
+      reason === "deleted"
+        ? `task ${taskId} was deleted; it cannot be changed`
+        : `task ${taskId} was rolled back (a required server failed); it cannot be changed`,
+    );
+  }
+}
+
+/** The change was made against a version of the task that is no longer the latest. */
+export class VersionMismatchError extends TaskfanError {
+  constructor(
+    readonly taskId: string,
+    readonly expected: number,
+    readonly current: number,
+  ) {
+    super(`task ${taskId} is at version ${current}, not ${expected}: read it again and retry`);
+  }
+}
+
 /** A command line that cannot be run as given. */
 export class UsageError extends TaskfanError {}
 

@@ -4,7 +4,16 @@ import { ValidationError } from "../errors.js";
 
 export type TaskStatus = "pending" | "running" | "done" | "partial" | "failed" | "rolled_back";
 export type OperationStatus = "pending" | "running" | "done" | "failed" | "skipped";
-export type OperationKind = "create" | "compensate";
+/** A change of a task after its create, fanned out like the create (see `Orchestrator.changeTask`). */
+export type ChangeKind = "update" | "complete" | "reopen" | "delete";
+export type OperationKind = "create" | "compensate" | ChangeKind;
+export const changeKinds: readonly ChangeKind[] = ["update", "complete", "reopen", "delete"];
+export const isChangeKind = (kind: string): kind is ChangeKind =>
+  (changeKinds as readonly string[]).includes(kind);
+/** The task's own state, separate from its fan-out status. */
+export type LifecycleState = "open" | "done" | "deleted";
+/** The fields an update may change. */
+export type TaskFields = Pick<ValidTask, "title" | "description" | "priority" | "deadline" | "tags">;
 
 export interface Task {
   id: string;
@@ -22,6 +31,14 @@ export interface Task {
   settledAt: number | null;
   /** Set when a required server failed for good and the task was undone everywhere. */
   rollbackReason: string | null;
+  state: LifecycleState;
+  /** 1 at creation, one more for every change. */
+  version: number;
+  completedAt: number | null;
+  deletedAt: number | null;
+  /** The chat and user that created it (null for the API and the CLI). */
+  chatId: string | null;
+  userId: number | null;
 }
 
 export interface Operation {

@@ -38,6 +38,8 @@ export interface AttemptContext {
   signal: AbortSignal;
   /** 1 for the first attempt of this execution. */
   attempt: number;
+  /** The tools the server offers (as it listed them when it connected). */
+  tools: ReadonlySet<string>;
 }
 
 export type Availability = { ok: true } | { ok: false; reason: string; retryAt: number };
@@ -329,6 +331,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
           call: this.callToolFor(m, { due, beforeCall }),
           signal: attemptSignal,
           attempt,
+          tools: m.connection.tools,
         });
         this.record(m, true, performance.now() - started);
         return result;

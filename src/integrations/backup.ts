@@ -2,7 +2,8 @@ import path from "node:path";
 import { z } from "zod";
 import { taskMarker } from "../domain/task.js";
 import { ToolFailedError } from "../errors.js";
-import { callForJson, parseSettings, type Integration } from "./integration.js";
+import type { Task } from "../domain/task.js";
+import { callForJson, parseSettings, type CallTool, type Integration } from "./integration.js";
 
 const role = "backup";
 /** `source_dir`: the folder of task files it backs up; by default the server's own (`backup_sources`). */
@@ -13,12 +14,16 @@ const listed = z.object({
   backups: z.array(z.object({ timestamp: z.string(), agent_context: z.string().nullable() })),
 });
 
-function markerOf(context: string | null): unknown {
+function contextOf(context: string | null): { marker?: unknown; change?: unknown } | null {
   try {
-    return (JSON.parse(context ?? "null") as { marker?: unknown } | null)?.marker;
+    return JSON.parse(context ?? "null") as { marker?: unknown; change?: unknown } | null;
   } catch {
-    return undefined;
+    return null;
   }
+}
+
+function markerOf(context: string | null): unknown {
+  return contextOf(context)?.marker;
 }
 
 /**
@@ -33,6 +38,23 @@ export function createBackupIntegration(settings: unknown): Integration {
     if (!source) throw new ToolFailedError(role, "backup_sources", "no folder to back up yet");
     return source;
   };
+  /** A snapshot of the task's file, with the task (and the change that made it) as context. */
+  async function snapshot(task: Task, change: string | undefined, call: CallTool, signal: AbortSignal) {
+    const context = JSON.stringify({
+      marker: taskMarker(task.id),
+      ...(change ? { change } : {}),
+      task: { ...task, status: undefined },
+    });
+    const reply = await callForJson(
+      call,
+      role,
+      "backup_folder_create",
+      { folder_path: folderOf(), include_pattern: `${task.id}.md`, agent_context: context },
+      created,
+      signal,
+    );
+    return reply.timestamp;
+  }
   return {
     role,
     requiredTools: [
@@ -55,16 +77,25 @@ export function createBackupIntegration(settings: unknown): Integration {
       }
     },
     async create(task, call, signal) {
-      const context = JSON.stringify({ marker: taskMarker(task.id), task: { ...task, status: undefined } });
-      const reply = await callForJson(
-        call,
-        role,
-        "backup_folder_create",
-        { folder_path: folderOf(), include_pattern: `${task.id}.md`, agent_context: context },
-        created,
-        signal,
-      );
-      return { remoteId: reply.timestamp };
+      return { remoteId: await snapshot(task, undefined, call, signal) };
+    },
+    async change({ kind, key, recheck }, task, call, signal) {
+      // Snapshots of a deleted task are kept: the backup is there to bring it back.
+      if (kind === "delete") return { skipped: "snapshots are kept after a delete, for recovery" };
+      // A new snapshot per version, older ones kept; after an attempt that may have landed, look.
+      if (recheck) {
+        const reply = await callForJson(
+          call,
+          role,
+          "backup_folder_list",
+          { folder_path: folderOf() },
+          listed,
+          signal,
+        );
+        const hit = reply.backups.find((b) => contextOf(b.agent_context)?.change === key);
+        if (hit) return { remoteId: hit.timestamp };
+      }
+      return { remoteId: await snapshot(task, key, call, signal) };
     },
     async verify(task, remoteId, call, signal) {
       const marker = taskMarker(task.id);

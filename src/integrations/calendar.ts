@@ -2,7 +2,15 @@ import { z } from "zod";
 import { MalformedReplyError } from "../errors.js";
 import type { Task } from "../domain/task.js";
 import { taskMarker } from "../domain/task.js";
-import { callForJson, describeTask, parseSettings, textOf, type Integration } from "./integration.js";
+import { ToolFailedError } from "../errors.js";
+import {
+  callForJson,
+  describeTask,
+  noToolFor,
+  parseSettings,
+  textOf,
+  type Integration,
+} from "./integration.js";
 
 const role = "calendar";
 export const caldavSettingsSchema = z.strictObject({
@@ -68,6 +76,44 @@ export function createCalendarIntegration(settings: unknown): Integration {
         );
         if (hit) return { found: true, remoteId: hit.uid };
         if (offset + 500 >= reply.total) return { found: false };
+      }
+    },
+    async change({ kind, remoteId, recheck, has }, task, call, signal) {
+      const uid = { uid: remoteId, calendarUrl };
+      switch (kind) {
+        case "update":
+          if (!has("update-todo")) return noToolFor(role, kind, "update-todo");
+          // caldav-mcp cannot clear a due date: a deadline taken away stays on the todo.
+          await call(
+            "update-todo",
+            {
+              ...uid,
+              summary: todoSummary(task),
+              description: describeTask(task),
+              ...(task.deadline ? { due: task.deadline } : {}),
+            },
+            signal,
+          );
+          return {};
+        case "complete":
+          // STATUS:COMPLETED with COMPLETED set (RFC 5545); the server raises SEQUENCE.
+          if (has("complete-todo")) await call("complete-todo", uid, signal);
+          else if (has("update-todo")) await call("update-todo", { ...uid, status: "COMPLETED" }, signal);
+          else return noToolFor(role, kind, "complete-todo");
+          return {};
+        case "reopen":
+          if (!has("update-todo")) return noToolFor(role, kind, "update-todo");
+          await call("update-todo", { ...uid, status: "NEEDS-ACTION" }, signal);
+          return {};
+        case "delete":
+          try {
+            await call("delete-todo", uid, signal);
+          } catch (error) {
+            // A retry after the delete landed finds nothing: it is gone.
+            if (!(recheck && error instanceof ToolFailedError && /not found/i.test(error.message)))
+              throw error;
+          }
+          return {};
       }
     },
     async probe(call, signal) {

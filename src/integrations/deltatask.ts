@@ -1,7 +1,15 @@
 import { z } from "zod";
 import type { Task } from "../domain/task.js";
 import { taskMarker } from "../domain/task.js";
-import { jsonOf, parseReply, throwIfErrorPayload, type CallTool, type Integration } from "./integration.js";
+import { ToolFailedError } from "../errors.js";
+import {
+  jsonOf,
+  noToolFor,
+  parseReply,
+  throwIfErrorPayload,
+  type CallTool,
+  type Integration,
+} from "./integration.js";
 
 const role = "deltatask";
 const created = z.object({ id: z.string().min(1) });
@@ -63,6 +71,44 @@ export function createDeltataskIntegration(): Integration {
       const tasks = parseReply(listed, value, role, "list_tasks");
       const match = tasks.find((t) => t.tags.includes(taskMarker(task.id)));
       return match ? { found: true, remoteId: match.id } : { found: false };
+    },
+    async change({ kind, remoteId, has }, task, call, signal) {
+      const id = { task_id: remoteId };
+      switch (kind) {
+        case "update":
+          // update_task replaces the whole tag list: our marker goes with the person's tags.
+          await callJson(
+            call,
+            "update_task",
+            {
+              ...id,
+              updates: {
+                title: task.title,
+                description: task.description,
+                urgency: urgencyOf(task),
+                tags: [...task.tags, taskMarker(task.id)],
+                deadline: task.deadline,
+              },
+            },
+            signal,
+          );
+          return {};
+        case "complete":
+          if (!has("finish_task")) return noToolFor(role, kind, "finish_task");
+          await callJson(call, "finish_task", id, signal);
+          return {};
+        case "reopen":
+          await callJson(call, "update_task", { ...id, updates: { completed: false } }, signal);
+          return {};
+        case "delete":
+          try {
+            await callJson(call, "delete_task", id, signal);
+          } catch (error) {
+            // A second delete (a retry after the first one landed) finds nothing: it is gone.
+            if (!(error instanceof ToolFailedError && /not found/i.test(error.message))) throw error;
+          }
+          return {};
+      }
     },
     async probe(call, signal) {
       await callJson(call, "get_statistics", {}, signal);

@@ -37,9 +37,24 @@ export function createFilesystemIntegration(settings: unknown): Integration {
     },
     async create(task, call, signal) {
       const file = fileOf(task);
-      const content = `# ${task.title}\n\n${describeTask(task)}\n`;
-      await call("write_file", { path: file, content }, signal);
+      await call("write_file", { path: file, content: contentOf(task) }, signal);
       return { remoteId: file };
+    },
+    async change({ kind, remoteId, recheck }, task, call, signal) {
+      if (kind !== "delete") {
+        // The whole file, as the task now is.
+        await call("write_file", { path: remoteId, content: contentOf(task) }, signal);
+        return {};
+      }
+      const trash = path.join(folder(), "trash", `${task.id}-deleted.md`);
+      try {
+        await call("move_file", { source: remoteId, destination: trash }, signal);
+      } catch (error) {
+        // A retry after the move landed finds the file gone: it is in the trash.
+        if (!(recheck && /ENOENT|no such file|not found/i.test(String((error as Error).message))))
+          throw error;
+      }
+      return {};
     },
     async verify(task, _remoteId, call, signal) {
       const file = fileOf(task);
@@ -59,6 +74,10 @@ export function createFilesystemIntegration(settings: unknown): Integration {
       await call("move_file", { source: remoteId, destination: trash }, signal);
     },
   };
+}
+
+function contentOf(task: Task): string {
+  return `# ${task.title}\n\n${describeTask(task)}\n`;
 }
 
 /** The first folder the server says it allows ("Allowed directories:" and one per line). */

@@ -97,6 +97,29 @@ export function createGitIntegration(settings: unknown): Integration {
       );
       return hit ? { found: true, remoteId: hit.hash } : { found: false };
     },
+    async change({ kind, key, recheck }, task, call, signal) {
+      const trailer = `Taskfan-Change: ${key}`;
+      // A commit cannot be made twice harmlessly: after an attempt that may have landed, look.
+      if (recheck) {
+        const reply = await callForJson(
+          call,
+          role,
+          "git_log",
+          { path: repo, maxCount: 20, grep: `^${trailer}$` },
+          logged,
+          signal,
+        );
+        const hit = reply.commits.find((c) => trailersOf(c.body ?? "").includes(trailer));
+        if (hit) return { remoteId: hit.hash };
+      }
+      const verb = { update: "Edit", complete: "Complete", reopen: "Reopen", delete: "Delete" }[kind];
+      const body = [`State: ${task.state}`, `Priority: ${task.priority}`];
+      if (task.deadline) body.push(`Deadline: ${task.deadline}`);
+      if (task.tags.length > 0) body.push(`Tags: ${task.tags.join(", ")}`);
+      // History is never rewritten: a delete is a commit like any other change.
+      const message = `${verb} task ${task.id}: ${task.title}\n\n${body.join("\n")}\n\n${commitTrailer(task)}\nTaskfan-Version: ${task.version}\n${trailer}`;
+      return { remoteId: await commit(message, call, signal) };
+    },
     async probe(call, signal) {
       await call("git_log", { path: repo, maxCount: 1 }, signal);
     },

@@ -1,7 +1,7 @@
 import type { z } from "zod";
 import type { ServerName } from "../config/schema.js";
 import { ConfigError, MalformedReplyError, ToolFailedError } from "../errors.js";
-import type { Task } from "../domain/task.js";
+import type { ChangeKind, Task } from "../domain/task.js";
 
 export interface ToolResult {
   content?: Array<{ type: string; text?: string }>;
@@ -17,6 +17,24 @@ export type CallTool = (
 ) => Promise<ToolResult>;
 
 export type CreateOutcome = { remoteId: string } | { skipped: string };
+/** A change done (with the record's id when it changed, as a new snapshot's), or skipped and why. */
+export interface ChangeOutcome {
+  remoteId?: string | undefined;
+  skipped?: string | undefined;
+}
+
+/** One change of a task, to carry to one server. */
+export interface ChangeRequest {
+  kind: ChangeKind;
+  /** The task's record on the server (its create's remote id). */
+  remoteId: string;
+  /** The operation's idempotency key: a server where a change cannot be made twice looks for it first. */
+  key: string;
+  /** An earlier attempt may have reached the server: look before changing again. */
+  recheck: boolean;
+  /** Whether the server offers a tool (lifecycle tools are optional at connect). */
+  has(tool: string): boolean;
+}
 export type LookupResult = { found: true; remoteId: string } | { found: false };
 
 export interface Integration {
@@ -36,6 +54,11 @@ export interface Integration {
   compensate(task: Task, remoteId: string, call: CallTool, signal: AbortSignal): Promise<void>;
   /** Whether the undo already happened, for servers where undo leaves the record (git). */
   isUndone?(task: Task, remoteId: string, call: CallTool, signal: AbortSignal): Promise<boolean>;
+  /**
+   * Carries a change of the task (`task` is the task as it now is, after the change) to its
+   * record on the server. Absent, or a kind it has no tool for: the change is skipped.
+   */
+  change?(req: ChangeRequest, task: Task, call: CallTool, signal: AbortSignal): Promise<ChangeOutcome>;
   /** A cheap read for the health monitor. */
   probe(call: CallTool, signal: AbortSignal): Promise<void>;
 }
@@ -113,6 +136,8 @@ export function describeTask(task: Task): string {
   if (task.description) lines.push(`Description: ${task.description}`);
   if (task.deadline) lines.push(`Deadline: ${task.deadline}`);
   if (task.tags.length > 0) lines.push(`Tags: ${task.tags.map((t) => `#${t}`).join(" ")}`);
+  // A record written for a change says the task's state when it is no longer open.
+  if (task.state && task.state !== "open") lines.push(`State: ${task.state}`);
   lines.push(`Task id: ${task.id}`);
   return lines.join("\n");
 }
@@ -133,4 +158,9 @@ export function dependencies(
     );
   }
   return result;
+}
+
+/** The skip of a change a server has no tool for. */
+export function noToolFor(role: ServerName, kind: ChangeKind, tool?: string): { skipped: string } {
+  return { skipped: `${role} has no tool to ${kind} a task${tool ? ` (${tool} is not offered)` : ""}` };
 }

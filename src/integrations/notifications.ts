@@ -1,7 +1,7 @@
 import { z } from "zod";
 import type { Task } from "../domain/task.js";
 import { taskMarker } from "../domain/task.js";
-import { callForJson, parseSettings, type Integration } from "./integration.js";
+import { callForJson, parseSettings, type CallTool, type Integration } from "./integration.js";
 
 const role = "notifications";
 const settingsSchema = z.strictObject({ topic: z.string().min(1).optional() });
@@ -24,27 +24,49 @@ function messageOf(task: Task): string {
 export function createNotificationsIntegration(settings: unknown): Integration {
   const { topic } = parseSettings(settingsSchema, settings, role);
   const where = topic ? { topic } : {};
+  /** Publishes the task's notification under its sequence id; the id it has there. */
+  async function publish(title: string, task: Task, call: CallTool, signal: AbortSignal) {
+    const reply = await callForJson(
+      call,
+      role,
+      "ntfy_publish_message",
+      {
+        ...where,
+        title,
+        message: messageOf(task),
+        priority: 6 - task.priority,
+        tags: ["taskfan", ...task.tags].slice(0, 10),
+        sequence_id: taskMarker(task.id),
+      },
+      published,
+      signal,
+    );
+    return reply.sequence_id ?? reply.id;
+  }
   return {
     role,
     requiredTools: ["ntfy_publish_message", "ntfy_fetch_messages", "ntfy_manage_message"],
     after: ["required"],
     async create(task, call, signal) {
-      const reply = await callForJson(
-        call,
-        role,
-        "ntfy_publish_message",
-        {
-          ...where,
-          title: `New task (priority ${task.priority})`,
-          message: messageOf(task),
-          priority: 6 - task.priority,
-          tags: ["taskfan", ...task.tags].slice(0, 10),
-          sequence_id: taskMarker(task.id),
-        },
-        published,
-        signal,
-      );
-      return { remoteId: reply.sequence_id ?? reply.id };
+      return { remoteId: await publish(`New task (priority ${task.priority})`, task, call, signal) };
+    },
+    async change({ kind }, task, call, signal) {
+      const sequence = { ...where, sequence_id: taskMarker(task.id) };
+      switch (kind) {
+        // Published again with its sequence id, the notification is replaced in place.
+        case "update":
+          await publish(`Task changed (priority ${task.priority})`, task, call, signal);
+          return {};
+        case "reopen":
+          await publish(`Task reopened (priority ${task.priority})`, task, call, signal);
+          return {};
+        case "complete":
+          await call("ntfy_manage_message", { ...sequence, operation: "clear" }, signal);
+          return {};
+        case "delete":
+          await call("ntfy_manage_message", { ...sequence, operation: "delete" }, signal);
+          return {};
+      }
     },
     async verify(task, _remoteId, call, signal) {
       const marker = taskMarker(task.id);

@@ -2,7 +2,7 @@ import { ToolFailedError } from "../errors.js";
 import { MalformedReplyError } from "../errors.js";
 import type { Task } from "../domain/task.js";
 import { taskMarker } from "../domain/task.js";
-import { describeTask, textOf, type Integration } from "./integration.js";
+import { describeTask, noToolFor, textOf, type CallTool, type Integration } from "./integration.js";
 
 const role = "shrimp-task-manager";
 const uuid = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}";
@@ -16,19 +16,36 @@ function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
-/** mcp-shrimp-task-manager: one planning task per taskfan task, always appended. */
+/** The status shrimp shows for a task (pending, in_progress, completed, blocked), or "gone". */
+async function statusOf(remoteId: string, call: CallTool, signal: AbortSignal): Promise<string> {
+  const text = textOf(await call("get_task_detail", { taskId: remoteId }, signal));
+  const status = /\*\*Status:\*\*\s*([a-z_]+)/i.exec(text)?.[1];
+  if (status) return status.toLowerCase();
+  if (/not found|找不到/i.test(text)) return "gone";
+  throw new MalformedReplyError(role, "get_task_detail", `no status in "${text.slice(0, 120)}"`);
+}
+
+function descriptionOf(task: Task): string {
+  // Shrimp lists a task as "### <name> (ID: <uuid>)" with its description below: every
+  // line of the person's text after the first is indented, so none can pass for a heading.
+  return (task.description || `Task created from taskfan: ${task.title}`)
+    .replace(/\n/g, "\n  ")
+    .padEnd(10, ".")
+    .slice(0, 2000);
+}
+
+/**
+ * mcp-shrimp-task-manager: one planning task per taskfan task, always appended. Shrimp
+ * keeps a completed task as it is (it refuses to update or delete one, and has no reopen):
+ * a change of a task completed there is skipped with that reason.
+ */
 export function createShrimpIntegration(): Integration {
   return {
     role,
     requiredTools: ["split_tasks", "query_task", "delete_task"],
     async create(task, call, signal) {
       const name = shrimpName(task);
-      // Shrimp lists a task as "### <name> (ID: <uuid>)" with its description below: every
-      // line of the person's text after the first is indented, so none can pass for a heading.
-      const description = (task.description || `Task created from taskfan: ${task.title}`)
-        .replace(/\n/g, "\n  ")
-        .padEnd(10, ".")
-        .slice(0, 2000);
+      const description = descriptionOf(task);
       const tasksRaw = JSON.stringify([
         {
           name,
@@ -61,6 +78,58 @@ export function createShrimpIntegration(): Integration {
       const match = heading.exec(text);
       return match?.[1] ? { found: true, remoteId: match[1] } : { found: false };
     },
+    async change({ kind, remoteId, has }, task, call, signal) {
+      if (!has("get_task_detail")) return noToolFor(role, kind, "get_task_detail");
+      const status = await statusOf(remoteId, call, signal);
+      if (status === "gone") {
+        return kind === "delete" ? {} : { skipped: "the task is gone from shrimp-task-manager" };
+      }
+      const completed = status === "completed";
+      switch (kind) {
+        case "update":
+          if (completed) return { skipped: "shrimp-task-manager does not update a completed task" };
+          if (!has("update_task")) return noToolFor(role, kind, "update_task");
+          await expectSuccess(
+            "update_task",
+            await call(
+              "update_task",
+              {
+                taskId: remoteId,
+                name: shrimpName(task),
+                description: descriptionOf(task),
+                implementationGuide: describeTask(task).slice(0, 2000),
+              },
+              signal,
+            ),
+          );
+          return {};
+        case "complete":
+          if (completed) return {};
+          if (!has("execute_task") || !has("verify_task")) return noToolFor(role, kind, "verify_task");
+          // Shrimp's completion flow: in progress first, then verified with a passing score.
+          if (status !== "in_progress") await call("execute_task", { taskId: remoteId }, signal);
+          await call(
+            "verify_task",
+            {
+              taskId: remoteId,
+              score: 100,
+              summary: `Marked done in taskfan (${taskMarker(task.id)}), version ${task.version}.`,
+            },
+            signal,
+          );
+          return {};
+        case "reopen":
+          return completed ? { skipped: "shrimp-task-manager cannot reopen a completed task" } : {};
+        case "delete": {
+          if (completed)
+            return { skipped: "shrimp-task-manager keeps completed tasks (it refuses to delete them)" };
+          const text = textOf(await call("delete_task", { taskId: remoteId }, signal));
+          if (!/^## Success|刪除成功/m.test(text))
+            throw new ToolFailedError(role, "delete_task", text.slice(0, 300));
+          return {};
+        }
+      }
+    },
     async probe(call, signal) {
       await call("query_task", { query: "taskfan-probe", pageSize: 1 }, signal);
     },
@@ -71,4 +140,11 @@ export function createShrimpIntegration(): Integration {
       }
     },
   };
+}
+
+/** Shrimp answers an update with "## Success" (or a failure heading and isError). */
+async function expectSuccess(tool: string, result: Awaited<ReturnType<CallTool>>): Promise<void> {
+  const text = textOf(result);
+  if (/## (Operation Failed|System Error)/.test(text))
+    throw new ToolFailedError(role, tool, text.slice(0, 300));
 }

@@ -1,6 +1,6 @@
 import type { EventEmitter } from "node:events";
 import type { Config, ServerName } from "../config/schema.js";
-import type { Operation, Task, TaskView } from "../domain/task.js";
+import type { ChangeKind, Operation, Task, TaskView } from "../domain/task.js";
 import type { Fleet } from "../fleet/fleet.js";
 import type { Logger } from "../log.js";
 import type { StoreRetry } from "../store/store-health.js";
@@ -28,6 +28,10 @@ export interface OrchestratorEvents {
   "operation.failed": [OperationEvent];
   "operation.waiting": [OperationEvent];
   "task.settled": [TaskView];
+  /** A change was accepted (stored): its operations are on their way. */
+  "task.changed": [{ taskId: string; kind: ChangeKind; version: number; source: string }];
+  /** Every change of the task has run on every server (or waits for its server). */
+  "task.changes_settled": [TaskView];
   "task.rolled_back": [{ taskId: string; reason: string }];
 }
 
@@ -43,6 +47,8 @@ export interface TaskEffects {
   released: ServerName[];
   /** The task settled in this transaction. */
   settled: boolean;
+  /** The task has changes and none of them is still under way. */
+  changesSettled?: boolean;
 }
 
 /** What the orchestrator's parts share: its surroundings, fixed for its life. */

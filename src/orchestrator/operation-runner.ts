@@ -1,8 +1,8 @@
 import type { ServerName } from "../config/schema.js";
-import type { Operation, Task } from "../domain/task.js";
+import { isChangeKind, type ChangeKind, type Operation, type Task } from "../domain/task.js";
 import { describeError } from "../errors.js";
 import { classify, mayHaveReachedServer } from "../fleet/policy.js";
-import type { CallTool, CreateOutcome } from "../integrations/integration.js";
+import { noToolFor, type CallTool, type CreateOutcome } from "../integrations/integration.js";
 import type { OrchestratorContext, Parts } from "./context.js";
 import { LeaseLostError, type Lease } from "./leases.js";
 
@@ -35,14 +35,45 @@ export class OperationRunner {
     const callMs = fleet.config(server).timeout * 1000;
     let recheck = op.recheck;
     const started = performance.now();
+    // A change goes to the record its task's create made there: none, and it is skipped.
+    const target = isChangeKind(op.kind) ? await this.recordOf(op) : undefined;
+    if (typeof target === "object") {
+      this.parts.dispatcher.callEnded(lease, true);
+      return this.record(op, lease, { kind: "done", outcome: target }, 0, recheck);
+    }
     let outcome: AttemptOutcome;
     try {
       outcome = await fleet.execute<AttemptOutcome>(
         server,
-        async ({ call, signal, attempt }) => {
+        async ({ call, signal, attempt, tools }) => {
           // The claim counted the first attempt; a retry is counted here. Either goes out
           // only with this attempt's time left on the lease.
           await leases.fence(lease, attempt, callMs);
+          if (isChangeKind(op.kind)) {
+            const kind: ChangeKind = op.kind;
+            const remoteId = target ?? "";
+            if (!integration.change) return noToolFor(server, kind);
+            try {
+              const done = await integration.change(
+                {
+                  kind,
+                  remoteId,
+                  key: op.idempotencyKey,
+                  recheck: recheck || attempt > 1,
+                  has: (t) => tools.has(t),
+                },
+                task,
+                call,
+                signal,
+              );
+              return done.skipped !== undefined
+                ? { skipped: done.skipped }
+                : { remoteId: done.remoteId ?? remoteId };
+            } catch (error) {
+              if (mayHaveReachedServer(error)) recheck = true;
+              throw error;
+            }
+          }
           if (op.kind === "compensate") {
             // Undo: look first when an earlier attempt may have done it already.
             if ((recheck || attempt > 1) && (await this.alreadyUndone(op, task, call, signal))) {
@@ -202,6 +233,21 @@ export class OperationRunner {
     }
     if ("rolledBack" in value && value.rolledBack) status.rolledBack(op.taskId, value.rolledBack);
     if (effects) await status.committed(op.taskId, effects);
+  }
+
+  /**
+   * The record a change goes to: its task's create's remote id on this server, or why there
+   * is none (the create failed or was skipped there), as the change's skip.
+   */
+  private async recordOf(op: Operation): Promise<string | { skipped: string }> {
+    if (op.remoteId) return op.remoteId;
+    const create = (await this.ctx.store.operations.forTask(op.taskId)).find(
+      (o) => o.kind === "create" && o.server === op.server,
+    );
+    if (create?.status === "done" && create.remoteId) return create.remoteId;
+    return {
+      skipped: `the task never reached ${op.server} (its create ${create ? create.status : "is missing"})`,
+    };
   }
 
   /** Whether an earlier attempt already undid this record. */

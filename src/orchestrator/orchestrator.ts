@@ -1,21 +1,73 @@
 import { createHash, randomBytes } from "node:crypto";
 import { EventEmitter, setMaxListeners } from "node:events";
 import type { Config, ServerName } from "../config/schema.js";
-import { newTaskId, validateNewTask, type NewTask, type TaskView, type ValidTask } from "../domain/task.js";
-import { IdempotencyConflictError } from "../errors.js";
+import {
+  newTaskId,
+  validateNewTask,
+  type ChangeKind,
+  type NewTask,
+  type Task,
+  type TaskFields,
+  type TaskView,
+  type ValidTask,
+} from "../domain/task.js";
+import {
+  ChangeRefusedError,
+  IdempotencyConflictError,
+  TaskNotFoundError,
+  VersionMismatchError,
+} from "../errors.js";
 import type { Fleet } from "../fleet/fleet.js";
 import { dependencies } from "../integrations/integration.js";
 import type { Logger } from "../log.js";
 import { asStoreError, StoreRetry, storeFault } from "../store/store-health.js";
-import type { Store } from "../store/store.js";
+import type { NewChangeRow, Store, StoreQueries, TaskChangeRow, TaskOwner } from "../store/store.js";
 import { CommitQueue } from "./commit-queue.js";
 import type { OrchestratorContext, OrchestratorEvents, Parts } from "./context.js";
 import { Dispatcher } from "./dispatcher.js";
 import { Leases } from "./leases.js";
 import { OperationRunner } from "./operation-runner.js";
+import { isActive } from "./status.js";
 import { TaskStatus } from "./task-status.js";
 
 export type { OperationEvent, OrchestratorEvents } from "./context.js";
+
+/** A change of a task, as the chat, the API and the CLI ask for it. */
+export type TaskChangeInput =
+  | {
+      kind: "update";
+      fields: Partial<Pick<NewTask, "title" | "description" | "priority" | "deadline" | "tags">>;
+    }
+  | { kind: "complete" }
+  | { kind: "reopen" }
+  | { kind: "delete" };
+
+export interface ChangeOptions {
+  /** The same key again answers with the change it made, and makes none. */
+  idempotencyKey?: string | undefined;
+  /** Only if the task is still at this version (HTTP If-Match). */
+  ifVersion?: number | undefined;
+  /** Who asks: "chat", "api", "cli", or the server a change was noticed on. */
+  source?: string | undefined;
+}
+
+export interface ChangeResult {
+  task: Task;
+  /** false: the task already was so (done and reopen are states), or the key's change was found. */
+  changed: boolean;
+  /** The key's earlier change answered. */
+  replayed: boolean;
+  /** Servers the change goes to. */
+  servers: string[];
+}
+
+/** Which pending operations of a task a new change makes pointless (it carries the task as it is). */
+const supersedes: Record<ChangeKind, ChangeKind[]> = {
+  update: ["update"],
+  complete: ["complete", "reopen"],
+  reopen: ["complete", "reopen"],
+  delete: ["update", "complete", "reopen"],
+};
 
 export interface OrchestratorOptions {
   store: Store;
@@ -92,7 +144,10 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   }
 
   /** Validates and stores the task and one pending operation per server: durable on return. */
-  async createTask(input: NewTask, opts: { idempotencyKey?: string } = {}): Promise<string> {
+  async createTask(
+    input: NewTask,
+    opts: { idempotencyKey?: string; owner?: TaskOwner | undefined } = {},
+  ): Promise<string> {
     return (await this.submitTask(input, opts)).id;
   }
 
@@ -104,14 +159,14 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
    */
   async submitTask(
     input: NewTask,
-    opts: { idempotencyKey?: string } = {},
+    opts: { idempotencyKey?: string; owner?: TaskOwner | undefined } = {},
   ): Promise<{ id: string; created: boolean }> {
     const key = opts.idempotencyKey ?? null;
     try {
       const existing = key ? await this.existingFor(key, input) : undefined;
       if (existing) return { id: existing, created: false };
       const valid = validateNewTask(input, this.ctx.now());
-      const id = await this.insertTask(valid, key);
+      const id = await this.insertTask(valid, key, opts.owner);
       return { id, created: true };
     } catch (error) {
       // Two requests with one key raced: the other one won, and its task is the answer.
@@ -137,7 +192,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
    * The task and its operations in one synced commit, with the claims of the servers that
    * have room: their calls start as soon as the caller has the id.
    */
-  private async insertTask(valid: ValidTask, key: string | null): Promise<string> {
+  private async insertTask(valid: ValidTask, key: string | null, owner?: TaskOwner): Promise<string> {
     const { log } = this.ctx;
     const { dispatcher } = this.parts;
     const id = newTaskId();
@@ -150,6 +205,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
           valid,
           key === null ? null : { key, hash: requestHash(valid) },
           ops,
+          owner,
         );
         await tx.events.append("task.created", { taskId: id }, { servers: ops.length });
         await claims.claimFreed(direct);
@@ -162,6 +218,169 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     log.info({ taskId: id, servers }, "task created");
     dispatcher.schedulePump([]);
     return id;
+  }
+
+  /**
+   * Changes a task (update, complete, reopen, delete): the task as the change leaves it, one
+   * version more, and one operation per server that holds the task, in one synced commit,
+   * before any server is called. Each runs on its server after every earlier operation of
+   * the task there. Throws TaskNotFoundError, ChangeRefusedError (deleted, rolled back),
+   * VersionMismatchError (`ifVersion`), ValidationError (an update's field),
+   * IdempotencyConflictError (the key was used for another change).
+   */
+  async changeTask(id: string, input: TaskChangeInput, opts: ChangeOptions = {}): Promise<ChangeResult> {
+    const { dispatcher } = this.parts;
+    const key = opts.idempotencyKey ?? null;
+    const hash = changeHash(id, input);
+    let result: ChangeResult | undefined;
+    try {
+      await dispatcher.claiming(async (tx, claims) => {
+        result = await this.storeChange(tx, id, input, opts, key === null ? null : { key, hash });
+        if (result.servers.length > 0) await claims.claimFreed();
+      }, "full");
+    } catch (error) {
+      if (key !== null && uniqueViolation(error)) {
+        // Two requests with one key raced: the other one's change is the answer.
+        const replay = await this.replayChange(this.ctx.store, key, hash);
+        if (replay) return replay;
+      }
+      throw asStoreError(error);
+    }
+    const done = result!;
+    if (done.changed && !done.replayed) {
+      const source = opts.source ?? "api";
+      this.ctx.log.info(
+        { taskId: id, kind: input.kind, version: done.task.version, servers: done.servers.length, source },
+        "task changed",
+      );
+      this.emit("task.changed", { taskId: id, kind: input.kind, version: done.task.version, source });
+      dispatcher.schedulePump();
+    }
+    return done;
+  }
+
+  /** Inside the change's transaction: checks it, and stores the task and its operations. */
+  private async storeChange(
+    tx: StoreQueries,
+    id: string,
+    input: TaskChangeInput,
+    opts: ChangeOptions,
+    key: { key: string; hash: string } | null,
+  ): Promise<ChangeResult> {
+    if (key) {
+      const replay = await this.replayChange(tx, key.key, key.hash);
+      if (replay) return replay;
+    }
+    await tx.tasks.lock(id);
+    const task = await tx.tasks.get(id);
+    if (!task) throw new TaskNotFoundError(id);
+    if (task.state === "deleted") throw new ChangeRefusedError(id, "deleted");
+    if (task.rollbackReason || task.status === "rolled_back") throw new ChangeRefusedError(id, "rolled_back");
+    if (opts.ifVersion !== undefined && opts.ifVersion !== task.version) {
+      throw new VersionMismatchError(id, opts.ifVersion, task.version);
+    }
+    const now = this.ctx.now();
+    const next = nextState(task, input, now);
+    if (!next) return { task, changed: false, replayed: false, servers: [] };
+    if (!(await tx.tasks.applyChange(id, task.version, { ...next, source: opts.source ?? "api", key }))) {
+      // The task is locked for this transaction: only a bug gets here.
+      throw new VersionMismatchError(id, task.version, task.version + 1);
+    }
+    const version = task.version + 1;
+    const fleet = this.ctx.fleet;
+    // Every server that has the record, or will have it: its create is done or under way.
+    const ops: NewChangeRow[] = (await tx.operations.forTask(id))
+      .filter(
+        (o) =>
+          o.kind === "create" &&
+          (o.status === "done" || o.status === "pending" || o.status === "running") &&
+          fleet.names.includes(o.server as ServerName),
+      )
+      .map((o) => ({
+        server: o.server,
+        priority: fleet.config(o.server as ServerName).priority,
+        idempotencyKey: `${id}:${o.server}:${input.kind}:v${version}`,
+        remoteId: o.status === "done" ? o.remoteId : null,
+      }));
+    const superseded = await tx.operations.addChanges(id, input.kind, ops, supersedes[input.kind]);
+    if (ops.length > 0) await tx.operations.releaseWaiting(id);
+    await tx.events.append(
+      "task.changed",
+      { taskId: id },
+      { kind: input.kind, version, servers: ops.length, superseded, changed: next.changed },
+    );
+    return {
+      task: {
+        ...task,
+        ...next.task,
+        state: next.state,
+        completedAt: next.completedAt,
+        deletedAt: next.deletedAt,
+        version,
+        updatedAt: now,
+      },
+      changed: true,
+      replayed: false,
+      servers: ops.map((o) => o.server),
+    };
+  }
+
+  /** The change an idempotency key already made, if the request is the same; else a conflict. */
+  private async replayChange(
+    q: Pick<StoreQueries, "tasks">,
+    key: string,
+    hash: string,
+  ): Promise<ChangeResult | undefined> {
+    const earlier = await q.tasks.changeByIdempotencyKey(key);
+    if (!earlier) return undefined;
+    if (earlier.hash !== null && earlier.hash !== hash) throw new IdempotencyConflictError(key);
+    const task = await q.tasks.get(earlier.taskId);
+    if (!task) throw new TaskNotFoundError(earlier.taskId);
+    return { task, changed: false, replayed: true, servers: [] };
+  }
+
+  /**
+   * Resolves when every change of the task has run on every server that holds it (or waits
+   * for its server), or with the task as it is after `timeoutMs`.
+   */
+  async waitForChanges(id: string, timeoutMs: number): Promise<TaskView | undefined> {
+    const settled = (view: TaskView | undefined) =>
+      !view || !view.operations.some((o) => o.kind !== "create" && o.kind !== "compensate" && isActive(o));
+    return new Promise((resolve, reject) => {
+      let finished = false;
+      const finish = (view: TaskView | undefined) => {
+        if (finished) return;
+        finished = true;
+        clearTimeout(timer);
+        this.off("task.changes_settled", listener);
+        stopFollowing?.();
+        resolve(view);
+      };
+      const look = () =>
+        this.getTask(id).then(
+          (view) => {
+            if (settled(view)) finish(view);
+          },
+          (error: unknown) => {
+            if (!finished) reject(asStoreError(error));
+          },
+        );
+      const listener = (view: TaskView) => {
+        if (view.task.id === id) finish(view);
+      };
+      this.on("task.changes_settled", listener);
+      // Another instance may run the change: its moves are announced through the store.
+      const stopFollowing = this.ctx.store.onTaskChanged?.((taskId) => {
+        if (taskId === id || taskId === "") void look();
+      });
+      const timer = setTimeout(() => {
+        finished = true;
+        this.off("task.changes_settled", listener);
+        stopFollowing?.();
+        this.getTask(id).then(resolve, (error: unknown) => reject(asStoreError(error)));
+      }, timeoutMs);
+      void look();
+    });
   }
 
   getTask(id: string): Promise<TaskView | undefined> {
@@ -271,6 +490,77 @@ function requestHash(input: NewTask | ValidTask): string {
   const valid = validateNewTask(input, 0);
   return createHash("sha256")
     .update(JSON.stringify([valid.title, valid.description, valid.priority, valid.deadline, valid.tags]))
+    .digest("hex");
+}
+
+/**
+ * The task as a change leaves it, and what the change records; undefined when it changes
+ * nothing (done and reopen are states, not toggles; an update to the same values).
+ */
+function nextState(
+  task: Task,
+  input: TaskChangeInput,
+  now: number,
+): Omit<TaskChangeRow, "source" | "key"> | undefined {
+  const fields: TaskFields = {
+    title: task.title,
+    description: task.description,
+    priority: task.priority,
+    deadline: task.deadline,
+    tags: task.tags,
+  };
+  const base = {
+    kind: input.kind,
+    task: fields,
+    state: task.state,
+    completedAt: task.completedAt,
+    deletedAt: task.deletedAt,
+    changed: {},
+  };
+  switch (input.kind) {
+    case "complete":
+      return task.state === "done" ? undefined : { ...base, state: "done", completedAt: now };
+    case "reopen":
+      return task.state === "open" ? undefined : { ...base, state: "open", completedAt: null };
+    case "delete":
+      return { ...base, state: "deleted", deletedAt: now };
+    case "update": {
+      const given = input.fields;
+      // A deadline that is not changed may be past already; a new one must be in the future.
+      const deadlineChanged = "deadline" in given && normalDeadline(given.deadline) !== task.deadline;
+      const valid = validateNewTask(
+        {
+          title: given.title ?? task.title,
+          description: given.description ?? task.description,
+          priority: given.priority ?? task.priority,
+          deadline: deadlineChanged ? given.deadline : task.deadline,
+          tags: given.tags ?? task.tags,
+        },
+        deadlineChanged ? now : 0,
+      );
+      const changed: Partial<TaskFields> = {};
+      if (valid.title !== task.title) changed.title = valid.title;
+      if (valid.description !== task.description) changed.description = valid.description;
+      if (valid.priority !== task.priority) changed.priority = valid.priority;
+      if (valid.deadline !== task.deadline) changed.deadline = valid.deadline;
+      if (JSON.stringify(valid.tags) !== JSON.stringify(task.tags)) changed.tags = valid.tags;
+      if (Object.keys(changed).length === 0) return undefined;
+      return { ...base, task: valid, changed };
+    }
+  }
+}
+
+/** A deadline as the store keeps it (ISO in UTC), for comparing with the stored one. */
+function normalDeadline(deadline: string | Date | null | undefined): string | null {
+  if (deadline === null || deadline === undefined || deadline === "") return null;
+  const date = deadline instanceof Date ? deadline : new Date(deadline);
+  return Number.isNaN(date.getTime()) ? String(deadline) : date.toISOString();
+}
+
+/** What a change's idempotency key is compared by: the task and the change asked for. */
+function changeHash(id: string, input: TaskChangeInput): string {
+  return createHash("sha256")
+    .update(JSON.stringify([id, input.kind, input.kind === "update" ? input.fields : null]))
     .digest("hex");
 }
 

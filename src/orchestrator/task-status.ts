@@ -1,5 +1,5 @@
 import type { ServerName } from "../config/schema.js";
-import type { Task } from "../domain/task.js";
+import { isChangeKind, type Task } from "../domain/task.js";
 import { blockedUntil, type OperationState, type StoreQueries } from "../store/store.js";
 import type { OrchestratorContext, Parts, TaskEffects } from "./context.js";
 import { deriveTaskStatus, isActive } from "./status.js";
@@ -44,12 +44,15 @@ export class TaskStatus {
     if (undo > 0)
       released.push(...operations.filter((o) => o.kind === "compensate").map((o) => o.server as ServerName));
     const derived = deriveTaskStatus(operations, task.rollbackReason);
+    const changesSettled =
+      operations.some((o) => isChangeKind(o.kind)) &&
+      !operations.some((o) => isChangeKind(o.kind) && isActive(o));
     if (
       derived.status === task.status &&
       derived.reason === task.statusReason &&
       derived.settled === (task.settledAt !== null)
     ) {
-      return { released, settled: false, task };
+      return { released, settled: false, changesSettled, task };
     }
     const at = await tx.tasks.setStatus(taskId, derived.status, derived.reason, derived.settled);
     if (derived.settled) {
@@ -58,6 +61,7 @@ export class TaskStatus {
     return {
       released,
       settled: derived.settled,
+      changesSettled,
       task: {
         ...task,
         status: derived.status,
@@ -71,7 +75,7 @@ export class TaskStatus {
   /** Once the recompute committed: released work is dispatched, a settled task is said. */
   async committed(taskId: string, effects: TaskEffects): Promise<void> {
     if (effects.released.length > 0) this.parts.dispatcher.schedulePump(effects.released);
-    if (!effects.settled) return;
+    if (!effects.settled && !effects.changesSettled) return;
     let view;
     try {
       view = await this.ctx.store.taskView(taskId);
@@ -82,6 +86,8 @@ export class TaskStatus {
       return;
     }
     if (!view) return;
+    if (effects.changesSettled) this.ctx.events.emit("task.changes_settled", view);
+    if (!effects.settled) return;
     this.ctx.log.info({ taskId, status: view.task.status, reason: view.task.statusReason }, "task settled");
     this.ctx.events.emit("task.settled", view);
   }
@@ -127,8 +133,10 @@ function waitIsOver(operations: readonly OperationState[]): boolean {
     (o) =>
       o.status === "pending" &&
       o.nextAttemptAt === blockedUntil &&
-      o.waitsFor.every((server) =>
-        operations.every((p) => p.server !== server || p.kind !== o.kind || !isActive(p)),
-      ),
+      // A change waits for the earlier operations on its server; the store knows which are earlier.
+      (isChangeKind(o.kind) ||
+        o.waitsFor.every((server) =>
+          operations.every((p) => p.server !== server || p.kind !== o.kind || !isActive(p)),
+        )),
   );
 }

@@ -1,6 +1,6 @@
 /**
- * A local MCP server with caldav-mcp's todo surface (create-todo, list-todos,
- * delete-todo, list-calendars), for when no CalDAV server is configured. Todos are kept
+ * A local MCP server with caldav-mcp's todo surface (create-todo, list-todos, update-todo,
+ * complete-todo, delete-todo, list-calendars), for when no CalDAV server is configured. Todos are kept
  * per calendar URL in one JSON file under DATA_DIR.
  */
 import { randomUUID } from "node:crypto";
@@ -19,6 +19,40 @@ interface Todo {
   start?: string;
   description?: string;
   location?: string;
+  /** RFC 5545: raised on every change; COMPLETED and PERCENT-COMPLETE set with STATUS:COMPLETED. */
+  sequence?: number;
+  completed?: string;
+  percentComplete?: number;
+  lastModified?: string;
+}
+
+/** A todo as a change leaves it: one sequence more; completion fields follow the status. */
+function changed(todo: Todo, fields: Partial<Todo>): Todo {
+  const next: Todo = {
+    ...todo,
+    ...fields,
+    sequence: (todo.sequence ?? 0) + 1,
+    lastModified: new Date().toISOString(),
+  };
+  if (next.status === "COMPLETED") {
+    next.completed =
+      todo.status === "COMPLETED" && todo.completed ? todo.completed : new Date().toISOString();
+    next.percentComplete = 100;
+  } else {
+    delete next.completed;
+    delete next.percentComplete;
+  }
+  return next;
+}
+
+function replace(calendarUrl: string, uid: string, fields: Partial<Todo>) {
+  const todo = (store.data.calendars[calendarUrl] ?? []).find((t) => t.uid === uid);
+  if (!todo) return toolError(`Todo not found: ${uid}`);
+  const next = changed(todo, fields);
+  store.update((d) => {
+    d.calendars[calendarUrl] = (d.calendars[calendarUrl] ?? []).map((t) => (t.uid === uid ? next : t));
+  });
+  return text(uid);
 }
 
 const store = new JsonFile<{ calendars: Record<string, Todo[]> }>(
@@ -92,6 +126,41 @@ server.registerTool(
     const offset = args.offset ?? 0;
     return json({ todos: all.slice(offset, offset + limit), total: all.length, limit, offset });
   },
+);
+
+server.registerTool(
+  "update-todo",
+  {
+    description: "Updates an existing task (VTODO). Only provided fields are changed.",
+    inputSchema: {
+      uid: z.string(),
+      calendarUrl: z.string(),
+      summary: z.string().optional(),
+      due: isoDate.optional(),
+      start: isoDate.optional(),
+      description: z.string().optional(),
+      location: z.string().optional(),
+      status: z.enum(statuses).optional(),
+    },
+  },
+  ({ uid, calendarUrl, ...args }) =>
+    replace(calendarUrl, uid, {
+      ...(args.summary !== undefined ? { summary: args.summary } : {}),
+      ...(args.due ? { due: new Date(args.due).toISOString() } : {}),
+      ...(args.start ? { start: new Date(args.start).toISOString() } : {}),
+      ...(args.description !== undefined ? { description: args.description } : {}),
+      ...(args.location !== undefined ? { location: args.location } : {}),
+      ...(args.status !== undefined ? { status: args.status } : {}),
+    }),
+);
+
+server.registerTool(
+  "complete-todo",
+  {
+    description: "Marks a task (VTODO) as done: STATUS:COMPLETED with its completion time.",
+    inputSchema: { uid: z.string(), calendarUrl: z.string() },
+  },
+  ({ uid, calendarUrl }) => replace(calendarUrl, uid, { status: "COMPLETED" }),
 );
 
 server.registerTool(

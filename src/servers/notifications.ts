@@ -1,7 +1,9 @@
 /**
  * A local MCP server with ntfy-mcp-server's tool names (ntfy_publish_message,
  * ntfy_fetch_messages, ntfy_manage_message). Messages are kept in a JSON file under
- * DATA_DIR and, when NTFY_BASE_URL is set, also published to that ntfy server.
+ * DATA_DIR and, when NTFY_BASE_URL is set, also published to that ntfy server. As ntfy
+ * does, a message published with the sequence id of an earlier one replaces it, and clear
+ * and delete act on a sequence id (forwarded as PUT /<topic>/<id>/clear and DELETE /<topic>/<id>).
  */
 import { randomBytes } from "node:crypto";
 import path from "node:path";
@@ -20,6 +22,8 @@ interface Message {
   tags: string[];
   sequence_id?: string;
   deleted?: boolean;
+  /** Dismissed (ntfy's clear): read, no longer shown as new. */
+  cleared?: boolean;
 }
 
 const defaultTopic = process.env.NTFY_DEFAULT_TOPIC ?? "taskfan";
@@ -44,14 +48,37 @@ const store = new JsonFile<{ messages: Message[] }>(path.join(dataDirFromEnv(), 
 }));
 const server = new ToolSet({ name: "notifications", version: "0.1.0" });
 
-async function forward(m: Message, body: Record<string, unknown>): Promise<void> {
-  if (!upstream) return;
+/** The headers every request to the ntfy server carries. */
+function upstreamHeaders(): Record<string, string> {
   const headers: Record<string, string> = { "content-type": "application/json" };
   if (process.env.NTFY_AUTH_TOKEN) headers.authorization = `Bearer ${process.env.NTFY_AUTH_TOKEN}`;
-  else if (upstream.basic) headers.authorization = upstream.basic;
+  else if (upstream?.basic) headers.authorization = upstream.basic;
+  return headers;
+}
+
+/** Clears or deletes a sequence on the ntfy server. */
+async function forwardManage(
+  topic: string,
+  sequenceId: string,
+  operation: "clear" | "delete",
+): Promise<void> {
+  if (!upstream) return;
+  const base = upstream.url.replace(/\/$/, "");
+  const where = `${base}/${encodeURIComponent(topic)}/${encodeURIComponent(sequenceId)}`;
+  const response = await fetch(operation === "clear" ? `${where}/clear` : where, {
+    method: operation === "clear" ? "PUT" : "DELETE",
+    headers: upstreamHeaders(),
+    signal: AbortSignal.timeout(10_000),
+  });
+  // A sequence the ntfy server no longer has is cleared or gone already.
+  if (!response.ok && response.status !== 404) throw new Error(`ntfy answered HTTP ${response.status}`);
+}
+
+async function forward(m: Message, body: Record<string, unknown>): Promise<void> {
+  if (!upstream) return;
   const response = await fetch(upstream.url, {
     method: "POST",
-    headers,
+    headers: upstreamHeaders(),
     body: JSON.stringify({ topic: m.topic, ...body }),
     signal: AbortSignal.timeout(10_000),
   });
@@ -92,11 +119,23 @@ server.registerTool(
       ...(args.sequence_id !== undefined ? { sequence_id: args.sequence_id } : {}),
     };
     try {
-      await forward(m, { message: m.message, title: m.title, priority: m.priority, tags: m.tags });
+      await forward(m, {
+        message: m.message,
+        title: m.title,
+        priority: m.priority,
+        tags: m.tags,
+        ...(m.sequence_id !== undefined ? { sequence_id: m.sequence_id } : {}),
+      });
     } catch (error) {
       return toolError(`publish failed: ${(error as Error).message}`);
     }
-    store.update((d) => d.messages.push(m));
+    // The same sequence id replaces the earlier message in place.
+    store.update((d) => {
+      if (m.sequence_id !== undefined) {
+        d.messages = d.messages.filter((x) => !(x.topic === m.topic && x.sequence_id === m.sequence_id));
+      }
+      d.messages.push(m);
+    });
     return json(m);
   },
 );
@@ -137,10 +176,20 @@ server.registerTool(
       topic: z.string().optional(),
     },
   },
-  ({ sequence_id, operation, topic }) => {
+  async ({ sequence_id, operation, topic }) => {
     const t = topic ?? defaultTopic;
+    try {
+      await forwardManage(t, sequence_id, operation);
+    } catch (error) {
+      return toolError(`${operation} failed: ${(error as Error).message}`);
+    }
     const hits = store.data.messages.filter((m) => m.topic === t && m.sequence_id === sequence_id);
-    if (operation === "delete") store.update(() => hits.forEach((m) => (m.deleted = true)));
+    store.update(() =>
+      hits.forEach((m) => {
+        if (operation === "delete") m.deleted = true;
+        else m.cleared = true;
+      }),
+    );
     return json({ success: true, operation, sequence_id, affected: hits.length });
   },
 );

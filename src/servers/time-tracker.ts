@@ -1,6 +1,6 @@
 /**
- * A local time-tracking MCP server with a Toggl-like surface plus delete: tasks that
- * time can be tracked against, and a timer.
+ * A local time-tracking MCP server with a Toggl-like surface plus update and delete: tasks
+ * that time can be tracked against (active until done, as Toggl's tasks), and a timer.
  */
 import { randomUUID } from "node:crypto";
 import path from "node:path";
@@ -14,6 +14,8 @@ interface TrackedTask {
   tags: string[];
   estimated_seconds: number | null;
   created_at: string;
+  /** Toggl's flag: false once the task is done (archived); absent on older rows means true. */
+  active?: boolean;
 }
 
 interface TimeEntry {
@@ -48,6 +50,7 @@ server.registerTool(
       tags,
       estimated_seconds: estimated_seconds ?? null,
       created_at: new Date().toISOString(),
+      active: true,
     };
     store.update((d) => d.tasks.push(task));
     return json(task);
@@ -68,6 +71,34 @@ server.registerTool(
     if (!task) return toolError(`Task ${task_id} not found`);
     const entries = store.data.entries.filter((e) => e.task_id === task_id);
     return json({ ...task, entries });
+  },
+);
+
+server.registerTool(
+  "toggl_update_task",
+  {
+    description:
+      "Update a registered task: its name, tags, or active flag (false: done; its running timer stops).",
+    inputSchema: {
+      task_id: z.string(),
+      name: z.string().min(1).optional(),
+      tags: z.array(z.string()).optional(),
+      active: z.boolean().optional(),
+    },
+  },
+  ({ task_id, name, tags, active }) => {
+    const task = store.data.tasks.find((t) => t.id === task_id);
+    if (!task) return toolError(`Task ${task_id} not found`);
+    store.update((d) => {
+      if (name !== undefined) task.name = name;
+      if (tags !== undefined) task.tags = tags;
+      if (active !== undefined) task.active = active;
+      if (active === false) {
+        const now = new Date().toISOString();
+        for (const e of d.entries) if (e.task_id === task_id && e.stop === null) e.stop = now;
+      }
+    });
+    return json({ ...task, active: task.active ?? true });
   },
 );
 

@@ -7,6 +7,7 @@ import { openDatabase } from "./sqlite/open-database.js";
 /** What moves, in an order the foreign keys accept. */
 const tables = [
   "tasks",
+  "task_changes",
   "operations",
   "events",
   "alerts",
@@ -31,7 +32,7 @@ export class TargetNotEmptyError extends TaskfanError {
 }
 
 /**
- * Copies a SQLite store (tasks, operations, events, alerts and their routes' deliveries, conversations, mutes, users'
+ * Copies a SQLite store (tasks and their changes, operations, events, alerts and their routes' deliveries, conversations, mutes, users'
  * settings, the running dispatchers) into an empty PostgreSQL database, migrating both
  * first, in one PostgreSQL transaction: all of it or nothing. Ids are kept, and the
  * sequences continue after them. Returns the rows copied per table.
@@ -78,7 +79,7 @@ export async function copySqliteToPostgres(sqliteFile: string, url: string): Pro
         }
         await flush();
       }
-      for (const table of ["operations", "events", "alerts"] as const) {
+      for (const table of ["task_changes", "operations", "events", "alerts"] as const) {
         await client.query(
           `SELECT setval(pg_get_serial_sequence('${table}', 'id'), coalesce(max(id), 1), max(id) IS NOT NULL) FROM ${table}`,
         );

@@ -1,6 +1,6 @@
 import type { Alert, AlertKind } from "../domain/alert.js";
 import type { Operation, Task } from "../domain/task.js";
-import type { RouteDelivery, StoredEvent, RouteState } from "./store.js";
+import type { RouteDelivery, StoredEvent, RouteState, TaskFilter } from "./store.js";
 
 export interface TaskRow {
   id: string;
@@ -16,6 +16,12 @@ export interface TaskRow {
   updated_at: number;
   settled_at: number | null;
   rollback_reason: string | null;
+  state: Task["state"];
+  version: number;
+  completed_at: number | null;
+  deleted_at: number | null;
+  chat_id: string | null;
+  user_id: number | null;
 }
 
 export interface OperationRow {
@@ -57,6 +63,12 @@ export function toTask(row: TaskRow): Task {
     updatedAt: row.updated_at,
     settledAt: row.settled_at,
     rollbackReason: row.rollback_reason,
+    state: row.state,
+    version: row.version,
+    completedAt: row.completed_at,
+    deletedAt: row.deleted_at,
+    chatId: row.chat_id,
+    userId: row.user_id,
   };
 }
 
@@ -199,3 +211,28 @@ export const routeStateSql = `
        (SELECT d.last_error FROM alert_deliveries d WHERE d.route = r.route AND d.last_error IS NOT NULL
         ORDER BY d.next_attempt_at IS NULL, d.alert_id DESC LIMIT 1) AS last_error
      FROM alert_routes r ORDER BY r.route`;
+
+/**
+ * The WHERE clause of a task list, for either engine: `param(n)` names the n-th parameter
+ * ("?" for SQLite, "$n" for PostgreSQL).
+ */
+export function taskFilterSql(
+  filter: TaskFilter,
+  param: (n: number) => string,
+): { where: string; params: unknown[] } {
+  const parts: string[] = [];
+  const params: unknown[] = [];
+  const add = (sql: (p: string) => string, value: unknown) => {
+    params.push(value);
+    parts.push(sql(param(params.length)));
+  };
+  if (filter.state) add((p) => `state = ${p}`, filter.state);
+  if (filter.deadlineBefore) add((p) => `deadline IS NOT NULL AND deadline < ${p}`, filter.deadlineBefore);
+  if (filter.deadlineFrom) add((p) => `deadline IS NOT NULL AND deadline >= ${p}`, filter.deadlineFrom);
+  // Tags are stored as a JSON array of strings, each quoted.
+  if (filter.tag) {
+    add((p) => `tags LIKE ${p} ESCAPE '\\'`, `%${JSON.stringify(filter.tag).replace(/[\\%_]/g, "\\$&")}%`);
+  }
+  if (filter.priority) add((p) => `priority = ${p}`, filter.priority);
+  return { where: parts.length > 0 ? `WHERE ${parts.join(" AND ")}` : "", params };
+}

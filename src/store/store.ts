@@ -1,5 +1,15 @@
 import type { Alert, AlertKind } from "../domain/alert.js";
-import type { Operation, OperationStatus, Task, TaskStatus, TaskView, ValidTask } from "../domain/task.js";
+import type {
+  ChangeKind,
+  LifecycleState,
+  Operation,
+  OperationStatus,
+  Task,
+  TaskFields,
+  TaskStatus,
+  TaskView,
+  ValidTask,
+} from "../domain/task.js";
 import type { StoreHealth } from "./store-health.js";
 import type { ServerHealth } from "../monitoring/health-monitor.js";
 
@@ -123,6 +133,59 @@ export interface NewOperationRow {
   lease?: { owner: string; expiresAt: number } | undefined;
 }
 
+/** Who a task belongs to: the chat it was made in and the user who made it. */
+export interface TaskOwner {
+  chatId: string;
+  userId: number | null;
+}
+
+/** A task as a change leaves it, and the record of that change. */
+export interface TaskChangeRow {
+  kind: ChangeKind;
+  /** The task's fields after the change (all of them). */
+  task: TaskFields;
+  state: LifecycleState;
+  completedAt: number | null;
+  deletedAt: number | null;
+  /** What the change set, as recorded: for an update, only the fields it changed. */
+  changed: Partial<TaskFields>;
+  /** "chat", "api", "cli", or the server a change was noticed on. */
+  source: string;
+  key: { key: string; hash: string } | null;
+}
+
+/** One change of a task, as its history keeps it. */
+export interface TaskChange {
+  taskId: string;
+  version: number;
+  kind: ChangeKind;
+  changed: Partial<TaskFields>;
+  source: string;
+  at: number;
+}
+
+/** Which tasks a list shows; every part is optional and they combine. */
+export interface TaskFilter {
+  state?: LifecycleState | undefined;
+  /** Only tasks with a deadline before this ISO time (overdue: now). */
+  deadlineBefore?: string | undefined;
+  /** Only tasks with a deadline at or after this ISO time. */
+  deadlineFrom?: string | undefined;
+  tag?: string | undefined;
+  priority?: number | undefined;
+  limit: number;
+  offset?: number | undefined;
+}
+
+/** A change's operation on one server. */
+export interface NewChangeRow {
+  server: string;
+  priority: number;
+  idempotencyKey: string;
+  /** The task's record there, when its create has finished. */
+  remoteId: string | null;
+}
+
 export interface TaskStore {
   /**
    * The task and its operations, together. Operations stored claimed are returned; with
@@ -133,7 +196,21 @@ export interface TaskStore {
     task: ValidTask,
     key: { key: string; hash: string } | null,
     ops: readonly NewOperationRow[],
+    owner?: TaskOwner,
   ): Promise<Operation[]>;
+  /**
+   * Writes a change: the task as it leaves it, one version more, and the change's record.
+   * Only while the task is at `version`; false (nothing written) when another change came first.
+   */
+  applyChange(id: string, version: number, change: TaskChangeRow): Promise<boolean>;
+  /** The change an idempotency key made, with its request's hash. */
+  changeByIdempotencyKey(
+    key: string,
+  ): Promise<{ taskId: string; version: number; hash: string | null } | undefined>;
+  /** A task's changes, oldest first. */
+  changes(taskId: string): Promise<TaskChange[]>;
+  /** Tasks by the filter, newest first. */
+  list(filter: TaskFilter): Promise<Task[]>;
   get(id: string): Promise<Task | undefined>;
   /**
    * Inside a transaction: holds the task until the commit, so transactions that recompute
@@ -232,7 +309,23 @@ export interface OperationStore {
    * if it is still the holder's and has not run out; false otherwise (the call must not go out).
    */
   renewClaim(id: number, claim: ClaimRef, leaseMs: number): Promise<boolean>;
-  /** Lets a task's blocked operations run once what they wait for has settled; their servers. */
+  /**
+   * A change's operations, one per server: each blocked (see releaseWaiting) until every
+   * earlier operation of its task on its server has settled, so a change never runs before
+   * the create, nor before an earlier change, there. Pending operations of the task of the
+   * `supersedes` kinds are skipped first (a newer change carries the task as it now is);
+   * returns how many.
+   */
+  addChanges(
+    taskId: string,
+    kind: ChangeKind,
+    ops: readonly NewChangeRow[],
+    supersedes: readonly ChangeKind[],
+  ): Promise<number>;
+  /**
+   * Lets a task's blocked operations run once what they wait for has settled (a change's:
+   * every earlier operation of its task on its server); their servers.
+   */
   releaseWaiting(taskId: string): Promise<string[]>;
   /** The same for every task, at start: a crash may have fallen between an outcome and its release. */
   releaseAllWaiting(): Promise<number>;

@@ -148,6 +148,12 @@ describe("markers a task's text cannot forge", async () => {
       updatedAt: Date.now(),
       settledAt: null,
       rollbackReason: null,
+      state: "open",
+      version: 1,
+      completedAt: null,
+      deletedAt: null,
+      chatId: null,
+      userId: null,
     };
     const marker = `taskfan-${victim.id}`;
     const forger = await h.core.orchestrator.createTask({

@@ -841,4 +841,195 @@ describe.each(engines)("the $name alert outbox", (engine) => {
     expect(await s.alertRoutes.claim("team", "z", 1_000, 10, 30_000, 31_999)).toEqual([]);
     expect(await s.alertRoutes.claim("team", "z", 1_000, 10, 30_000, 32_001)).toHaveLength(2);
   });
+
+  it("writes a change: the task one version on with its record, only from the version it was made on", async () => {
+    const c = clock();
+    const store = await engine.open(c.now);
+    await store.tasks.insertWithOperations("t1", task, null, [op("t1", "git")], { chatId: "42", userId: 7 });
+    expect(await store.tasks.get("t1")).toMatchObject({
+      state: "open",
+      version: 1,
+      completedAt: null,
+      deletedAt: null,
+      chatId: "42",
+      userId: 7,
+    });
+    const fields = { ...task, title: "b", tags: ["x"] };
+    const change = {
+      kind: "update" as const,
+      task: fields,
+      state: "open" as const,
+      completedAt: null,
+      deletedAt: null,
+      changed: { title: "b", tags: ["x"] },
+      source: "chat",
+      key: { key: "k1", hash: "h1" },
+    };
+    c.t += 5;
+    expect(await store.tasks.applyChange("t1", 1, change)).toBe(true);
+    // Made on version 1 again: another change came first, nothing is written.
+    expect(await store.tasks.applyChange("t1", 1, { ...change, key: null })).toBe(false);
+    expect(await store.tasks.get("t1")).toMatchObject({
+      title: "b",
+      tags: ["x"],
+      version: 2,
+      updatedAt: c.t,
+    });
+    await store.tasks.applyChange("t1", 2, {
+      ...change,
+      kind: "complete",
+      state: "done",
+      completedAt: c.t,
+      changed: {},
+      source: "deltatask",
+      key: null,
+    });
+    expect(await store.tasks.get("t1")).toMatchObject({ state: "done", version: 3, completedAt: c.t });
+    expect(await store.tasks.changeByIdempotencyKey("k1")).toEqual({ taskId: "t1", version: 2, hash: "h1" });
+    expect(await store.tasks.changeByIdempotencyKey("k2")).toBeUndefined();
+    expect((await store.tasks.changes("t1")).map((x) => [x.version, x.kind, x.changed, x.source])).toEqual([
+      [2, "update", { title: "b", tags: ["x"] }, "chat"],
+      [3, "complete", {}, "deltatask"],
+    ]);
+    // One key, one change.
+    await expect(store.tasks.applyChange("t1", 3, change)).rejects.toThrow(/UNIQUE|unique/);
+    expect((await store.tasks.get("t1"))?.version).toBe(3);
+  });
+
+  it("runs a change on a server only after every earlier operation of its task there, and supersedes pending ones", async () => {
+    const store = await engine.open();
+    await store.tasks.insertWithOperations("t1", task, null, [op("t1", "git"), op("t1", "memory")]);
+    const change = (kind: "update" | "complete" | "delete", server: string, v: number) => ({
+      server,
+      priority: 2,
+      idempotencyKey: `t1:${server}:${kind}:v${v}`,
+      remoteId: null,
+    });
+    const capacity = new Map([
+      ["git", 5],
+      ["memory", 5],
+    ]);
+    const claim = () => store.operations.claim({ owner: "a", leaseMs: 60_000, capacity, limit: 10 });
+    // git's create is claimed (running); memory's stays pending, parked for its server.
+    const [gitCreate] = await store.operations.claim({
+      owner: "a",
+      leaseMs: 60_000,
+      capacity: new Map([["git", 1]]),
+      limit: 1,
+    });
+    await store.operations.parkServer("memory", "memory is down", blockedUntil - 1);
+    expect(
+      await store.operations.addChanges(
+        "t1",
+        "update",
+        [change("update", "git", 2), change("update", "memory", 2)],
+        ["update"],
+      ),
+    ).toBe(0);
+    // Neither runs: git's create is running, memory's is parked but not settled.
+    expect(await store.operations.releaseWaiting("t1")).toEqual([]);
+    expect(await claim()).toEqual([]);
+    await store.operations.finish(gitCreate!.id, claimOf(gitCreate!), {
+      status: "done",
+      remoteId: "g1",
+      durationMs: 1,
+    });
+    expect(await store.operations.releaseWaiting("t1")).toEqual(["git"]);
+    // A second update, and a complete, before git's first update ran: the second update
+    // supersedes the first where it is still pending; the complete waits behind it.
+    expect(
+      await store.operations.addChanges(
+        "t1",
+        "update",
+        [change("update", "git", 3), change("update", "memory", 3)],
+        ["update"],
+      ),
+    ).toBe(2);
+    await store.operations.addChanges(
+      "t1",
+      "complete",
+      [change("complete", "git", 4)],
+      ["complete", "reopen"],
+    );
+    expect((await store.operations.releaseWaiting("t1")).sort()).toEqual(["git"]);
+    const first = await claim();
+    expect(first.map((o) => [o.server, o.kind, o.idempotencyKey])).toEqual([
+      ["git", "update", "t1:git:update:v3"],
+    ]);
+    await store.operations.finish(first[0]!.id, claimOf(first[0]!), {
+      status: "done",
+      remoteId: "g1",
+      durationMs: 1,
+    });
+    expect(await store.operations.releaseWaiting("t1")).toEqual(["git"]);
+    expect((await claim()).map((o) => [o.server, o.kind])).toEqual([["git", "complete"]]);
+    // A delete supersedes every pending change, here memory's update.
+    expect(
+      await store.operations.addChanges(
+        "t1",
+        "delete",
+        [change("delete", "memory", 5)],
+        ["update", "complete", "reopen"],
+      ),
+    ).toBe(1);
+    const ops = await store.operations.forTask("t1");
+    expect(ops.map((o) => [o.server, o.kind, o.status, o.status === "skipped" ? o.lastError : null])).toEqual(
+      [
+        ["git", "create", "done", null],
+        ["memory", "create", "pending", null],
+        ["git", "update", "skipped", "superseded by a later update"],
+        ["memory", "update", "skipped", "superseded by a later update"],
+        ["git", "update", "done", null],
+        ["memory", "update", "skipped", "superseded by a later delete"],
+        ["git", "complete", "running", null],
+        ["memory", "delete", "pending", null],
+      ],
+    );
+  });
+
+  it("keeps deleted tasks out of read-back, and lists tasks by state, deadline, tag and priority", async () => {
+    const store = await engine.open();
+    const make = async (id: string, extra: { deadline?: string; tags?: string[]; priority?: number }) => {
+      await store.tasks.insertWithOperations(id, { ...task, ...extra }, null, [op(id, "git")]);
+      const [o] = await store.operations.claim({
+        owner: "a",
+        leaseMs: 60_000,
+        capacity: new Map([["git", 1]]),
+        limit: 1,
+      });
+      await store.operations.finish(o!.id, claimOf(o!), {
+        status: "done",
+        remoteId: `r-${id}`,
+        durationMs: 1,
+      });
+    };
+    await make("a", { deadline: "2026-01-01T10:00:00.000Z", tags: ["home"] });
+    await make("b", { priority: 2, tags: ["home_x"] });
+    await make("c", { deadline: "2026-02-01T10:00:00.000Z", tags: ["work"] });
+    const t = (await store.tasks.get("c"))!;
+    await store.tasks.applyChange("c", 1, {
+      kind: "delete",
+      task: t,
+      state: "deleted",
+      completedAt: null,
+      deletedAt: 5,
+      changed: {},
+      source: "api",
+      key: null,
+    });
+    expect((await store.operations.recentDone("git", 10)).map((o) => o.taskId).sort()).toEqual(["a", "b"]);
+    const ids = async (f: Omit<Parameters<Store["tasks"]["list"]>[0], "limit">) =>
+      (await store.tasks.list({ limit: 10, ...f })).map((x) => x.id);
+    expect(await ids({})).toEqual(["c", "b", "a"]);
+    expect(await ids({ state: "open" })).toEqual(["b", "a"]);
+    expect(await ids({ state: "deleted" })).toEqual(["c"]);
+    expect(await ids({ deadlineBefore: "2026-01-15T00:00:00.000Z" })).toEqual(["a"]);
+    expect(await ids({ deadlineFrom: "2026-01-15T00:00:00.000Z" })).toEqual(["c"]);
+    // A tag is matched whole: "home" is not "home_x", and "_" is not a wildcard.
+    expect(await ids({ tag: "home" })).toEqual(["a"]);
+    expect(await ids({ tag: "home_x" })).toEqual(["b"]);
+    expect(await ids({ tag: "homexx" })).toEqual([]);
+    expect(await ids({ priority: 2 })).toEqual(["b"]);
+    expect(await store.tasks.list({ limit: 1, offset: 1 })).toMatchObject([{ id: "b" }]);
+  });
 });

@@ -41,7 +41,7 @@ describe("PostgreSQL migrations", () => {
     const url = await server.createDatabase();
     const [a, b] = await Promise.all([createPostgresStore(url), createPostgresStore(url)]);
     try {
-      expect(await appliedVersions(url)).toEqual([1, 2, 3, 4, 5]);
+      expect(await appliedVersions(url)).toEqual([1, 2, 3, 4, 5, 6]);
       await a.tasks.insertWithOperations(
         "t1",
         { title: "a", description: "", priority: 1, deadline: null, tags: [] },
@@ -57,7 +57,7 @@ describe("PostgreSQL migrations", () => {
     const again = await createPostgresStore(url);
     expect(await again.tasks.count()).toBe(1);
     await again.close();
-    expect(await appliedVersions(url)).toEqual([1, 2, 3, 4, 5]);
+    expect(await appliedVersions(url)).toEqual([1, 2, 3, 4, 5, 6]);
   });
 
   it("bring a database of each earlier version forward, keeping its data", async () => {
@@ -82,7 +82,11 @@ describe("PostgreSQL migrations", () => {
       const store = await createPostgresStore(url);
       try {
         expect(await appliedVersions(url)).toEqual(files.map((f) => Number(f.slice(0, 4))));
-        expect((await store.tasks.get("old"))?.title).toBe("from before");
+        expect(await store.tasks.get("old")).toMatchObject({
+          title: "from before",
+          state: "open",
+          version: 1,
+        });
       } finally {
         await store.close();
       }
@@ -385,7 +389,7 @@ describe("moving a SQLite store to PostgreSQL", () => {
         const url = await server.createDatabase();
         const copy = await taskfan(["store", "copy", "--to", url]);
         expect(copy.stdout).toMatch(
-          /^copied 1 tasks, 10 operations, \d+ events, 0 alerts, 0 alert routes, 0 alert deliveries, 0 conversations, 0 mutes, 0 user settings, 0 dispatchers from .*taskfan\.db to postgres:\/\//,
+          /^copied 1 tasks, 0 task changes, 10 operations, \d+ events, 0 alerts, 0 alert routes, 0 alert deliveries, 0 conversations, 0 mutes, 0 user settings, 0 dispatchers from .*taskfan\.db to postgres:\/\//,
         );
         // The same task, read from PostgreSQL.
         const onPg = JSON.parse(

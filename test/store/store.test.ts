@@ -38,7 +38,7 @@ describe("store", () => {
     expect(store.db.pragma("foreign_keys", { simple: true })).toBe(1);
     expect(store.db.pragma("busy_timeout", { simple: true })).toBe(5000);
     expect(store.db.pragma("temp_store", { simple: true })).toBe(2);
-    expect(store.db.pragma("user_version", { simple: true })).toBe(12);
+    expect(store.db.pragma("user_version", { simple: true })).toBe(13);
   });
 
   it("reads operations through indexes: only the small per-status ones are ever scanned whole", async () => {
@@ -118,6 +118,51 @@ describe("store", () => {
     expect(await store.operations.releaseWaiting("t1")).toEqual([]);
     store.db.prepare("UPDATE operations SET status = 'done' WHERE server IN ('git', 'memory')").run();
     expect(await store.operations.releaseWaiting("t1")).toEqual(["backup"]);
+  });
+
+  it("brings a database of every earlier version forward, keeping its tasks and operations", async () => {
+    const latest = Math.max(...readdirSync(migrationsDir).map((f) => Number(f.slice(0, 4)) || 0));
+    for (let version = 1; version < latest; version++) {
+      const { dir, remove } = tempDir();
+      cleanups.push(remove);
+      const file = path.join(dir, "taskfan.db");
+      const old = openDatabase(file, stopAt(version));
+      old
+        .prepare(
+          "INSERT INTO tasks (id, title, priority, created_at, updated_at) VALUES ('old', 'from before', 3, 1, 1)",
+        )
+        .run();
+      old
+        .prepare(
+          `INSERT INTO operations (id, task_id, server, status, priority, idempotency_key, remote_id, next_attempt_at, created_at, updated_at)
+           VALUES (41, 'old', 'git', 'done', 3, 'old:git:create', 'g1', 1, 1, 1)`,
+        )
+        .run();
+      old.close();
+      const store = createStore(file);
+      try {
+        expect(store.db.pragma("user_version", { simple: true })).toBe(latest);
+        expect(await store.tasks.get("old")).toMatchObject({
+          title: "from before",
+          state: "open",
+          version: 1,
+        });
+        expect(await store.operations.forTask("old")).toMatchObject([
+          { id: 41, kind: "create", remoteId: "g1" },
+        ]);
+        // The rebuilt table keeps counting ids from where it was, and takes the change kinds.
+        await store.operations.addChanges(
+          "old",
+          "complete",
+          [{ server: "git", priority: 3, idempotencyKey: "old:git:complete:v2", remoteId: "g1" }],
+          [],
+        );
+        const ids = (await store.operations.forTask("old")).map((o) => o.id);
+        expect(ids[1]).toBeGreaterThan(41);
+      } finally {
+        await store.close();
+      }
+    }
   });
 
   it("commits a relaxed transaction without fsync, then goes back to full sync", async () => {

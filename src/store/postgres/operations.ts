@@ -9,11 +9,15 @@ const serialLockClass = 0x7467;
 // The fence, on $1 (id), $2 (owner), $3 (token): this claim still holds the operation.
 const holds = "id = $1 AND lease_owner = $2 AND attempts = $3 AND status = 'running'";
 
-// What a blocked operation waits for has settled, or is parked: as in the SQLite store.
+// What a blocked operation waits for has settled, or is parked; for a change, every earlier
+// operation of its task on its server has settled: as in the SQLite store.
 const nothingOpen = `NOT EXISTS (
      SELECT 1 FROM operations p WHERE p.task_id = operations.task_id AND p.kind = operations.kind
        AND position(',' || p.server || ',' IN ',' || operations.waits_for || ',') > 0
-       AND (p.status = 'running' OR (p.status = 'pending' AND p.waiting IS NULL)))`;
+       AND (p.status = 'running' OR (p.status = 'pending' AND p.waiting IS NULL)))
+   AND (operations.kind IN ('create', 'compensate') OR NOT EXISTS (
+     SELECT 1 FROM operations e WHERE e.task_id = operations.task_id AND e.server = operations.server
+       AND e.id < operations.id AND e.status IN ('pending', 'running')))`;
 
 /**
  * The operations table: claims with leases (`FOR UPDATE SKIP LOCKED`, so two dispatchers never wait
@@ -131,6 +135,40 @@ export function createOperationStore(q: Queryable, now: () => number): StoreQuer
           [id, claim.owner, claim.token, t + leaseMs, t],
         )) === 1
       );
+    },
+    async addChanges(taskId, kind, ops, supersedes) {
+      return atomic(q, async (c) => {
+        const t = now();
+        const skipped =
+          supersedes.length > 0
+            ? ((
+                await c.query(
+                  `UPDATE operations SET status = 'skipped', waiting = NULL, last_error = $3, finished_at = $4,
+                     updated_at = $4
+                   WHERE task_id = $1 AND status = 'pending' AND kind = ANY($2::text[])`,
+                  [taskId, supersedes, `superseded by a later ${kind}`, t],
+                )
+              ).rowCount ?? 0)
+            : 0;
+        // One statement for every server's operation.
+        await c.query(
+          `INSERT INTO operations (task_id, server, kind, status, priority, idempotency_key, remote_id,
+             next_attempt_at, created_at, updated_at)
+           SELECT $1, u.server, $2, 'pending', u.priority, u.key, u.remote_id, $3, $4, $4
+           FROM unnest($5::text[], $6::int[], $7::text[], $8::text[]) AS u(server, priority, key, remote_id)`,
+          [
+            taskId,
+            kind,
+            blockedUntil,
+            t,
+            ops.map((o) => o.server),
+            ops.map((o) => o.priority),
+            ops.map((o) => o.idempotencyKey),
+            ops.map((o) => o.remoteId),
+          ],
+        );
+        return skipped;
+      });
     },
     async releaseWaiting(taskId) {
       const t = now();
@@ -272,7 +310,7 @@ export function createOperationStore(q: Queryable, now: () => number): StoreQuer
         const t = now();
         await c.query(
           `UPDATE operations SET status = 'skipped', waiting = NULL, retryable = 0, last_error = 'task rolled back',
-             updated_at = $1 WHERE task_id = $2 AND kind = 'create' AND status = 'pending'`,
+             updated_at = $1 WHERE task_id = $2 AND kind <> 'compensate' AND status = 'pending'`,
           [t, taskId],
         );
         await c.query(
@@ -296,7 +334,7 @@ export function createOperationStore(q: Queryable, now: () => number): StoreQuer
         await rows<OperationRow>(
           `SELECT o.* FROM operations o JOIN tasks t ON t.id = o.task_id
            WHERE o.server = $1 AND o.kind = 'create' AND o.status = 'done' AND o.remote_id IS NOT NULL
-             AND t.status <> 'rolled_back'
+             AND t.status <> 'rolled_back' AND t.state <> 'deleted'
            ORDER BY o.finished_at DESC LIMIT $2`,
           [server, limit],
         )

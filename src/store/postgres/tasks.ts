@@ -1,20 +1,20 @@
 import type { Operation, TaskStatus } from "../../domain/task.js";
-import { toOperation, toTask, type OperationRow, type TaskRow } from "../rows.js";
-import { blockedUntil, type StoreQueries } from "../store.js";
+import { taskFilterSql, toOperation, toTask, type OperationRow, type TaskRow } from "../rows.js";
+import { blockedUntil, type StoreQueries, type TaskChange } from "../store.js";
 import { atomic, type Queryable, statementsOn } from "./sql.js";
 
 /** The tasks table: a task with its operations in one commit, its status, its idempotency key. */
 export function createTaskStore(q: Queryable, now: () => number): StoreQueries["tasks"] {
   const { rows, changes } = statementsOn(q);
   return {
-    async insertWithOperations(id, task, key, ops) {
+    async insertWithOperations(id, task, key, ops, owner) {
       return atomic(q, async (c) => {
         const t = now();
         const leased = (op: (typeof ops)[number]) => (op.waitsFor.length === 0 ? op.lease : undefined);
         await c.query(
           `INSERT INTO tasks (id, title, description, priority, deadline, tags, status, idempotency_key,
-             idempotency_hash, created_at, updated_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)`,
+             idempotency_hash, chat_id, user_id, created_at, updated_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $11, $12, $10, $10)`,
           [
             id,
             task.title,
@@ -26,6 +26,8 @@ export function createTaskStore(q: Queryable, now: () => number): StoreQueries["
             key?.key ?? null,
             key?.hash ?? null,
             t,
+            owner?.chatId ?? null,
+            owner?.userId ?? null,
           ],
         );
         const claimed: Operation[] = [];
@@ -58,6 +60,83 @@ export function createTaskStore(q: Queryable, now: () => number): StoreQueries["
         }
         return claimed;
       });
+    },
+    async applyChange(id, version, change) {
+      return atomic(q, async (c) => {
+        const t = now();
+        const written = await c.query(
+          `UPDATE tasks SET title = $3, description = $4, priority = $5, deadline = $6, tags = $7, state = $8,
+             completed_at = $9, deleted_at = $10, version = version + 1, updated_at = $11
+           WHERE id = $1 AND version = $2`,
+          [
+            id,
+            version,
+            change.task.title,
+            change.task.description,
+            change.task.priority,
+            change.task.deadline,
+            JSON.stringify(change.task.tags),
+            change.state,
+            change.completedAt,
+            change.deletedAt,
+            t,
+          ],
+        );
+        if (written.rowCount !== 1) return false;
+        await c.query(
+          `INSERT INTO task_changes (task_id, version, kind, fields, source, idempotency_key, idempotency_hash, at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+          [
+            id,
+            version + 1,
+            change.kind,
+            JSON.stringify(change.changed),
+            change.source,
+            change.key?.key ?? null,
+            change.key?.hash ?? null,
+            t,
+          ],
+        );
+        return true;
+      });
+    },
+    async changeByIdempotencyKey(key) {
+      const [row] = await rows<{ task_id: string; version: number; idempotency_hash: string | null }>(
+        "SELECT task_id, version, idempotency_hash FROM task_changes WHERE idempotency_key = $1",
+        [key],
+      );
+      return row ? { taskId: row.task_id, version: row.version, hash: row.idempotency_hash } : undefined;
+    },
+    async changes(taskId) {
+      const found = await rows<{
+        task_id: string;
+        version: number;
+        kind: TaskChange["kind"];
+        fields: string;
+        source: string;
+        at: number;
+      }>(
+        "SELECT task_id, version, kind, fields, source, at FROM task_changes WHERE task_id = $1 ORDER BY version",
+        [taskId],
+      );
+      return found.map((r) => ({
+        taskId: r.task_id,
+        version: r.version,
+        kind: r.kind,
+        changed: JSON.parse(r.fields) as TaskChange["changed"],
+        source: r.source,
+        at: r.at,
+      }));
+    },
+    async list(filter) {
+      const { where, params } = taskFilterSql(filter, (n) => `$${n}`);
+      const n = params.length;
+      return (
+        await rows<TaskRow>(
+          `SELECT * FROM tasks ${where} ORDER BY created_at DESC, id DESC LIMIT $${n + 1} OFFSET $${n + 2}`,
+          [...params, filter.limit, filter.offset ?? 0],
+        )
+      ).map(toTask);
     },
     async get(id) {
       const [row] = await rows<TaskRow>("SELECT * FROM tasks WHERE id = $1", [id]);

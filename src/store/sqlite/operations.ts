@@ -1,9 +1,10 @@
-import type { Operation, OperationStatus } from "../../domain/task.js";
+import type { ChangeKind, Operation, OperationStatus } from "../../domain/task.js";
 import {
   blockedUntil,
   type ClaimRef,
   type ClaimRequest,
   type Failure,
+  type NewChangeRow,
   type OperationState,
   type Outcome,
 } from "../store.js";
@@ -32,10 +33,25 @@ export function createOperationStore(db: Db, now: () => number) {
   );
   // What it waits for has settled, or is parked (its server is down): a parked dependency
   // does not hold the others back.
+  // A change waits for every earlier operation of its task on its server, parked or not:
+  // it never runs there before the create, nor before an earlier change.
   const nothingOpen = `NOT EXISTS (
        SELECT 1 FROM operations p INDEXED BY operations_by_task WHERE p.task_id = operations.task_id AND p.kind = operations.kind
          AND instr(',' || operations.waits_for || ',', ',' || p.server || ',') > 0
-         AND (p.status = 'running' OR (p.status = 'pending' AND p.waiting IS NULL)))`;
+         AND (p.status = 'running' OR (p.status = 'pending' AND p.waiting IS NULL)))
+     AND (operations.kind IN ('create', 'compensate') OR NOT EXISTS (
+       SELECT 1 FROM operations e INDEXED BY operations_by_task WHERE e.task_id = operations.task_id
+         AND e.server = operations.server AND e.id < operations.id AND e.status IN ('pending', 'running')))`;
+  const supersede = db.prepare<[Record<string, unknown>]>(
+    `UPDATE operations INDEXED BY operations_by_task
+     SET status = 'skipped', waiting = NULL, last_error = @note, finished_at = @now, updated_at = @now
+     WHERE task_id = @taskId AND status = 'pending' AND instr(@kinds, ',' || kind || ',') > 0`,
+  );
+  const insertChange = db.prepare<[Record<string, unknown>]>(
+    `INSERT INTO operations (task_id, server, kind, status, priority, idempotency_key, remote_id,
+       next_attempt_at, created_at, updated_at)
+     VALUES (@taskId, @server, @kind, 'pending', @priority, @key, @remoteId, @blocked, @now, @now)`,
+  );
   const releaseTask = db.prepare<[Record<string, unknown>], { server: string }>(
     `UPDATE operations INDEXED BY operations_by_task SET next_attempt_at = @now, updated_at = @now
      WHERE task_id = @taskId AND status = 'pending' AND next_attempt_at = @blocked AND ${nothingOpen}
@@ -140,9 +156,10 @@ export function createOperationStore(db: Db, now: () => number) {
        last_error = ? || coalesce(last_error, 'no answer'), finished_at = coalesce(finished_at, ?), updated_at = ?
      WHERE id = ?`,
   );
+  // Its creates and changes that have not run yet.
   const skipOpenCreates = db.prepare<[number, string]>(
     `UPDATE operations SET status = 'skipped', waiting = NULL, retryable = 0, last_error = 'task rolled back', updated_at = ?
-     WHERE task_id = ? AND kind = 'create' AND status = 'pending'`,
+     WHERE task_id = ? AND kind <> 'compensate' AND status = 'pending'`,
   );
   const stopRecovery = db.prepare<[number, string]>(
     "UPDATE operations SET retryable = 0, updated_at = ? WHERE task_id = ? AND kind = 'create' AND status = 'failed'",
@@ -157,7 +174,7 @@ export function createOperationStore(db: Db, now: () => number) {
   const recentDone = db.prepare<[string, number], OperationRow>(
     `SELECT o.* FROM operations o JOIN tasks t ON t.id = o.task_id
      WHERE o.server = ? AND o.kind = 'create' AND o.status = 'done' AND o.remote_id IS NOT NULL
-       AND t.status <> 'rolled_back'
+       AND t.status <> 'rolled_back' AND t.state <> 'deleted'
      ORDER BY o.finished_at DESC LIMIT ?`,
   );
   const repair = db.prepare<[number, number, number]>(
@@ -249,6 +266,40 @@ export function createOperationStore(db: Db, now: () => number) {
       return renewClaim.run({ id, ...claim, expires: t + leaseMs, now: t }).changes === 1;
     },
     /** Lets a task's blocked operations run once what they wait for has settled; their servers. */
+    addChanges(
+      taskId: string,
+      kind: ChangeKind,
+      ops: readonly NewChangeRow[],
+      supersedes: readonly ChangeKind[],
+    ): number {
+      return db
+        .transaction(() => {
+          const t = now();
+          const skipped =
+            supersedes.length > 0
+              ? supersede.run({
+                  taskId,
+                  kinds: `,${supersedes.join(",")},`,
+                  note: `superseded by a later ${kind}`,
+                  now: t,
+                }).changes
+              : 0;
+          for (const op of ops) {
+            insertChange.run({
+              taskId,
+              server: op.server,
+              kind,
+              priority: op.priority,
+              key: op.idempotencyKey,
+              remoteId: op.remoteId,
+              blocked: blockedUntil,
+              now: t,
+            });
+          }
+          return skipped;
+        })
+        .immediate();
+    },
     releaseWaiting(taskId: string): string[] {
       return releaseTask.all({ taskId, now: now(), blocked: blockedUntil }).map((r) => r.server);
     },

@@ -1,13 +1,39 @@
 import type { Operation, Task, TaskStatus, ValidTask } from "../../domain/task.js";
 import type { Db } from "./open-database.js";
-import { blockedUntil, type NewOperationRow } from "../store.js";
-import { toOperation, toTask, type OperationRow, type TaskRow } from "../rows.js";
+import {
+  blockedUntil,
+  type NewOperationRow,
+  type TaskChange,
+  type TaskChangeRow,
+  type TaskFilter,
+  type TaskOwner,
+} from "../store.js";
+import { taskFilterSql, toOperation, toTask, type OperationRow, type TaskRow } from "../rows.js";
 
 export function createTaskStore(db: Db, now: () => number) {
   const insertTask = db.prepare<[Record<string, unknown>]>(
-    `INSERT INTO tasks (id, title, description, priority, deadline, tags, status, idempotency_key, idempotency_hash, created_at, updated_at)
-     VALUES (@id, @title, @description, @priority, @deadline, @tags, @status, @key, @hash, @now, @now)`,
+    `INSERT INTO tasks (id, title, description, priority, deadline, tags, status, idempotency_key, idempotency_hash,
+       chat_id, user_id, created_at, updated_at)
+     VALUES (@id, @title, @description, @priority, @deadline, @tags, @status, @key, @hash, @chatId, @userId, @now, @now)`,
   );
+  const applyChange = db.prepare<[Record<string, unknown>]>(
+    `UPDATE tasks SET title = @title, description = @description, priority = @priority, deadline = @deadline,
+       tags = @tags, state = @state, completed_at = @completedAt, deleted_at = @deletedAt,
+       version = version + 1, updated_at = @now
+     WHERE id = @id AND version = @version`,
+  );
+  const recordChange = db.prepare<[Record<string, unknown>]>(
+    `INSERT INTO task_changes (task_id, version, kind, fields, source, idempotency_key, idempotency_hash, at)
+     VALUES (@id, @version + 1, @kind, @changed, @source, @key, @hash, @now)`,
+  );
+  const changeByKey = db.prepare<
+    [string],
+    { task_id: string; version: number; idempotency_hash: string | null }
+  >("SELECT task_id, version, idempotency_hash FROM task_changes WHERE idempotency_key = ?");
+  const changesOf = db.prepare<
+    [string],
+    { task_id: string; version: number; kind: TaskChange["kind"]; fields: string; source: string; at: number }
+  >("SELECT task_id, version, kind, fields, source, at FROM task_changes WHERE task_id = ? ORDER BY version");
   // The row it writes is known in full (see claimedRow): no read back.
   const insertClaimedOp = db.prepare<[Record<string, unknown>]>(
     `INSERT INTO operations (task_id, server, kind, status, waits_for, priority, idempotency_key, attempts,
@@ -46,6 +72,7 @@ export function createTaskStore(db: Db, now: () => number) {
       task: ValidTask,
       key: { key: string; hash: string } | null,
       ops: readonly NewOperationRow[],
+      owner: TaskOwner | undefined,
     ): Operation[] => {
       const t = now();
       const claimed: Operation[] = [];
@@ -61,6 +88,8 @@ export function createTaskStore(db: Db, now: () => number) {
         tags: JSON.stringify(task.tags),
         key: key?.key ?? null,
         hash: key?.hash ?? null,
+        chatId: owner?.chatId ?? null,
+        userId: owner?.userId ?? null,
         now: t,
       });
       for (const op of ops) {
@@ -94,6 +123,33 @@ export function createTaskStore(db: Db, now: () => number) {
     },
   );
 
+  /** The task as the change leaves it, and its record, only while the task is at `version`. */
+  const applyChangeTx = db.transaction((id: string, version: number, change: TaskChangeRow): boolean => {
+    const t = now();
+    const written = applyChange.run({
+      id,
+      version,
+      ...change.task,
+      tags: JSON.stringify(change.task.tags),
+      state: change.state,
+      completedAt: change.completedAt,
+      deletedAt: change.deletedAt,
+      now: t,
+    }).changes;
+    if (written !== 1) return false;
+    recordChange.run({
+      id,
+      version,
+      kind: change.kind,
+      changed: JSON.stringify(change.changed),
+      source: change.source,
+      key: change.key?.key ?? null,
+      hash: change.key?.hash ?? null,
+      now: t,
+    });
+    return true;
+  });
+
   return {
     /** `key`: the idempotency key and a hash of the request it came with. */
     insertWithOperations(
@@ -101,8 +157,35 @@ export function createTaskStore(db: Db, now: () => number) {
       task: ValidTask,
       key: { key: string; hash: string } | null,
       ops: readonly NewOperationRow[],
+      owner?: TaskOwner,
     ): Operation[] {
-      return insertWithOperations.immediate(id, task, key, ops);
+      return insertWithOperations.immediate(id, task, key, ops, owner);
+    },
+    applyChange(id: string, version: number, change: TaskChangeRow): boolean {
+      return applyChangeTx.immediate(id, version, change);
+    },
+    changeByIdempotencyKey(key: string) {
+      const row = changeByKey.get(key);
+      return row ? { taskId: row.task_id, version: row.version, hash: row.idempotency_hash } : undefined;
+    },
+    changes(taskId: string): TaskChange[] {
+      return changesOf.all(taskId).map((r) => ({
+        taskId: r.task_id,
+        version: r.version,
+        kind: r.kind,
+        changed: JSON.parse(r.fields) as TaskChange["changed"],
+        source: r.source,
+        at: r.at,
+      }));
+    },
+    list(filter: TaskFilter): Task[] {
+      const { where, params } = taskFilterSql(filter, () => "?");
+      return db
+        .prepare<unknown[], TaskRow>(
+          `SELECT * FROM tasks ${where} ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?`,
+        )
+        .all(...params, filter.limit, filter.offset ?? 0)
+        .map(toTask);
     },
     get(id: string): Task | undefined {
       const row = byId.get(id);
