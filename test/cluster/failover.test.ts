@@ -59,8 +59,9 @@ describe("three instances, the servers over HTTP, one PostgreSQL", () => {
               headers: { "content-type": "application/json", "idempotency-key": `failover-${i}` },
               body: JSON.stringify({ title: `failover ${i}` }),
             });
-            expect(res.status).toBe(201);
-            return ((await res.json()) as { task: { id: string } }).task.id;
+            const body = (await res.json()) as { task: { id: string } };
+            expect(res.status, JSON.stringify(body)).toBe(201);
+            return body.task.id;
           }),
         );
         // Mid fan-out, kill -9 the holder of the poller and of alert delivery.
