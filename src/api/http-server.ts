@@ -1,6 +1,14 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { z } from "zod";
-import { IdempotencyConflictError, TaskfanError, ValidationError } from "../errors.js";
+import {
+  ChangeRefusedError,
+  IdempotencyConflictError,
+  TaskfanError,
+  TaskNotFoundError,
+  ValidationError,
+  VersionMismatchError,
+} from "../errors.js";
+import type { TaskChangeInput } from "../orchestrator/orchestrator.js";
 import type { Logger } from "../log.js";
 import type { Core } from "../core.js";
 import type { Metrics } from "../monitoring/metrics.js";
@@ -45,10 +53,36 @@ const newTaskBody = z.strictObject({
   tags: z.array(z.string()).optional(),
 });
 
+/** PATCH: any subset of the fields; a null deadline clears it. */
+const patchBody = z
+  .strictObject({
+    title: z.string().optional(),
+    description: z.string().optional(),
+    priority: z.number().optional(),
+    deadline: z.string().nullable().optional(),
+    tags: z.array(z.string()).optional(),
+  })
+  .refine((b) => Object.keys(b).length > 0, "send at least one field to change");
+
 const listQuery = z.object({
   status: z.enum(statuses).optional(),
+  state: z.enum(["open", "done", "deleted"]).optional(),
+  overdue: z.enum(["true", "false"]).optional(),
+  tag: z.string().min(1).max(50).optional(),
+  priority: z.coerce.number().int().min(1).max(5).optional(),
   limit: z.coerce.number().int().min(1).max(100).default(20),
+  offset: z.coerce.number().int().min(0).default(0),
 });
+
+/** The version an If-Match names: `"3"`, `W/"3"` or `3`; undefined without the header. */
+function ifMatchVersion(req: IncomingMessage): number | undefined {
+  const header = req.headers["if-match"];
+  if (header === undefined) return undefined;
+  const m = /^\s*(?:W\/)?"?(\d+)"?\s*$/.exec(header);
+  if (!m)
+    throw new HttpError(400, "invalid_if_match", 'If-Match takes the task\'s version as its ETag, e.g. "3"');
+  return Number(m[1]);
+}
 
 /** A state-changing request must say it sends JSON: a page can send a form or text anywhere. */
 function requireJson(req: IncomingMessage): void {
@@ -73,6 +107,16 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   } catch {
     throw new HttpError(400, "malformed_json", "the body is not valid JSON");
   }
+}
+
+/** A body by its schema; a bad one is a 400 naming the field. */
+function parseBody<T>(schema: z.ZodType<T>, body: unknown, code: string): T {
+  const parsed = schema.safeParse(body);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new HttpError(400, code, issue.message, issue.path.join(".") || undefined);
+  }
+  return parsed.data;
 }
 
 function send(res: ServerResponse, status: number, body: unknown, type = "application/json"): void {
@@ -154,7 +198,7 @@ export async function startHttpServer(
     if (method === "GET" && url.pathname === "/healthz") return send(res, 200, { ok: true });
     // What changes state (POST, the only such method here) is JSON from a page of ours.
     if (method !== "GET" && method !== "HEAD") checkOrigin(req);
-    if (method === "POST") requireJson(req);
+    if (method === "POST" || method === "PATCH") requireJson(req);
     if (parts[0] === "api" && limiter) {
       const client = req.socket.remoteAddress ?? "?";
       if (!limiter.begin(client))
@@ -219,15 +263,68 @@ export async function startHttpServer(
         const issue = q.error.issues[0]!;
         throw new HttpError(400, "invalid_query", issue.message, String(issue.path[0]));
       }
-      const tasks = (await core.store.tasks.recent(q.data.status ? 1000 : q.data.limit))
-        .filter((t) => !q.data.status || t.status === (q.data.status as TaskStatus))
-        .slice(0, q.data.limit);
+      const { status, state, overdue, tag, priority, limit, offset } = q.data;
+      // The lifecycle filters are the store's; the fan-out status filters the newest.
+      const tasks = (
+        await core.store.tasks.list({
+          state,
+          deadlineBefore: overdue === "true" ? new Date().toISOString() : undefined,
+          tag: tag?.replace(/^#/, ""),
+          priority,
+          limit: status ? 1000 : limit,
+          offset,
+        })
+      )
+        .filter((t) => !status || t.status === (status as TaskStatus))
+        .slice(0, limit);
       return send(res, 200, { tasks });
     }
     if (method === "GET" && id && !action) {
       const view = await core.orchestrator.getTask(id);
       if (!view) throw new HttpError(404, "not_found", `no task ${id}`);
-      return send(res, 200, view);
+      res.setHeader("etag", `"${view.task.version}"`);
+      return send(res, 200, { ...view, changes: await core.store.tasks.changes(id) });
+    }
+    // A change: PATCH the fields, POST complete or reopen, DELETE; If-Match and Idempotency-Key.
+    const change: TaskChangeInput | undefined =
+      id && method === "PATCH" && !action
+        ? { kind: "update", fields: parseBody(patchBody, await readJson(req), "invalid_task") }
+        : id && method === "POST" && (action === "complete" || action === "reopen")
+          ? { kind: action }
+          : id && method === "DELETE" && !action
+            ? { kind: "delete" }
+            : undefined;
+    if (change && id) {
+      const key = req.headers["idempotency-key"];
+      try {
+        const result = await core.orchestrator.changeTask(id, change, {
+          idempotencyKey: typeof key === "string" && key ? key.slice(0, 200) : undefined,
+          ifVersion: ifMatchVersion(req),
+          source: "api",
+        });
+        const { task } = result;
+        res.setHeader("etag", `"${task.version}"`);
+        return send(res, 200, {
+          task: { id: task.id, state: task.state, version: task.version, status: task.status },
+          changed: result.changed,
+          replayed: result.replayed,
+          servers: result.servers,
+        });
+      } catch (error) {
+        if (error instanceof TaskNotFoundError) throw new HttpError(404, "not_found", error.message);
+        if (error instanceof VersionMismatchError) {
+          res.setHeader("etag", `"${error.current}"`);
+          throw new HttpError(412, "version_mismatch", error.message);
+        }
+        if (error instanceof ChangeRefusedError)
+          throw new HttpError(409, `task_${error.reason}`, error.message);
+        if (error instanceof ValidationError)
+          throw new HttpError(400, "invalid_task", error.message, error.field);
+        if (error instanceof IdempotencyConflictError)
+          throw new HttpError(409, "idempotency_conflict", error.message);
+        if (storeFault(error)) throw new StoreDown(error, ", nothing was changed");
+        throw error;
+      }
     }
     if (method === "POST" && !id) {
       const parsed = newTaskBody.safeParse(await readJson(req));

@@ -102,6 +102,123 @@ describe("the local HTTP API", () => {
     expect(json.error.field).toBe(field);
   });
 
+  it("changes a task: PATCH with If-Match (412 on a stale version), complete, reopen and DELETE, each once per Idempotency-Key", async () => {
+    const first = await post({ title: "Lifecycle by API", tags: ["api-life"], priority: 3 });
+    const { id } = ((await first.json()) as { task: { id: string } }).task;
+    await h.core.orchestrator.waitForSettled(id, 10_000);
+    const shown = await api(`/api/tasks/${id}`);
+    expect(shown.headers.get("etag")).toBe('"1"');
+    const patch = (body: unknown, headers: Record<string, string> = {}) =>
+      api(`/api/tasks/${id}`, {
+        method: "PATCH",
+        headers: { ...json, ...headers },
+        body: JSON.stringify(body),
+      });
+
+    const edited = await patch(
+      { title: "Lifecycle, edited", priority: 1 },
+      { "if-match": '"1"', "idempotency-key": "edit-1" },
+    );
+    expect(edited.status).toBe(200);
+    expect(edited.headers.get("etag")).toBe('"2"');
+    expect(await edited.json()).toMatchObject({
+      task: { state: "open", version: 2 },
+      changed: true,
+      replayed: false,
+      servers: ["memory", "time-tracker"],
+    });
+    // The same request again is answered from the first, and changes nothing.
+    const replay = await patch(
+      { title: "Lifecycle, edited", priority: 1 },
+      { "if-match": '"1"', "idempotency-key": "edit-1" },
+    );
+    expect(replay.status).toBe(200);
+    expect(await replay.json()).toMatchObject({ task: { version: 2 }, replayed: true });
+    const clash = await patch({ title: "Something else" }, { "idempotency-key": "edit-1" });
+    expect(clash.status).toBe(409);
+    expect(((await clash.json()) as { error: { code: string } }).error.code).toBe("idempotency_conflict");
+    // A client that read version 1 is told the task moved on, and which version it is at.
+    const stale = await patch({ title: "Lost update" }, { "if-match": 'W/"1"' });
+    expect(stale.status).toBe(412);
+    expect(stale.headers.get("etag")).toBe('"2"');
+    expect(await stale.json()).toEqual({
+      error: {
+        code: "version_mismatch",
+        message: `task ${id} is at version 2, not 1: read it again and retry`,
+      },
+    });
+    expect((await patch({ title: "x" }, { "if-match": "yesterday" })).status).toBe(400);
+    const empty = await patch({});
+    expect(empty.status).toBe(400);
+    expect(((await empty.json()) as { error: { message: string } }).error.message).toBe(
+      "send at least one field to change",
+    );
+    const badDeadline = await patch({ deadline: "someday" });
+    expect(badDeadline.status).toBe(400);
+    expect(((await badDeadline.json()) as { error: { field: string } }).error.field).toBe("deadline");
+
+    const action = (what: string, headers: Record<string, string> = {}) =>
+      api(`/api/tasks/${id}/${what}`, { method: "POST", headers: { ...json, ...headers } });
+    const done = await action("complete", { "idempotency-key": "done-1" });
+    expect(await done.json()).toMatchObject({ task: { state: "done", version: 3 }, changed: true });
+    expect(await (await action("complete", { "idempotency-key": "done-1" })).json()).toMatchObject({
+      task: { version: 3 },
+      replayed: true,
+    });
+    // Done is a state: completing a done task again is no change.
+    expect(await (await action("complete")).json()).toMatchObject({ task: { version: 3 }, changed: false });
+    await h.core.orchestrator.waitForChanges(id, 10_000);
+    const listedDone = (await (await api("/api/tasks?state=done&tag=%23api-life")).json()) as {
+      tasks: Array<{ id: string; state: string }>;
+    };
+    expect(listedDone.tasks.map((t) => t.id)).toEqual([id]);
+    expect(
+      ((await (await api("/api/tasks?state=open&tag=api-life")).json()) as { tasks: unknown[] }).tasks,
+    ).toEqual([]);
+
+    expect(await (await action("reopen")).json()).toMatchObject({ task: { state: "open", version: 4 } });
+    // A delete supersedes what has not run yet; here the reopen has run everywhere first.
+    await h.core.orchestrator.waitForChanges(id, 10_000);
+    const deleted = await api(`/api/tasks/${id}`, {
+      method: "DELETE",
+      headers: { "idempotency-key": "del-1" },
+    });
+    expect(await deleted.json()).toMatchObject({ task: { state: "deleted", version: 5 }, changed: true });
+    expect(
+      await (
+        await api(`/api/tasks/${id}`, { method: "DELETE", headers: { "idempotency-key": "del-1" } })
+      ).json(),
+    ).toMatchObject({ replayed: true });
+    const refused = await action("reopen");
+    expect(refused.status).toBe(409);
+    expect(await refused.json()).toEqual({
+      error: { code: "task_deleted", message: `task ${id} was deleted; it cannot be changed` },
+    });
+    expect((await api("/api/tasks/nosuchtask/complete", { method: "POST", headers: json })).status).toBe(404);
+
+    // Every change reached both servers once, and the history names each.
+    await h.core.orchestrator.waitForChanges(id, 10_000);
+    const final = (await (await api(`/api/tasks/${id}`)).json()) as {
+      task: { state: string; version: number };
+      operations: Array<{ kind: string; server: string; status: string }>;
+      changes: Array<{ version: number; kind: string; source: string }>;
+    };
+    expect(final.task).toMatchObject({ state: "deleted", version: 5 });
+    expect(final.changes.map((c) => [c.version, c.kind, c.source])).toEqual([
+      [2, "update", "api"],
+      [3, "complete", "api"],
+      [4, "reopen", "api"],
+      [5, "delete", "api"],
+    ]);
+    for (const kind of ["update", "complete", "reopen", "delete"])
+      expect(
+        final.operations
+          .filter((o) => o.kind === kind)
+          .map((o) => `${o.server} ${o.status}`)
+          .sort(),
+      ).toEqual(["memory done", "time-tracker done"]);
+  });
+
   it("lists the open alerts in /api/health, with who acknowledged them", async () => {
     const alert = await h.core.store.alerts.raise("error", "memory", { reason: "probe failed" });
     await h.core.store.alerts.acknowledge(alert.id, { name: "Ann", userId: 5 });
