@@ -10,6 +10,7 @@ import {
   ConfigError,
   SchemaTooNewError,
   StoreUnavailableError,
+  TaskfanError,
   UsageError,
   ValidationError,
   describeError,
@@ -19,6 +20,7 @@ import { startHttpServer } from "./api/http-server.js";
 import { startFrontEnd } from "./bot/front-end.js";
 import { databasePath, startCore } from "./core.js";
 import type { TaskView } from "./domain/task.js";
+import type { TaskChangeInput } from "./orchestrator/orchestrator.js";
 import { copySqliteToPostgres, describeCopy, TargetNotEmptyError } from "./store/copy.js";
 import { openStore } from "./store/open-store.js";
 import { serveServers } from "./servers/serve-all.js";
@@ -33,6 +35,10 @@ Usage:
   taskfan create --title T [--description D] [--priority 1-5]
                  [--deadline ISO] [--tags a,b] [--wait SECONDS] [--json]
   taskfan task <id> [--json]              one task and its per-server state
+  taskfan done|reopen|delete <id> [--wait SECONDS] [--json]
+  taskfan edit <id> [--title T] [--description D] [--priority 1-5]
+                 [--deadline ISO|none] [--tags a,b] [--if-version N] [--wait S] [--json]
+                                          change a task on every server that holds it
   taskfan config print                    the effective config, secrets masked
   taskfan store copy --to postgres://…    copy the SQLite store into an empty PostgreSQL
   taskfan servers serve [--port 8790] [--host 127.0.0.1]
@@ -61,6 +67,54 @@ export function resultsOf(view: TaskView): { task: { id: string; status: string 
         const ok = o.status === "done" || o.status === "skipped";
         const line: ResultLine = { server: o.server, ok, ms: o.totalMs };
         if (o.remoteId) line.remoteId = o.remoteId;
+        if (o.status === "skipped" && o.lastError) line.skipped = o.lastError;
+        if (!ok) {
+          line.error =
+            o.status === "pending" || o.status === "running"
+              ? `not finished: ${o.waiting ?? o.lastError ?? o.status}`
+              : (o.lastError ?? o.status);
+        }
+        return line;
+      }),
+  };
+}
+
+/** The change a command line asks for. */
+function changeOf(
+  command: string,
+  values: { title?: string; description?: string; priority?: string; deadline?: string; tags?: string },
+): TaskChangeInput {
+  if (command === "done") return { kind: "complete" };
+  if (command === "reopen") return { kind: "reopen" };
+  if (command === "delete") return { kind: "delete" };
+  const fields: Extract<TaskChangeInput, { kind: "update" }>["fields"] = {};
+  if (values.title !== undefined) fields.title = values.title;
+  if (values.description !== undefined) fields.description = values.description;
+  if (values.priority !== undefined) fields.priority = Number(values.priority);
+  if (values.deadline !== undefined) fields.deadline = values.deadline === "none" ? null : values.deadline;
+  if (values.tags !== undefined)
+    fields.tags = values.tags
+      .split(",")
+      .map((t) => t.trim())
+      .filter(Boolean);
+  if (Object.keys(fields).length === 0)
+    throw new UsageError("edit needs a field: --title, --description, --priority, --deadline or --tags");
+  return { kind: "update", fields };
+}
+
+/** A change's per-server results (its operations of that version), the shape `--json` prints. */
+export function changeResultsOf(
+  view: TaskView,
+  kind: string,
+  version: number,
+): { task: { id: string; state: string; version: number }; results: ResultLine[] } {
+  return {
+    task: { id: view.task.id, state: view.task.state, version: view.task.version },
+    results: view.operations
+      .filter((o) => o.kind === kind && o.idempotencyKey.endsWith(`:v${version}`))
+      .map((o) => {
+        const ok = o.status === "done" || o.status === "skipped";
+        const line: ResultLine = { server: o.server, ok, ms: o.totalMs };
         if (o.status === "skipped" && o.lastError) line.skipped = o.lastError;
         if (!ok) {
           line.error =
@@ -109,6 +163,7 @@ export async function runCli(
       port: { type: "string" },
       host: { type: "string" },
       wait: { type: "string" },
+      "if-version": { type: "string" },
       json: { type: "boolean", default: false },
       verbose: { type: "boolean", short: "v", default: false },
       help: { type: "boolean", short: "h", default: false },
@@ -122,7 +177,8 @@ export async function runCli(
   if (existsSync(".env")) process.loadEnvFile(".env");
   const { config, source } = loadConfig({ configPath: values.config });
   const quiet = command !== "start" && command !== "servers";
-  const runs = command === "start" || command === "create";
+  const changes = ["done", "reopen", "delete", "edit"];
+  const runs = command === "start" || command === "create" || changes.includes(command);
   const { telegram } = config.notifications;
   const consoleChat = command === "start" && !(telegram.bot_token && telegram.enabled);
   // The console chat owns the terminal: warnings only, one short line each, unless asked.
@@ -226,6 +282,59 @@ export async function runCli(
         if (values.json) io.out.write(`${JSON.stringify(resultsOf(view))}\n`);
         else printView(view, io.out, config.timezone);
         return view.task.status === "done" ? 0 : 1;
+      } finally {
+        await core.close();
+        await closeLogger(log);
+      }
+    }
+    case "done":
+    case "reopen":
+    case "delete":
+    case "edit": {
+      const id = positionals[1];
+      if (!id) throw new UsageError(`usage: taskfan ${command} <id> [--json]`);
+      const waitSeconds = values.wait === undefined ? 60 : Number(values.wait);
+      if (!Number.isFinite(waitSeconds) || waitSeconds < 0)
+        throw new UsageError("--wait takes a number of seconds");
+      const ifVersion = values["if-version"] === undefined ? undefined : Number(values["if-version"]);
+      if (ifVersion !== undefined && !Number.isInteger(ifVersion))
+        throw new UsageError("--if-version takes the task's version, a whole number");
+      const change = changeOf(command, values);
+      const core = await startCore(config, log);
+      try {
+        let result;
+        try {
+          result = await core.orchestrator.changeTask(id, change, { ifVersion, source: "cli" });
+        } catch (error) {
+          if (error instanceof StoreUnavailableError) {
+            io.err.write(`taskfan: ${error.message}, nothing was changed\n`);
+            return 3;
+          }
+          // A bad field exits 2 naming it, as `create` does.
+          if (error instanceof TaskfanError && !(error instanceof ValidationError)) {
+            io.err.write(`taskfan: ${error.message}\n`);
+            return 1;
+          }
+          throw error;
+        }
+        const view = result.changed
+          ? await core.orchestrator.waitForChanges(id, waitSeconds * 1000)
+          : await core.orchestrator.getTask(id);
+        if (!view) throw new Error(`task ${id} vanished`);
+        const summary = changeResultsOf(view, change.kind, result.task.version);
+        if (values.json) io.out.write(`${JSON.stringify({ ...summary, changed: result.changed })}\n`);
+        else {
+          io.out.write(
+            `task ${id}: ${result.changed ? `${change.kind} at version ${result.task.version}` : `already ${result.task.state}, nothing changed`}\n`,
+          );
+          for (const r of summary.results) {
+            const detail = r.error ?? r.skipped ?? "";
+            io.out.write(
+              `${terminalSafe(`  ${r.ok ? "ok  " : "FAIL"} ${r.server.padEnd(20)} ${detail}`.replace(/\n/g, " "))}\n`,
+            );
+          }
+        }
+        return summary.results.every((r) => r.ok) ? 0 : 1;
       } finally {
         await core.close();
         await closeLogger(log);

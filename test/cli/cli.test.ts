@@ -77,6 +77,67 @@ describe("taskfan create --json", () => {
   });
 });
 
+describe("taskfan edit, done, reopen and delete", () => {
+  let id: string;
+  type Change = {
+    task: { id: string; state: string; version: number };
+    changed: boolean;
+    results: Array<{ server: string; ok: boolean; skipped?: string; error?: string }>;
+  };
+  const change = async (args: string[]) => {
+    const r = await taskfan([...args, "--json"], dir);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    return JSON.parse(r.stdout) as Change;
+  };
+
+  it("changes the task on all ten servers, waiting for them, and says what each did", async () => {
+    const made = await taskfan(["create", "--title", "Change me", "--json"], dir);
+    id = (JSON.parse(made.stdout) as { task: { id: string } }).task.id;
+
+    const edited = await change(["edit", id, "--title", "Changed", "--tags", "x,y", "--if-version", "1"]);
+    expect(edited.task).toEqual({ id, state: "open", version: 2 });
+    expect(edited.changed).toBe(true);
+    expect(edited.results).toHaveLength(10);
+    expect(edited.results.filter((r) => !r.ok)).toEqual([]);
+
+    const done = await change(["done", id]);
+    expect(done.task).toMatchObject({ state: "done", version: 3 });
+    expect(done.results.map((r) => r.server).sort()).toEqual(edited.results.map((r) => r.server).sort());
+    expect(done.results.filter((r) => !r.ok)).toEqual([]);
+    // Done is a state: done again changes nothing, calls no server, and shows how the
+    // completion went on each.
+    const again = await change(["done", id]);
+    expect(again).toMatchObject({ changed: false, task: { state: "done", version: 3 } });
+    expect(again.results.map((r) => r.server)).toEqual(done.results.map((r) => r.server));
+  });
+
+  it("refuses a stale --if-version with exit 1, and a bad field with exit 2 naming it", async () => {
+    const stale = await taskfan(["edit", id, "--title", "Lost", "--if-version", "1"], dir);
+    expect(stale.code).toBe(1);
+    expect(stale.stderr).toContain(`task ${id} is at version 3, not 1`);
+    const bad = await taskfan(["edit", id, "--deadline", "2001-01-01T00:00:00Z"], dir);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("deadline: the deadline is in the past");
+    const none = await taskfan(["edit", id], dir);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain("edit needs a field");
+  });
+
+  it("deletes once and everywhere; a deleted task cannot be reopened", async () => {
+    const deleted = await change(["delete", id]);
+    expect(deleted.task).toMatchObject({ state: "deleted", version: 4 });
+    expect(deleted.results.filter((r) => !r.ok)).toEqual([]);
+    // Backup keeps its snapshots after a delete, and says so.
+    expect(deleted.results.find((r) => r.server === "backup")?.skipped).toBe(
+      "snapshots are kept after a delete, for recovery",
+    );
+    const reopen = await taskfan(["reopen", id], dir);
+    expect(reopen.code).toBe(1);
+    expect(reopen.stderr).toContain(`task ${id} was deleted; it cannot be changed`);
+  });
+});
+
 describe("taskfan config", () => {
   it("prints the effective config with secrets masked", async () => {
     const r = await taskfan(["config", "print"], dir, { BOT_TOKEN: token });
