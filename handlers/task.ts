@@ -1,21 +1,41 @@
 import { Composer, InlineKeyboard } from "grammy";
 import type { BotContext } from "../src/bot/context.js";
-import { buttonData, taskRetrySchema } from "../src/bot/callback-data.js";
+import { buttonData, taskChangeSchema, taskRetrySchema } from "../src/bot/callback-data.js";
 import type { BotDeps } from "../src/bot/deps.js";
 import type { Translate } from "../src/bot/i18n.js";
 import type { TaskView } from "../src/domain/task.js";
+import { ChangeRefusedError, TaskNotFoundError } from "../src/errors.js";
+import type { TaskChangeInput } from "../src/orchestrator/orchestrator.js";
 import { formatInZone } from "../src/time-zone.js";
 import { renderTask } from "../src/bot/task-format.js";
 
+/** The buttons under a task: retry what failed, and Done, Reopen or Delete as its state allows. */
 function keyboardFor(view: TaskView, t: Translate): InlineKeyboard | undefined {
-  const failed = view.operations.some((o) => o.status === "failed" && o.kind === "create");
-  return failed && view.task.status !== "rolled_back"
-    ? new InlineKeyboard().text(t("btn-retry"), buttonData.taskRetry(view.task.id))
-    : undefined;
+  const { task } = view;
+  if (task.status === "rolled_back" || task.state === "deleted") return undefined;
+  const keyboard = new InlineKeyboard();
+  if (task.state === "open") keyboard.text(t("btn-done"), buttonData.taskChange("done", task.id));
+  else keyboard.text(t("btn-reopen"), buttonData.taskChange("reopen", task.id));
+  keyboard.text(t("btn-delete"), buttonData.taskChange("delete", task.id));
+  if (view.operations.some((o) => o.status === "failed" && o.kind === "create")) {
+    keyboard.row().text(t("btn-retry"), buttonData.taskRetry(task.id));
+  }
+  return keyboard;
 }
 
-/** /task <id>: per-server status, remote ids, attempts, errors; "Retry failed" re-drives. */
-export function taskHandler(deps: BotDeps): Composer<BotContext> {
+/** Task ids in a command's text: the ten-character ids taskfan makes. */
+const idsIn = (text: string) => text.split(/[\s,]+/).filter((w) => /^[0-9a-z]{10}$/.test(w));
+
+/**
+ * /task <id>: per-server status, remote ids, attempts, errors, with buttons to retry what
+ * failed and to finish, reopen or delete the task. /done, /reopen and /delete change a task
+ * on every server that holds it (through the outbox, like its create); its progress edits
+ * one message.
+ */
+export function taskHandler(
+  deps: BotDeps,
+  progress?: { start(chatId: number, taskId: string, t: Translate, change?: boolean): Promise<void> },
+): Composer<BotContext> {
   const c = new Composer<BotContext>();
   // Deadlines in the reader's zone and language.
   const render = async (ctx: BotContext, view: TaskView) => {
@@ -23,6 +43,49 @@ export function taskHandler(deps: BotDeps): Composer<BotContext> {
     const locale = await ctx.i18n.getLocale();
     return renderTask(view, ctx.t, true, (iso) => formatInZone(iso, zone, locale));
   };
+  const stateName = (ctx: BotContext, state: string) => ctx.t(`state-${state}`);
+
+  /** Makes one change; the line to say, and whether the change is on its way. */
+  const change = async (
+    ctx: BotContext,
+    id: string,
+    input: TaskChangeInput,
+  ): Promise<{ text: string; sent: boolean }> => {
+    try {
+      const result = await deps.changeTask(id, input, { source: "chat" });
+      if (!result.changed)
+        return {
+          text: ctx.t("change-already", { id, state: stateName(ctx, result.task.state) }),
+          sent: false,
+        };
+      if (progress && ctx.chat) {
+        await progress
+          .start(ctx.chat.id, id, ctx.t, true)
+          .catch((error: unknown) =>
+            deps.log.warn({ err: error, taskId: id }, "could not send the progress message"),
+          );
+      }
+      return {
+        text: ctx.t("change-accepted", {
+          id,
+          kind: ctx.t(`change-${input.kind}`),
+          count: result.servers.length,
+        }),
+        sent: true,
+      };
+    } catch (error) {
+      if (error instanceof TaskNotFoundError) return { text: ctx.t("task-missing", { id }), sent: false };
+      if (error instanceof ChangeRefusedError)
+        return {
+          text: ctx.t(error.reason === "deleted" ? "change-refused-deleted" : "change-refused-rolled-back", {
+            id,
+          }),
+          sent: false,
+        };
+      throw error;
+    }
+  };
+
   c.command("task", async (ctx) => {
     const id = ctx.match.trim();
     if (!id) return ctx.reply(ctx.t("task-which"));
@@ -30,6 +93,66 @@ export function taskHandler(deps: BotDeps): Composer<BotContext> {
     if (!view) return ctx.reply(ctx.t("task-missing", { id }));
     const keyboard = keyboardFor(view, ctx.t);
     return ctx.reply(await render(ctx, view), keyboard ? { reply_markup: keyboard } : {});
+  });
+  for (const [command, kind] of [
+    ["done", "complete"],
+    ["reopen", "reopen"],
+  ] as const) {
+    c.command(command, async (ctx) => {
+      const ids = idsIn(ctx.match);
+      if (ids.length === 0) return ctx.reply(ctx.t("change-which", { command }));
+      // Several ids at once (/done a b c): one line each, the progress of each followed.
+      const lines: string[] = [];
+      for (const id of ids.slice(0, 20)) lines.push((await change(ctx, id, { kind })).text);
+      return ctx.reply(lines.join("\n"));
+    });
+  }
+  c.command("delete", async (ctx) => {
+    const [id] = idsIn(ctx.match);
+    if (!id) return ctx.reply(ctx.t("change-which", { command: "delete" }));
+    const view = await deps.getTask(id);
+    if (!view) return ctx.reply(ctx.t("task-missing", { id }));
+    if (view.task.state === "deleted") return ctx.reply(ctx.t("change-refused-deleted", { id }));
+    // Delete is final: asked once.
+    return ctx.reply(ctx.t("delete-ask", { id }), {
+      reply_markup: new InlineKeyboard()
+        .text(ctx.t("btn-delete-confirm"), buttonData.taskChange("delete-yes", id))
+        .text(ctx.t("btn-keep"), buttonData.taskChange("keep", id)),
+    });
+  });
+  c.callbackQuery(/^task:(done|reopen|delete|delete-yes|keep):/, async (ctx) => {
+    const parsed = taskChangeSchema.safeParse(ctx.callbackQuery.data);
+    const view = parsed.success ? await deps.getTask(parsed.data.id) : undefined;
+    if (!parsed.success || !view) return ctx.answerCallbackQuery({ text: ctx.t("button-invalid") });
+    const { action, id } = parsed.data;
+    const state = view.task.state;
+    // A button from before the task changed says where it stands now, and changes nothing.
+    const stale =
+      state === "deleted" ||
+      (action === "done" && state === "done") ||
+      (action === "reopen" && state === "open");
+    if (stale) {
+      await ctx.answerCallbackQuery({ text: ctx.t("change-stale", { id, state: stateName(ctx, state) }) });
+      const keyboard = keyboardFor(view, ctx.t);
+      await ctx.editMessageReplyMarkup(keyboard ? { reply_markup: keyboard } : {}).catch(() => undefined);
+      return;
+    }
+    if (action === "keep") {
+      await ctx.answerCallbackQuery({ text: ctx.t("delete-kept") });
+      return ctx.editMessageReplyMarkup().catch(() => undefined);
+    }
+    if (action === "delete") {
+      await ctx.answerCallbackQuery();
+      return ctx.reply(ctx.t("delete-ask", { id }), {
+        reply_markup: new InlineKeyboard()
+          .text(ctx.t("btn-delete-confirm"), buttonData.taskChange("delete-yes", id))
+          .text(ctx.t("btn-keep"), buttonData.taskChange("keep", id)),
+      });
+    }
+    const kind = action === "done" ? "complete" : action === "reopen" ? "reopen" : "delete";
+    const { text } = await change(ctx, id, { kind });
+    await ctx.answerCallbackQuery({ text });
+    await ctx.editMessageReplyMarkup().catch(() => undefined);
   });
   c.callbackQuery(/^task:retry:/, async (ctx) => {
     const parsed = taskRetrySchema.safeParse(ctx.callbackQuery.data);

@@ -15,6 +15,8 @@ export const buttonData = {
   ack: (alertId: number) => `ack:${alertId}`,
   tasksPage: (page: number) => `tasks:page:${page}`,
   taskRetry: (taskId: string) => `task:retry:${taskId}`,
+  /** A change from a button; `delete` asks first, `delete-yes` is the answer. */
+  taskChange: (action: TaskButtonAction, taskId: string) => `task:${action}:${taskId}`,
   timeZone: (zone: string) => `tz:${zone}`,
 };
 
@@ -63,6 +65,16 @@ export const taskRetrySchema = z
   .transform((data) => data.split(":"))
   .pipe(z.tuple([z.literal("task"), z.literal("retry"), z.string().regex(/^[0-9a-z]{10}$/)]))
   .transform(([, , id]) => id);
+
+export const taskButtonActions = ["done", "reopen", "delete", "delete-yes", "keep"] as const;
+export type TaskButtonAction = (typeof taskButtonActions)[number];
+
+/** task:<done|reopen|delete|delete-yes|keep>:<id>; the handler checks the task and its state. */
+export const taskChangeSchema = z
+  .string()
+  .transform((data) => data.split(":"))
+  .pipe(z.tuple([z.literal("task"), z.enum(taskButtonActions), z.string().regex(/^[0-9a-z]{10}$/)]))
+  .transform(([, action, id]) => ({ action, id }));
 
 /** tz:<IANA zone>, a zone Intl knows, as its canonical name. */
 export const timeZoneButtonSchema = z

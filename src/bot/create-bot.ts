@@ -152,13 +152,16 @@ export function createBot(deps: BotDeps, settings: BotSettings, options: BotOpti
       createNewTaskConversation({
         zoneOf: (userId) => deps.timezoneOf(userId),
         async create(draft, chatId, locale) {
-          const id = await deps.createTask({
-            title: draft.title,
-            description: draft.description,
-            priority: draft.priority,
-            deadline: draft.deadline ?? undefined,
-            tags: draft.tags,
-          });
+          const id = await deps.createTask(
+            {
+              title: draft.title,
+              description: draft.description,
+              priority: draft.priority,
+              deadline: draft.deadline ?? undefined,
+              tags: draft.tags,
+            },
+            { owner: { chatId: String(chatId), userId: null } },
+          );
           // The task exists from here on: a progress message that cannot be sent must not
           // make the conversation offer to create it again.
           const t = translatorFor(i18n, locale);
@@ -190,7 +193,7 @@ export function createBot(deps: BotDeps, settings: BotSettings, options: BotOpti
   bot.use(
     startHandler(),
     tasksHandler(deps),
-    taskHandler(deps),
+    taskHandler(deps, progress),
     healthHandler(deps),
     statsHandler(deps),
     muteHandler(deps),

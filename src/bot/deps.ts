@@ -5,13 +5,23 @@ import type { Logger } from "../log.js";
 import type { ServerHealth } from "../monitoring/health-monitor.js";
 import type { Stats } from "../monitoring/stats.js";
 import type { NewTask, Task, TaskView } from "../domain/task.js";
-import type { OrchestratorEvents } from "../orchestrator/orchestrator.js";
+import type {
+  ChangeOptions,
+  ChangeResult,
+  OrchestratorEvents,
+  TaskChangeInput,
+} from "../orchestrator/orchestrator.js";
 import type { AlertStore, BotStateStore } from "../store/store.js";
 import type { StoreHealth } from "../store/store-health.js";
 
 /** What the bot needs from the core: plain functions and events, no grammY in the core. */
 export interface BotDeps {
-  createTask(input: NewTask, opts?: { idempotencyKey?: string }): Promise<string>;
+  createTask(
+    input: NewTask,
+    opts?: { idempotencyKey?: string; owner?: { chatId: string; userId: number | null } },
+  ): Promise<string>;
+  /** A change of a task (see Orchestrator.changeTask); its errors say why it was refused. */
+  changeTask(id: string, input: TaskChangeInput, opts?: ChangeOptions): Promise<ChangeResult>;
   getTask(id: string): Promise<TaskView | undefined>;
   recentTasks(limit: number, offset: number): Promise<Task[]>;
   countTasks(): Promise<number>;

@@ -46,6 +46,7 @@ export function botDepsOf(core: Core, log: Logger): BotDeps {
     recentTasks: (limit, offset) => store.tasks.recent(limit, offset),
     countTasks: () => store.tasks.count(),
     retryFailed: (id) => orchestrator.retryFailed(id),
+    changeTask: (id, input, opts) => orchestrator.changeTask(id, input, opts),
     events: orchestrator,
     onTaskChanged: store.onTaskChanged?.bind(store),
     getHealth: () => core.getHealth(),

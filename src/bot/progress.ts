@@ -1,5 +1,5 @@
 import type { Api } from "grammy";
-import { renderTask } from "./task-format.js";
+import { changeUnderWay, renderTask } from "./task-format.js";
 import type { Translate } from "./i18n.js";
 import type { BotDeps } from "./deps.js";
 
@@ -11,6 +11,8 @@ interface Tracked {
   lastText: string;
   lastEditAt: number;
   timer: NodeJS.Timeout | undefined;
+  /** Following a change: settled when its operations have run. */
+  change: boolean;
 }
 
 /**
@@ -33,6 +35,7 @@ export class ProgressReporter {
     deps.events.on("operation.failed", this.touch);
     deps.events.on("operation.waiting", this.touch);
     deps.events.on("task.settled", this.settled);
+    deps.events.on("task.changes_settled", this.settled);
     // Operations other instances run: "" when some news was missed.
     this.unlisten = deps.onTaskChanged?.((taskId) => {
       if (taskId) this.schedule(taskId);
@@ -44,8 +47,11 @@ export class ProgressReporter {
 
   private readonly settled = (view: { task: { id: string } }) => this.schedule(view.task.id);
 
-  /** Sends the progress message for a new task, in the user's language, and follows it. */
-  async start(chatId: number, taskId: string, t: Translate): Promise<void> {
+  /**
+   * Sends the progress message for a new task (or, with `change`, for a change of one), in
+   * the user's language, and follows it until it has settled.
+   */
+  async start(chatId: number, taskId: string, t: Translate, change = false): Promise<void> {
     const view = await this.deps.getTask(taskId);
     if (!view) return;
     const text = renderTask(view, t);
@@ -58,6 +64,7 @@ export class ProgressReporter {
       lastText: text,
       lastEditAt: Date.now(),
       timer: undefined,
+      change,
     };
     this.tracked.set(taskId, tracked);
     // It may have moved, or settled, while the message was on its way.
@@ -75,6 +82,7 @@ export class ProgressReporter {
     events.off("operation.failed", this.touch);
     events.off("operation.waiting", this.touch);
     events.off("task.settled", this.settled);
+    events.off("task.changes_settled", this.settled);
   }
 
   private schedule(taskId: string): void {
@@ -99,7 +107,7 @@ export class ProgressReporter {
     const view = await this.deps.getTask(t.taskId);
     if (!view) return;
     const text = renderTask(view, t.t);
-    const settled = view.task.settledAt !== null;
+    const settled = t.change ? !changeUnderWay(view) : view.task.settledAt !== null;
     if (text !== t.lastText) {
       t.lastEditAt = Date.now();
       t.lastText = text;

@@ -1,4 +1,4 @@
-import type { Operation, TaskView } from "../domain/task.js";
+import { isChangeKind, type ChangeKind, type Operation, type TaskView } from "../domain/task.js";
 import type { Translate } from "./i18n.js";
 import { shorten } from "./message-limits.js";
 
@@ -26,6 +26,29 @@ export function operationLine(op: Operation, t: Translate): string {
       if (op.waiting) return `⏸ ${name} ${t("op-waiting", { reason: oneLine(op.waiting) })}`;
       return op.attempts > 0 ? `🔄 ${name} ${t("op-retrying")}` : `⏳ ${name} ${t("op-pending")}`;
   }
+}
+
+/** The version a change's operation carries (its key ends in `:v<version>`). */
+export function versionOf(op: Pick<Operation, "idempotencyKey">): number {
+  return Number(/:v(\d+)$/.exec(op.idempotencyKey)?.[1] ?? 0);
+}
+
+/** The latest change of a task and its operations, one per server. */
+export function latestChange(
+  view: TaskView,
+): { kind: ChangeKind; version: number; ops: Operation[] } | undefined {
+  const changes = view.operations.filter((o) => isChangeKind(o.kind));
+  if (changes.length === 0) return undefined;
+  const version = Math.max(...changes.map(versionOf));
+  const ops = changes.filter((o) => versionOf(o) === version);
+  return { kind: ops[0]!.kind as ChangeKind, version, ops };
+}
+
+/** Whether a change of the task is still on its way to a server. */
+export function changeUnderWay(view: TaskView): boolean {
+  return view.operations.some(
+    (o) => isChangeKind(o.kind) && (o.status === "running" || (o.status === "pending" && !o.waiting)),
+  );
 }
 
 /** The closing line: done, partial with what is retried, or rolled back and why. */
@@ -66,16 +89,30 @@ export function renderTask(
       }),
     );
   }
-  const lines = view.operations.map((op) => {
-    const line = operationLine(op, t);
-    if (!detailed) return line;
-    const extra = [
-      op.remoteId ? t("task-remote", { id: oneLine(op.remoteId, 40) }) : "",
-      t("task-attempts", { count: op.attempts }),
-    ]
-      .filter(Boolean)
-      .join(", ");
-    return `${line}\n    ${extra}`;
-  });
-  return [...head, "", ...lines, "", summaryLine(view, t)].join("\n");
+  if (task.state !== "open" || task.version > 1) {
+    head.push(t("task-state", { state: t(`state-${task.state}`), version: task.version }));
+  }
+  const lines = view.operations
+    .filter((o) => !isChangeKind(o.kind))
+    .map((op) => {
+      const line = operationLine(op, t);
+      if (!detailed) return line;
+      const extra = [
+        op.remoteId ? t("task-remote", { id: oneLine(op.remoteId, 40) }) : "",
+        t("task-attempts", { count: op.attempts }),
+      ]
+        .filter(Boolean)
+        .join(", ");
+      return `${line}\n    ${extra}`;
+    });
+  const change = latestChange(view);
+  const changeLines = change
+    ? [
+        "",
+        t("change-head", { kind: t(`change-${change.kind}`), version: change.version }),
+        ...change.ops.map((op) => operationLine(op, t)),
+        changeUnderWay(view) ? t("sum-working") : t("change-settled"),
+      ]
+    : [];
+  return [...head, "", ...lines, "", summaryLine(view, t), ...changeLines].join("\n");
 }

@@ -244,7 +244,13 @@ describe("commands", () => {
     expect(last()).toContain(`Task ${id}: retry me`);
     expect(last()).toMatch(/❌ deltatask .*disk full\n {4}1 attempt/);
     expect(tg.calls.at(-1)!.payload.reply_markup).toMatchObject({
-      inline_keyboard: [[{ text: "🔁 Retry failed", callback_data: `task:retry:${id}` }]],
+      inline_keyboard: [
+        [
+          { text: "✅ Done", callback_data: `task:done:${id}` },
+          { text: "🗑 Delete", callback_data: `task:delete:${id}` },
+        ],
+        [{ text: "🔁 Retry failed", callback_data: `task:retry:${id}` }],
+      ],
     });
     await press(`task:retry:${id}`);
     expect(
@@ -252,6 +258,63 @@ describe("commands", () => {
     ).toBeDefined();
     await say("/task nosuch");
     expect(last()).toBe("There is no task nosuch. /tasks lists them.");
+  });
+
+  it("finishes, reopens and deletes a task from the chat; a stale button and a deleted task get clear answers", async () => {
+    const id = await deps.createTask({ title: "lifecycle from the chat" });
+    await h.core.orchestrator.waitForSettled(id, 10_000);
+    const answered = () =>
+      tg.calls
+        .filter((c) => c.method === "answerCallbackQuery")
+        .map((c) => c.payload.text)
+        .at(-1);
+    // Done from the button under /task; its servers are the two that have the task.
+    await press(`task:done:${id}`);
+    expect(answered()).toBe(`done of task ${id}: on its way to 2 servers.`);
+    let view = (await h.core.orchestrator.waitForChanges(id, 10_000))!;
+    expect(view.task).toMatchObject({ state: "done", version: 2 });
+    expect(
+      view.operations
+        .filter((o) => o.kind === "complete")
+        .map((o) => [o.server, o.status])
+        .sort(),
+    ).toEqual([
+      ["memory", "done"],
+      ["time-tracker", "done"],
+    ]);
+    // The progress message of the change, edited until every server has it.
+    // (Calls to Telegram are paced: the edit may take a second or two.)
+    await vi.waitFor(
+      () =>
+        expect(
+          tg
+            .texts()
+            .filter((t) => t.includes("Change 2: done"))
+            .at(-1),
+        ).toContain("Every server"),
+      { timeout: 10_000, interval: 20 },
+    );
+    // The same button again: out of date, and nothing changes.
+    await press(`task:done:${id}`);
+    expect(answered()).toBe(`That button is out of date: task ${id} is done ✅ now.`);
+    expect((await deps.getTask(id))!.task.version).toBe(2);
+    await say(`/reopen ${id}`);
+    expect(last()).toBe(`reopen of task ${id}: on its way to 2 servers.`);
+    await h.core.orchestrator.waitForChanges(id, 10_000);
+    // Delete asks once; "Keep it" keeps it.
+    await say(`/delete ${id}`);
+    expect(last()).toBe(`Delete task ${id} on every server? This cannot be undone.`);
+    await press(`task:keep:${id}`);
+    expect(answered()).toBe("Kept.");
+    await press(`task:delete-yes:${id}`);
+    view = (await h.core.orchestrator.waitForChanges(id, 10_000))!;
+    expect(view.task).toMatchObject({ state: "deleted", version: 4 });
+    await say(`/done ${id}`);
+    expect(last()).toBe(`Task ${id} was deleted; it cannot be changed.`);
+    await press(`task:reopen:${id}`);
+    expect(answered()).toBe(`That button is out of date: task ${id} is deleted 🗑 now.`);
+    await press("task:done:NOTANID");
+    expect(answered()).toBe("That button is not valid.");
   });
 
   it("/tasks pages through tasks ten at a time", async () => {
