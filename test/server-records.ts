@@ -72,3 +72,88 @@ export function recordsPerServer(
 
 /** One record of the task on each of the ten servers. */
 export const onceEverywhere = Object.fromEntries(serverNames.map((s) => [s, 1]));
+
+/**
+ * What each server of the embedded default holds of one task now, read from its own files
+ * under `dataDir`: the records, the git subjects, the file, the trash and the snapshots.
+ */
+export function taskOnServers(dataDir: string, id: string) {
+  const data = (...p: string[]) => path.join(dataDir, ...p);
+  const readJson = (...p: string[]) => JSON.parse(readFileSync(data(...p), "utf8"));
+  const marker = taskMarker(id);
+  const delta = readJson("deltatask", "tasks.json").tasks.filter((t: { tags: string[] }) =>
+    t.tags.includes(marker),
+  );
+  const shrimp = readJson("shrimp", "tasks.json").tasks.filter((t: { name: string }) =>
+    t.name.startsWith(`[${marker}]`),
+  );
+  const kv = new Database(data("hpkv-memory", "context.db"), { readonly: true });
+  const saved = kv
+    .prepare("SELECT value FROM context_items WHERE key = ?")
+    .all(`taskfan_task_${id}`) as Array<{
+    value: string;
+  }>;
+  kv.close();
+  const entities = readFileSync(data("memory", "memory.jsonl"), "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { name?: string; observations?: string[] })
+    .filter((e) => e.name === `taskfan-task-${id}`);
+  const todos = (readJson("calendar", "calendar.json").calendars["/taskfan/tasks/"] ?? []).filter(
+    (t: { summary: string }) => t.summary.endsWith(`[${marker}]`),
+  );
+  const messages = readJson("notifications", "messages.json").messages.filter(
+    (m: { sequence_id?: string; deleted?: boolean }) => m.sequence_id === marker && !m.deleted,
+  );
+  const tracked = readJson("time-tracker", "time-tracker.json").tasks.filter((t: { tags: string[] }) =>
+    t.tags.includes(marker),
+  );
+  const subjects = execFileSync(
+    "git",
+    ["-C", data("git", "tasks"), "log", "--format=%s", `--grep=^Taskfan-Task: ${id}$`],
+    { encoding: "utf8" },
+  )
+    .split("\n")
+    .filter(Boolean)
+    .reverse();
+  const file = data("files", "tasks", `${id}.md`);
+  const trash = existsSync(data("files", "trash"))
+    ? readdirSync(data("files", "trash")).filter((f) => f.startsWith(id))
+    : [];
+  // The change each commit of the task carries (its operation's key), from the trailers.
+  const commitChanges = execFileSync(
+    "git",
+    ["-C", data("git", "tasks"), "log", "--format=%b", `--grep=^Taskfan-Task: ${id}$`],
+    { encoding: "utf8" },
+  )
+    .split("\n")
+    .filter((l) => l.startsWith("Taskfan-Change: "))
+    .map((l) => l.slice("Taskfan-Change: ".length));
+  const backupRoot = data("backup", "backups");
+  const snapshots = existsSync(backupRoot)
+    ? readdirSync(backupRoot)
+        .flatMap((f) =>
+          readdirSync(path.join(backupRoot, f)).map(
+            (s) => readJson("backup", "backups", f, s, "backup-metadata.json") as { agent_context: string },
+          ),
+        )
+        .map((b) => JSON.parse(b.agent_context) as { marker: string; change?: string })
+        .filter((c) => c.marker === marker)
+    : [];
+  return {
+    delta,
+    shrimp,
+    saved: saved.map((r) => JSON.parse(r.value) as Record<string, unknown>),
+    entities,
+    todos,
+    messages,
+    tracked,
+    subjects,
+    file: existsSync(file) ? readFileSync(file, "utf8") : undefined,
+    trash,
+    snapshots: snapshots.length,
+    commitChanges,
+    /** The change each snapshot was taken for (none for the create's). */
+    snapshotChanges: snapshots.flatMap((c) => (c.change ? [c.change] : [])),
+  };
+}

@@ -2,7 +2,7 @@ import path from "node:path";
 import { z } from "zod";
 import type { Task } from "../domain/task.js";
 import { ToolFailedError } from "../errors.js";
-import { describeTask, parseSettings, textOf, type Integration } from "./integration.js";
+import { describeTask, parseSettings, textOf, type CallTool, type Integration } from "./integration.js";
 
 const role = "filesystem";
 /** `root`: where the task files go; by default the first folder the server allows. */
@@ -50,21 +50,16 @@ export function createFilesystemIntegration(settings: unknown): Integration {
       try {
         await call("move_file", { source: remoteId, destination: trash }, signal);
       } catch (error) {
-        // A retry after the move landed finds the file gone: it is in the trash.
-        if (!(recheck && /ENOENT|no such file|not found/i.test(String((error as Error).message))))
-          throw error;
+        // A retry after the move landed finds the file gone and the trash holding it (the
+        // server checks the destination first): done, once the file is seen to be gone.
+        const landed = /ENOENT|no such file|not found|already exists/i.test(String((error as Error).message));
+        if (!(recheck && landed && !(await exists(remoteId, call, signal)))) throw error;
       }
       return {};
     },
     async verify(task, _remoteId, call, signal) {
       const file = fileOf(task);
-      try {
-        await call("get_file_info", { path: file }, signal);
-        return { found: true, remoteId: file };
-      } catch (error) {
-        if (/ENOENT|no such file|not found/i.test(String((error as Error).message))) return { found: false };
-        throw error;
-      }
+      return (await exists(file, call, signal)) ? { found: true, remoteId: file } : { found: false };
     },
     async probe(call, signal) {
       await call("get_file_info", { path: folder() }, signal);
@@ -74,6 +69,17 @@ export function createFilesystemIntegration(settings: unknown): Integration {
       await call("move_file", { source: remoteId, destination: trash }, signal);
     },
   };
+}
+
+/** Whether the server has the file. */
+async function exists(file: string, call: CallTool, signal: AbortSignal): Promise<boolean> {
+  try {
+    await call("get_file_info", { path: file }, signal);
+    return true;
+  } catch (error) {
+    if (/ENOENT|no such file|not found/i.test(String((error as Error).message))) return false;
+    throw error;
+  }
 }
 
 function contentOf(task: Task): string {

@@ -18,7 +18,14 @@ function escapeRegExp(text: string): string {
 
 /** The status shrimp shows for a task (pending, in_progress, completed, blocked), or "gone". */
 async function statusOf(remoteId: string, call: CallTool, signal: AbortSignal): Promise<string> {
-  const text = textOf(await call("get_task_detail", { taskId: remoteId }, signal));
+  let text: string;
+  try {
+    text = textOf(await call("get_task_detail", { taskId: remoteId }, signal));
+  } catch (error) {
+    // Shrimp answers an unknown id as an error ("找不到ID為 … 的任務", or "not found").
+    if (error instanceof ToolFailedError && /not found|找不到/i.test(error.message)) return "gone";
+    throw error;
+  }
   const status = /\*\*Status:\*\*\s*([a-z_]+)/i.exec(text)?.[1];
   if (status) return status.toLowerCase();
   if (/not found|找不到/i.test(text)) return "gone";

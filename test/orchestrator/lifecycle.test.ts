@@ -1,12 +1,9 @@
-import Database from "better-sqlite3";
-import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync, readdirSync } from "node:fs";
-import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { taskMarker, type TaskView } from "../../src/domain/task.js";
 import { ChangeRefusedError, IdempotencyConflictError, VersionMismatchError } from "../../src/errors.js";
 import type { TaskChangeInput } from "../../src/orchestrator/orchestrator.js";
 import { startHarness, type Harness } from "../core-harness.js";
+import { taskOnServers } from "../server-records.js";
 import { storeEngines } from "../store-engines.js";
 
 /**
@@ -18,73 +15,8 @@ const engines = storeEngines();
 describe.each(engines)("the task lifecycle on the ten real servers ($name)", (engine) => {
   let h: Harness;
   let id: string;
-  const data = (...p: string[]) => path.join(h.config.data_dir, ...p);
-  const readJson = (...p: string[]) => JSON.parse(readFileSync(data(...p), "utf8"));
 
-  /** What each server holds of the task now, read from its own files. */
-  const records = () => {
-    const marker = taskMarker(id);
-    const delta = readJson("deltatask", "tasks.json").tasks.filter((t: { tags: string[] }) =>
-      t.tags.includes(marker),
-    );
-    const shrimp = readJson("shrimp", "tasks.json").tasks.filter((t: { name: string }) =>
-      t.name.startsWith(`[${marker}]`),
-    );
-    const kv = new Database(data("hpkv-memory", "context.db"), { readonly: true });
-    const saved = kv
-      .prepare("SELECT value FROM context_items WHERE key = ?")
-      .all(`taskfan_task_${id}`) as Array<{
-      value: string;
-    }>;
-    kv.close();
-    const entities = readFileSync(data("memory", "memory.jsonl"), "utf8")
-      .split("\n")
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as { name?: string; observations?: string[] })
-      .filter((e) => e.name === `taskfan-task-${id}`);
-    const todos = (readJson("calendar", "calendar.json").calendars["/taskfan/tasks/"] ?? []).filter(
-      (t: { summary: string }) => t.summary.endsWith(`[${marker}]`),
-    );
-    const messages = readJson("notifications", "messages.json").messages.filter(
-      (m: { sequence_id?: string; deleted?: boolean }) => m.sequence_id === marker && !m.deleted,
-    );
-    const tracked = readJson("time-tracker", "time-tracker.json").tasks.filter((t: { tags: string[] }) =>
-      t.tags.includes(marker),
-    );
-    const subjects = execFileSync(
-      "git",
-      ["-C", data("git", "tasks"), "log", "--format=%s", `--grep=^Taskfan-Task: ${id}$`],
-      { encoding: "utf8" },
-    )
-      .split("\n")
-      .filter(Boolean)
-      .reverse();
-    const file = data("files", "tasks", `${id}.md`);
-    const trash = readdirSync(data("files", "trash")).filter((f) => f.startsWith(id));
-    const backupRoot = data("backup", "backups");
-    const snapshots = existsSync(backupRoot)
-      ? readdirSync(backupRoot)
-          .flatMap((f) =>
-            readdirSync(path.join(backupRoot, f)).map(
-              (s) => readJson("backup", "backups", f, s, "backup-metadata.json") as { agent_context: string },
-            ),
-          )
-          .filter((b) => (JSON.parse(b.agent_context) as { marker: string }).marker === marker)
-      : [];
-    return {
-      delta,
-      shrimp,
-      saved: saved.map((r) => JSON.parse(r.value) as Record<string, unknown>),
-      entities,
-      todos,
-      messages,
-      tracked,
-      subjects,
-      file: existsSync(file) ? readFileSync(file, "utf8") : undefined,
-      trash,
-      snapshots: snapshots.length,
-    };
-  };
+  const records = () => taskOnServers(h.config.data_dir, id);
 
   /** Changes the task and waits for every server to have it: each change done once there, or skipped. */
   const change = async (input: TaskChangeInput, key?: string): Promise<TaskView> => {

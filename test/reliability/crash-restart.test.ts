@@ -1,16 +1,15 @@
 import Database from "better-sqlite3";
 import pg from "pg";
-import { type ChildProcess } from "node:child_process";
-import { EventEmitter, once } from "node:events";
+import { once } from "node:events";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { alive, childPids, repoRoot, spawnTracked, stopSpawned, tempDir, terminate } from "../helpers.js";
+import { startTaskfan, whenSettled } from "./taskfan-run.js";
 import { startPostgres, type TestPostgres } from "../postgres.js";
 import { onceEverywhere, recordsPerServer } from "../server-records.js";
 
-const bin = path.join(repoRoot, "bin", "taskfan.js");
 const createMany = path.join(repoRoot, "test", "fixtures", "create-many.mjs");
 const tasks = 200;
 // A random point in the fan-out: this many ms after the last task was created.
@@ -54,64 +53,6 @@ async function taskStatuses(): Promise<Record<string, string>> {
   return Object.fromEntries(rows.map((r) => [r.id, r.status]));
 }
 
-interface Run {
-  child: ChildProcess;
-  servers: number[];
-  log: string[];
-  /** Emits "line" for every line the process logs. */
-  lines: EventEmitter<{ line: [string] }>;
-}
-
-/** Starts `taskfan start` and resolves once it logs that it started, with its server pids. */
-async function startTaskfan(): Promise<Run> {
-  const child = spawnTracked(process.execPath, [bin, "start"], {
-    cwd: dir,
-    env: env(),
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  const log: string[] = [];
-  const lines = new EventEmitter<{ line: [string] }>();
-  createInterface({ input: child.stderr! }).on("line", (line) => {
-    log.push(line);
-    lines.emit("line", line);
-  });
-  await new Promise<void>((resolve) =>
-    lines.on("line", (line) => {
-      if (line.includes('"msg":"taskfan started"')) resolve();
-    }),
-  );
-  return { child, servers: childPids(child.pid!), log, lines };
-}
-
-/** Resolves once `done()` holds: looked at now and again whenever a task settles in `run`. */
-function whenSettled(run: Run, done: () => Promise<boolean>): Promise<void> {
-  return new Promise((resolve, reject) => {
-    // One look at a time; a task settling meanwhile asks for one more.
-    let looking = false;
-    let again = false;
-    const look = (line?: string) => {
-      if (line !== undefined && !line.includes('"msg":"task settled"')) return;
-      if (looking) {
-        again = true;
-        return;
-      }
-      looking = true;
-      done().then((yes) => {
-        looking = false;
-        if (yes) {
-          run.lines.off("line", look);
-          resolve();
-        } else if (again) {
-          again = false;
-          look();
-        }
-      }, reject);
-    };
-    run.lines.on("line", look);
-    look();
-  });
-}
-
 describe.each(["SQLite", "PostgreSQL"])("a crash of the orchestrator mid fan-out, on %s", (engine) => {
   const ids: string[] = [];
   beforeAll(async () => {
@@ -153,7 +94,7 @@ describe.each(["SQLite", "PostgreSQL"])("a crash of the orchestrator mid fan-out
 
       // A second run starts, reaps whatever server the killed one left behind, takes over,
       // and is asked to stop in the middle.
-      const second = await startTaskfan();
+      const second = await startTaskfan(dir, env());
       expect(doomedServers.filter(alive)).toEqual([]);
       expect(second.servers.length).toBeGreaterThanOrEqual(10);
       await vi.waitFor(
@@ -169,7 +110,7 @@ describe.each(["SQLite", "PostgreSQL"])("a crash of the orchestrator mid fan-out
   );
 
   it("a third run finishes every task, each exactly once on every server", { timeout: 150_000 }, async () => {
-    const third = await startTaskfan();
+    const third = await startTaskfan(dir, env());
     // Every task settling is logged: the database is read again each time one does.
     await whenSettled(third, async () => {
       const statuses = await taskStatuses();
