@@ -7,21 +7,7 @@ import type { TaskView } from "../src/domain/task.js";
 import { ChangeRefusedError, TaskNotFoundError } from "../src/errors.js";
 import type { TaskChangeInput } from "../src/orchestrator/orchestrator.js";
 import { formatInZone } from "../src/time-zone.js";
-import { renderTask } from "../src/bot/task-format.js";
-
-/** The buttons under a task: retry what failed, and Done, Reopen or Delete as its state allows. */
-function keyboardFor(view: TaskView, t: Translate): InlineKeyboard | undefined {
-  const { task } = view;
-  if (task.status === "rolled_back" || task.state === "deleted") return undefined;
-  const keyboard = new InlineKeyboard();
-  if (task.state === "open") keyboard.text(t("btn-done"), buttonData.taskChange("done", task.id));
-  else keyboard.text(t("btn-reopen"), buttonData.taskChange("reopen", task.id));
-  keyboard.text(t("btn-delete"), buttonData.taskChange("delete", task.id));
-  if (view.operations.some((o) => o.status === "failed" && o.kind === "create")) {
-    keyboard.row().text(t("btn-retry"), buttonData.taskRetry(task.id));
-  }
-  return keyboard;
-}
+import { renderTask, taskKeyboard } from "../src/bot/task-format.js";
 
 /** Task ids in a command's text: the ten-character ids taskfan makes. */
 const idsIn = (text: string) => text.split(/[\s,]+/).filter((w) => /^[0-9a-z]{10}$/.test(w));
@@ -91,7 +77,7 @@ export function taskHandler(
     if (!id) return ctx.reply(ctx.t("task-which"));
     const view = await deps.getTask(id);
     if (!view) return ctx.reply(ctx.t("task-missing", { id }));
-    const keyboard = keyboardFor(view, ctx.t);
+    const keyboard = taskKeyboard(view, ctx.t);
     return ctx.reply(await render(ctx, view), keyboard ? { reply_markup: keyboard } : {});
   });
   for (const [command, kind] of [
@@ -133,7 +119,7 @@ export function taskHandler(
       (action === "reopen" && state === "open");
     if (stale) {
       await ctx.answerCallbackQuery({ text: ctx.t("change-stale", { id, state: stateName(ctx, state) }) });
-      const keyboard = keyboardFor(view, ctx.t);
+      const keyboard = taskKeyboard(view, ctx.t);
       await ctx.editMessageReplyMarkup(keyboard ? { reply_markup: keyboard } : {}).catch(() => undefined);
       return;
     }

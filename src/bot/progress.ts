@@ -1,5 +1,5 @@
 import type { Api } from "grammy";
-import { changeUnderWay, renderTask } from "./task-format.js";
+import { changeUnderWay, renderTask, taskKeyboard } from "./task-format.js";
 import type { Translate } from "./i18n.js";
 import type { BotDeps } from "./deps.js";
 
@@ -108,11 +108,16 @@ export class ProgressReporter {
     if (!view) return;
     const text = renderTask(view, t.t);
     const settled = t.change ? !changeUnderWay(view) : view.task.settledAt !== null;
-    if (text !== t.lastText) {
+    // Once settled, the message gets the task's buttons: Done or Reopen, Delete.
+    const keyboard = settled ? taskKeyboard(view, t.t) : undefined;
+    const newText = text !== t.lastText;
+    if (newText || keyboard) {
       t.lastEditAt = Date.now();
       t.lastText = text;
+      const markup = keyboard ? { reply_markup: keyboard } : {};
       try {
-        await this.api.editMessageText(t.chatId, t.messageId, text);
+        if (newText) await this.api.editMessageText(t.chatId, t.messageId, text, markup);
+        else await this.api.editMessageReplyMarkup(t.chatId, t.messageId, markup);
       } catch (error) {
         this.deps.log.warn({ err: error, taskId: t.taskId }, "could not update the progress message");
       }

@@ -1,4 +1,6 @@
 import { isChangeKind, type ChangeKind, type Operation, type TaskView } from "../domain/task.js";
+import { InlineKeyboard } from "grammy";
+import { buttonData } from "./callback-data.js";
 import type { Translate } from "./i18n.js";
 import { shorten } from "./message-limits.js";
 
@@ -115,4 +117,18 @@ export function renderTask(
       ]
     : [];
   return [...head, "", ...lines, "", summaryLine(view, t), ...changeLines].join("\n");
+}
+
+/** The buttons under a task: retry what failed, and Done, Reopen or Delete as its state allows. */
+export function taskKeyboard(view: TaskView, t: Translate): InlineKeyboard | undefined {
+  const { task } = view;
+  if (task.status === "rolled_back" || task.state === "deleted") return undefined;
+  const keyboard = new InlineKeyboard();
+  if (task.state === "open") keyboard.text(t("btn-done"), buttonData.taskChange("done", task.id));
+  else keyboard.text(t("btn-reopen"), buttonData.taskChange("reopen", task.id));
+  keyboard.text(t("btn-delete"), buttonData.taskChange("delete", task.id));
+  if (view.operations.some((o) => o.status === "failed" && o.kind === "create")) {
+    keyboard.row().text(t("btn-retry"), buttonData.taskRetry(task.id));
+  }
+  return keyboard;
 }

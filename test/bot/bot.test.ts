@@ -111,6 +111,24 @@ describe("/newtask conversation", () => {
     expect(last()).toMatch(/❌ deltatask\s+deltatask: create_task failed: disk full/);
     const edits = tg.calls.filter((c) => c.method === "editMessageText");
     expect(edits.length).toBeLessThanOrEqual(4);
+    // Settled, the creation reply gets the task's buttons.
+    await vi.waitFor(
+      () =>
+        expect(
+          tg.calls
+            .filter((c) => c.method === "editMessageText" || c.method === "editMessageReplyMarkup")
+            .at(-1)!.payload.reply_markup,
+        ).toMatchObject({
+          inline_keyboard: [
+            [
+              { text: "✅ Done", callback_data: `task:done:${task.id}` },
+              { text: "🗑 Delete", callback_data: `task:delete:${task.id}` },
+            ],
+            [{ text: "🔁 Retry failed", callback_data: `task:retry:${task.id}` }],
+          ],
+        }),
+      { timeout: 10_000, interval: 20 },
+    );
   });
 
   it("asks again, saying why, after each invalid answer", async () => {
