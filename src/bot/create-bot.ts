@@ -146,7 +146,12 @@ export function createBot(deps: BotDeps, settings: BotSettings, options: BotOpti
       },
     }),
   );
-  const progress = new ProgressReporter(bot.api, deps, settings.progressEditIntervalMs);
+  const progress = new ProgressReporter(
+    bot.api,
+    deps,
+    settings.progressEditIntervalMs,
+    translatorFor(i18n, settings.alertLanguage),
+  );
   bot.use(
     createConversation(
       createNewTaskConversation({

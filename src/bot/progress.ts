@@ -29,7 +29,10 @@ export class ProgressReporter {
     private readonly api: Api,
     private readonly deps: BotDeps,
     private readonly intervalMs = 1500,
+    /** The language of what is said outside an update: a change found on a server. */
+    private readonly notices?: Translate,
   ) {
+    deps.events.on("task.changed", this.changed);
     deps.events.on("operation.started", this.touch);
     deps.events.on("operation.done", this.touch);
     deps.events.on("operation.failed", this.touch);
@@ -44,6 +47,22 @@ export class ProgressReporter {
   }
 
   private readonly touch = ({ taskId }: { taskId: string }) => this.schedule(taskId);
+
+  /** A task finished or reopened on a server, found by sync: its chat is told, once. */
+  private readonly changed = ({ taskId, kind, source }: { taskId: string; kind: string; source: string }) => {
+    const t = this.notices;
+    if (!t || !source.startsWith("sync:")) return;
+    void (async () => {
+      const view = await this.deps.getTask(taskId);
+      if (!view?.task.chatId) return;
+      await this.api.sendMessage(
+        view.task.chatId,
+        t(`found-${kind}`, { server: source.slice("sync:".length), title: view.task.title, id: taskId }),
+      );
+    })().catch((error: unknown) =>
+      this.deps.log.warn({ err: error, taskId }, "could not tell the chat of a change found on a server"),
+    );
+  };
 
   private readonly settled = (view: { task: { id: string } }) => this.schedule(view.task.id);
 
@@ -83,6 +102,7 @@ export class ProgressReporter {
     events.off("operation.waiting", this.touch);
     events.off("task.settled", this.settled);
     events.off("task.changes_settled", this.settled);
+    events.off("task.changed", this.changed);
   }
 
   private schedule(taskId: string): void {

@@ -28,7 +28,14 @@ const settingsSchema = z.strictObject({
   caldav: caldavSettingsSchema.optional(),
 });
 const todos = z.object({
-  todos: z.array(z.object({ uid: z.string(), summary: z.string(), description: z.string().optional() })),
+  todos: z.array(
+    z.object({
+      uid: z.string(),
+      summary: z.string(),
+      description: z.string().optional(),
+      status: z.string().optional(),
+    }),
+  ),
   total: z.number(),
 });
 
@@ -74,7 +81,14 @@ export function createCalendarIntegration(settings: unknown): Integration {
         const hit = reply.todos.find((t) =>
           remoteId ? t.uid === remoteId : t.summary.endsWith(` [${marker}]`),
         );
-        if (hit) return { found: true, remoteId: hit.uid };
+        // STATUS:COMPLETED is done; NEEDS-ACTION and IN-PROCESS are open (RFC 5545).
+        const state =
+          hit?.status === "COMPLETED"
+            ? { state: "done" as const }
+            : hit?.status === "NEEDS-ACTION" || hit?.status === "IN-PROCESS"
+              ? { state: "open" as const }
+              : {};
+        if (hit) return { found: true, remoteId: hit.uid, ...state };
         if (offset + 500 >= reply.total) return { found: false };
       }
     },

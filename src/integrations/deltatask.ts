@@ -13,7 +13,12 @@ import {
 
 const role = "deltatask";
 const created = z.object({ id: z.string().min(1) });
-const listed = z.array(z.object({ id: z.string(), tags: z.array(z.string()) }));
+const listed = z.array(
+  z.object({ id: z.string(), tags: z.array(z.string()), completed: z.boolean().optional() }),
+);
+
+const stateOf = (completed: unknown) =>
+  typeof completed === "boolean" ? { state: completed ? ("done" as const) : ("open" as const) } : {};
 
 async function callJson(call: CallTool, tool: string, args: Record<string, unknown>, signal: AbortSignal) {
   const value = jsonOf(await call(tool, args, signal), role, tool);
@@ -65,12 +70,14 @@ export function createDeltataskIntegration(): Integration {
           "get_task_by_id",
         );
         const found = value && typeof value === "object" && "id" in value;
-        return found ? { found: true, remoteId } : { found: false };
+        return found
+          ? { found: true, remoteId, ...stateOf((value as { completed?: unknown }).completed) }
+          : { found: false };
       }
       const value = await callJson(call, "list_tasks", { tags: [taskMarker(task.id)] }, signal);
       const tasks = parseReply(listed, value, role, "list_tasks");
       const match = tasks.find((t) => t.tags.includes(taskMarker(task.id)));
-      return match ? { found: true, remoteId: match.id } : { found: false };
+      return match ? { found: true, remoteId: match.id, ...stateOf(match.completed) } : { found: false };
     },
     async change({ kind, remoteId, has }, task, call, signal) {
       const id = { task_id: remoteId };

@@ -35,7 +35,11 @@ export interface ChangeRequest {
   /** Whether the server offers a tool (lifecycle tools are optional at connect). */
   has(tool: string): boolean;
 }
-export type LookupResult = { found: true; remoteId: string } | { found: false };
+/**
+ * A record found again, or not. `state`, where the server keeps one, is whether it holds the
+ * task as done or open: sync reads a change made there behind taskfan's back from it.
+ */
+export type LookupResult = { found: true; remoteId: string; state?: "open" | "done" } | { found: false };
 
 export interface Integration {
   readonly role: ServerName;

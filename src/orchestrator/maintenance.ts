@@ -12,6 +12,8 @@ export interface SyncReport {
   checked: number;
   repaired: number;
   errors: number;
+  /** Tasks finished or reopened on a server behind taskfan's back, now changed everywhere. */
+  changesFound: number;
 }
 
 /**
@@ -128,13 +130,13 @@ export class Maintenance {
 
   private readonly syncOnce = oneAtATime(async () => {
     const report = await this.retries.sync.run(() => this.runSync());
-    return report ?? { checked: 0, repaired: 0, errors: 0 };
+    return report ?? { checked: 0, repaired: 0, errors: 0, changesFound: 0 };
   });
 
   private async runSync(): Promise<SyncReport> {
     const { store, fleet, orchestrator, config, log } = this.deps;
     await this.recover();
-    const report: SyncReport = { checked: 0, repaired: 0, errors: 0 };
+    const report: SyncReport = { checked: 0, repaired: 0, errors: 0, changesFound: 0 };
     for (const server of fleet.names) {
       if (this.stopped) break;
       if (!this.healthy(server)) continue;
@@ -150,7 +152,11 @@ export class Maintenance {
             AbortSignal.timeout(fleet.config(server).timeout * 1000 * 2),
           );
           report.checked += 1;
-          if (found.found) continue;
+          if (found.found) {
+            if (found.state && (await this.changedThere(server, op.taskId, found.state)))
+              report.changesFound += 1;
+            continue;
+          }
           if (await store.operations.requeueForRepair(op.id)) {
             await store.events.append(
               "operation.drift",
@@ -178,5 +184,33 @@ export class Maintenance {
     }
     if (report.repaired > 0) orchestrator.wake();
     return report;
+  }
+
+  /**
+   * A server holds the task as done while taskfan has it open, or the other way round: it
+   * was finished (or reopened) there. That becomes a change of the task, sent to the other
+   * servers and told to its chat, when the server is known to hold taskfan's own latest
+   * state (its last operation of the task is done, none is in flight anywhere): taskfan's
+   * own change on its way, or one that failed there, is never read back as a new one.
+   */
+  private async changedThere(server: ServerName, taskId: string, state: "open" | "done"): Promise<boolean> {
+    const { orchestrator, log } = this.deps;
+    const view = await orchestrator.getTask(taskId);
+    if (!view || view.task.state === "deleted" || view.task.state === state) return false;
+    if (view.task.status === "rolled_back") return false;
+    const ops = view.operations.filter((o) => o.kind !== "compensate");
+    if (ops.some((o) => o.status === "pending" || o.status === "running")) return false;
+    if (ops.filter((o) => o.server === server).at(-1)?.status !== "done") return false;
+    const kind = state === "done" ? "complete" : "reopen";
+    try {
+      const result = await orchestrator.changeTask(taskId, { kind }, { source: `sync:${server}` });
+      if (result.changed) log.info({ server, taskId, kind }, "change found on a server; sent to the others");
+      return result.changed;
+    } catch (error) {
+      if (storeFault(error)) throw error;
+      // The task moved on meanwhile (changed, deleted): the next sync looks again.
+      log.info({ server, taskId, reason: describeError(error) }, "change found on a server not taken");
+      return false;
+    }
   }
 }

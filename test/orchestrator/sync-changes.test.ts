@@ -1,0 +1,136 @@
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { afterAll, describe, expect, it, vi } from "vitest";
+import { createBot } from "../../src/bot/create-bot.js";
+import { botDepsOf } from "../../src/bot/front-end.js";
+import type { ServerName } from "../../src/config/schema.js";
+import { taskMarker } from "../../src/domain/task.js";
+import { botInfo, fakeTelegram } from "../bot/fake-telegram.js";
+import { startHarness, type Harness } from "../core-harness.js";
+import { onlyServers, silentLog } from "../helpers.js";
+import { storeEngines } from "../store-engines.js";
+
+/**
+ * Two-way sync of a task's state: finished in deltatask with deltatask's own tool, reopened
+ * in the calendar with the calendar's, each is found by sync, becomes a change of the task on
+ * the other servers, and is told to the task's chat, once. taskfan's own changes are never
+ * read back as new ones.
+ */
+const engines = storeEngines();
+const owner = 7;
+
+describe.each(engines)("a change made on a server, found by sync ($name)", (engine) => {
+  let h: Harness | undefined;
+  afterAll(() => h?.stop());
+
+  it("finished in deltatask, reopened in the calendar: changed everywhere and told to the chat, once each", async () => {
+    h = await startHarness(
+      { servers: onlyServers(["deltatask", "memory", "calendar", "time-tracker"]) },
+      undefined,
+      { store: await engine.open() },
+    );
+    const { orchestrator, maintenance, fleet } = h.core;
+    const tg = fakeTelegram();
+    const bot = createBot(
+      botDepsOf(h.core, silentLog),
+      {
+        allowedUserIds: new Set([owner]),
+        alertChatId: "-100",
+        rateLimitPerMinute: 100,
+        progressEditIntervalMs: 50,
+      },
+      { token: "42:TEST", botInfo, fetch: tg.fetch },
+    );
+    try {
+      const id = await orchestrator.createTask(
+        { title: "Buy milk" },
+        { owner: { chatId: String(owner), userId: owner } },
+      );
+      const created = (await orchestrator.waitForSettled(id, 30_000))!;
+      const remote = (server: ServerName) => created.operations.find((o) => o.server === server)!.remoteId!;
+      const data = (...p: string[]) => JSON.parse(readFileSync(path.join(h!.config.data_dir, ...p), "utf8"));
+      const delta = () =>
+        data("deltatask", "tasks.json").tasks.find((t: { tags: string[] }) =>
+          t.tags.includes(taskMarker(id)),
+        );
+      const todo = () =>
+        data("calendar", "calendar.json").calendars["/taskfan/tasks/"].find(
+          (t: { uid: string }) => t.uid === remote("calendar"),
+        );
+      const tracked = () =>
+        data("time-tracker", "time-tracker.json").tasks.find((t: { tags: string[] }) =>
+          t.tags.includes(taskMarker(id)),
+        );
+      const observations = () =>
+        readFileSync(path.join(h!.config.data_dir, "memory", "memory.jsonl"), "utf8")
+          .split("\n")
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as { name?: string; observations?: string[] })
+          .find((e) => e.name === `taskfan-task-${id}`)?.observations ?? [];
+      const calendarUrl = "/taskfan/tasks/";
+
+      // Nothing changed anywhere: sync finds nothing.
+      expect(await maintenance.sync()).toMatchObject({ changesFound: 0, repaired: 0, errors: 0 });
+
+      // Finished in deltatask, with deltatask's own tool, behind taskfan's back.
+      await fleet.execute(
+        "deltatask",
+        ({ call, signal }) => call("finish_task", { task_id: remote("deltatask") }, signal),
+        AbortSignal.timeout(10_000),
+      );
+      expect(await maintenance.sync()).toMatchObject({ changesFound: 1, errors: 0 });
+      let view = (await orchestrator.waitForChanges(id, 30_000))!;
+      expect(view.task).toMatchObject({ state: "done", version: 2 });
+      expect(todo()).toMatchObject({ status: "COMPLETED", percentComplete: 100 });
+      expect(tracked()).toMatchObject({ active: false });
+      expect(observations()).toContain("state: done");
+      await vi.waitFor(
+        () =>
+          expect(tg.texts()).toContain(
+            `✅ Done in deltatask: Buy milk (${id}). Marked done on the other servers too.`,
+          ),
+        { timeout: 10_000, interval: 20 },
+      );
+      // Once: the servers agree now, and the next sync finds nothing.
+      expect(await maintenance.sync()).toMatchObject({ changesFound: 0 });
+      expect((await orchestrator.getTask(id))!.task.version).toBe(2);
+
+      // Reopened in the calendar, with the calendar's own tool.
+      await fleet.execute(
+        "calendar",
+        ({ call, signal }) =>
+          call("update-todo", { uid: remote("calendar"), calendarUrl, status: "NEEDS-ACTION" }, signal),
+        AbortSignal.timeout(10_000),
+      );
+      expect(await maintenance.sync()).toMatchObject({ changesFound: 1 });
+      view = (await orchestrator.waitForChanges(id, 30_000))!;
+      expect(view.task).toMatchObject({ state: "open", version: 3 });
+      expect(delta()).toMatchObject({ completed: false });
+      expect(tracked()).toMatchObject({ active: true });
+      expect(observations()).not.toContain("state: done");
+      await vi.waitFor(
+        () =>
+          expect(tg.texts()).toContain(
+            `↩️ Reopened in calendar: Buy milk (${id}). Reopened on the other servers too.`,
+          ),
+        { timeout: 10_000, interval: 20 },
+      );
+      expect((await h.core.store.tasks.changes(id)).map((c) => [c.version, c.kind, c.source])).toEqual([
+        [2, "complete", "sync:deltatask"],
+        [3, "reopen", "sync:calendar"],
+      ]);
+
+      // taskfan's own change, on its way or landed, is never read back as a new one.
+      await orchestrator.changeTask(id, { kind: "complete" }, { source: "test" });
+      expect(await maintenance.sync()).toMatchObject({ changesFound: 0 });
+      await orchestrator.waitForChanges(id, 30_000);
+      expect(await maintenance.sync()).toMatchObject({ changesFound: 0 });
+      expect((await orchestrator.getTask(id))!.task).toMatchObject({ state: "done", version: 4 });
+      expect(
+        tg.texts().filter((t) => t.includes(" in deltatask: ") || t.includes(" in calendar: ")),
+      ).toHaveLength(2);
+    } finally {
+      bot.progress.stop();
+    }
+  }, 120_000);
+});
