@@ -120,6 +120,24 @@ export function createMetrics(deps: {
     labelNames: ["result", "route"],
     registers,
   });
+  const changes = new Counter({
+    name: "taskfan_task_changes_total",
+    help: "Changes of tasks accepted, by kind (update, complete, reopen, delete) and source (chat, api, cli, sync).",
+    labelNames: ["kind", "source"],
+    registers,
+  });
+  const changeOperations = new Counter({
+    name: "taskfan_change_operations_total",
+    help: "Changes run on a server, by server, kind and outcome (done, skipped, failed).",
+    labelNames: ["server", "kind", "outcome"],
+    registers,
+  });
+  const found = new Counter({
+    name: "taskfan_changes_found_total",
+    help: "Changes made on a server behind taskfan's back that sync found, by server.",
+    labelNames: ["server"],
+    registers,
+  });
   const telegram = new Counter({
     name: "taskfan_telegram_errors_total",
     help: "Bot API errors by code.",
@@ -134,6 +152,20 @@ export function createMetrics(deps: {
   orchestrator.on("operation.failed", (e) => {
     operations.inc({ server: e.server, outcome: "failed" });
     if (e.ms !== undefined) duration.observe({ server: e.server }, e.ms / 1000);
+  });
+  const isChange = (kind: string | undefined) =>
+    kind !== undefined && kind !== "create" && kind !== "compensate";
+  orchestrator.on("operation.done", (e) => {
+    if (isChange(e.kind))
+      changeOperations.inc({ server: e.server, kind: e.kind, outcome: e.skipped ? "skipped" : "done" });
+  });
+  orchestrator.on("operation.failed", (e) => {
+    if (isChange(e.kind)) changeOperations.inc({ server: e.server, kind: e.kind, outcome: "failed" });
+  });
+  orchestrator.on("task.changed", (e) => {
+    const [source, server] = e.source.split(":");
+    changes.inc({ kind: e.kind, source: source ?? e.source });
+    if (source === "sync" && server) found.inc({ server });
   });
   orchestrator.on("operation.waiting", (e) => operations.inc({ server: e.server, outcome: "waiting" }));
   fleet.on("retry", (e: { server: ServerName }) => retries.inc({ server: e.server }));

@@ -15,6 +15,10 @@ export interface OperationEvent {
   taskId: string;
   operationId: number;
   server: string;
+  /** create, compensate, or the change it carries (update, complete, reopen, delete). */
+  kind?: string;
+  /** Done without a call: the server has no such thing, or a later change superseded it. */
+  skipped?: boolean;
   attempt?: number;
   ms?: number;
   remoteId?: string | null;

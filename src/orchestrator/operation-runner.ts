@@ -147,7 +147,7 @@ export class OperationRunner {
     const { log, events, config, now } = this.ctx;
     const { status, commits } = this.parts;
     const server = op.server as ServerName;
-    const ref = { taskId: op.taskId, operationId: op.id };
+    const ref = { taskId: op.taskId, operationId: op.id, kind: op.kind };
     // The store writes it only while the claim is still this one (owner and token).
     const { claim } = lease;
     const { value, effects } = await commits.enqueue(op.taskId, server, async (tx) => {
@@ -216,7 +216,7 @@ export class OperationRunner {
             { ...at, ms: Math.round(ms), remoteId, verified: o.outcome.verified ?? false },
             "skipped" in o.outcome ? "operation skipped" : "operation done",
           );
-          events.emit("operation.done", { ...ref, server, ms, remoteId });
+          events.emit("operation.done", { ...ref, server, ms, remoteId, skipped: "skipped" in o.outcome });
         }
         break;
       }

@@ -129,6 +129,15 @@ describe.each(engines)("a change made on a server, found by sync ($name)", (engi
       expect(
         tg.texts().filter((t) => t.includes(" in deltatask: ") || t.includes(" in calendar: ")),
       ).toHaveLength(2);
+      // Counted: changes by kind and source, changes run per server, changes found by sync.
+      const metrics = await h.core.metrics.registry.metrics();
+      expect(metrics).toContain('taskfan_changes_found_total{server="deltatask"} 1');
+      expect(metrics).toContain('taskfan_changes_found_total{server="calendar"} 1');
+      expect(metrics).toContain('taskfan_task_changes_total{kind="complete",source="sync"} 1');
+      expect(metrics).toContain('taskfan_task_changes_total{kind="complete",source="test"} 1');
+      expect(metrics).toContain(
+        'taskfan_change_operations_total{server="memory",kind="reopen",outcome="done"} 1',
+      );
     } finally {
       bot.progress.stop();
     }
