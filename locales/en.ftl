@@ -135,6 +135,9 @@ stats-server = { $server } { $ops } ops · { $err } err · p50/p95 { $latency }
 
 tasks-none = No tasks yet. /newtask creates one.
 tasks-head = Tasks (page { $page } of { $pages }):
+tasks-head-matching = Tasks: { $filter } (page { $page } of { $pages }):
+tasks-none-matching = No tasks match "{ $filter }". /tasks all lists every task.
+tasks-filter-unknown = I do not know "{ $word }". /tasks takes open (the default), done, deleted, all, overdue, today, #tag and p1 to p5.
 tasks-hint = /task <id> shows one.
 tasks-due = due { $date }
 btn-newer = ◀️ Newer

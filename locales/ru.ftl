@@ -136,6 +136,9 @@ stats-server = { $server } { $ops } опер. · { $err } ошибок · p50/p9
 
 tasks-none = Задач пока нет. /newtask создаст первую.
 tasks-head = Задачи (страница { $page } из { $pages }):
+tasks-head-matching = Задачи: { $filter } (страница { $page } из { $pages }):
+tasks-none-matching = Нет задач по запросу «{ $filter }». /tasks all покажет все.
+tasks-filter-unknown = Не понимаю «{ $word }». /tasks принимает open (по умолчанию), done, deleted, all, overdue, today, #тег и p1–p5.
 tasks-hint = /task <id> — подробно.
 tasks-due = срок { $date }
 btn-newer = ◀️ Новее

@@ -13,7 +13,8 @@ export const buttonData = {
   healthRefresh: "health:refresh",
   mute: (server: string, seconds: number) => `mute:${server}:${seconds}`,
   ack: (alertId: number) => `ack:${alertId}`,
-  tasksPage: (page: number) => `tasks:page:${page}`,
+  /** A page of /tasks; `filter` is its words joined by commas ("done,#home"). */
+  tasksPage: (page: number, filter = "") => `tasks:page:${page}${filter ? `:${filter}` : ""}`,
   taskRetry: (taskId: string) => `task:retry:${taskId}`,
   /** A change from a button; `delete` asks first, `delete-yes` is the answer. */
   taskChange: (action: TaskButtonAction, taskId: string) => `task:${action}:${taskId}`,
@@ -55,9 +56,15 @@ export const ackSchema = z
 /** tasks:page:<n>; the handler checks it against the pages there are. */
 export const tasksPageSchema = z
   .string()
+  .max(64)
   .transform((data) => data.split(":"))
-  .pipe(z.tuple([z.literal("tasks"), z.literal("page"), int]))
-  .transform(([, , page]) => page);
+  .pipe(
+    z.union([
+      z.tuple([z.literal("tasks"), z.literal("page"), int]),
+      z.tuple([z.literal("tasks"), z.literal("page"), int, z.string()]),
+    ]),
+  )
+  .transform(([, , page, filter]) => ({ page, filter: filter ?? "" }));
 
 /** task:retry:<id>, an id of the shape taskfan makes. */
 export const taskRetrySchema = z

@@ -1,3 +1,4 @@
+import type { TaskFilter } from "../store/store.js";
 import type { EventEmitter } from "node:events";
 import type { InstanceView } from "../cluster/membership.js";
 import type { RouteView } from "../core.js";
@@ -24,7 +25,9 @@ export interface BotDeps {
   changeTask(id: string, input: TaskChangeInput, opts?: ChangeOptions): Promise<ChangeResult>;
   getTask(id: string): Promise<TaskView | undefined>;
   recentTasks(limit: number, offset: number): Promise<Task[]>;
-  countTasks(): Promise<number>;
+  countTasks(filter?: Omit<TaskFilter, "limit" | "offset">): Promise<number>;
+  /** Tasks matching a filter, newest first (`/tasks open #home p1`). */
+  listTasks(filter: TaskFilter): Promise<Task[]>;
   retryFailed(id: string): Promise<number>;
   events: EventEmitter<OrchestratorEvents>;
   /** Tasks whose operations another instance moved ("" when some were missed). */

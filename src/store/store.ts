@@ -225,7 +225,8 @@ export interface TaskStore {
   /** Records why the task is rolled back; false when it already was. */
   markRolledBack(id: string, reason: string): Promise<boolean>;
   recent(limit: number, offset?: number): Promise<Task[]>;
-  count(): Promise<number>;
+  /** How many tasks there are, or match `filter` (as `list` reads it). */
+  count(filter?: Omit<TaskFilter, "limit" | "offset">): Promise<number>;
   countByStatus(): Promise<Partial<Record<TaskStatus, number>>>;
 }
 

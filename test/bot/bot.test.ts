@@ -348,6 +348,49 @@ describe("commands", () => {
     expect(last()).toMatch(/^Tasks \(page 2 of/);
   });
 
+  it("/tasks filters by state, tag, priority and deadline, and pages within the filter", async () => {
+    // Due later today (UTC, the owner's zone here): half way to midnight.
+    const midnight = new Date().setUTCHours(24, 0, 0, 0);
+    const soon = new Date((Date.now() + midnight) / 2).toISOString();
+    const ids: string[] = [];
+    for (let i = 0; i < 12; i++)
+      ids.push(await deps.createTask({ title: `filtered ${i}`, tags: ["filtered"], priority: 1 }));
+    const urgent = await deps.createTask({
+      title: "due soon",
+      tags: ["filtered"],
+      priority: 2,
+      deadline: soon,
+    });
+    await h.core.orchestrator.waitForSettled(ids[0]!, 10_000);
+    await h.core.orchestrator.changeTask(ids[0]!, { kind: "complete" }, { source: "test" });
+    const listed = () =>
+      last()
+        .split("\n")
+        .filter((l) => /^\S+ \w{10} · /.test(l));
+    await say("/tasks done #filtered");
+    expect(last()).toMatch(/^Tasks: done #filtered \(page 1 of 1\):/);
+    expect(listed()).toEqual([expect.stringMatching(new RegExp(`^\\S+ ${ids[0]} · filtered 0 · done ✅$`))]);
+    // Open is the default: eleven open p1 tasks are two pages, the button keeps the filter.
+    await say("/tasks #filtered p1");
+    expect(last()).toMatch(/^Tasks: #filtered p1 \(page 1 of 2\):/);
+    expect(listed()).toHaveLength(10);
+    const older = (
+      tg.calls.at(-1)!.payload.reply_markup as { inline_keyboard: Array<Array<{ callback_data: string }>> }
+    ).inline_keyboard[0]![0]!.callback_data;
+    expect(older).toBe("tasks:page:1:#filtered,p1");
+    await press(older);
+    expect(last()).toMatch(/^Tasks: #filtered p1 \(page 2 of 2\):/);
+    expect(listed()).toHaveLength(1);
+    await say("/tasks today #filtered");
+    expect(listed().map((l) => l.split(" ")[1])).toEqual([urgent]);
+    await say("/tasks overdue #filtered");
+    expect(last()).toBe('No tasks match "overdue #filtered". /tasks all lists every task.');
+    await say("/tasks someday");
+    expect(last()).toBe(
+      'I do not know "someday". /tasks takes open (the default), done, deleted, all, overdue, today, #tag and p1 to p5.',
+    );
+  });
+
   it("/stats shows tasks, operations, a sparkline of the last hour and per-server latency", async () => {
     await say("/stats");
     expect(last()).toMatch(/^Tasks: .*partial \d+/);

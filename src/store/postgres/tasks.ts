@@ -176,8 +176,9 @@ export function createTaskStore(q: Queryable, now: () => number): StoreQueries["
         ])
       ).map(toTask);
     },
-    async count() {
-      return (await rows<{ n: number }>("SELECT count(*)::int AS n FROM tasks"))[0]!.n;
+    async count(filter) {
+      const { where, params } = taskFilterSql({ ...filter, limit: 0 }, (n) => `$${n}`);
+      return (await rows<{ n: number }>(`SELECT count(*)::int AS n FROM tasks ${where}`, params))[0]!.n;
     },
     async countByStatus() {
       const counts = await rows<{ status: TaskStatus; n: number }>(

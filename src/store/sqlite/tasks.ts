@@ -211,8 +211,11 @@ export function createTaskStore(db: Db, now: () => number) {
     recent(limit: number, offset = 0): Task[] {
       return recent.all(limit, offset).map(toTask);
     },
-    count(): number {
-      return count.get()!.n;
+    count(filter?: Omit<TaskFilter, "limit" | "offset">): number {
+      if (!filter) return count.get()!.n;
+      const { where, params } = taskFilterSql({ ...filter, limit: 0 }, () => "?");
+      return db.prepare<unknown[], { n: number }>(`SELECT count(*) AS n FROM tasks ${where}`).get(...params)!
+        .n;
     },
     countByStatus(): Partial<Record<TaskStatus, number>> {
       return Object.fromEntries(countByStatus.all().map((r) => [r.status, r.n]));
