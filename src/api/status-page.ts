@@ -100,7 +100,7 @@ ${instances
       const due = v.task.deadline
         ? ` <span class="due">due ${esc(formatInZone(v.task.deadline, zone, "en", now))}</span>`
         : "";
-      return `<tr><td><code>${esc(v.task.id)}</code> ${esc(v.task.title)}${due}</td><td>${esc(v.task.status)}</td>${ticks}</tr>`;
+      return `<tr><td><code>${esc(v.task.id)}</code> ${esc(v.task.title)}${due}</td><td>${esc(v.task.status)}${v.task.state === "open" ? "" : `<br><span class="state ${v.task.state}">${v.task.state}</span>`}</td>${ticks}</tr>`;
     })
     .join("\n");
   return `<!doctype html>
@@ -114,6 +114,7 @@ table{border-collapse:collapse;width:100%;margin-bottom:1.5rem}
 th,td{padding:.3rem .5rem;border-bottom:1px solid #e5e7eb;text-align:left;vertical-align:top}
 .err{color:#b91c1c;font-size:12px}
 .due{color:#4b5563;font-size:12px;white-space:nowrap}
+.state{font-size:12px}.state.done{color:#16a34a}.state.deleted{color:#6b7280}
 .scroll{overflow-x:auto}
 .dot.online{color:#16a34a}.dot.degraded{color:#ca8a04}.dot.error{color:#dc2626}
 .banner{background:#fee2e2;color:#991b1b;padding:.5rem .75rem;border-radius:4px}

@@ -14,6 +14,10 @@ let browser: Browser;
 beforeAll(async () => {
   h = await startHarness({ http: { port: 0 } });
   http = await startHttpServer(h.core, h.core.metrics, silentLog);
+  const finished = await h.core.orchestrator.createTask({ title: "Finished before" });
+  await h.core.orchestrator.waitForSettled(finished, 20_000);
+  await h.core.orchestrator.changeTask(finished, { kind: "complete" }, { source: "test" });
+  await h.core.orchestrator.waitForChanges(finished, 20_000);
   const id = await h.core.orchestrator.createTask({ title: "Seen on the status page" });
   await h.core.orchestrator.waitForSettled(id, 20_000);
   await h.core.checkHealth();
@@ -48,6 +52,10 @@ describe("the status page in a browser", () => {
     const task = page.locator("#tasks tbody tr").first();
     expect(await task.innerText()).toContain("Seen on the status page");
     expect(await task.locator("td").filter({ hasText: "✓" }).count()).toBe(10);
+    // A finished task says so under its fan-out status.
+    const done = page.locator("#tasks tbody tr").nth(1);
+    expect(await done.innerText()).toContain("Finished before");
+    expect(await done.locator(".state.done").innerText()).toBe("done");
     expect(await page.locator("svg rect").count()).toBe(20);
     // Every server answered: each has a latency bar of some width.
     const widths = await page
