@@ -19,7 +19,8 @@ import { closeLogger, createLogger, type Logger } from "./log.js";
 import { startHttpServer } from "./api/http-server.js";
 import { startFrontEnd } from "./bot/front-end.js";
 import { databasePath, startCore } from "./core.js";
-import type { TaskView } from "./domain/task.js";
+import type { Operation, TaskView } from "./domain/task.js";
+import { versionOf } from "./bot/task-format.js";
 import type { TaskChangeInput } from "./orchestrator/orchestrator.js";
 import { copySqliteToPostgres, describeCopy, TargetNotEmptyError } from "./store/copy.js";
 import { openStore } from "./store/open-store.js";
@@ -61,22 +62,23 @@ export interface ResultLine {
 export function resultsOf(view: TaskView): { task: { id: string; status: string }; results: ResultLine[] } {
   return {
     task: { id: view.task.id, status: view.task.status },
-    results: view.operations
-      .filter((o) => o.kind === "create")
-      .map((o) => {
-        const ok = o.status === "done" || o.status === "skipped";
-        const line: ResultLine = { server: o.server, ok, ms: o.totalMs };
-        if (o.remoteId) line.remoteId = o.remoteId;
-        if (o.status === "skipped" && o.lastError) line.skipped = o.lastError;
-        if (!ok) {
-          line.error =
-            o.status === "pending" || o.status === "running"
-              ? `not finished: ${o.waiting ?? o.lastError ?? o.status}`
-              : (o.lastError ?? o.status);
-        }
-        return line;
-      }),
+    results: view.operations.filter((o) => o.kind === "create").map((o) => resultLine(o, true)),
   };
+}
+
+/** One server's result: ok when done or skipped (with why), else the error or what it waits for. */
+function resultLine(o: Operation, withRemoteId: boolean): ResultLine {
+  const ok = o.status === "done" || o.status === "skipped";
+  const line: ResultLine = { server: o.server, ok, ms: o.totalMs };
+  if (withRemoteId && o.remoteId) line.remoteId = o.remoteId;
+  if (o.status === "skipped" && o.lastError) line.skipped = o.lastError;
+  if (!ok) {
+    line.error =
+      o.status === "pending" || o.status === "running"
+        ? `not finished: ${o.waiting ?? o.lastError ?? o.status}`
+        : (o.lastError ?? o.status);
+  }
+  return line;
 }
 
 /** The change a command line asks for. */
@@ -111,19 +113,8 @@ export function changeResultsOf(
   return {
     task: { id: view.task.id, state: view.task.state, version: view.task.version },
     results: view.operations
-      .filter((o) => o.kind === kind && o.idempotencyKey.endsWith(`:v${version}`))
-      .map((o) => {
-        const ok = o.status === "done" || o.status === "skipped";
-        const line: ResultLine = { server: o.server, ok, ms: o.totalMs };
-        if (o.status === "skipped" && o.lastError) line.skipped = o.lastError;
-        if (!ok) {
-          line.error =
-            o.status === "pending" || o.status === "running"
-              ? `not finished: ${o.waiting ?? o.lastError ?? o.status}`
-              : (o.lastError ?? o.status);
-        }
-        return line;
-      }),
+      .filter((o) => o.kind === kind && versionOf(o) === version)
+      .map((o) => resultLine(o, false)),
   };
 }
 

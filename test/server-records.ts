@@ -2,6 +2,7 @@ import Database from "better-sqlite3";
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
+import { expect } from "vitest";
 import { serverNames, type ServerName } from "../src/config/schema.js";
 import { taskMarker } from "../src/domain/task.js";
 
@@ -156,4 +157,20 @@ export function taskOnServers(dataDir: string, id: string) {
     /** The change each snapshot was taken for (none for the create's). */
     snapshotChanges: snapshots.flatMap((c) => (c.change ? [c.change] : [])),
   };
+}
+
+/**
+ * A deleted task is gone from every server that deletes (shrimp keeps a completed one, git
+ * its history, backup its snapshots: the caller says what it expects of those), and its
+ * file is in the trash.
+ */
+export function expectDeletedFromServers(r: ReturnType<typeof taskOnServers>, id: string): void {
+  expect(r.delta).toEqual([]);
+  expect(r.saved).toEqual([]);
+  expect(r.entities).toEqual([]);
+  expect(r.todos).toEqual([]);
+  expect(r.messages).toEqual([]);
+  expect(r.tracked).toEqual([]);
+  expect(r.file).toBeUndefined();
+  expect(r.trash).toEqual([`${id}-deleted.md`]);
 }

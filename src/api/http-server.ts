@@ -119,6 +119,25 @@ function parseBody<T>(schema: z.ZodType<T>, body: unknown, code: string): T {
   return parsed.data;
 }
 
+/** The request's Idempotency-Key, at most 200 characters; undefined without one. */
+function idempotencyKeyOf(req: IncomingMessage): string | undefined {
+  const key = req.headers["idempotency-key"];
+  return typeof key === "string" && key ? key.slice(0, 200) : undefined;
+}
+
+/**
+ * What a create or a change may fail with, as its HTTP error: a field (400), the same key
+ * with another request (409: a client bug, not a retry), a store that does not answer (503,
+ * saying what was not done); anything else as it is.
+ */
+function throwTaskRequestError(error: unknown, notDone: string): never {
+  if (error instanceof ValidationError) throw new HttpError(400, "invalid_task", error.message, error.field);
+  if (error instanceof IdempotencyConflictError)
+    throw new HttpError(409, "idempotency_conflict", error.message);
+  if (storeFault(error)) throw new StoreDown(error, notDone);
+  throw error;
+}
+
 function send(res: ServerResponse, status: number, body: unknown, type = "application/json"): void {
   const text = type === "application/json" ? JSON.stringify(body) : String(body);
   res.writeHead(status, {
@@ -295,10 +314,9 @@ export async function startHttpServer(
             ? { kind: "delete" }
             : undefined;
     if (change && id) {
-      const key = req.headers["idempotency-key"];
       try {
         const result = await core.orchestrator.changeTask(id, change, {
-          idempotencyKey: typeof key === "string" && key ? key.slice(0, 200) : undefined,
+          idempotencyKey: idempotencyKeyOf(req),
           ifVersion: ifMatchVersion(req),
           source: "api",
         });
@@ -318,38 +336,22 @@ export async function startHttpServer(
         }
         if (error instanceof ChangeRefusedError)
           throw new HttpError(409, `task_${error.reason}`, error.message);
-        if (error instanceof ValidationError)
-          throw new HttpError(400, "invalid_task", error.message, error.field);
-        if (error instanceof IdempotencyConflictError)
-          throw new HttpError(409, "idempotency_conflict", error.message);
-        if (storeFault(error)) throw new StoreDown(error, ", nothing was changed");
-        throw error;
+        throwTaskRequestError(error, ", nothing was changed");
       }
     }
     if (method === "POST" && !id) {
-      const parsed = newTaskBody.safeParse(await readJson(req));
-      if (!parsed.success) {
-        const issue = parsed.error.issues[0]!;
-        throw new HttpError(400, "invalid_task", issue.message, issue.path.join(".") || undefined);
-      }
-      const key = req.headers["idempotency-key"];
-      const idempotencyKey = typeof key === "string" && key ? key.slice(0, 200) : undefined;
+      const body = parseBody(newTaskBody, await readJson(req), "invalid_task");
+      const idempotencyKey = idempotencyKeyOf(req);
       try {
         const { id: taskId, created } = await core.orchestrator.submitTask(
-          parsed.data,
+          body,
           idempotencyKey ? { idempotencyKey } : {},
         );
         const task = (await core.store.tasks.get(taskId))!;
         if (created) res.setHeader("location", `/api/tasks/${taskId}`);
         return send(res, created ? 201 : 200, { task: { id: task.id, status: task.status }, created });
       } catch (error) {
-        if (error instanceof ValidationError)
-          throw new HttpError(400, "invalid_task", error.message, error.field);
-        // The same key with another task is a client bug, not a retry.
-        if (error instanceof IdempotencyConflictError)
-          throw new HttpError(409, "idempotency_conflict", error.message);
-        if (storeFault(error)) throw new StoreDown(error, ", nothing was created");
-        throw error;
+        throwTaskRequestError(error, ", nothing was created");
       }
     }
     if (method === "POST" && id && action === "retry") {

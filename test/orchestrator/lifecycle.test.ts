@@ -3,7 +3,7 @@ import { taskMarker, type TaskView } from "../../src/domain/task.js";
 import { ChangeRefusedError, IdempotencyConflictError, VersionMismatchError } from "../../src/errors.js";
 import type { TaskChangeInput } from "../../src/orchestrator/orchestrator.js";
 import { startHarness, type Harness } from "../core-harness.js";
-import { taskOnServers } from "../server-records.js";
+import { expectDeletedFromServers, taskOnServers } from "../server-records.js";
 import { storeEngines } from "../store-engines.js";
 
 /**
@@ -160,14 +160,7 @@ describe.each(engines)("the task lifecycle on the ten real servers ($name)", (en
     const view = await change({ kind: "delete" });
     expect(view.task).toMatchObject({ state: "deleted", version: 5 });
     const r = records();
-    expect(r.delta).toEqual([]);
-    expect(r.saved).toEqual([]);
-    expect(r.entities).toEqual([]);
-    expect(r.todos).toEqual([]);
-    expect(r.messages).toEqual([]);
-    expect(r.tracked).toEqual([]);
-    expect(r.file).toBeUndefined();
-    expect(r.trash).toEqual([`${id}-deleted.md`]);
+    expectDeletedFromServers(r, id);
     expect(r.subjects.at(-1)).toBe(`Delete task ${id}: Buy oat milk`);
     expect(r.snapshots).toBe(4);
     expect(r.shrimp).toHaveLength(1);

@@ -7,7 +7,7 @@ import { createInterface } from "node:readline";
 import { afterAll, describe, expect, it } from "vitest";
 import { repoRoot, spawnTracked, stopSpawned, tempDir, terminate } from "../helpers.js";
 import { startPostgres, type TestPostgres } from "../postgres.js";
-import { taskOnServers } from "../server-records.js";
+import { expectDeletedFromServers, taskOnServers } from "../server-records.js";
 import { startTaskfan, whenSettled } from "./taskfan-run.js";
 
 /**
@@ -165,15 +165,8 @@ describe.each(["SQLite", "PostgreSQL"])("a crash in the middle of changes, on %s
           expect(r.file).not.toContain("State:");
         }
         if (i % 4 === 3) {
-          expect(r.delta).toEqual([]);
           expect(r.shrimp).toEqual([]);
-          expect(r.saved).toEqual([]);
-          expect(r.entities).toEqual([]);
-          expect(r.todos).toEqual([]);
-          expect(r.messages).toEqual([]);
-          expect(r.tracked).toEqual([]);
-          expect(r.file).toBeUndefined();
-          expect(r.trash).toEqual([`${id}-deleted.md`]);
+          expectDeletedFromServers(r, id);
           expect(r.snapshots).toBe(1);
         }
       }
