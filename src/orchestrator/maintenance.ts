@@ -50,6 +50,8 @@ export class Maintenance {
     fleet.on("breaker", ({ state }) => {
       if (state === "closed") void this.recover();
     });
+    // A new process or session: what waited for it goes now, not at the time it was parked for.
+    fleet.on("restarted", () => void this.recover());
   }
 
   private get now(): number {

@@ -354,7 +354,10 @@ export interface OperationStore {
   release(owner: string): Promise<number>;
   /** Failed operations of a task back to pending; they look before creating again. */
   requeueFailed(taskId: string): Promise<number>;
-  /** Failed-but-retryable operations of a server, due for recovery, back to pending; their tasks. */
+  /**
+   * Failed-but-retryable operations of a server, due for recovery, back to pending, and those
+   * parked waiting for it due now (it answers again); their tasks.
+   */
   recover(server: string): Promise<string[]>;
   /** Operations older than `cutoff` that still wait or wait to be recovered: failed for good. */
   giveUp(cutoff: number, reason: string): Promise<string[]>;

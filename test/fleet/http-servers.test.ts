@@ -242,7 +242,9 @@ describe("a hosted server that restarts", () => {
       const dataDir = path.join(dir, "data");
       let git = await gitOverHttp(dataDir);
       const port = Number(new URL(git.url).port);
-      const h = await startHarness({ servers: { git: { url: git.url } } }, dir);
+      // A call that meets the dead server may fail rather than wait: it is re-driven after
+      // recovery.delay, kept short here.
+      const h = await startHarness({ recovery: { delay: 1 }, servers: { git: { url: git.url } } }, dir);
       try {
         const first = await h.core.orchestrator.createTask({ title: "before the restart" });
         expect((await h.core.orchestrator.waitForSettled(first, 30_000))?.task.status).toBe("done");

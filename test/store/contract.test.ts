@@ -327,6 +327,14 @@ describe.each(engines)("the $name store", (engine) => {
         limit: 1,
       }),
     ).toEqual([]);
+    // Back before that time (restarted, a new session): recovery makes it due now.
+    c.t += 1000;
+    expect(await store.operations.recover("git")).toEqual(["t1"]);
+    expect((await store.operations.forTask("t1")).find((o) => o.server === "git")).toMatchObject({
+      waiting: null,
+      nextAttemptAt: c.t,
+    });
+    expect(await store.operations.recover("git")).toEqual([]);
   });
 
   it("releases an operation waiting for its task's other creates once they have settled", async () => {

@@ -291,7 +291,14 @@ export function createOperationStore(q: Queryable, now: () => number): StoreQuer
          RETURNING task_id`,
         [server, t],
       );
-      return [...new Set(recovered.map((r) => r.task_id))];
+      // Parked for their server (breaker, restart backoff) past now: due now that it answers.
+      const unparked = await rows<{ task_id: string }>(
+        `UPDATE operations SET waiting = NULL, next_attempt_at = $2, updated_at = $2
+         WHERE server = $1 AND status = 'pending' AND waiting IS NOT NULL AND next_attempt_at > $2
+         RETURNING task_id`,
+        [server, t],
+      );
+      return [...new Set([...recovered, ...unparked].map((r) => r.task_id))];
     },
     async giveUp(cutoff, reason) {
       const t = now();

@@ -145,6 +145,15 @@ export function createOperationStore(db: Db, now: () => number) {
     `UPDATE operations SET status = 'pending', recheck = 1, waiting = NULL, next_attempt_at = ?, updated_at = ?
      WHERE id = ? AND status = 'failed' AND retryable = 1`,
   );
+  // Parked for their server (breaker, restart backoff) past now: due now that it answers.
+  const parkedForServer = db.prepare<[string, number], { id: number; task_id: string }>(
+    `SELECT id, task_id FROM operations WHERE server = ? AND status = 'pending' AND waiting IS NOT NULL
+       AND next_attempt_at > ? ORDER BY priority, created_at`,
+  );
+  const unparkOne = db.prepare<[number, number, number]>(
+    `UPDATE operations SET waiting = NULL, next_attempt_at = ?, updated_at = ?
+     WHERE id = ? AND status = 'pending' AND waiting IS NOT NULL`,
+  );
   const staleFailed = db.prepare<[number], { id: number; task_id: string }>(
     "SELECT id, task_id FROM operations WHERE status = 'failed' AND retryable = 1 AND created_at < ?",
   );
@@ -382,7 +391,9 @@ export function createOperationStore(db: Db, now: () => number) {
           const t = now();
           const rows = recoverable.all(server, t);
           for (const r of rows) recoverOne.run(t, t, r.id);
-          return [...new Set(rows.map((r) => r.task_id))];
+          const parked = parkedForServer.all(server, t);
+          for (const r of parked) unparkOne.run(t, t, r.id);
+          return [...new Set([...rows, ...parked].map((r) => r.task_id))];
         })
         .immediate();
     },
