@@ -9,6 +9,9 @@ import type { TaskChangeInput } from "../src/orchestrator/orchestrator.js";
 import { formatInZone } from "../src/time-zone.js";
 import { renderTask, taskKeyboard } from "../src/bot/task-format.js";
 
+/** At most this many tasks in one /done or /reopen. */
+const maxBulk = 20;
+
 /** Task ids in a command's text: the ten-character ids taskfan makes. */
 const idsIn = (text: string) => text.split(/[\s,]+/).filter((w) => /^[0-9a-z]{10}$/.test(w));
 
@@ -85,14 +88,35 @@ export function taskHandler(
     ["reopen", "reopen"],
   ] as const) {
     c.command(command, async (ctx) => {
-      const ids = idsIn(ctx.match);
+      const ids = [...new Set(idsIn(ctx.match))].slice(0, maxBulk);
       if (ids.length === 0) return ctx.reply(ctx.t("change-which", { command }));
-      // Several ids at once (/done a b c): one line each, the progress of each followed.
-      const lines: string[] = [];
-      for (const id of ids.slice(0, 20)) lines.push((await change(ctx, id, { kind })).text);
-      return ctx.reply(lines.join("\n"));
+      if (ids.length === 1) return ctx.reply((await change(ctx, ids[0]!, { kind })).text);
+      // Several ids at once (/done a b c): asked once. The ids travel in the question's own
+      // last line, which Telegram sends back with the button: no state to keep, and any
+      // instance can answer it.
+      return ctx.reply(`${ctx.t(`bulk-ask-${kind}`, { count: ids.length })}\n${ids.join(" ")}`, {
+        reply_markup: new InlineKeyboard()
+          .text(ctx.t("btn-bulk-yes", { count: ids.length }), `bulk:${kind}`)
+          .text(ctx.t("btn-keep"), "bulk:keep"),
+      });
     });
   }
+  c.callbackQuery(/^bulk:/, async (ctx) => {
+    const action = /^bulk:(complete|reopen|keep)$/.exec(ctx.callbackQuery.data)?.[1] as
+      "complete" | "reopen" | "keep" | undefined;
+    const question = ctx.callbackQuery.message?.text ?? "";
+    const ids = idsIn(question.split("\n").at(-1) ?? "").slice(0, maxBulk);
+    if (!action || ids.length === 0) return ctx.answerCallbackQuery({ text: ctx.t("button-invalid") });
+    // One answer per question: its buttons go at once, so a second press finds none.
+    await ctx.editMessageReplyMarkup().catch(() => undefined);
+    if (action === "keep") return ctx.answerCallbackQuery({ text: ctx.t("delete-kept") });
+    await ctx.answerCallbackQuery();
+    // One line each, the progress of each followed; one already done says so.
+    const kind = action;
+    const lines: string[] = [];
+    for (const id of ids) lines.push((await change(ctx, id, { kind })).text);
+    return ctx.reply(lines.join("\n"));
+  });
   c.command("delete", async (ctx) => {
     const [id] = idsIn(ctx.match);
     if (!id) return ctx.reply(ctx.t("change-which", { command: "delete" }));

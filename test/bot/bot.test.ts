@@ -335,8 +335,49 @@ describe("commands", () => {
     expect(answered()).toBe("That button is not valid.");
   });
 
+  it("/done with several ids asks once, then finishes each; Keep changes nothing, and a question without ids is refused", async () => {
+    const ids = [await deps.createTask({ title: "bulk one" }), await deps.createTask({ title: "bulk two" })];
+    for (const id of ids) await h.core.orchestrator.waitForSettled(id, 10_000);
+    const answered = () =>
+      tg.calls
+        .filter((c) => c.method === "answerCallbackQuery")
+        .map((c) => c.payload.text)
+        .at(-1);
+    // The question names the tasks; Telegram sends its text back with the pressed button.
+    const ask = async () => {
+      await say(`/done ${ids[0]} ${ids[1]} ${ids[0]}`);
+      expect(last()).toBe(`Mark these 2 tasks done on every server?\n${ids[0]} ${ids[1]}`);
+      return last();
+    };
+    let question = await ask();
+    await bot.bot.handleUpdate(me.press("bulk:keep", 1, question));
+    expect(answered()).toBe("Kept.");
+    for (const id of ids) expect((await deps.getTask(id))!.task).toMatchObject({ state: "open", version: 1 });
+    question = await ask();
+    await bot.bot.handleUpdate(me.press("bulk:complete", 1, question));
+    expect(last()).toBe(ids.map((id) => `done of task ${id}: on its way to 2 servers.`).join("\n"));
+    for (const id of ids) {
+      const view = (await h.core.orchestrator.waitForChanges(id, 10_000))!;
+      expect(view.task).toMatchObject({ state: "done", version: 2 });
+    }
+    // The same question pressed again (a second client, say) changes nothing twice.
+    await bot.bot.handleUpdate(me.press("bulk:complete", 1, question));
+    expect(last()).toBe(ids.map((id) => `Task ${id} is done ✅ already.`).join("\n"));
+    for (const id of ids) expect((await deps.getTask(id))!.task.version).toBe(2);
+    // A button whose message names no task, or an action it does not know: refused.
+    await bot.bot.handleUpdate(me.press("bulk:complete", 1, "no ids here"));
+    expect(answered()).toBe("That button is not valid.");
+    await bot.bot.handleUpdate(me.press("bulk:delete", 1, question));
+    expect(answered()).toBe("That button is not valid.");
+    // One id needs no question.
+    await say(`/reopen ${ids[0]}`);
+    expect(last()).toBe(`reopen of task ${ids[0]}: on its way to 2 servers.`);
+    await h.core.orchestrator.waitForChanges(ids[0]!, 10_000);
+  });
+
   it("/tasks pages through tasks ten at a time", async () => {
-    while ((await deps.countTasks()) < 12) await deps.createTask({ title: `filler ${deps.countTasks()}` });
+    // /tasks lists open tasks: twelve of them make two pages.
+    while ((await deps.countTasks({ state: "open" })) < 12) await deps.createTask({ title: "filler" });
     await say("/tasks");
     expect(last()).toMatch(/^Tasks \(page 1 of \d+\):/);
     expect(

@@ -103,7 +103,8 @@ export function chatWith(userId: number, language = "en", group?: number) {
         },
       };
     },
-    press(data: string, onMessage = 1): Update {
+    /** A button pressed under message `onMessage`, whose text Telegram sends with it. */
+    press(data: string, onMessage = 1, text = ""): Update {
       return {
         update_id: ++updateId,
         callback_query: {
@@ -111,7 +112,7 @@ export function chatWith(userId: number, language = "en", group?: number) {
           from,
           chat_instance: "test",
           data,
-          message: { message_id: onMessage, date: 0, chat, text: "" },
+          message: { message_id: onMessage, date: 0, chat, text },
         },
       };
     },
