@@ -14,6 +14,7 @@ const commands = [
   "mute",
   "unmute",
   "timezone",
+  "reminders",
   "cancel",
   "help",
 ];

@@ -11,6 +11,7 @@ cmd-stats = Numbers and activity
 cmd-mute = Silence alerts: /mute <server|all> <1h>
 cmd-unmute = Alerts back on
 cmd-timezone = Your time zone for deadlines: /timezone Europe/Berlin
+cmd-reminders = What reminders are coming
 cmd-cancel = Stop what you are doing
 cmd-help = How to use this bot
 
@@ -23,7 +24,7 @@ help =
     /tasks — the last tasks · /task <id> — one task in detail
     /health — is every server up? · /stats — numbers and activity
     /mute git 1h · /mute all 30m · /unmute — alerts
-    /timezone — your time zone for deadlines
+    /timezone — your time zone for deadlines · /reminders — what is coming
     /cancel — stop the current step
 nothing-to-cancel = Nothing to cancel.
 refused = Sorry, this bot is private. Your user id is { $id }; ask the owner to add it to ALLOWED_USER_IDS.
@@ -62,12 +63,14 @@ field-description = description
 field-priority = priority
 field-deadline = deadline
 field-tags = tags
+field-remind = reminders
+ask-remind = How long before the deadline should I remind you? For example "30m", "1h 10m", "1d", "0" (at the deadline) or "none". /skip keeps the default.
 not-created = Not created: { $error }. Edit the field and try again.
 not-created-storage = Nothing was created: { $error }. Your draft is kept; tap Create again in a moment.
 send-failed = ⚠️ I could not send that message ({ $error }). Your draft is kept.
 summary-chars = ({ $count } characters)
 created-no-progress = Task { $id } is created; /task { $id } shows how it goes.
-quick-form-help = Quick form: /newtask Title | description | p2 | tomorrow 18:00 | #work
+quick-form-help = Quick form: /newtask Title | description | p2 | tomorrow 18:00 | #work | remind 30m
 priority-1 = 1 · critical
 priority-2 = 2 · high
 priority-3 = 3 · normal
@@ -244,3 +247,19 @@ change-refused-rolled-back = Task { $id } was rolled back (a required server fai
 change-already = Task { $id } is { $state } already.
 change-accepted = { $kind } of task { $id }: on its way to { $count } servers.
 change-stale = That button is out of date: task { $id } is { $state } now.
+
+reminder = ⏰ Reminder: { $title } ({ $id })
+reminder-due = Due { $when }.
+reminder-overdue = It was due { $when }.
+reminder-late = Late: it was to come { $when }, while taskfan was not running.
+btn-snooze-hour = 💤 1 h
+btn-snooze-tomorrow = 💤 Tomorrow 9:00
+snoozed = Snoozed until { $when }.
+snooze-already = Already snoozed.
+reminders-none = No reminders are coming. A task with a deadline is reminded { $defaults } before it (set yours with "| remind 30m" in /newtask).
+reminders-head = Coming reminders:
+reminders-line = ⏰ { $when } · { $title } ({ $id })
+summary-remind = • Reminders: { $value }
+remind-none = none
+remind-at-deadline = at the deadline
+err-remind-bad = I could not read "{ $part }" as a time before the deadline. Use: remind 30m, remind 1h 10m, remind 1d, remind 0 (at the deadline) or remind none.

@@ -11,6 +11,7 @@ cmd-stats = Цифры и активность
 cmd-mute = Заглушить оповещения: /mute <сервер|all> <1h>
 cmd-unmute = Включить оповещения
 cmd-timezone = Ваш часовой пояс для сроков: /timezone Europe/Moscow
+cmd-reminders = Какие напоминания впереди
 cmd-cancel = Прервать текущее действие
 cmd-help = Как пользоваться ботом
 
@@ -23,7 +24,7 @@ help =
     /tasks — последние задачи · /task <id> — одна задача подробно
     /health — все ли серверы работают? · /stats — цифры и активность
     /mute git 1h · /mute all 30m · /unmute — оповещения
-    /timezone — ваш часовой пояс для сроков
+    /timezone — ваш часовой пояс для сроков · /reminders — что впереди
     /cancel — прервать текущий шаг
 nothing-to-cancel = Нечего отменять.
 refused = Извините, это частный бот. Ваш id: { $id }; попросите владельца добавить его в ALLOWED_USER_IDS.
@@ -62,12 +63,14 @@ field-description = описание
 field-priority = приоритет
 field-deadline = срок
 field-tags = теги
+field-remind = напоминания
+ask-remind = За сколько до срока напомнить? Например «30m», «1h 10m», «1d», «0» (в срок) или «none». /skip — как обычно.
 not-created = Не создано: { $error }. Исправьте поле и попробуйте снова.
 not-created-storage = Ничего не создано: { $error }. Черновик сохранён; нажмите «Создать» ещё раз чуть позже.
 send-failed = ⚠️ Не удалось отправить сообщение ({ $error }). Черновик сохранён.
 summary-chars = ({ $count } символов)
 created-no-progress = Задача { $id } создана; /task { $id } покажет, как идут дела.
-quick-form-help = Быстрая форма: /newtask Название | описание | p2 | завтра 18:00 | #работа
+quick-form-help = Быстрая форма: /newtask Название | описание | p2 | завтра 18:00 | #работа | remind 30m
 priority-1 = 1 · критично
 priority-2 = 2 · высокий
 priority-3 = 3 · обычный
@@ -245,3 +248,19 @@ change-refused-rolled-back = Задача { $id } отменена (обязат
 change-already = Задача { $id } уже { $state }.
 change-accepted = { $kind } задачи { $id }: отправлено на серверов: { $count }.
 change-stale = Кнопка устарела: задача { $id } сейчас { $state }.
+
+reminder = ⏰ Напоминание: { $title } ({ $id })
+reminder-due = Срок: { $when }.
+reminder-overdue = Срок был { $when }.
+reminder-late = С опозданием: оно должно было прийти { $when }, когда taskfan не работал.
+btn-snooze-hour = 💤 1 ч
+btn-snooze-tomorrow = 💤 Завтра в 9:00
+snoozed = Отложено до { $when }.
+snooze-already = Уже отложено.
+reminders-none = Напоминаний впереди нет. О задаче со сроком я напоминаю за { $defaults } (своё время: «| remind 30m» в /newtask).
+reminders-head = Напоминания впереди:
+reminders-line = ⏰ { $when } · { $title } ({ $id })
+summary-remind = • Напоминания: { $value }
+remind-none = нет
+remind-at-deadline = в срок
+err-remind-bad = Не понял «{ $part }» как время до срока. Пример: remind 30m, remind 1h 10m, remind 1d, remind 0 (в срок) или remind none.

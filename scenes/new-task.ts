@@ -3,10 +3,12 @@ import type { BotConversation, ConvContext } from "../src/bot/context.js";
 import { shorten } from "../src/bot/message-limits.js";
 import { StoreUnavailableError, ValidationError, describeError } from "../src/errors.js";
 import { formatInZone } from "../src/time-zone.js";
+import { offsetText } from "../src/domain/reminder.js";
 import {
   parseDeadline,
   parseDescription,
   parsePriority,
+  parseRemind,
   parseTags,
   parseTitle,
   type Draft,
@@ -21,10 +23,15 @@ export interface NewTaskDeps {
   /** The time zone a user chose (or the default). */
   zoneOf(userId: number | undefined): Promise<string>;
   /** Creates the task in the core and starts the live progress message in `locale`. */
-  create(draft: Draft & { title: string }, chatId: number, locale: string): Promise<{ ok: true; id: string }>;
+  create(
+    draft: Draft & { title: string },
+    chatId: number,
+    locale: string,
+    userId?: number,
+  ): Promise<{ ok: true; id: string }>;
 }
 
-type Field = "title" | "description" | "priority" | "deadline" | "tags";
+type Field = "title" | "description" | "priority" | "deadline" | "tags" | "remind";
 type Answer<T> = { kind: "value"; value: T } | { kind: "skip" } | { kind: "cancel" };
 type T = ConvContext["t"];
 
@@ -111,10 +118,20 @@ export function summaryOf(draft: Draft, t: T, reader: Reader): string {
       value: draft.deadline ? formatInZone(draft.deadline, reader.zone, reader.language) : none,
     }),
     t("summary-tags", { value: draft.tags?.length ? draft.tags.map((tag) => `#${tag}`).join(" ") : none }),
-  ].join("\n");
+    // Shown once the person chose them (the quick form's "remind", or Edit a field).
+    draft.remind ? t("summary-remind", { value: remindText(draft.remind, t) }) : "",
+  ]
+    .filter(Boolean)
+    .join("\n");
 }
 
 const summaryDescriptionLength = 500;
+
+/** "1h, at the deadline" (or "none"). */
+export function remindText(minutes: readonly number[], t: T): string {
+  if (minutes.length === 0) return t("remind-none");
+  return minutes.map((m) => (m === 0 ? t("remind-at-deadline") : offsetText(m))).join(", ");
+}
 
 /** Asks one field; returns false when the user cancelled. */
 async function askField(
@@ -156,6 +173,12 @@ async function askField(
     case "tags": {
       const a = await ask(conversation, ctx, "ask-tags", parseTags, { skippable: true, reader });
       if (a.kind !== "cancel") draft.tags = a.kind === "value" ? a.value : [];
+      return a.kind !== "cancel";
+    }
+    case "remind": {
+      const a = await ask(conversation, ctx, "ask-remind", parseRemind, { skippable: true, reader });
+      if (a.kind === "value") draft.remind = a.value;
+      else if (a.kind === "skip") delete draft.remind;
       return a.kind !== "cancel";
     }
   }
@@ -214,7 +237,8 @@ export function createNewTaskConversation(deps: NewTaskDeps) {
       }
       if (action === "edit") {
         const kb = new InlineKeyboard();
-        for (const f of fields) kb.text(ctx.t(`field-${f}`), `nt:f:${f}`);
+        // Reminders are not asked step by step (the default serves most): Edit sets them.
+        for (const f of [...fields, "remind" as const]) kb.text(ctx.t(`field-${f}`), `nt:f:${f}`);
         await say(ctx, ctx.t("which-field"), { reply_markup: kb });
         const pick = await conversation.waitForCallbackQuery(/^nt:f:/);
         await pick.answerCallbackQuery();
@@ -228,16 +252,18 @@ export function createNewTaskConversation(deps: NewTaskDeps) {
       const chatId = ctx.chat!.id;
       const locale = await ctx.i18n.getLocale();
       const result = await conversation.external(() =>
-        deps.create({ ...draft, title: draft.title! }, chatId, locale).catch((error: unknown) => ({
-          ok: false as const,
-          storage: error instanceof StoreUnavailableError,
-          error:
-            error instanceof ValidationError
-              ? `${error.field}: ${error.message}`
-              : error instanceof StoreUnavailableError
-                ? error.message
-                : "the task could not be stored",
-        })),
+        deps
+          .create({ ...draft, title: draft.title! }, chatId, locale, ctx.from?.id)
+          .catch((error: unknown) => ({
+            ok: false as const,
+            storage: error instanceof StoreUnavailableError,
+            error:
+              error instanceof ValidationError
+                ? `${error.field}: ${error.message}`
+                : error instanceof StoreUnavailableError
+                  ? error.message
+                  : "the task could not be stored",
+          })),
       );
       if (result.ok) return;
       // The draft stays: the summary comes again, with Create, Edit and Cancel.

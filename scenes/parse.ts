@@ -2,6 +2,7 @@ import * as chrono from "chrono-node";
 import type { Msg } from "../src/bot/i18n.js";
 import { shorten } from "../src/bot/message-limits.js";
 import { controlCharacterIn, reservedTagPrefix } from "../src/domain/task.js";
+import { parseOffsets } from "../src/domain/reminder.js";
 import { formatInZone, offsetMinutes } from "../src/time-zone.js";
 
 /** What a typed answer is read against: the moment, and the person's zone and language. */
@@ -111,12 +112,20 @@ export function parseTags(text: string): Parsed<string[]> {
   return ok(tags);
 }
 
+/** Reminders before the deadline: "30m", "1h 10m", "0" (at it), "none". */
+export function parseRemind(text: string): Parsed<number[]> {
+  const offsets = parseOffsets(text.replace(/^(remind|напомни(?:ть)?)\s+/iu, ""));
+  return offsets.ok ? ok(offsets.minutes) : fail("err-remind-bad", { part: shorten(offsets.part, 60) });
+}
+
 export interface Draft {
   title?: string;
   description?: string;
   priority?: number;
   deadline?: string | null;
   tags?: string[];
+  /** Minutes before the deadline to be reminded ([] none; absent: the configured default). */
+  remind?: number[];
 }
 
 /** Most of the text is a date (so "call Bob at 5 about the report" stays a description). */
@@ -135,7 +144,11 @@ export function parseQuickForm(text: string, at: ReadingContext): Parsed<Draft> 
   if (!title.ok) return title;
   const draft: Draft = { title: title.value };
   for (const part of rest.filter(Boolean)) {
-    if (/^p?[1-5]$/i.test(part)) {
+    if (/^(remind|напомни(?:ть)?)\s/iu.test(part)) {
+      const remind = parseRemind(part);
+      if (!remind.ok) return remind;
+      draft.remind = remind.value;
+    } else if (/^p?[1-5]$/i.test(part)) {
       draft.priority = Number(part.replace(/^p/i, ""));
     } else if (part.startsWith("#")) {
       const tags = parseTags(part);

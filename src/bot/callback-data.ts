@@ -19,7 +19,11 @@ export const buttonData = {
   /** A change from a button; `delete` asks first, `delete-yes` is the answer. */
   taskChange: (action: TaskButtonAction, taskId: string) => `task:${action}:${taskId}`,
   timeZone: (zone: string) => `tz:${zone}`,
+  /** Snooze a reminder: an hour from the press, or until 9:00 tomorrow in the user's zone. */
+  snooze: (reminderId: number, until: SnoozeUntil) => `rem:snooze:${reminderId}:${until}`,
 };
+
+export type SnoozeUntil = "1h" | "tomorrow";
 
 const int = z
   .string()
@@ -89,3 +93,11 @@ export const timeZoneButtonSchema = z
   .regex(/^tz:[\w+\-/]{1,60}$/)
   .transform((data) => canonicalZone(data.slice(3)))
   .pipe(z.string());
+
+/** rem:snooze:<reminder id>:<1h|tomorrow>; the handler checks the reminder and its task. */
+export const snoozeSchema = z
+  .string()
+  .max(40)
+  .transform((data) => data.split(":"))
+  .pipe(z.tuple([z.literal("rem"), z.literal("snooze"), int, z.enum(["1h", "tomorrow"])]))
+  .transform(([, , id, until]) => ({ id, until }));

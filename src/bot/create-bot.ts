@@ -9,6 +9,7 @@ import { alertsHandler } from "../../handlers/alerts.js";
 import { healthHandler } from "../../handlers/health.js";
 import { muteHandler } from "../../handlers/mute.js";
 import { commandList, startHandler } from "../../handlers/start.js";
+import { remindersHandler } from "../../handlers/reminders.js";
 import { statsHandler } from "../../handlers/stats.js";
 import { taskHandler } from "../../handlers/task.js";
 import { tasksHandler } from "../../handlers/tasks.js";
@@ -156,7 +157,7 @@ export function createBot(deps: BotDeps, settings: BotSettings, options: BotOpti
     createConversation(
       createNewTaskConversation({
         zoneOf: (userId) => deps.timezoneOf(userId),
-        async create(draft, chatId, locale) {
+        async create(draft, chatId, locale, userId) {
           const id = await deps.createTask(
             {
               title: draft.title,
@@ -165,7 +166,13 @@ export function createBot(deps: BotDeps, settings: BotSettings, options: BotOpti
               deadline: draft.deadline ?? undefined,
               tags: draft.tags,
             },
-            { owner: { chatId: String(chatId), userId: null } },
+            {
+              owner: {
+                chatId: String(chatId),
+                userId: userId ?? null,
+                ...(draft.remind ? { remind: draft.remind } : {}),
+              },
+            },
           );
           // The task exists from here on: a progress message that cannot be sent must not
           // make the conversation offer to create it again.
@@ -204,6 +211,7 @@ export function createBot(deps: BotDeps, settings: BotSettings, options: BotOpti
     muteHandler(deps),
     alertsHandler(deps, translatorFor(i18n, settings.alertLanguage)),
     timezoneHandler(deps),
+    remindersHandler(deps),
   );
   bot.on("callback_query:data", (ctx) => ctx.answerCallbackQuery({ text: ctx.t("button-inactive") }));
   bot.on("message", (ctx) => ctx.reply(ctx.t("not-understood")));

@@ -12,15 +12,12 @@ import type {
   OrchestratorEvents,
   TaskChangeInput,
 } from "../orchestrator/orchestrator.js";
-import type { AlertStore, BotStateStore } from "../store/store.js";
+import type { AlertStore, BotStateStore, ReminderStore, TaskOwner } from "../store/store.js";
 import type { StoreHealth } from "../store/store-health.js";
 
 /** What the bot needs from the core: plain functions and events, no grammY in the core. */
 export interface BotDeps {
-  createTask(
-    input: NewTask,
-    opts?: { idempotencyKey?: string; owner?: { chatId: string; userId: number | null } },
-  ): Promise<string>;
+  createTask(input: NewTask, opts?: { idempotencyKey?: string; owner?: TaskOwner }): Promise<string>;
   /** A change of a task (see Orchestrator.changeTask); its errors say why it was refused. */
   changeTask(id: string, input: TaskChangeInput, opts?: ChangeOptions): Promise<ChangeResult>;
   getTask(id: string): Promise<TaskView | undefined>;
@@ -52,8 +49,20 @@ export interface BotDeps {
   /** The zone a user reads and types deadlines in: theirs (/timezone), else the default. */
   timezoneOf(userId: number | undefined): Promise<string>;
   log: Logger;
-  /** Counters for alert deliveries and Bot API errors. */
-  metrics?: { alertSent(): void; alertFailed(): void; telegramError(code: number | string): void };
+  /** The clock snoozes count from (tests move it); Date.now by default. */
+  now?: (() => number) | undefined;
+  /** Reminders before deadlines (absent: none are kept). */
+  reminders?: ReminderStore | undefined;
+  /** Minutes before the deadline a task is reminded at when it asks for nothing else. */
+  remindDefaults?: readonly number[] | undefined;
+  /** Counters for alert deliveries, Bot API errors and reminders. */
+  metrics?: {
+    alertSent(): void;
+    alertFailed(): void;
+    telegramError(code: number | string): void;
+    reminderFired?(late: boolean): void;
+    reminderSnoozed?(): void;
+  };
 }
 
 export interface BotSettings {

@@ -15,6 +15,9 @@ import type { TelegramSend } from "../alerts/telegram.js";
 import { taskfanVersion } from "../banner.js";
 import { formatAlert } from "./alert-format.js";
 import type { Translate } from "./i18n.js";
+import { parseOffsets } from "../domain/reminder.js";
+import { Reminders } from "./reminders.js";
+import type { Api } from "grammy";
 
 const hour = 3_600_000;
 
@@ -35,6 +38,17 @@ function alertRoutesOf(
     log.child({ component: "alert-routes" }),
     { metrics: core.metrics },
   );
+}
+
+/** The reminder loop of this instance (none when `reminders.enabled` is false). */
+function remindersOf(core: Core, deps: BotDeps, api: Api, t: Translate): Reminders | undefined {
+  if (!deps.reminders) return undefined;
+  return new Reminders(api, deps.reminders, deps, {
+    defaults: deps.remindDefaults ?? [],
+    t,
+    language: core.config.notifications.telegram.language,
+    intervalMs: core.config.reminders.check_interval * 1000,
+  });
 }
 
 /** The core as the bot sees it. */
@@ -64,6 +78,11 @@ export function botDepsOf(core: Core, log: Logger): BotDeps {
     routes: () => core.routes(),
     timezoneOf: async (userId) =>
       (userId === undefined ? undefined : await store.bot.timezones.get(userId)) ?? core.config.timezone,
+    reminders: core.config.reminders.enabled ? store.reminders : undefined,
+    remindDefaults: core.config.reminders.before.flatMap((b) => {
+      const parsed = parseOffsets(b);
+      return parsed.ok ? parsed.minutes : [];
+    }),
     log,
     metrics: core.metrics,
   };
@@ -108,9 +127,12 @@ export async function startFrontEnd(
     notices.holding(true);
     const routes = alertRoutesOf(core, log, chat.bot.translator(telegram.language));
     routes?.start();
+    const reminders = remindersOf(core, deps, chat.bot.bot.api, chat.bot.translator(telegram.language));
+    reminders?.start();
     return {
       kind: "console",
       async stop() {
+        await reminders?.stop();
         await alerts.stop();
         await notices.stop();
         await routes?.stop();
@@ -185,11 +207,15 @@ export async function startFrontEnd(
       return Promise.resolve(() => routes.stop());
     });
   }
+  // Every instance sends reminders: each is claimed by one of them, so it goes out once.
+  const reminders = remindersOf(core, deps, tb.bot.api, tb.translator(telegram.language));
+  reminders?.start();
   log.info({ username: tb.bot.botInfo.username }, "telegram bot started");
   return {
     kind: "telegram",
     username: tb.bot.botInfo.username,
     async stop() {
+      await reminders?.stop();
       await core.singletons.stop();
       await notices?.stop();
       tb.progress.stop();

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { maxReminders, parseOffsets } from "../domain/reminder.js";
 import { canonicalZone } from "../time-zone.js";
 import { alertKinds } from "../domain/alert.js";
 
@@ -142,6 +143,23 @@ export const configFileSchema = z.strictObject({
     })
     .prefault({}),
   sync_interval: interval(5).default(300),
+  /** Reminders before a task's deadline, sent to the chat that made it. */
+  reminders: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      /** How long before the deadline, when a task asks for nothing else: "1h", "30m", "1d", "0" (at it). */
+      before: z
+        .array(
+          z
+            .string()
+            .refine((text) => parseOffsets(text).ok, 'a time before the deadline such as "1h", "30m" or "0"'),
+        )
+        .max(maxReminders, `at most ${maxReminders} reminders`)
+        .default(["1h", "0"]),
+      /** How often due reminders are looked for. */
+      check_interval: interval(1).default(15),
+    })
+    .prefault({}),
   health_check_interval: interval(1).default(60),
   circuit_breaker_threshold: z.number().int().min(1).max(100).default(5),
   circuit_breaker_half_open_after: seconds.default(30),

@@ -14,6 +14,9 @@ export interface Metrics {
   alertSent(route?: string): void;
   alertFailed(route?: string): void;
   telegramError(code: number | string): void;
+  /** A reminder sent to its chat (`late`: after every instance was down at its time). */
+  reminderFired(late: boolean): void;
+  reminderSnoozed(): void;
 }
 
 /** Prometheus metrics, fed by the core's events and read from its state at scrape time. */
@@ -145,6 +148,13 @@ export function createMetrics(deps: {
     registers,
   });
 
+  const reminders = new Counter({
+    name: "taskfan_reminders_total",
+    help: "Reminders sent (fired, of which late) and snoozed.",
+    labelNames: ["event"],
+    registers,
+  });
+
   orchestrator.on("operation.done", (e) => {
     operations.inc({ server: e.server, outcome: "done" });
     if (e.ms !== undefined) duration.observe({ server: e.server }, e.ms / 1000);
@@ -174,5 +184,10 @@ export function createMetrics(deps: {
     alertSent: (route = "telegram") => alerts.inc({ result: "sent", route }),
     alertFailed: (route = "telegram") => alerts.inc({ result: "failed", route }),
     telegramError: (code) => telegram.inc({ code: String(code) }),
+    reminderFired(late) {
+      reminders.inc({ event: "fired" });
+      if (late) reminders.inc({ event: "late" });
+    },
+    reminderSnoozed: () => reminders.inc({ event: "snoozed" }),
   };
 }

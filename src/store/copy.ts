@@ -17,6 +17,7 @@ const tables = [
   "mutes",
   "user_settings",
   "dispatchers",
+  "reminders",
 ] as const;
 type Table = (typeof tables)[number];
 
@@ -33,7 +34,7 @@ export class TargetNotEmptyError extends TaskfanError {
 
 /**
  * Copies a SQLite store (tasks and their changes, operations, events, alerts and their routes' deliveries, conversations, mutes, users'
- * settings, the running dispatchers) into an empty PostgreSQL database, migrating both
+ * settings, the running dispatchers, reminders) into an empty PostgreSQL database, migrating both
  * first, in one PostgreSQL transaction: all of it or nothing. Ids are kept, and the
  * sequences continue after them. Returns the rows copied per table.
  */
@@ -79,7 +80,7 @@ export async function copySqliteToPostgres(sqliteFile: string, url: string): Pro
         }
         await flush();
       }
-      for (const table of ["task_changes", "operations", "events", "alerts"] as const) {
+      for (const table of ["task_changes", "operations", "events", "alerts", "reminders"] as const) {
         await client.query(
           `SELECT setval(pg_get_serial_sequence('${table}', 'id'), coalesce(max(id), 1), max(id) IS NOT NULL) FROM ${table}`,
         );

@@ -121,6 +121,7 @@ export interface StoreQueries {
   alertRoutes: AlertRouteStore;
   bot: BotStateStore;
   dispatchers: DispatcherStore;
+  reminders: ReminderStore;
 }
 
 export interface NewOperationRow {
@@ -137,6 +138,8 @@ export interface NewOperationRow {
 export interface TaskOwner {
   chatId: string;
   userId: number | null;
+  /** Minutes before the deadline to remind the owner ([] never; absent: the configured default). */
+  remind?: readonly number[] | undefined;
 }
 
 /** A task as a change leaves it, and the record of that change. */
@@ -529,4 +532,72 @@ export interface DispatcherStore {
   ): Promise<{ gone: string[]; rechecked: number }>;
   /** A clean stop: nothing this run claimed is left unrecorded. */
   unregister(owner: string): Promise<void>;
+}
+
+/** A task whose reminders are not planned for its current version. */
+export interface ReminderPlan {
+  taskId: string;
+  version: number;
+  state: LifecycleState;
+  deadline: string | null;
+  chatId: string | null;
+  /** Minutes before the deadline; null: the configured default. */
+  remind: number[] | null;
+}
+
+/** A reminder claimed to be sent, with what its message says. */
+export interface DueReminder {
+  id: number;
+  taskId: string;
+  kind: "before" | "snooze";
+  /** How long before the deadline (kind before). */
+  offsetMs: number;
+  fireAt: number;
+  title: string;
+  deadline: string | null;
+  chatId: string;
+  userId: number | null;
+}
+
+/** A reminder still to fire, as /reminders lists it. */
+export interface UpcomingReminder {
+  id: number;
+  taskId: string;
+  kind: "before" | "snooze";
+  fireAt: number;
+  title: string;
+  deadline: string | null;
+}
+
+/**
+ * Reminders: rows planned from each task's deadline, claimed by one instance (a lease, as
+ * operations are), fired once. A task is planned again whenever its version moves on, so a
+ * moved deadline moves its reminders and a done or deleted task keeps none.
+ */
+export interface ReminderStore {
+  /** Tasks whose reminders were not planned for their current version, oldest first. */
+  toPlan(limit: number): Promise<ReminderPlan[]>;
+  /**
+   * Replaces the task's pending reminders before the deadline with `before` (its snoozes
+   * too when `keepSnoozes` is false) and marks it planned for `version`; false, with
+   * nothing written, when the task is no longer at `version`.
+   */
+  replan(
+    taskId: string,
+    version: number,
+    before: ReadonlyArray<{ offsetMs: number; fireAt: number }>,
+    keepSnoozes: boolean,
+  ): Promise<boolean>;
+  /** Reminders of open tasks due at `at` (and those whose claim ran out by then), claimed for `owner`. */
+  claim(owner: string, at: number, limit: number, leaseMs: number): Promise<DueReminder[]>;
+  /** Records a claimed reminder as sent; false when the claim was lost. */
+  sent(id: number, owner: string, late: boolean): Promise<boolean>;
+  /** Gives a claimed reminder back, due again at `at`. */
+  retry(id: number, owner: string, at: number): Promise<void>;
+  /** A new reminder of the same task at `at`; undefined when this one was snoozed already. */
+  snooze(id: number, at: number): Promise<number | undefined>;
+  /** The task a reminder is of. */
+  taskOf(id: number): Promise<string | undefined>;
+  /** What will fire for the open tasks of a chat, soonest first. */
+  upcoming(chatId: string, limit: number): Promise<UpcomingReminder[]>;
 }

@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { AlertDelivery } from "../../src/bot/alert-delivery.js";
+import { Reminders } from "../../src/bot/reminders.js";
 import { createBot, type TaskfanBot } from "../../src/bot/create-bot.js";
 import type { BotDeps, BotSettings } from "../../src/bot/deps.js";
 import { botDepsOf } from "../../src/bot/front-end.js";
@@ -373,6 +374,96 @@ describe("commands", () => {
     await say(`/reopen ${ids[0]}`);
     expect(last()).toBe(`reopen of task ${ids[0]}: on its way to 2 servers.`);
     await h.core.orchestrator.waitForChanges(ids[0]!, 10_000);
+  });
+
+  it("reminds before the deadline once, snoozes once, moves with the deadline, never for a done task, late after a downtime", async () => {
+    const clock = { t: Date.now() };
+    const reminders = new Reminders(bot.bot.api, deps.reminders!, deps, {
+      defaults: [60, 0],
+      t: bot.translator("en"),
+      now: () => clock.t,
+    });
+    const clocked: BotDeps = { ...deps, now: () => clock.t };
+    const chat = createBot(clocked, settings, { token: "42:TEST", botInfo, fetch: tg.fetch });
+    const min = 60_000;
+    await say("/newtask Pay rent | in 10 days | remind 30m 0");
+    expect(last()).toContain("• Reminders: 30m, at the deadline");
+    await press("nt:create");
+    const task = (await deps.recentTasks(1, 0))[0]!;
+    expect(task).toMatchObject({ title: "Pay rent", chatId: String(owner), userId: owner });
+    const deadline = Date.parse(task.deadline!);
+    const rent = () =>
+      tg.sent().filter((c) => String(c.payload.text).startsWith(`⏰ Reminder: Pay rent (${task.id})`));
+    const run = async (at: number) => {
+      clock.t = at;
+      return reminders.pass();
+    };
+    await run(Date.now());
+    await chat.bot.handleUpdate(me.text("/reminders"));
+    expect(last()).toMatch(new RegExp(`^Coming reminders:\n(.*\n)*⏰ .+ · Pay rent \\(${task.id}\\)`));
+    await run(deadline - 31 * min);
+    expect(rent()).toHaveLength(0);
+    await run(deadline - 29 * min);
+    await run(deadline - 28 * min);
+    expect(rent()).toHaveLength(1);
+    const first = rent()[0]!;
+    expect(first.payload.text).toMatch(/^⏰ Reminder: Pay rent \(\w{10}\)\nDue .+\.$/);
+    const buttons = (
+      first.payload.reply_markup as { inline_keyboard: Array<Array<{ callback_data: string }>> }
+    ).inline_keyboard
+      .flat()
+      .map((b) => b.callback_data);
+    expect(buttons[0]).toBe(`task:done:${task.id}`);
+    const snooze = buttons.find((b) => b.endsWith(":1h"))!;
+    expect(buttons).toContain(snooze.replace(":1h", ":tomorrow"));
+    const answered = () =>
+      tg.calls
+        .filter((c) => c.method === "answerCallbackQuery")
+        .map((c) => c.payload.text)
+        .at(-1);
+    await chat.bot.handleUpdate(me.press(snooze, 1, String(first.payload.text)));
+    expect(answered()).toMatch(/^Snoozed until /);
+    await chat.bot.handleUpdate(me.press(snooze, 1, String(first.payload.text)));
+    expect(answered()).toBe("Already snoozed.");
+    await chat.bot.handleUpdate(me.press("rem:snooze:99x:1h"));
+    expect(answered()).toBe("That button is not valid.");
+
+    // The deadline moves a day on: its reminders move, the snooze stays where it was.
+    const moved = deadline + 24 * 60 * min;
+    await deps.changeTask(task.id, { kind: "update", fields: { deadline: new Date(moved).toISOString() } });
+    await run(deadline - 27 * min);
+    await run(deadline + 32 * min);
+    expect(rent()).toHaveLength(2);
+    expect(rent()[1]!.payload.text).not.toContain("Late");
+    await run(deadline + 2 * 60 * min);
+    expect(rent()).toHaveLength(2);
+    await run(moved - 29 * min);
+    expect(rent()).toHaveLength(3);
+
+    // Done from the reminder: the one at the deadline never comes, and the snooze button is out of date.
+    await chat.bot.handleUpdate(me.press(`task:done:${task.id}`));
+    await h.core.orchestrator.waitForChanges(task.id, 10_000);
+    await run(moved + min);
+    expect(rent()).toHaveLength(3);
+    await chat.bot.handleUpdate(me.press(snooze.replace(":1h", ":tomorrow")));
+    expect(answered()).toBe(`That button is out of date: task ${task.id} is done ✅ now.`);
+
+    // Every instance down at a reminder's time: it comes once at the next start, marked late.
+    await say("/newtask Call the bank | in 12 days | remind 0");
+    await press("nt:create");
+    const bank = (await deps.recentTasks(1, 0))[0]!;
+    await run(Date.now());
+    await run(Date.parse(bank.deadline!) + 3 * 60 * min);
+    await run(Date.parse(bank.deadline!) + 3 * 60 * min + min);
+    const late = tg
+      .sent()
+      .filter((c) => String(c.payload.text).startsWith(`⏰ Reminder: Call the bank (${bank.id})`));
+    expect(late).toHaveLength(1);
+    expect(late[0]!.payload.text).toMatch(
+      /\nIt was due .+\.\nLate: it was to come .+, while taskfan was not running\.$/,
+    );
+    chat.progress.stop();
+    await reminders.stop();
   });
 
   it("/tasks pages through tasks ten at a time", async () => {

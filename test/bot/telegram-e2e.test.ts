@@ -190,6 +190,7 @@ describe("the bot as a process, against an HTTP fake of the Bot API", () => {
       "mute",
       "unmute",
       "timezone",
+      "reminders",
       "cancel",
       "help",
     ]);

@@ -1045,3 +1045,153 @@ describe.each(engines)("the $name alert outbox", (engine) => {
     expect(await store.tasks.list({ limit: 1, offset: 1 })).toMatchObject([{ id: "b" }]);
   });
 });
+
+describe.each(engines)("the $name reminders", (engine) => {
+  const hour = 3_600_000;
+  const due = (t: number) => new Date(t).toISOString();
+  const openChange = (deadline: string | null, state: "open" | "done" = "open") => ({
+    kind: state === "done" ? ("complete" as const) : ("update" as const),
+    task: { ...task, deadline },
+    state,
+    completedAt: null,
+    deletedAt: null,
+    changed: {},
+    source: "chat",
+    key: null,
+  });
+
+  it("plans a task once per version, fires each reminder once, and keeps none for a task that is done", async () => {
+    const c = clock(10 * hour);
+    const store = await engine.open(c.now);
+    const deadline = due(c.t + 3 * hour);
+    await store.tasks.insertWithOperations("t1", { ...task, deadline }, null, [op("t1", "git")], {
+      chatId: "42",
+      userId: 7,
+      remind: [60, 0],
+    });
+    // No chat: planned, with nothing to plan.
+    await store.tasks.insertWithOperations("t2", { ...task, deadline }, null, [op("t2", "git")]);
+    expect(await store.reminders.toPlan(10)).toMatchObject([
+      { taskId: "t1", version: 1, deadline, chatId: "42", remind: [60, 0] },
+      { taskId: "t2", version: 1, chatId: null, remind: null },
+    ]);
+    const at = Date.parse(deadline);
+    expect(
+      await store.reminders.replan(
+        "t1",
+        1,
+        [
+          { offsetMs: hour, fireAt: at - hour },
+          { offsetMs: 0, fireAt: at },
+        ],
+        true,
+      ),
+    ).toBe(true);
+    expect(await store.reminders.replan("t2", 1, [], true)).toBe(true);
+    expect(await store.reminders.toPlan(10)).toEqual([]);
+    // A plan for a version the task has left writes nothing.
+    expect(await store.reminders.replan("t1", 0, [], true)).toBe(false);
+
+    expect(await store.reminders.claim("a", at - hour - 1, 10, 60_000)).toEqual([]);
+    const [first, ...more] = await store.reminders.claim("a", at - hour, 10, 60_000);
+    expect(more).toEqual([]);
+    expect(first).toMatchObject({
+      taskId: "t1",
+      kind: "before",
+      offsetMs: hour,
+      title: "a",
+      chatId: "42",
+      userId: 7,
+    });
+    // Claimed: no one else gets it while the claim holds; the holder records it sent once.
+    expect(await store.reminders.claim("b", at - hour + 30_000, 10, 60_000)).toEqual([]);
+    expect(await store.reminders.sent(first!.id, "b", false)).toBe(false);
+    expect(await store.reminders.sent(first!.id, "a", false)).toBe(true);
+    expect(await store.reminders.claim("b", at - 1, 10, 60_000)).toEqual([]);
+    expect((await store.reminders.upcoming("42", 10)).map((r) => r.fireAt)).toEqual([at]);
+
+    // Done: planned again, it keeps nothing to fire.
+    expect(await store.tasks.applyChange("t1", 1, openChange(deadline, "done"))).toBe(true);
+    const [again] = await store.reminders.toPlan(10);
+    expect(again).toMatchObject({ taskId: "t1", version: 2, state: "done" });
+    expect(await store.reminders.replan("t1", 2, [], false)).toBe(true);
+    expect(await store.reminders.claim("a", at + hour, 10, 60_000)).toEqual([]);
+    expect(await store.reminders.upcoming("42", 10)).toEqual([]);
+  });
+
+  it("moves a task's reminders with its deadline, keeps its snoozes, one per reminder, and takes back a claim that ran out", async () => {
+    const c = clock(10 * hour);
+    const store = await engine.open(c.now);
+    const first = c.t + 2 * hour;
+    await store.tasks.insertWithOperations("t1", { ...task, deadline: due(first) }, null, [op("t1", "git")], {
+      chatId: "42",
+      userId: null,
+    });
+    await store.reminders.replan("t1", 1, [{ offsetMs: hour, fireAt: first - hour }], true);
+    const [r] = await store.reminders.claim("a", first - hour, 10, 60_000);
+    await store.reminders.sent(r!.id, "a", false);
+    const snooze = await store.reminders.snooze(r!.id, first - hour + hour / 2);
+    expect(snooze).toBeTypeOf("number");
+    // The same button again: no second snooze.
+    expect(await store.reminders.snooze(r!.id, first)).toBeUndefined();
+
+    // The deadline moves a day on: the reminder before it moves; the snooze stays.
+    const moved = first + 24 * hour;
+    await store.tasks.applyChange("t1", 1, openChange(due(moved)));
+    await store.reminders.replan("t1", 2, [{ offsetMs: hour, fireAt: moved - hour }], true);
+    expect((await store.reminders.upcoming("42", 10)).map((x) => [x.kind, x.fireAt])).toEqual([
+      ["snooze", first - hour / 2],
+      ["before", moved - hour],
+    ]);
+    // A holder that never says it sent: its claim runs out and another instance takes it.
+    const [held] = await store.reminders.claim("a", first, 10, 60_000);
+    expect(held).toMatchObject({ id: snooze, kind: "snooze" });
+    expect(await store.reminders.claim("b", first + 59_000, 10, 60_000)).toEqual([]);
+    const [taken] = await store.reminders.claim("b", first + 61_000, 10, 60_000);
+    expect(taken?.id).toBe(snooze);
+    expect(await store.reminders.sent(snooze!, "a", false)).toBe(false);
+    expect(await store.reminders.sent(snooze!, "b", true)).toBe(true);
+    // A send that failed comes back at its new time.
+    const [last] = await store.reminders.claim("a", moved - hour, 10, 60_000);
+    await store.reminders.retry(last!.id, "a", moved - hour + 60_000);
+    expect(await store.reminders.claim("a", moved - hour + 59_000, 10, 60_000)).toEqual([]);
+    expect(await store.reminders.claim("a", moved - hour + 60_000, 10, 60_000)).toHaveLength(1);
+  });
+
+  it("never hands one reminder to two of three instances claiming at once", async () => {
+    const [a, b] = await engine.openTwo();
+    const at = Date.now() + 10 * hour;
+    for (let i = 0; i < 60; i++) {
+      await a.tasks.insertWithOperations(
+        `t${i}`,
+        { ...task, deadline: due(at) },
+        null,
+        [op(`t${i}`, "git")],
+        {
+          chatId: "42",
+          userId: null,
+        },
+      );
+      await a.reminders.replan(
+        `t${i}`,
+        1,
+        [
+          { offsetMs: hour, fireAt: at - hour },
+          { offsetMs: 0, fireAt: at },
+        ],
+        true,
+      );
+    }
+    const taken: number[] = [];
+    const claimAll = async (store: Store, owner: string) => {
+      for (;;) {
+        const got = await store.reminders.claim(owner, at, 7, 60_000);
+        if (got.length === 0) return;
+        taken.push(...got.map((r) => r.id));
+      }
+    };
+    await Promise.all([claimAll(a, "one"), claimAll(b, "two"), claimAll(a, "three")]);
+    expect(taken).toHaveLength(120);
+    expect(new Set(taken).size).toBe(120);
+  });
+});

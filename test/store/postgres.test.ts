@@ -41,7 +41,7 @@ describe("PostgreSQL migrations", () => {
     const url = await server.createDatabase();
     const [a, b] = await Promise.all([createPostgresStore(url), createPostgresStore(url)]);
     try {
-      expect(await appliedVersions(url)).toEqual([1, 2, 3, 4, 5, 6]);
+      expect(await appliedVersions(url)).toEqual([1, 2, 3, 4, 5, 6, 7]);
       await a.tasks.insertWithOperations(
         "t1",
         { title: "a", description: "", priority: 1, deadline: null, tags: [] },
@@ -57,7 +57,7 @@ describe("PostgreSQL migrations", () => {
     const again = await createPostgresStore(url);
     expect(await again.tasks.count()).toBe(1);
     await again.close();
-    expect(await appliedVersions(url)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(await appliedVersions(url)).toEqual([1, 2, 3, 4, 5, 6, 7]);
   });
 
   it("bring a database of each earlier version forward, keeping its data", async () => {
@@ -389,7 +389,7 @@ describe("moving a SQLite store to PostgreSQL", () => {
         const url = await server.createDatabase();
         const copy = await taskfan(["store", "copy", "--to", url]);
         expect(copy.stdout).toMatch(
-          /^copied 1 tasks, 0 task changes, 10 operations, \d+ events, 0 alerts, 0 alert routes, 0 alert deliveries, 0 conversations, 0 mutes, 0 user settings, 0 dispatchers from .*taskfan\.db to postgres:\/\//,
+          /^copied 1 tasks, 0 task changes, 10 operations, \d+ events, 0 alerts, 0 alert routes, 0 alert deliveries, 0 conversations, 0 mutes, 0 user settings, 0 dispatchers, 0 reminders from .*taskfan\.db to postgres:\/\//,
         );
         // The same task, read from PostgreSQL.
         const onPg = JSON.parse(

@@ -38,7 +38,7 @@ describe("store", () => {
     expect(store.db.pragma("foreign_keys", { simple: true })).toBe(1);
     expect(store.db.pragma("busy_timeout", { simple: true })).toBe(5000);
     expect(store.db.pragma("temp_store", { simple: true })).toBe(2);
-    expect(store.db.pragma("user_version", { simple: true })).toBe(13);
+    expect(store.db.pragma("user_version", { simple: true })).toBe(14);
   });
 
   it("reads operations through indexes: only the small per-status ones are ever scanned whole", async () => {

@@ -11,6 +11,7 @@ import { createAlertRouteStore } from "./alert-routes.js";
 import { createAlertStore } from "./alerts.js";
 import { createBotStateStore } from "./bot-state.js";
 import { createDispatcherStore } from "./dispatchers.js";
+import { createReminderStore } from "./reminders.js";
 import { createEventStore } from "./events.js";
 import { createOperationStore } from "./operations.js";
 import type { Queryable } from "./sql.js";
@@ -196,6 +197,7 @@ function queriesOn(q: Queryable, now: () => number): StoreQueries {
     alertRoutes: createAlertRouteStore(q),
     bot: createBotStateStore(q, now),
     dispatchers: createDispatcherStore(q, now),
+    reminders: createReminderStore(q, now),
   };
 }
 

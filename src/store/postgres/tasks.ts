@@ -13,8 +13,8 @@ export function createTaskStore(q: Queryable, now: () => number): StoreQueries["
         const leased = (op: (typeof ops)[number]) => (op.waitsFor.length === 0 ? op.lease : undefined);
         await c.query(
           `INSERT INTO tasks (id, title, description, priority, deadline, tags, status, idempotency_key,
-             idempotency_hash, chat_id, user_id, created_at, updated_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $11, $12, $10, $10)`,
+             idempotency_hash, chat_id, user_id, remind, created_at, updated_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $11, $12, $13, $10, $10)`,
           [
             id,
             task.title,
@@ -28,6 +28,7 @@ export function createTaskStore(q: Queryable, now: () => number): StoreQueries["
             t,
             owner?.chatId ?? null,
             owner?.userId ?? null,
+            owner?.remind ? JSON.stringify(owner.remind) : null,
           ],
         );
         const claimed: Operation[] = [];

@@ -8,6 +8,7 @@ import { createDispatcherStore } from "./dispatchers.js";
 import { createEventStore } from "./events.js";
 import { openDatabase, type Db } from "./open-database.js";
 import { createOperationStore } from "./operations.js";
+import { createReminderStore } from "./reminders.js";
 import { createTaskStore } from "./tasks.js";
 
 /** The SQLite store also lends its connection (tests and the bench read it directly). */
@@ -49,6 +50,7 @@ export function createSqliteStore(
     alertRoutes: settled(createAlertRouteStore(db)),
     bot: settled(createBotStateStore(db, now)),
     dispatchers: settled(createDispatcherStore(db, now)),
+    reminders: settled(createReminderStore(db, now)),
   };
   const statements = {
     begin: db.prepare("BEGIN IMMEDIATE"),

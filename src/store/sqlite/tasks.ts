@@ -13,8 +13,8 @@ import { taskFilterSql, toOperation, toTask, type OperationRow, type TaskRow } f
 export function createTaskStore(db: Db, now: () => number) {
   const insertTask = db.prepare<[Record<string, unknown>]>(
     `INSERT INTO tasks (id, title, description, priority, deadline, tags, status, idempotency_key, idempotency_hash,
-       chat_id, user_id, created_at, updated_at)
-     VALUES (@id, @title, @description, @priority, @deadline, @tags, @status, @key, @hash, @chatId, @userId, @now, @now)`,
+       chat_id, user_id, remind, created_at, updated_at)
+     VALUES (@id, @title, @description, @priority, @deadline, @tags, @status, @key, @hash, @chatId, @userId, @remind, @now, @now)`,
   );
   const applyChange = db.prepare<[Record<string, unknown>]>(
     `UPDATE tasks SET title = @title, description = @description, priority = @priority, deadline = @deadline,
@@ -90,6 +90,7 @@ export function createTaskStore(db: Db, now: () => number) {
         hash: key?.hash ?? null,
         chatId: owner?.chatId ?? null,
         userId: owner?.userId ?? null,
+        remind: owner?.remind ? JSON.stringify(owner.remind) : null,
         now: t,
       });
       for (const op of ops) {
