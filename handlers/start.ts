@@ -8,6 +8,7 @@ const commands = [
   "task",
   "done",
   "reopen",
+  "edit",
   "delete",
   "health",
   "stats",

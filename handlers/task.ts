@@ -8,6 +8,7 @@ import { ChangeRefusedError, TaskNotFoundError } from "../src/errors.js";
 import type { TaskChangeInput } from "../src/orchestrator/orchestrator.js";
 import { formatInZone } from "../src/time-zone.js";
 import { renderTask, taskKeyboard } from "../src/bot/task-format.js";
+import { parseEditReply } from "../scenes/parse.js";
 
 /** At most this many tasks in one /done or /reopen. */
 const maxBulk = 20;
@@ -15,28 +16,18 @@ const maxBulk = 20;
 /** Task ids in a command's text: the ten-character ids taskfan makes. */
 const idsIn = (text: string) => text.split(/[\s,]+/).filter((w) => /^[0-9a-z]{10}$/.test(w));
 
-/**
- * /task <id>: per-server status, remote ids, attempts, errors, with buttons to retry what
- * failed and to finish, reopen or delete the task. /done, /reopen and /delete change a task
- * on every server that holds it (through the outbox, like its create); its progress edits
- * one message.
- */
-export function taskHandler(
-  deps: BotDeps,
-  progress?: { start(chatId: number, taskId: string, t: Translate, change?: boolean): Promise<void> },
-): Composer<BotContext> {
-  const c = new Composer<BotContext>();
-  // Deadlines in the reader's zone and language.
-  const render = async (ctx: BotContext, view: TaskView) => {
-    const zone = await deps.timezoneOf(ctx.from?.id);
-    const locale = await ctx.i18n.getLocale();
-    return renderTask(view, ctx.t, true, (iso) => formatInZone(iso, zone, locale));
-  };
-  const stateName = (ctx: BotContext, state: string) => ctx.t(`state-${state}`);
+/** What a change is said to: the reader's words, and the chat its progress goes to. */
+type Speaker = { t: Translate; chat?: { id: number } | undefined };
+type Progress = { start(chatId: number, taskId: string, t: Translate, change?: boolean): Promise<void> };
 
-  /** Makes one change; the line to say, and whether the change is on its way. */
-  const change = async (
-    ctx: BotContext,
+/**
+ * Makes one change of a task from the chat: the line to say, and whether the change is on
+ * its way (its progress message, when there is a chat, edits one message as it goes).
+ */
+export function taskChanger(deps: BotDeps, progress?: Progress) {
+  const stateName = (ctx: Speaker, state: string) => ctx.t(`state-${state}`);
+  return async (
+    ctx: Speaker,
     id: string,
     input: TaskChangeInput,
   ): Promise<{ text: string; sent: boolean }> => {
@@ -74,6 +65,25 @@ export function taskHandler(
       throw error;
     }
   };
+}
+
+/**
+ * /task <id>: per-server status, remote ids, attempts, errors, with buttons to retry what
+ * failed and to finish, reopen or delete the task. /done, /reopen and /delete change a task
+ * on every server that holds it (through the outbox, like its create); its progress edits
+ * one message.
+ */
+export function taskHandler(deps: BotDeps, progress?: Progress): Composer<BotContext> {
+  const c = new Composer<BotContext>();
+  // Deadlines in the reader's zone and language.
+  const render = async (ctx: BotContext, view: TaskView) => {
+    const zone = await deps.timezoneOf(ctx.from?.id);
+    const locale = await ctx.i18n.getLocale();
+    return renderTask(view, ctx.t, true, (iso) => formatInZone(iso, zone, locale));
+  };
+  const stateName = (ctx: BotContext, state: string) => ctx.t(`state-${state}`);
+
+  const change = taskChanger(deps, progress);
 
   c.command("task", async (ctx) => {
     const id = ctx.match.trim();
@@ -164,6 +174,29 @@ export function taskHandler(
     await ctx.answerCallbackQuery({ text });
     await ctx.editMessageReplyMarkup().catch(() => undefined);
   });
+  // Editing by reply: a reply to taskfan's message about a task ("Task … :", a reminder)
+  // with `title: …`, `deadline: friday 18:00`, `p2` or `#tag` changes those fields.
+  c.on("message:text").filter(
+    (ctx) => ctx.message.reply_to_message?.from?.id === ctx.me.id,
+    async (ctx, next) => {
+      const zone = await deps.timezoneOf(ctx.from.id);
+      const language = await ctx.i18n.getLocale();
+      const parsed = parseEditReply(ctx.message.text, { now: new Date(), zone, language });
+      if (!parsed) return next();
+      const about = ctx.message.reply_to_message?.text ?? "";
+      let id: string | undefined;
+      // The ids in the message, the first one taskfan knows (a word of that shape may be none).
+      for (const candidate of [...new Set(about.match(/\b[0-9a-z]{10}\b/g) ?? [])].slice(0, 5)) {
+        if (await deps.getTask(candidate)) {
+          id = candidate;
+          break;
+        }
+      }
+      if (!id) return ctx.reply(ctx.t("edit-no-task"));
+      if (!parsed.ok) return ctx.reply(ctx.t(parsed.error.key, parsed.error.vars));
+      return ctx.reply((await change(ctx, id, { kind: "update", fields: parsed.value })).text);
+    },
+  );
   c.callbackQuery(/^task:retry:/, async (ctx) => {
     const parsed = taskRetrySchema.safeParse(ctx.callbackQuery.data);
     if (!parsed.success || !(await deps.getTask(parsed.data))) {

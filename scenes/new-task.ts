@@ -17,7 +17,7 @@ import {
 } from "./parse.js";
 
 /** The person's zone and language, in which deadlines are read and shown. */
-type Reader = Omit<ReadingContext, "now">;
+export type Reader = Omit<ReadingContext, "now">;
 
 export interface NewTaskDeps {
   /** The time zone a user chose (or the default). */
@@ -31,17 +31,17 @@ export interface NewTaskDeps {
   ): Promise<{ ok: true; id: string }>;
 }
 
-type Field = "title" | "description" | "priority" | "deadline" | "tags" | "remind";
+export type Field = "title" | "description" | "priority" | "deadline" | "tags" | "remind";
 type Answer<T> = { kind: "value"; value: T } | { kind: "skip" } | { kind: "cancel" };
 type T = ConvContext["t"];
 
-const isCommand = (text: string, name: string) => new RegExp(`^/${name}(@\\w+)?$`).test(text);
+export const isCommand = (text: string, name: string) => new RegExp(`^/${name}(@\\w+)?$`).test(text);
 
 /**
  * Sends one message of the conversation. One that Telegram refuses is replaced by a short
  * note with the same buttons: the conversation stays at its step and the draft is kept.
  */
-async function say(ctx: ConvContext, text: string, extra: { reply_markup?: InlineKeyboard } = {}) {
+export async function say(ctx: ConvContext, text: string, extra: { reply_markup?: InlineKeyboard } = {}) {
   try {
     await ctx.reply(text, extra);
   } catch (error) {
@@ -134,7 +134,7 @@ export function remindText(minutes: readonly number[], t: T): string {
 }
 
 /** Asks one field; returns false when the user cancelled. */
-async function askField(
+export async function askField(
   conversation: BotConversation,
   ctx: ConvContext,
   draft: Draft,

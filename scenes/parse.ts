@@ -168,3 +168,78 @@ export function parseQuickForm(text: string, at: ReadingContext): Parsed<Draft> 
   }
   return ok(draft);
 }
+
+/** The fields an edit by reply may set. */
+export interface FieldEdit {
+  title?: string;
+  description?: string;
+  priority?: number;
+  /** null clears it ("deadline: none"). */
+  deadline?: string | null;
+  tags?: string[];
+}
+
+const editKeys: Record<string, keyof FieldEdit> = {
+  title: "title",
+  название: "title",
+  description: "description",
+  описание: "description",
+  priority: "priority",
+  приоритет: "priority",
+  deadline: "deadline",
+  due: "deadline",
+  срок: "deadline",
+  tags: "tags",
+  теги: "tags",
+};
+
+/**
+ * An edit by reply: one field a line, `title: …`, `description: …`, `priority: 2` (or
+ * `p2`), `deadline: friday 18:00` (`deadline: none` clears it), `#tag #other` (the tags
+ * become these), in English or Russian keys; each value checked as /newtask checks it.
+ * undefined when the text is no edit at all (no line has such a shape).
+ */
+export function parseEditReply(text: string, at: ReadingContext): Parsed<FieldEdit> | undefined {
+  const edit: FieldEdit = {};
+  const lines = text
+    .split("\n")
+    .map((l) => l.trim())
+    .filter(Boolean);
+  let seen = false;
+  for (const line of lines) {
+    const keyed = /^([\p{L}]+)\s*:\s*(.*)$/su.exec(line);
+    const key = keyed ? editKeys[keyed[1]!.toLowerCase()] : undefined;
+    const value = keyed?.[2] ?? "";
+    if (key) seen = true;
+    if (key === "title") {
+      const title = parseTitle(value);
+      if (!title.ok) return title;
+      edit.title = title.value;
+    } else if (key === "description") {
+      const description = parseDescription(value);
+      if (!description.ok) return description;
+      edit.description = description.value;
+    } else if (key === "priority" || (!key && /^p[1-5]$/i.test(line))) {
+      seen = true;
+      const priority = parsePriority(key ? value : line);
+      if (!priority.ok) return priority;
+      edit.priority = priority.value;
+    } else if (key === "deadline") {
+      if (/^(none|no|нет|без)$/i.test(value.trim())) edit.deadline = null;
+      else {
+        const deadline = parseDeadline(value, at);
+        if (!deadline.ok) return deadline;
+        edit.deadline = deadline.value;
+      }
+    } else if (key === "tags" || (!key && line.startsWith("#"))) {
+      seen = true;
+      const tags = parseTags(key ? value : line);
+      if (!tags.ok) return tags;
+      edit.tags = [...(edit.tags ?? []), ...tags.value];
+    } else {
+      // A line of another shape: among edits, a mistake to name; before any, no edit at all.
+      return seen ? fail("err-edit-unknown", { part: shorten(line, 60) }) : undefined;
+    }
+  }
+  return seen ? ok(edit) : undefined;
+}

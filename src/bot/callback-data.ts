@@ -77,10 +77,10 @@ export const taskRetrySchema = z
   .pipe(z.tuple([z.literal("task"), z.literal("retry"), z.string().regex(/^[0-9a-z]{10}$/)]))
   .transform(([, , id]) => id);
 
-export const taskButtonActions = ["done", "reopen", "delete", "delete-yes", "keep"] as const;
+export const taskButtonActions = ["done", "reopen", "edit", "delete", "delete-yes", "keep"] as const;
 export type TaskButtonAction = (typeof taskButtonActions)[number];
 
-/** task:<done|reopen|delete|delete-yes|keep>:<id>; the handler checks the task and its state. */
+/** task:<done|reopen|edit|delete|delete-yes|keep>:<id>; the handler checks the task and its state. */
 export const taskChangeSchema = z
   .string()
   .transform((data) => data.split(":"))

@@ -10,6 +10,9 @@ import { healthHandler } from "../../handlers/health.js";
 import { muteHandler } from "../../handlers/mute.js";
 import { commandList, startHandler } from "../../handlers/start.js";
 import { remindersHandler } from "../../handlers/reminders.js";
+import { taskChanger } from "../../handlers/task.js";
+import { createEditConversation } from "../../scenes/edit-task.js";
+import { taskChangeSchema } from "./callback-data.js";
 import { statsHandler } from "../../handlers/stats.js";
 import { taskHandler } from "../../handlers/task.js";
 import { tasksHandler } from "../../handlers/tasks.js";
@@ -201,6 +204,31 @@ export function createBot(deps: BotDeps, settings: BotSettings, options: BotOpti
     if (!parsed.ok)
       return ctx.reply(`${ctx.t(parsed.error.key, parsed.error.vars)}\n${ctx.t("quick-form-help")}`);
     return ctx.conversation.enter("newtask", parsed.value);
+  });
+  const changer = taskChanger(deps, progress);
+  bot.use(
+    createConversation(
+      createEditConversation({
+        zoneOf: (userId) => deps.timezoneOf(userId),
+        getTask: (id) => deps.getTask(id),
+        async update(id, fields, chatId, locale) {
+          const t = translatorFor(i18n, locale);
+          return (await changer({ t, chat: { id: chatId } }, id, { kind: "update", fields })).text;
+        },
+      }),
+      { id: "edit", plugins: [i18n] },
+    ),
+  );
+  bot.command("edit", async (ctx) => {
+    const id = ctx.match.trim().split(/\s+/)[0] ?? "";
+    if (!/^[0-9a-z]{10}$/.test(id)) return ctx.reply(ctx.t("change-which", { command: "edit" }));
+    return ctx.conversation.enter("edit", id);
+  });
+  bot.callbackQuery(/^task:edit:/, async (ctx) => {
+    const parsed = taskChangeSchema.safeParse(ctx.callbackQuery.data);
+    if (!parsed.success) return ctx.answerCallbackQuery({ text: ctx.t("button-invalid") });
+    await ctx.answerCallbackQuery();
+    return ctx.conversation.enter("edit", parsed.data.id);
   });
   bot.use(
     startHandler(),

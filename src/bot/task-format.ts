@@ -119,13 +119,14 @@ export function renderTask(
   return [...head, "", ...lines, "", summaryLine(view, t), ...changeLines].join("\n");
 }
 
-/** The buttons under a task: retry what failed, and Done, Reopen or Delete as its state allows. */
+/** The buttons under a task: retry what failed, and Done or Reopen, Edit and Delete as its state allows. */
 export function taskKeyboard(view: TaskView, t: Translate): InlineKeyboard | undefined {
   const { task } = view;
   if (task.status === "rolled_back" || task.state === "deleted") return undefined;
   const keyboard = new InlineKeyboard();
   if (task.state === "open") keyboard.text(t("btn-done"), buttonData.taskChange("done", task.id));
   else keyboard.text(t("btn-reopen"), buttonData.taskChange("reopen", task.id));
+  keyboard.text(t("btn-task-edit"), buttonData.taskChange("edit", task.id));
   keyboard.text(t("btn-delete"), buttonData.taskChange("delete", task.id));
   if (view.operations.some((o) => o.status === "failed" && o.kind === "create")) {
     keyboard.row().text(t("btn-retry"), buttonData.taskRetry(task.id));

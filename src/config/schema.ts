@@ -190,6 +190,12 @@ export const configFileSchema = z.strictObject({
     })
     .prefault({}),
   sync_batch_size: z.number().int().min(1).max(1000).default(20),
+  /**
+   * How many records gone from one server in one sync are taken for deletes made there (each
+   * deletes its task everywhere); more at once are taken for data loss and re-created. 0:
+   * always re-create.
+   */
+  sync_deletes: z.number().int().min(0).max(1000).default(3),
   health: z
     .strictObject({
       slow_threshold_ms: z.number().positive().max(600_000).default(2000),

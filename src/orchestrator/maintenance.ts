@@ -143,6 +143,7 @@ export class Maintenance {
       if (this.stopped) break;
       if (!this.healthy(server)) continue;
       const integration = fleet.integration(server);
+      const missing: Array<{ id: number; taskId: string; remoteId: string | null }> = [];
       for (const op of await store.operations.recentDone(server, config.sync_batch_size)) {
         if (this.stopped) break;
         const task = await store.tasks.get(op.taskId);
@@ -159,6 +160,33 @@ export class Maintenance {
               report.changesFound += 1;
             continue;
           }
+          missing.push(op);
+        } catch (error) {
+          // The store's trouble is the whole run's (logged once, backed off), not this server's.
+          if (storeFault(error)) throw error;
+          report.errors += 1;
+          log.warn(
+            { server, err: error, reason: describeError(error) },
+            "sync read-back failed; next server",
+          );
+          break; // one failing server gets no more calls this run
+        }
+      }
+      // A few records gone: deleted there by a person, so the task is deleted everywhere. Many
+      // at once: the server lost its data, and they are made again.
+      const follow = missing.length <= config.sync_deletes;
+      if (!follow && config.sync_deletes > 0)
+        log.warn(
+          { server, missing: missing.length, limit: config.sync_deletes },
+          "many records gone from a server at once: taken for data loss, re-creating them",
+        );
+      for (const op of missing) {
+        if (this.stopped) break;
+        if (follow) {
+          if (await this.changedThere(server, op.taskId, "deleted")) report.changesFound += 1;
+          continue;
+        }
+        {
           if (await store.operations.requeueForRepair(op.id)) {
             await store.events.append(
               "operation.drift",
@@ -172,15 +200,6 @@ export class Maintenance {
             );
             await orchestrator.refreshTask(op.taskId);
           }
-        } catch (error) {
-          // The store's trouble is the whole run's (logged once, backed off), not this server's.
-          if (storeFault(error)) throw error;
-          report.errors += 1;
-          log.warn(
-            { server, err: error, reason: describeError(error) },
-            "sync read-back failed; next server",
-          );
-          break; // one failing server gets no more calls this run
         }
       }
     }
@@ -195,7 +214,11 @@ export class Maintenance {
    * state (its last operation of the task is done, none is in flight anywhere): taskfan's
    * own change on its way, or one that failed there, is never read back as a new one.
    */
-  private async changedThere(server: ServerName, taskId: string, state: "open" | "done"): Promise<boolean> {
+  private async changedThere(
+    server: ServerName,
+    taskId: string,
+    state: "open" | "done" | "deleted",
+  ): Promise<boolean> {
     const { orchestrator, log } = this.deps;
     const view = await orchestrator.getTask(taskId);
     if (!view || view.task.state === "deleted" || view.task.state === state) return false;
@@ -203,7 +226,7 @@ export class Maintenance {
     const ops = view.operations.filter((o) => o.kind !== "compensate");
     if (ops.some((o) => o.status === "pending" || o.status === "running")) return false;
     if (ops.filter((o) => o.server === server).at(-1)?.status !== "done") return false;
-    const kind = state === "done" ? "complete" : "reopen";
+    const kind = state === "done" ? "complete" : state === "deleted" ? "delete" : "reopen";
     try {
       const result = await orchestrator.changeTask(taskId, { kind }, { source: `sync:${server}` });
       if (result.changed) log.info({ server, taskId, kind }, "change found on a server; sent to the others");

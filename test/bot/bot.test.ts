@@ -123,6 +123,7 @@ describe("/newtask conversation", () => {
           inline_keyboard: [
             [
               { text: "✅ Done", callback_data: `task:done:${task.id}` },
+              { text: "✏️ Edit", callback_data: `task:edit:${task.id}` },
               { text: "🗑 Delete", callback_data: `task:delete:${task.id}` },
             ],
             [{ text: "🔁 Retry failed", callback_data: `task:retry:${task.id}` }],
@@ -266,6 +267,7 @@ describe("commands", () => {
       inline_keyboard: [
         [
           { text: "✅ Done", callback_data: `task:done:${id}` },
+          { text: "✏️ Edit", callback_data: `task:edit:${id}` },
           { text: "🗑 Delete", callback_data: `task:delete:${id}` },
         ],
         [{ text: "🔁 Retry failed", callback_data: `task:retry:${id}` }],
@@ -464,6 +466,84 @@ describe("commands", () => {
     );
     chat.progress.stop();
     await reminders.stop();
+  });
+
+  it("edits a task by a reply to taskfan's message about it, each field checked as /newtask checks it", async () => {
+    const id = await deps.createTask(
+      { title: "Buy milk", tags: ["home"] },
+      { owner: { chatId: String(owner), userId: owner } },
+    );
+    await h.core.orchestrator.waitForSettled(id, 10_000);
+    await say(`/task ${id}`);
+    const about = { messageId: 1, text: last() };
+    expect(about.text).toContain(`Task ${id}: Buy milk`);
+    const reply = (text: string, to = about) => bot.bot.handleUpdate(me.reply(text, to));
+    await reply("title: Buy oat milk\ndeadline: in 5 days\n#shop #home\np2");
+    expect(last()).toBe(`edit of task ${id}: on its way to 2 servers.`);
+    const view = (await h.core.orchestrator.waitForChanges(id, 10_000))!;
+    expect(view.task).toMatchObject({
+      title: "Buy oat milk",
+      priority: 2,
+      tags: ["shop", "home"],
+      version: 2,
+    });
+    expect(Date.parse(view.task.deadline!) - Date.now()).toBeGreaterThan(4 * 86_400_000);
+    expect((await deps.getTask(id))!.operations.filter((o) => o.kind === "update")).toHaveLength(2);
+    // A bad value is asked again with its reason, and nothing changes.
+    await reply("deadline: 2020-01-01 10:00");
+    expect(last()).toMatch(/is in the past; the deadline must be later\.$/);
+    await reply("title: Fine\nwhat is this");
+    expect(last()).toBe(
+      'I do not know what "what is this" is. Reply with lines such as: title: …, description: …, priority: 2, deadline: friday 18:00 (or none), #tag.',
+    );
+    await reply("срок: нет");
+    expect(last()).toBe(`edit of task ${id}: on its way to 2 servers.`);
+    expect((await h.core.orchestrator.waitForChanges(id, 10_000))!.task).toMatchObject({
+      deadline: null,
+      version: 3,
+    });
+    // A reply that is no edit is an ordinary message; one to a message naming no task says so.
+    await reply("thanks!");
+    expect(last()).toBe("I did not get that. /help lists what I can do.");
+    await reply("title: x", { messageId: 2, text: "Servers: 3 of 3 online" });
+    expect(last()).toMatch(/^That message is about no task I know/);
+    expect((await deps.getTask(id))!.task.version).toBe(3);
+  });
+
+  it("/edit and the Edit button ask which field, then its value, checked as /newtask checks it", async () => {
+    const id = await deps.createTask({ title: "Book flights", priority: 3 });
+    await h.core.orchestrator.waitForSettled(id, 10_000);
+    await say(`/edit ${id}`);
+    expect(last()).toBe(`Which field of task ${id} (Book flights) do you want to change?`);
+    await say("priority please");
+    expect(last()).toBe("Tap a field above (or send /cancel).");
+    await press("ed:f:priority");
+    expect(last()).toContain("How important is it?");
+    await say("9");
+    expect(last()).toContain("The priority is a number from 1 (critical) to 5 (someday).");
+    await press("nt:p:1");
+    expect(last()).toBe(`edit of task ${id}: on its way to 2 servers.`);
+    expect((await h.core.orchestrator.waitForChanges(id, 10_000))!.task).toMatchObject({
+      priority: 1,
+      version: 2,
+    });
+    // From the button under the task; /cancel changes nothing.
+    await press(`task:edit:${id}`);
+    expect(last()).toBe(`Which field of task ${id} (Book flights) do you want to change?`);
+    await press("ed:f:title");
+    await say("/cancel");
+    expect(last()).toBe("Cancelled. Nothing was changed.");
+    await press(`task:edit:${id}`);
+    await press("ed:f:deadline");
+    await say("in 2 weeks");
+    expect(last()).toBe(`edit of task ${id}: on its way to 2 servers.`);
+    const view = (await h.core.orchestrator.waitForChanges(id, 10_000))!;
+    expect(view.task).toMatchObject({ title: "Book flights", priority: 1, version: 3 });
+    expect(Date.parse(view.task.deadline!) - Date.now()).toBeGreaterThan(13 * 86_400_000);
+    await say("/edit nosuchtask");
+    expect(last()).toBe("There is no task nosuchtask. /tasks lists them.");
+    await say("/edit");
+    expect(last()).toBe("Which task? Send /edit <id>; /tasks lists them.");
   });
 
   it("/tasks pages through tasks ten at a time", async () => {

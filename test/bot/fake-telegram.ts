@@ -103,6 +103,27 @@ export function chatWith(userId: number, language = "en", group?: number) {
         },
       };
     },
+    /** A reply to the bot's message `to` (its text as Telegram sends it along). */
+    reply(text: string, to: { messageId: number; text: string }): Update {
+      return {
+        update_id: ++updateId,
+        message: {
+          message_id: ++messageId,
+          date: Math.floor(Date.now() / 1000),
+          chat,
+          from,
+          text,
+          reply_to_message: {
+            message_id: to.messageId,
+            date: 0,
+            chat,
+            from: { id: botInfo.id, is_bot: true, first_name: botInfo.first_name },
+            text: to.text,
+            reply_to_message: undefined,
+          },
+        },
+      };
+    },
     /** A button pressed under message `onMessage`, whose text Telegram sends with it. */
     press(data: string, onMessage = 1, text = ""): Update {
       return {

@@ -184,6 +184,7 @@ describe("the bot as a process, against an HTTP fake of the Bot API", () => {
       "task",
       "done",
       "reopen",
+      "edit",
       "delete",
       "health",
       "stats",

@@ -2,7 +2,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { createBot, type TaskfanBot } from "../../src/bot/create-bot.js";
 import type { BotDeps, BotSettings } from "../../src/bot/deps.js";
 import { botDepsOf } from "../../src/bot/front-end.js";
-import { parseDeadline, parseQuickForm, type ReadingContext } from "../../scenes/parse.js";
+import { parseDeadline, parseEditReply, parseQuickForm, type ReadingContext } from "../../scenes/parse.js";
 import { formatInZone } from "../../src/time-zone.js";
 import { startHarness, type Harness } from "../core-harness.js";
 import { onlyServers, silentLog } from "../helpers.js";
@@ -39,6 +39,45 @@ describe("deadlines in both languages, whole, in the person's zone", () => {
     const at = { now: new Date("2026-10-30T12:00:00Z"), zone: "America/New_York", language: "en" };
     expect(parseDeadline("2026-11-02 18:00", at)).toEqual({ ok: true, value: "2026-11-02T23:00:00.000Z" });
     expect(parseDeadline("2026-10-31 18:00", at)).toEqual({ ok: true, value: "2026-10-31T22:00:00.000Z" });
+  });
+});
+
+describe("reminders in the quick form, and edits by reply", () => {
+  const at: ReadingContext = { now, zone: "Europe/Moscow", language: "ru" };
+  it("reads `remind` in the quick form, and names what it cannot read", () => {
+    expect(parseQuickForm("Pay rent | завтра 18:00 | remind 1h 0", at)).toEqual({
+      ok: true,
+      value: { title: "Pay rent", deadline: "2026-11-29T15:00:00.000Z", remind: [60, 0] },
+    });
+    expect(parseQuickForm("Pay rent | напомнить 30м", at)).toMatchObject({
+      ok: true,
+      value: { remind: [30] },
+    });
+    expect(parseQuickForm("Pay rent | remind none", at)).toMatchObject({ ok: true, value: { remind: [] } });
+    expect(parseQuickForm("Pay rent | remind soon", at)).toEqual({
+      ok: false,
+      error: { key: "err-remind-bad", vars: { part: "soon" } },
+    });
+  });
+
+  it("reads one field a line, English or Russian keys, and is no edit for other text", () => {
+    expect(parseEditReply("title: Buy oat milk\nсрок: завтра 18:00\n#shop #home\np1", at)).toEqual({
+      ok: true,
+      value: {
+        title: "Buy oat milk",
+        deadline: "2026-11-29T15:00:00.000Z",
+        tags: ["shop", "home"],
+        priority: 1,
+      },
+    });
+    expect(parseEditReply("deadline: none", at)).toEqual({ ok: true, value: { deadline: null } });
+    expect(parseEditReply("priority: 7", at)).toEqual({ ok: false, error: { key: "err-priority" } });
+    expect(parseEditReply("title: x\nand more", at)).toMatchObject({
+      ok: false,
+      error: { key: "err-edit-unknown" },
+    });
+    expect(parseEditReply("thanks, looks good", at)).toBeUndefined();
+    expect(parseEditReply("note: call first", at)).toBeUndefined();
   });
 });
 

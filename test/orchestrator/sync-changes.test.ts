@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync, unlinkSync } from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it, vi } from "vitest";
 import { createBot } from "../../src/bot/create-bot.js";
@@ -140,6 +140,71 @@ describe.each(engines)("a change made on a server, found by sync ($name)", (engi
       );
     } finally {
       bot.progress.stop();
+    }
+  }, 120_000);
+
+  it("deleted in memory: deleted everywhere, told to the chat, never re-created; many gone at once are re-created", async () => {
+    const g = await startHarness(
+      { servers: onlyServers(["deltatask", "memory", "filesystem", "time-tracker"]) },
+      undefined,
+      { store: await engine.open() },
+    );
+    const { orchestrator, maintenance, fleet } = g.core;
+    const tg = fakeTelegram();
+    const bot = createBot(
+      botDepsOf(g.core, silentLog),
+      { allowedUserIds: new Set([owner]), alertChatId: "-100", rateLimitPerMinute: 100 },
+      { token: "42:TEST", botInfo, fetch: tg.fetch },
+    );
+    try {
+      const chat = { owner: { chatId: String(owner), userId: owner } };
+      const id = await orchestrator.createTask({ title: "Old plan" }, chat);
+      await orchestrator.waitForSettled(id, 30_000);
+      const file = (taskId: string) => path.join(g.config.data_dir, "files", "tasks", `${taskId}.md`);
+      const inDeltatask = () =>
+        JSON.parse(readFileSync(path.join(g.config.data_dir, "deltatask", "tasks.json"), "utf8")).tasks.some(
+          (t: { tags: string[] }) => t.tags.includes(taskMarker(id)),
+        );
+      expect(existsSync(file(id)) && inDeltatask()).toBe(true);
+      // Deleted in memory, with memory's own tool.
+      await fleet.execute(
+        "memory",
+        ({ call, signal }) => call("delete_entities", { entityNames: [`taskfan-task-${id}`] }, signal),
+        AbortSignal.timeout(10_000),
+      );
+      expect(await maintenance.sync()).toMatchObject({ changesFound: 1, repaired: 0, errors: 0 });
+      const view = (await orchestrator.waitForChanges(id, 30_000))!;
+      expect(view.task).toMatchObject({ state: "deleted", version: 2 });
+      expect(existsSync(file(id))).toBe(false);
+      expect(inDeltatask()).toBe(false);
+      expect((await g.core.store.tasks.changes(id)).map((c) => [c.kind, c.source])).toEqual([
+        ["delete", "sync:memory"],
+      ]);
+      await vi.waitFor(
+        () =>
+          expect(tg.texts()).toContain(
+            `🗑 Deleted in memory: Old plan (${id}). Deleted on the other servers too.`,
+          ),
+        { timeout: 10_000, interval: 20 },
+      );
+      // Never brought back, and told once.
+      expect(await maintenance.sync()).toMatchObject({ changesFound: 0, repaired: 0 });
+      expect(readFileSync(path.join(g.config.data_dir, "memory", "memory.jsonl"), "utf8")).not.toContain(id);
+
+      // Four files gone at once (more than sync_deletes, 3): the server lost them; made again.
+      const ids: string[] = [];
+      for (let i = 0; i < 4; i++) ids.push(await orchestrator.createTask({ title: `keep ${i}` }, chat));
+      for (const t of ids) await orchestrator.waitForSettled(t, 30_000);
+      for (const t of ids) unlinkSync(file(t));
+      expect(await maintenance.sync()).toMatchObject({ changesFound: 0, repaired: 4 });
+      await vi.waitFor(() => expect(ids.every((t) => existsSync(file(t)))).toBe(true), {
+        timeout: 30_000,
+        interval: 50,
+      });
+      for (const t of ids) expect((await orchestrator.getTask(t))!.task.state).toBe("open");
+    } finally {
+      bot.progress.stop();
+      await g.stop();
     }
   }, 120_000);
 });
