@@ -41,7 +41,7 @@ import { createLogger } from "../src/log.js";
 import { startCore, type Core } from "../src/core.js";
 import type { SqliteStore } from "../src/store/sqlite/sqlite-store.js";
 import { percentile } from "../src/monitoring/health-rules.js";
-import { newTaskId, type Task } from "../src/domain/task.js";
+import { newTaskId, type ChangeKind, type Task } from "../src/domain/task.js";
 import { startPostgres } from "../test/postgres.js";
 import { terminate } from "../test/helpers.js";
 import { serve, type Served } from "../test/served.js";
@@ -184,10 +184,12 @@ async function rawFleet(config: Config) {
         return result;
       };
       await integration.prepare?.(call, AbortSignal.timeout(30_000));
+      const tools = new Set((await client.listTools()).tools.map((t) => t.name));
       return {
         name: s.name,
         integration,
         call,
+        tools,
         queue: bulkhead(s.concurrency, Number.MAX_SAFE_INTEGER),
         client,
       };
@@ -219,6 +221,39 @@ async function rawFleet(config: Config) {
         return call;
       };
       await Promise.all(members.map(start));
+    },
+    /** The ten creates of one task, in parallel; each server's record id (none where skipped). */
+    async create(task: Task) {
+      const ids = new Map<ServerName, string>();
+      await Promise.all(
+        members.map(async (m) => {
+          const made = await m.queue.execute(() =>
+            m.integration.create(task, m.call, AbortSignal.timeout(60_000)),
+          );
+          if ("remoteId" in made) ids.set(m.name, made.remoteId);
+        }),
+      );
+      return ids;
+    },
+    /** One change of a task on each server that holds it, in parallel, with the tools taskfan uses. */
+    async change(task: Task, kind: ChangeKind, ids: Map<ServerName, string>) {
+      await Promise.all(
+        members.map(async (m) => {
+          const remoteId = ids.get(m.name);
+          if (!remoteId || !m.integration.change) return;
+          const req = {
+            kind,
+            remoteId,
+            key: `${task.id}:${m.name}:${kind}:${task.version}`,
+            recheck: false,
+            has: (tool: string) => m.tools.has(tool),
+          };
+          const out = await m.queue.execute(() =>
+            m.integration.change!(req, task, m.call, AbortSignal.timeout(60_000)),
+          );
+          if (out.remoteId) ids.set(m.name, out.remoteId);
+        }),
+      );
     },
     /** One MCP ping of each server, in parallel. */
     ping: () => Promise.all(members.map((m) => m.client.ping())),
@@ -318,6 +353,59 @@ async function main() {
     result.raw_cpu_ms_per_task = round(cpuRaw / sequential, 2);
     result.raw_ordered_fanout_p50_ms = round(p(ordered, 0.5));
     result.ordered_overhead_ratio = round(result.fanout_p50_ms! / result.raw_ordered_fanout_p50_ms, 2);
+
+    // The lifecycle: an edit, then done, of one task at a time (made first, not counted),
+    // against the same change calls straight through SDK clients on records the floor made.
+    progress(`lifecycle: edit and done of ${sequential} tasks, taking turns with the floor`);
+    const lifecycle = {
+      edit: [] as number[],
+      complete: [] as number[],
+      rawEdit: [] as number[],
+      rawComplete: [] as number[],
+    };
+    for (let i = 0; i < sequential; i++) {
+      const id = await core.orchestrator.createTask({ title: `lifecycle ${i}` });
+      await core.orchestrator.waitForSettled(id, 60_000);
+      const made = fakeTask(`raw lifecycle ${i}`);
+      const ids = await raw.create(made);
+      const ourTurn = async () => {
+        for (const [kind, input] of [
+          ["edit", { kind: "update", fields: { title: `lifecycle ${i}, edited` } }],
+          ["complete", { kind: "complete" }],
+        ] as const) {
+          const t0 = performance.now();
+          await core.orchestrator.changeTask(id, input, { source: "bench" });
+          const view = await core.orchestrator.waitForChanges(id, 60_000);
+          lifecycle[kind].push(performance.now() - t0);
+          if (
+            view?.operations.some((o) => o.kind !== "create" && o.status !== "done" && o.status !== "skipped")
+          )
+            throw new Error(`a change of task ${id} did not land`);
+        }
+      };
+      const floorTurn = async () => {
+        let t0 = performance.now();
+        const edited = { ...made, title: `${made.title}, edited`, version: 2 };
+        await raw.change(edited, "update", ids);
+        lifecycle.rawEdit.push(performance.now() - t0);
+        t0 = performance.now();
+        await raw.change({ ...edited, state: "done", version: 3, completedAt: Date.now() }, "complete", ids);
+        lifecycle.rawComplete.push(performance.now() - t0);
+      };
+      // Turns alternate which side goes first.
+      if (i % 2 === 0) await ourTurn().then(floorTurn);
+      else await floorTurn().then(ourTurn);
+    }
+    Object.assign(result, {
+      edit_p50_ms: round(p(lifecycle.edit, 0.5)),
+      edit_p95_ms: round(p(lifecycle.edit, 0.95)),
+      raw_edit_p50_ms: round(p(lifecycle.rawEdit, 0.5)),
+      complete_p50_ms: round(p(lifecycle.complete, 0.5)),
+      complete_p95_ms: round(p(lifecycle.complete, 0.95)),
+      raw_complete_p50_ms: round(p(lifecycle.rawComplete, 0.5)),
+    });
+    result.edit_overhead_ratio = round(result.edit_p50_ms! / result.raw_edit_p50_ms!, 2);
+    result.complete_overhead_ratio = round(result.complete_p50_ms! / result.raw_complete_p50_ms!, 2);
 
     // Throughput: N tasks as fast as they can be submitted, until all settled. Two runs a
     // side, in the order taskfan, floor, floor, taskfan: a drift in the machine's speed
