@@ -271,3 +271,5 @@ edit-cancelled = Cancelled. Nothing was changed.
 edit-use-buttons = Tap a field above (or send /cancel).
 cmd-edit = Change a field of a task: /edit <id>
 found-delete = 🗑 Deleted in { $server }: { $title } ({ $id }). Deleted on the other servers too.
+found-update = ✏️ Changed in { $server }: now "{ $title }" ({ $id }). Changed on the other servers too.
+sync-conflict = ⚠️ Task { $id }: { $server } had the title "{ $lost }" and { $winner } "{ $kept }", both changed since the last sync; "{ $kept }" is kept everywhere.

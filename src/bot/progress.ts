@@ -33,6 +33,7 @@ export class ProgressReporter {
     private readonly notices?: Translate,
   ) {
     deps.events.on("task.changed", this.changed);
+    deps.events.on("task.conflict", this.conflict);
     deps.events.on("operation.started", this.touch);
     deps.events.on("operation.done", this.touch);
     deps.events.on("operation.failed", this.touch);
@@ -61,6 +62,32 @@ export class ProgressReporter {
       );
     })().catch((error: unknown) =>
       this.deps.log.warn({ err: error, taskId }, "could not tell the chat of a change found on a server"),
+    );
+  };
+
+  /** Two servers changed one field since the last sync: the owner sees the value that lost. */
+  private readonly conflict = (e: {
+    taskId: string;
+    kept: { server: string; value: string };
+    lost: Array<{ server: string; value: string }>;
+  }) => {
+    const t = this.notices;
+    if (!t) return;
+    void (async () => {
+      const view = await this.deps.getTask(e.taskId);
+      if (!view?.task.chatId) return;
+      const lines = e.lost.map((l) =>
+        t("sync-conflict", {
+          id: e.taskId,
+          server: l.server,
+          lost: l.value,
+          winner: e.kept.server,
+          kept: e.kept.value,
+        }),
+      );
+      await this.api.sendMessage(view.task.chatId, lines.join("\n"));
+    })().catch((error: unknown) =>
+      this.deps.log.warn({ err: error, taskId: e.taskId }, "could not tell the chat of a sync conflict"),
     );
   };
 
@@ -103,6 +130,7 @@ export class ProgressReporter {
     events.off("task.settled", this.settled);
     events.off("task.changes_settled", this.settled);
     events.off("task.changed", this.changed);
+    events.off("task.conflict", this.conflict);
   }
 
   private schedule(taskId: string): void {

@@ -88,7 +88,10 @@ export function createCalendarIntegration(settings: unknown): Integration {
             : hit?.status === "NEEDS-ACTION" || hit?.status === "IN-PROCESS"
               ? { state: "open" as const }
               : {};
-        if (hit) return { found: true, remoteId: hit.uid, ...state };
+        // The title is what precedes our marker at the end of the summary.
+        const suffix = ` [${marker}]`;
+        const title = hit?.summary.endsWith(suffix) ? { title: hit.summary.slice(0, -suffix.length) } : {};
+        if (hit) return { found: true, remoteId: hit.uid, ...state, ...title };
         if (offset + 500 >= reply.total) return { found: false };
       }
     },

@@ -14,11 +14,17 @@ import {
 const role = "deltatask";
 const created = z.object({ id: z.string().min(1) });
 const listed = z.array(
-  z.object({ id: z.string(), tags: z.array(z.string()), completed: z.boolean().optional() }),
+  z.object({
+    id: z.string(),
+    tags: z.array(z.string()),
+    completed: z.boolean().optional(),
+    title: z.string().optional(),
+  }),
 );
 
 const stateOf = (completed: unknown) =>
   typeof completed === "boolean" ? { state: completed ? ("done" as const) : ("open" as const) } : {};
+const titleOf = (title: unknown) => (typeof title === "string" ? { title } : {});
 
 async function callJson(call: CallTool, tool: string, args: Record<string, unknown>, signal: AbortSignal) {
   const value = jsonOf(await call(tool, args, signal), role, tool);
@@ -71,13 +77,20 @@ export function createDeltataskIntegration(): Integration {
         );
         const found = value && typeof value === "object" && "id" in value;
         return found
-          ? { found: true, remoteId, ...stateOf((value as { completed?: unknown }).completed) }
+          ? {
+              found: true,
+              remoteId,
+              ...stateOf((value as { completed?: unknown }).completed),
+              ...titleOf((value as { title?: unknown }).title),
+            }
           : { found: false };
       }
       const value = await callJson(call, "list_tasks", { tags: [taskMarker(task.id)] }, signal);
       const tasks = parseReply(listed, value, role, "list_tasks");
       const match = tasks.find((t) => t.tags.includes(taskMarker(task.id)));
-      return match ? { found: true, remoteId: match.id, ...stateOf(match.completed) } : { found: false };
+      return match
+        ? { found: true, remoteId: match.id, ...stateOf(match.completed), ...titleOf(match.title) }
+        : { found: false };
     },
     async change({ kind, remoteId, has }, task, call, signal) {
       const id = { task_id: remoteId };

@@ -37,9 +37,18 @@ export interface ChangeRequest {
 }
 /**
  * A record found again, or not. `state`, where the server keeps one, is whether it holds the
- * task as done or open: sync reads a change made there behind taskfan's back from it.
+ * task as done or open, and `title` its title: sync reads a change made there behind
+ * taskfan's back from them.
  */
-export type LookupResult = { found: true; remoteId: string; state?: "open" | "done" } | { found: false };
+export type LookupResult =
+  | {
+      found: true;
+      remoteId: string;
+      state?: "open" | "done";
+      /** The task's title as the server holds it, where taskfan can read it back whole. */
+      title?: string;
+    }
+  | { found: false };
 
 export interface Integration {
   readonly role: ServerName;

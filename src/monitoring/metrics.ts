@@ -177,6 +177,13 @@ export function createMetrics(deps: {
     changes.inc({ kind: e.kind, source: source ?? e.source });
     if (source === "sync" && server) found.inc({ server });
   });
+  const conflicts = new Counter({
+    name: "taskfan_sync_conflicts_total",
+    help: "Fields two servers changed differently since the last sync (one value kept, the other shown to the owner).",
+    labelNames: ["field"],
+    registers,
+  });
+  orchestrator.on("task.conflict", (e) => conflicts.inc({ field: e.field }, e.lost.length));
   orchestrator.on("operation.waiting", (e) => operations.inc({ server: e.server, outcome: "waiting" }));
   fleet.on("retry", (e: { server: ServerName }) => retries.inc({ server: e.server }));
   return {

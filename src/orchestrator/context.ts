@@ -34,6 +34,15 @@ export interface OrchestratorEvents {
   "task.settled": [TaskView];
   /** A change was accepted (stored): its operations are on their way. */
   "task.changed": [{ taskId: string; kind: ChangeKind; version: number; source: string }];
+  /** Two servers changed one field of the task since the last sync: `kept` won, `lost` did not. */
+  "task.conflict": [
+    {
+      taskId: string;
+      field: "title";
+      kept: { server: string; value: string };
+      lost: Array<{ server: string; value: string }>;
+    },
+  ];
   /** Every change of the task has run on every server (or waits for its server). */
   "task.changes_settled": [TaskView];
   "task.rolled_back": [{ taskId: string; reason: string }];

@@ -6,7 +6,7 @@ import type { HealthMonitor } from "../monitoring/health-monitor.js";
 import { oneAtATime } from "../one-at-a-time.js";
 import { StoreRetry, storeFault } from "../store/store-health.js";
 import type { Store } from "../store/store.js";
-import type { Orchestrator } from "./orchestrator.js";
+import type { Orchestrator, TaskChangeInput } from "./orchestrator.js";
 
 export interface SyncReport {
   checked: number;
@@ -139,6 +139,7 @@ export class Maintenance {
     const { store, fleet, orchestrator, config, log } = this.deps;
     await this.recover();
     const report: SyncReport = { checked: 0, repaired: 0, errors: 0, changesFound: 0 };
+    const renamed = new Map<string, Array<{ server: ServerName; value: string }>>();
     for (const server of fleet.names) {
       if (this.stopped) break;
       if (!this.healthy(server)) continue;
@@ -158,6 +159,11 @@ export class Maintenance {
           if (found.found) {
             if (found.state && (await this.changedThere(server, op.taskId, found.state)))
               report.changesFound += 1;
+            else if (found.title !== undefined && found.title !== task.title) {
+              const seen = renamed.get(op.taskId) ?? [];
+              seen.push({ server, value: found.title });
+              renamed.set(op.taskId, seen);
+            }
             continue;
           }
           missing.push(op);
@@ -203,6 +209,20 @@ export class Maintenance {
         }
       }
     }
+    // Titles changed on servers, once every server was read: one server's, the first in the
+    // role order, wins; another server's other value for it since the last sync is a
+    // conflict, kept out and shown to the owner.
+    for (const [taskId, seen] of renamed) {
+      if (this.stopped) break;
+      const [winner] = seen;
+      if (!winner || !(await this.changedThere(winner.server, taskId, { title: winner.value }))) continue;
+      report.changesFound += 1;
+      const lost = seen.filter((s) => s.value !== winner.value);
+      if (lost.length > 0) {
+        log.info({ taskId, kept: winner, lost }, "two servers changed one field: the first kept");
+        orchestrator.emit("task.conflict", { taskId, field: "title", kept: winner, lost });
+      }
+    }
     if (report.repaired > 0) orchestrator.wake();
     return report;
   }
@@ -217,18 +237,23 @@ export class Maintenance {
   private async changedThere(
     server: ServerName,
     taskId: string,
-    state: "open" | "done" | "deleted",
+    found: "open" | "done" | "deleted" | { title: string },
   ): Promise<boolean> {
     const { orchestrator, log } = this.deps;
     const view = await orchestrator.getTask(taskId);
-    if (!view || view.task.state === "deleted" || view.task.state === state) return false;
+    if (!view || view.task.state === "deleted") return false;
+    if (typeof found === "string" ? view.task.state === found : view.task.title === found.title) return false;
     if (view.task.status === "rolled_back") return false;
     const ops = view.operations.filter((o) => o.kind !== "compensate");
     if (ops.some((o) => o.status === "pending" || o.status === "running")) return false;
     if (ops.filter((o) => o.server === server).at(-1)?.status !== "done") return false;
-    const kind = state === "done" ? "complete" : state === "deleted" ? "delete" : "reopen";
+    const input: TaskChangeInput =
+      typeof found === "object"
+        ? { kind: "update", fields: { title: found.title } }
+        : { kind: found === "done" ? "complete" : found === "deleted" ? "delete" : "reopen" };
+    const kind = input.kind;
     try {
-      const result = await orchestrator.changeTask(taskId, { kind }, { source: `sync:${server}` });
+      const result = await orchestrator.changeTask(taskId, input, { source: `sync:${server}` });
       if (result.changed) log.info({ server, taskId, kind }, "change found on a server; sent to the others");
       return result.changed;
     } catch (error) {

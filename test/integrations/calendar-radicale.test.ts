@@ -23,7 +23,7 @@ describe("calendar through caldav-mcp and Radicale", () => {
 
   it("stores the task as a VTODO in Radicale, due at the deadline, and deletes it on undo", async () => {
     const deadline = "2030-06-01T09:30:00.000Z";
-    const id = await h.core.orchestrator.createTask({ title: "Book the venue", deadline });
+    const id = await h.core.orchestrator.createTask({ title: "Book the venue, catering; music", deadline });
     const view = await h.core.orchestrator.waitForSettled(id, 20_000);
     expect(view?.task.status).toBe("done");
     const uid = view!.operations[0]!.remoteId!;
@@ -41,11 +41,20 @@ describe("calendar through caldav-mcp and Radicale", () => {
       .map((f) => readFileSync(path.join(collection, f), "utf8"))
       .filter((t) => t.includes(`UID:${uid}`));
     expect(mine).toHaveLength(1);
-    expect(mine[0]).toContain(`SUMMARY:Book the venue [${taskMarker(id)}]`);
+    // RFC 5545 escapes commas and semicolons in text.
+    expect(mine[0]).toContain(`SUMMARY:Book the venue\\, catering\\; music [${taskMarker(id)}]`);
     expect(mine[0]).toMatch(/DUE(;[^:]*)?:20300601T093000Z/);
 
     const task = view!.task;
     const integration = h.core.fleet.integration("calendar");
+    // Read back as written: sync sees no change a person did not make.
+    expect(
+      await h.core.fleet.execute(
+        "calendar",
+        ({ call, signal }) => integration.verify(task, uid, call, signal),
+        AbortSignal.timeout(10_000),
+      ),
+    ).toEqual({ found: true, remoteId: uid, state: "open", title: task.title });
     await h.core.fleet.execute(
       "calendar",
       ({ call, signal }) => integration.compensate(task, uid, call, signal),

@@ -152,8 +152,9 @@ describe("a task fanned out to the ten real servers", () => {
       expect(byMarker, server).toEqual({
         found: true,
         remoteId: op.remoteId,
-        // Where the server keeps a state, it reads back as open: sync compares it.
-        ...(server === "deltatask" || server === "calendar" ? { state: "open" } : {}),
+        // Where the server keeps a state and the title whole, they read back as taskfan
+        // wrote them: sync compares them.
+        ...(server === "deltatask" || server === "calendar" ? { state: "open", title: task.title } : {}),
       });
       await h.core.fleet.execute(
         server,

@@ -143,6 +143,89 @@ describe.each(engines)("a change made on a server, found by sync ($name)", (engi
     }
   }, 120_000);
 
+  it("renamed in deltatask: renamed everywhere and told once; renamed on two servers: the first kept, the other shown", async () => {
+    const g = await startHarness({ servers: onlyServers(["deltatask", "memory", "calendar"]) }, undefined, {
+      store: await engine.open(),
+    });
+    const { orchestrator, maintenance, fleet } = g.core;
+    const tg = fakeTelegram();
+    const bot = createBot(
+      botDepsOf(g.core, silentLog),
+      { allowedUserIds: new Set([owner]), alertChatId: "-100", rateLimitPerMinute: 100 },
+      { token: "42:TEST", botInfo, fetch: tg.fetch },
+    );
+    try {
+      // Commas and semicolons: a calendar summary escapes them, and reads back the same.
+      const id = await orchestrator.createTask(
+        { title: "Buy milk, eggs; bread" },
+        { owner: { chatId: String(owner), userId: owner } },
+      );
+      const created = (await orchestrator.waitForSettled(id, 30_000))!;
+      const remote = (server: ServerName) => created.operations.find((o) => o.server === server)!.remoteId!;
+      const summary = () =>
+        JSON.parse(readFileSync(path.join(g.config.data_dir, "calendar", "calendar.json"), "utf8")).calendars[
+          "/taskfan/tasks/"
+        ].find((t: { uid: string }) => t.uid === remote("calendar")).summary as string;
+      expect(await maintenance.sync()).toMatchObject({ changesFound: 0 });
+      const rename = (server: "deltatask" | "calendar", title: string) =>
+        fleet.execute(
+          server,
+          ({ call, signal }) =>
+            server === "deltatask"
+              ? call("update_task", { task_id: remote("deltatask"), updates: { title } }, signal)
+              : call(
+                  "update-todo",
+                  {
+                    uid: remote("calendar"),
+                    calendarUrl: "/taskfan/tasks/",
+                    summary: `${title} [${taskMarker(id)}]`,
+                  },
+                  signal,
+                ),
+          AbortSignal.timeout(10_000),
+        );
+      await rename("deltatask", "Buy oat milk");
+      expect(await maintenance.sync()).toMatchObject({ changesFound: 1 });
+      let view = (await orchestrator.waitForChanges(id, 30_000))!;
+      expect(view.task).toMatchObject({ title: "Buy oat milk", version: 2 });
+      expect(summary()).toBe(`Buy oat milk [${taskMarker(id)}]`);
+      await vi.waitFor(
+        () =>
+          expect(tg.texts()).toContain(
+            `✏️ Changed in deltatask: now "Buy oat milk" (${id}). Changed on the other servers too.`,
+          ),
+        { timeout: 10_000, interval: 20 },
+      );
+      expect(await maintenance.sync()).toMatchObject({ changesFound: 0 });
+
+      // Both renamed since the last sync: deltatask, first in the role order, wins.
+      await rename("deltatask", "Buy soy milk");
+      await rename("calendar", "Buy almond milk");
+      expect(await maintenance.sync()).toMatchObject({ changesFound: 1 });
+      view = (await orchestrator.waitForChanges(id, 30_000))!;
+      expect(view.task).toMatchObject({ title: "Buy soy milk", version: 3 });
+      expect(summary()).toBe(`Buy soy milk [${taskMarker(id)}]`);
+      await vi.waitFor(
+        () =>
+          expect(tg.texts()).toContain(
+            `⚠️ Task ${id}: calendar had the title "Buy almond milk" and deltatask "Buy soy milk", both changed since the last sync; "Buy soy milk" is kept everywhere.`,
+          ),
+        { timeout: 10_000, interval: 20 },
+      );
+      expect(await maintenance.sync()).toMatchObject({ changesFound: 0 });
+      expect(await g.core.metrics.registry.metrics()).toContain(
+        'taskfan_sync_conflicts_total{field="title"} 1',
+      );
+      expect((await g.core.store.tasks.changes(id)).map((c) => [c.kind, c.source, c.changed])).toEqual([
+        ["update", "sync:deltatask", { title: "Buy oat milk" }],
+        ["update", "sync:deltatask", { title: "Buy soy milk" }],
+      ]);
+    } finally {
+      bot.progress.stop();
+      await g.stop();
+    }
+  }, 120_000);
+
   it("deleted in memory: deleted everywhere, told to the chat, never re-created; many gone at once are re-created", async () => {
     const g = await startHarness(
       { servers: onlyServers(["deltatask", "memory", "filesystem", "time-tracker"]) },
