@@ -190,22 +190,18 @@ export class Maintenance {
         if (this.stopped) break;
         if (follow) {
           if (await this.changedThere(server, op.taskId, "deleted")) report.changesFound += 1;
-          continue;
-        }
-        {
-          if (await store.operations.requeueForRepair(op.id)) {
-            await store.events.append(
-              "operation.drift",
-              { taskId: op.taskId, operationId: op.id },
-              { server, remoteId: op.remoteId },
-            );
-            report.repaired += 1;
-            log.warn(
-              { server, taskId: op.taskId, remoteId: op.remoteId },
-              "record missing on its server; re-creating it",
-            );
-            await orchestrator.refreshTask(op.taskId);
-          }
+        } else if (await store.operations.requeueForRepair(op.id)) {
+          await store.events.append(
+            "operation.drift",
+            { taskId: op.taskId, operationId: op.id },
+            { server, remoteId: op.remoteId },
+          );
+          report.repaired += 1;
+          log.warn(
+            { server, taskId: op.taskId, remoteId: op.remoteId },
+            "record missing on its server; re-creating it",
+          );
+          await orchestrator.refreshTask(op.taskId);
         }
       }
     }
@@ -229,7 +225,8 @@ export class Maintenance {
 
   /**
    * A server holds the task as done while taskfan has it open, or the other way round: it
-   * was finished (or reopened) there. That becomes a change of the task, sent to the other
+   * was finished (or reopened) there; its record is gone (deleted there), or holds another
+   * title (renamed there). That becomes a change of the task, sent to the other
    * servers and told to its chat, when the server is known to hold taskfan's own latest
    * state (its last operation of the task is done, none is in flight anywhere): taskfan's
    * own change on its way, or one that failed there, is never read back as a new one.
