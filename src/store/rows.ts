@@ -1,6 +1,14 @@
 import type { Alert, AlertKind } from "../domain/alert.js";
 import type { Operation, Task } from "../domain/task.js";
-import type { RouteDelivery, StoredEvent, RouteState, TaskFilter } from "./store.js";
+import type {
+  DueReminder,
+  ReminderPlan,
+  RouteDelivery,
+  StoredEvent,
+  RouteState,
+  TaskFilter,
+  UpcomingReminder,
+} from "./store.js";
 
 export interface TaskRow {
   id: string;
@@ -235,4 +243,63 @@ export function taskFilterSql(
   }
   if (filter.priority) add((p) => `priority = ${p}`, filter.priority);
   return { where: parts.length > 0 ? `WHERE ${parts.join(" AND ")}` : "", params };
+}
+
+/** A task as reminder planning reads it. */
+export interface PlanRow {
+  id: string;
+  version: number;
+  state: ReminderPlan["state"];
+  deadline: string | null;
+  chat_id: string | null;
+  remind: string | null;
+}
+
+export function toPlan(r: PlanRow): ReminderPlan {
+  return {
+    taskId: r.id,
+    version: r.version,
+    state: r.state,
+    deadline: r.deadline,
+    chatId: r.chat_id,
+    remind: r.remind === null ? null : (JSON.parse(r.remind) as number[]),
+  };
+}
+
+/** A reminder with its task's title, deadline and owner. */
+export interface ReminderRow {
+  id: number;
+  task_id: string;
+  kind: DueReminder["kind"];
+  offset_ms: number;
+  fire_at: number;
+  title: string;
+  deadline: string | null;
+  chat_id: string;
+  user_id: number | null;
+}
+
+export function toDue(r: ReminderRow): DueReminder {
+  return {
+    id: r.id,
+    taskId: r.task_id,
+    kind: r.kind,
+    offsetMs: r.offset_ms,
+    fireAt: r.fire_at,
+    title: r.title,
+    deadline: r.deadline,
+    chatId: r.chat_id,
+    userId: r.user_id,
+  };
+}
+
+export function toUpcoming(r: ReminderRow): UpcomingReminder {
+  return {
+    id: r.id,
+    taskId: r.task_id,
+    kind: r.kind,
+    fireAt: r.fire_at,
+    title: r.title,
+    deadline: r.deadline,
+  };
 }

@@ -1,26 +1,6 @@
-import type { ReminderPlan, ReminderStore, UpcomingReminder } from "../store.js";
+import { toDue, toPlan, toUpcoming, type PlanRow, type ReminderRow } from "../rows.js";
+import type { ReminderStore } from "../store.js";
 import { atomic, statementsOn, type Queryable } from "./sql.js";
-
-interface PlanRow {
-  id: string;
-  version: number;
-  state: ReminderPlan["state"];
-  deadline: string | null;
-  chat_id: string | null;
-  remind: string | null;
-}
-
-interface DueRow {
-  id: number;
-  task_id: string;
-  kind: UpcomingReminder["kind"];
-  offset_ms: number;
-  fire_at: number;
-  title: string;
-  deadline: string | null;
-  chat_id: string;
-  user_id: number | null;
-}
 
 /**
  * The reminders table. A claim takes due rows with FOR UPDATE SKIP LOCKED, so instances
@@ -35,14 +15,7 @@ export function createReminderStore(q: Queryable, now: () => number): ReminderSt
          WHERE reminders_planned IS DISTINCT FROM version ORDER BY created_at LIMIT $1`,
         [limit],
       );
-      return found.map((r) => ({
-        taskId: r.id,
-        version: r.version,
-        state: r.state,
-        deadline: r.deadline,
-        chatId: r.chat_id,
-        remind: r.remind === null ? null : (JSON.parse(r.remind) as number[]),
-      }));
+      return found.map(toPlan);
     },
     replan(taskId, version, before, keepSnoozes) {
       return atomic(q, async (c) => {
@@ -67,7 +40,7 @@ export function createReminderStore(q: Queryable, now: () => number): ReminderSt
       });
     },
     async claim(owner, at, limit, leaseMs) {
-      const claimed = await rows<DueRow>(
+      const claimed = await rows<ReminderRow>(
         `WITH due AS (
            SELECT r.id FROM reminders r JOIN tasks t ON t.id = r.task_id
            WHERE t.state = 'open' AND t.chat_id IS NOT NULL
@@ -81,17 +54,7 @@ export function createReminderStore(q: Queryable, now: () => number): ReminderSt
          FROM taken JOIN tasks t ON t.id = taken.task_id ORDER BY taken.fire_at`,
         [owner, at + leaseMs, at, limit],
       );
-      return claimed.map((r) => ({
-        id: r.id,
-        taskId: r.task_id,
-        kind: r.kind,
-        offsetMs: r.offset_ms,
-        fireAt: r.fire_at,
-        title: r.title,
-        deadline: r.deadline,
-        chatId: r.chat_id,
-        userId: r.user_id,
-      }));
+      return claimed.map(toDue);
     },
     async sent(id, owner, late) {
       return (
@@ -123,21 +86,14 @@ export function createReminderStore(q: Queryable, now: () => number): ReminderSt
       return row?.task_id;
     },
     async upcoming(chatId, limit) {
-      const found = await rows<DueRow>(
+      const found = await rows<ReminderRow>(
         `SELECT r.id, r.task_id, r.kind, r.fire_at, t.title, t.deadline
          FROM reminders r JOIN tasks t ON t.id = r.task_id
          WHERE t.chat_id = $1 AND t.state = 'open' AND r.status <> 'sent'
          ORDER BY r.fire_at, r.id LIMIT $2`,
         [chatId, limit],
       );
-      return found.map((r) => ({
-        id: r.id,
-        taskId: r.task_id,
-        kind: r.kind,
-        fireAt: r.fire_at,
-        title: r.title,
-        deadline: r.deadline,
-      }));
+      return found.map(toUpcoming);
     },
   };
 }

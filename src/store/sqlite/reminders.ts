@@ -1,47 +1,5 @@
-import type { DueReminder, ReminderPlan, UpcomingReminder } from "../store.js";
+import { toDue, toPlan, toUpcoming, type PlanRow, type ReminderRow } from "../rows.js";
 import type { Db } from "./open-database.js";
-
-interface PlanRow {
-  id: string;
-  version: number;
-  state: ReminderPlan["state"];
-  deadline: string | null;
-  chat_id: string | null;
-  remind: string | null;
-}
-
-interface DueRow {
-  id: number;
-  task_id: string;
-  kind: DueReminder["kind"];
-  offset_ms: number;
-  fire_at: number;
-  title: string;
-  deadline: string | null;
-  chat_id: string;
-  user_id: number | null;
-}
-
-const toPlan = (r: PlanRow): ReminderPlan => ({
-  taskId: r.id,
-  version: r.version,
-  state: r.state,
-  deadline: r.deadline,
-  chatId: r.chat_id,
-  remind: r.remind === null ? null : (JSON.parse(r.remind) as number[]),
-});
-
-export const toDue = (r: DueRow): DueReminder => ({
-  id: r.id,
-  taskId: r.task_id,
-  kind: r.kind,
-  offsetMs: r.offset_ms,
-  fireAt: r.fire_at,
-  title: r.title,
-  deadline: r.deadline,
-  chatId: r.chat_id,
-  userId: r.user_id,
-});
 
 /** The reminders table; claims are single statements, so two processes never take one row. */
 export function createReminderStore(db: Db, now: () => number) {
@@ -61,7 +19,7 @@ export function createReminderStore(db: Db, now: () => number) {
   const markPlanned = db.prepare<[string, number]>(
     "UPDATE tasks SET reminders_planned = version WHERE id = ? AND version = ?",
   );
-  const claim = db.prepare<[string, number, number, number, number], DueRow>(
+  const claim = db.prepare<[string, number, number, number, number], ReminderRow>(
     `UPDATE reminders SET status = 'firing', lease_owner = ?, lease_expires_at = ?
      WHERE id IN (SELECT r.id FROM reminders r JOIN tasks t ON t.id = r.task_id
                   WHERE t.state = 'open' AND t.chat_id IS NOT NULL
@@ -87,7 +45,7 @@ export function createReminderStore(db: Db, now: () => number) {
      ON CONFLICT (snoozed_from) DO NOTHING RETURNING id`,
   );
   const taskOf = db.prepare<[number], { task_id: string }>("SELECT task_id FROM reminders WHERE id = ?");
-  const upcoming = db.prepare<[string, number], DueRow>(
+  const upcoming = db.prepare<[string, number], ReminderRow>(
     `SELECT r.id, r.task_id, r.kind, r.offset_ms, r.fire_at, t.title, t.deadline, t.chat_id, t.user_id
      FROM reminders r JOIN tasks t ON t.id = r.task_id
      WHERE t.chat_id = ? AND t.state = 'open' AND r.status <> 'sent'
@@ -125,14 +83,6 @@ export function createReminderStore(db: Db, now: () => number) {
     },
     snooze: (id: number, at: number) => snooze.get(at, now(), id)?.id,
     taskOf: (id: number) => taskOf.get(id)?.task_id,
-    upcoming: (chatId: string, limit: number) =>
-      upcoming.all(chatId, limit).map((r): UpcomingReminder => ({
-        id: r.id,
-        taskId: r.task_id,
-        kind: r.kind,
-        fireAt: r.fire_at,
-        title: r.title,
-        deadline: r.deadline,
-      })),
+    upcoming: (chatId: string, limit: number) => upcoming.all(chatId, limit).map(toUpcoming),
   };
 }
