@@ -155,6 +155,7 @@ export function createBot(deps: BotDeps, settings: BotSettings, options: BotOpti
     deps,
     settings.progressEditIntervalMs,
     translatorFor(i18n, settings.alertLanguage),
+    settings.alertLanguage,
   );
   bot.use(
     createConversation(

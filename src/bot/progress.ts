@@ -1,7 +1,11 @@
 import type { Api } from "grammy";
-import { changeUnderWay, renderTask, taskKeyboard } from "./task-format.js";
+import { changeUnderWay, oneLine, renderTask, taskKeyboard } from "./task-format.js";
 import type { Translate } from "./i18n.js";
 import type { BotDeps } from "./deps.js";
+import type { TaskFields } from "../domain/task.js";
+import { formatInZone } from "../time-zone.js";
+
+type FieldValue = TaskFields[keyof TaskFields];
 
 interface Tracked {
   chatId: number;
@@ -31,6 +35,7 @@ export class ProgressReporter {
     private readonly intervalMs = 1500,
     /** The language of what is said outside an update: a change found on a server. */
     private readonly notices?: Translate,
+    private readonly noticeLocale = "en",
   ) {
     deps.events.on("task.changed", this.changed);
     deps.events.on("task.conflict", this.conflict);
@@ -49,16 +54,34 @@ export class ProgressReporter {
 
   private readonly touch = ({ taskId }: { taskId: string }) => this.schedule(taskId);
 
-  /** A task finished or reopened on a server, found by sync: its chat is told, once. */
-  private readonly changed = ({ taskId, kind, source }: { taskId: string; kind: string; source: string }) => {
+  /** A task finished, reopened, edited or deleted on a server, found by sync: its chat is told, once. */
+  private readonly changed = ({
+    taskId,
+    kind,
+    source,
+    fields,
+  }: {
+    taskId: string;
+    kind: string;
+    source: string;
+    fields: Array<keyof TaskFields>;
+  }) => {
     const t = this.notices;
     if (!t || !source.startsWith("sync:")) return;
     void (async () => {
       const view = await this.deps.getTask(taskId);
       if (!view?.task.chatId) return;
+      const task = view.task;
+      const value = await this.valueIn(task.userId);
+      const what = fields.map((f) => value(f, task[f])).join(", ");
       await this.api.sendMessage(
-        view.task.chatId,
-        t(`found-${kind}`, { server: source.slice("sync:".length), title: view.task.title, id: taskId }),
+        task.chatId!,
+        t(`found-${kind}`, {
+          server: source.slice("sync:".length).split(",").join(", "),
+          title: task.title,
+          id: taskId,
+          what,
+        }),
       );
     })().catch((error: unknown) =>
       this.deps.log.warn({ err: error, taskId }, "could not tell the chat of a change found on a server"),
@@ -68,21 +91,23 @@ export class ProgressReporter {
   /** Two servers changed one field since the last sync: the owner sees the value that lost. */
   private readonly conflict = (e: {
     taskId: string;
-    kept: { server: string; value: string };
-    lost: Array<{ server: string; value: string }>;
+    field: keyof TaskFields;
+    kept: { server: string; value: FieldValue };
+    lost: Array<{ server: string; value: FieldValue }>;
   }) => {
     const t = this.notices;
     if (!t) return;
     void (async () => {
       const view = await this.deps.getTask(e.taskId);
       if (!view?.task.chatId) return;
+      const value = await this.valueIn(view.task.userId);
       const lines = e.lost.map((l) =>
         t("sync-conflict", {
           id: e.taskId,
           server: l.server,
-          lost: l.value,
+          lost: value(e.field, l.value),
           winner: e.kept.server,
-          kept: e.kept.value,
+          kept: value(e.field, e.kept.value),
         }),
       );
       await this.api.sendMessage(view.task.chatId, lines.join("\n"));
@@ -90,6 +115,25 @@ export class ProgressReporter {
       this.deps.log.warn({ err: error, taskId: e.taskId }, "could not tell the chat of a sync conflict"),
     );
   };
+
+  /** A field and its value as the owner reads them: `deadline Fri 11 Dec 18:00 (Europe/Moscow)`. */
+  private async valueIn(userId: number | null) {
+    const t = this.notices!;
+    const zone = await this.deps.timezoneOf(userId ?? undefined);
+    return (field: keyof TaskFields, value: FieldValue): string => {
+      const shown =
+        value === null || (Array.isArray(value) && value.length === 0)
+          ? t("value-none")
+          : field === "deadline"
+            ? formatInZone(String(value), zone, this.noticeLocale)
+            : Array.isArray(value)
+              ? value.map((tag) => `#${tag}`).join(" ")
+              : field === "priority"
+                ? `p${value}`
+                : `"${oneLine(String(value), 80)}"`;
+      return t("found-value", { field: t(`field-${field}`), value: shown });
+    };
+  }
 
   private readonly settled = (view: { task: { id: string } }) => this.schedule(view.task.id);
 

@@ -5,7 +5,7 @@ import type { Translate } from "./i18n.js";
 import { shorten } from "./message-limits.js";
 
 /** The first line of a text, shortened to `max`. */
-const oneLine = (text: string | null, max = 80) => shorten((text ?? "").split("\n")[0] ?? "", max);
+export const oneLine = (text: string | null, max = 80) => shorten((text ?? "").split("\n")[0] ?? "", max);
 
 /** One line for one server's part of a task. */
 export function operationLine(op: Operation, t: Translate): string {

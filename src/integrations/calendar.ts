@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { MalformedReplyError } from "../errors.js";
-import type { Task } from "../domain/task.js";
+import type { Task, TaskFields } from "../domain/task.js";
 import { taskMarker } from "../domain/task.js";
 import { ToolFailedError } from "../errors.js";
 import {
@@ -34,6 +34,7 @@ const todos = z.object({
       summary: z.string(),
       description: z.string().optional(),
       status: z.string().optional(),
+      due: z.string().optional().catch(undefined),
     }),
   ),
   total: z.number(),
@@ -41,6 +42,22 @@ const todos = z.object({
 
 export function todoSummary(task: Task): string {
   return `${task.title} [${taskMarker(task.id)}]`;
+}
+
+/**
+ * What a todo holds of the task: the title (what precedes our marker at the end of the
+ * summary) and the deadline (its due). caldav-mcp cannot take a due date away, so a task
+ * without a deadline reads no due from its todo: it may be the one taskfan cleared.
+ */
+function fieldsOf(task: Task, todo: { summary: string; due?: string | undefined }): Partial<TaskFields> {
+  const fields: Partial<TaskFields> = {};
+  const suffix = ` [${taskMarker(task.id)}]`;
+  if (todo.summary.endsWith(suffix)) fields.title = todo.summary.slice(0, -suffix.length);
+  if (task.deadline !== null) {
+    if (todo.due === undefined) fields.deadline = null;
+    else if (!Number.isNaN(Date.parse(todo.due))) fields.deadline = new Date(todo.due).toISOString();
+  }
+  return fields;
 }
 
 /** caldav-mcp (or our local server with its surface): one VTODO per task, due = deadline. */
@@ -88,10 +105,7 @@ export function createCalendarIntegration(settings: unknown): Integration {
             : hit?.status === "NEEDS-ACTION" || hit?.status === "IN-PROCESS"
               ? { state: "open" as const }
               : {};
-        // The title is what precedes our marker at the end of the summary.
-        const suffix = ` [${marker}]`;
-        const title = hit?.summary.endsWith(suffix) ? { title: hit.summary.slice(0, -suffix.length) } : {};
-        if (hit) return { found: true, remoteId: hit.uid, ...state, ...title };
+        if (hit) return { found: true, remoteId: hit.uid, ...state, fields: fieldsOf(task, hit) };
         if (offset + 500 >= reply.total) return { found: false };
       }
     },

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import type { Task } from "../domain/task.js";
+import type { Task, TaskFields } from "../domain/task.js";
 import { taskMarker } from "../domain/task.js";
 import { ToolFailedError } from "../errors.js";
 import {
@@ -13,18 +13,41 @@ import {
 
 const role = "deltatask";
 const created = z.object({ id: z.string().min(1) });
-const listed = z.array(
-  z.object({
-    id: z.string(),
-    tags: z.array(z.string()),
-    completed: z.boolean().optional(),
-    title: z.string().optional(),
-  }),
-);
+/** A DeltaTask record as taskfan reads it back; what is not as expected is left out. */
+const record = z.object({
+  id: z.string(),
+  tags: z.array(z.string()).optional().catch(undefined),
+  completed: z.boolean().optional().catch(undefined),
+  title: z.string().optional().catch(undefined),
+  description: z.string().optional().catch(undefined),
+  urgency: z.number().int().min(1).max(5).optional().catch(undefined),
+  deadline: z.string().nullable().optional().catch(undefined),
+});
+const listed = z.array(record.extend({ tags: z.array(z.string()) }));
 
-const stateOf = (completed: unknown) =>
-  typeof completed === "boolean" ? { state: completed ? ("done" as const) : ("open" as const) } : {};
-const titleOf = (title: unknown) => (typeof title === "string" ? { title } : {});
+/**
+ * What the record holds of the task: its state, and every field DeltaTask keeps whole (the
+ * tags without our marker, the urgency as our priority). A deadline that is not a date
+ * is left out.
+ */
+function lookupOf(task: Task, value: z.infer<typeof record>) {
+  const fields: Partial<TaskFields> = {};
+  if (value.title !== undefined) fields.title = value.title;
+  if (value.description !== undefined) fields.description = value.description;
+  if (value.urgency !== undefined) fields.priority = 6 - value.urgency;
+  if (value.tags) fields.tags = value.tags.filter((t) => t !== taskMarker(task.id));
+  if (value.deadline === null) fields.deadline = null;
+  else if (value.deadline !== undefined && !Number.isNaN(Date.parse(value.deadline)))
+    fields.deadline = new Date(value.deadline).toISOString();
+  return {
+    found: true as const,
+    remoteId: value.id,
+    ...(value.completed === undefined
+      ? {}
+      : { state: value.completed ? ("done" as const) : ("open" as const) }),
+    fields,
+  };
+}
 
 async function callJson(call: CallTool, tool: string, args: Record<string, unknown>, signal: AbortSignal) {
   const value = jsonOf(await call(tool, args, signal), role, tool);
@@ -76,21 +99,12 @@ export function createDeltataskIntegration(): Integration {
           "get_task_by_id",
         );
         const found = value && typeof value === "object" && "id" in value;
-        return found
-          ? {
-              found: true,
-              remoteId,
-              ...stateOf((value as { completed?: unknown }).completed),
-              ...titleOf((value as { title?: unknown }).title),
-            }
-          : { found: false };
+        return found ? lookupOf(task, parseReply(record, value, role, "get_task_by_id")) : { found: false };
       }
       const value = await callJson(call, "list_tasks", { tags: [taskMarker(task.id)] }, signal);
       const tasks = parseReply(listed, value, role, "list_tasks");
       const match = tasks.find((t) => t.tags.includes(taskMarker(task.id)));
-      return match
-        ? { found: true, remoteId: match.id, ...stateOf(match.completed), ...titleOf(match.title) }
-        : { found: false };
+      return match ? lookupOf(task, match) : { found: false };
     },
     async change({ kind, remoteId, has }, task, call, signal) {
       const id = { task_id: remoteId };

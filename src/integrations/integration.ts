@@ -1,7 +1,7 @@
 import type { z } from "zod";
 import type { ServerName } from "../config/schema.js";
 import { ConfigError, MalformedReplyError, ToolFailedError } from "../errors.js";
-import type { ChangeKind, Task } from "../domain/task.js";
+import type { ChangeKind, Task, TaskFields } from "../domain/task.js";
 
 export interface ToolResult {
   content?: Array<{ type: string; text?: string }>;
@@ -37,16 +37,16 @@ export interface ChangeRequest {
 }
 /**
  * A record found again, or not. `state`, where the server keeps one, is whether it holds the
- * task as done or open, and `title` its title: sync reads a change made there behind
- * taskfan's back from them.
+ * task as done or open, and `fields` the task's fields as the server holds them (only those
+ * it keeps whole and taskfan can read back as written): sync reads a change made there
+ * behind taskfan's back from them.
  */
 export type LookupResult =
   | {
       found: true;
       remoteId: string;
       state?: "open" | "done";
-      /** The task's title as the server holds it, where taskfan can read it back whole. */
-      title?: string;
+      fields?: Partial<TaskFields>;
     }
   | { found: false };
 

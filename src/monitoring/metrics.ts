@@ -175,7 +175,8 @@ export function createMetrics(deps: {
   orchestrator.on("task.changed", (e) => {
     const [source, server] = e.source.split(":");
     changes.inc({ kind: e.kind, source: source ?? e.source });
-    if (source === "sync" && server) found.inc({ server });
+    // A change found on several servers at once (fields from each) counts for each.
+    if (source === "sync" && server) for (const s of server.split(",")) found.inc({ server: s });
   });
   const conflicts = new Counter({
     name: "taskfan_sync_conflicts_total",

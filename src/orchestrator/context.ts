@@ -1,6 +1,6 @@
 import type { EventEmitter } from "node:events";
 import type { Config, ServerName } from "../config/schema.js";
-import type { ChangeKind, Operation, Task, TaskView } from "../domain/task.js";
+import type { ChangeKind, Operation, Task, TaskFields, TaskView } from "../domain/task.js";
 import type { Fleet } from "../fleet/fleet.js";
 import type { Logger } from "../log.js";
 import type { StoreRetry } from "../store/store-health.js";
@@ -33,14 +33,23 @@ export interface OrchestratorEvents {
   "operation.waiting": [OperationEvent];
   "task.settled": [TaskView];
   /** A change was accepted (stored): its operations are on their way. */
-  "task.changed": [{ taskId: string; kind: ChangeKind; version: number; source: string }];
+  "task.changed": [
+    {
+      taskId: string;
+      kind: ChangeKind;
+      version: number;
+      source: string;
+      /** The fields an update changed. */
+      fields: Array<keyof TaskFields>;
+    },
+  ];
   /** Two servers changed one field of the task since the last sync: `kept` won, `lost` did not. */
   "task.conflict": [
     {
       taskId: string;
-      field: "title";
-      kept: { server: string; value: string };
-      lost: Array<{ server: string; value: string }>;
+      field: keyof TaskFields;
+      kept: { server: string; value: TaskFields[keyof TaskFields] };
+      lost: Array<{ server: string; value: TaskFields[keyof TaskFields] }>;
     },
   ];
   /** Every change of the task has run on every server (or waits for its server). */

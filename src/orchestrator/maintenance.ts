@@ -6,6 +6,7 @@ import type { HealthMonitor } from "../monitoring/health-monitor.js";
 import { oneAtATime } from "../one-at-a-time.js";
 import { StoreRetry, storeFault } from "../store/store-health.js";
 import type { Store } from "../store/store.js";
+import type { Task, TaskFields } from "../domain/task.js";
 import type { Orchestrator, TaskChangeInput } from "./orchestrator.js";
 
 export interface SyncReport {
@@ -139,7 +140,8 @@ export class Maintenance {
     const { store, fleet, orchestrator, config, log } = this.deps;
     await this.recover();
     const report: SyncReport = { checked: 0, repaired: 0, errors: 0, changesFound: 0 };
-    const renamed = new Map<string, Array<{ server: ServerName; value: string }>>();
+    // Fields a server holds otherwise than taskfan: task, field, then each server's value.
+    const edited = new Map<string, Map<keyof TaskFields, Array<{ server: ServerName; value: FieldValue }>>>();
     for (const server of fleet.names) {
       if (this.stopped) break;
       if (!this.healthy(server)) continue;
@@ -159,11 +161,12 @@ export class Maintenance {
           if (found.found) {
             if (found.state && (await this.changedThere(server, op.taskId, found.state)))
               report.changesFound += 1;
-            else if (found.title !== undefined && found.title !== task.title) {
-              const seen = renamed.get(op.taskId) ?? [];
-              seen.push({ server, value: found.title });
-              renamed.set(op.taskId, seen);
-            }
+            else
+              for (const [field, value] of fieldsChanged(task, found.fields ?? {})) {
+                const byField = edited.get(op.taskId) ?? new Map();
+                edited.set(op.taskId, byField);
+                byField.set(field, [...(byField.get(field) ?? []), { server, value }]);
+              }
             continue;
           }
           missing.push(op);
@@ -205,18 +208,28 @@ export class Maintenance {
         }
       }
     }
-    // Titles changed on servers, once every server was read: one server's, the first in the
-    // role order, wins; another server's other value for it since the last sync is a
-    // conflict, kept out and shown to the owner.
-    for (const [taskId, seen] of renamed) {
+    // Fields changed on servers, once every server was read: field by field, the first
+    // server in the role order that changed it wins, and the winners go as one change (a
+    // change from one server alone would overwrite another's field everywhere). Another
+    // server's other value for a field since the last sync is a conflict, shown to the owner.
+    for (const [taskId, byField] of edited) {
       if (this.stopped) break;
-      const [winner] = seen;
-      if (!winner || !(await this.changedThere(winner.server, taskId, { title: winner.value }))) continue;
+      const fields: Partial<Record<keyof TaskFields, FieldValue>> = {};
+      const servers = new Set<ServerName>();
+      const conflicts: Array<{ field: keyof TaskFields; kept: Seen; lost: Seen[] }> = [];
+      for (const [field, [winner, ...others]] of byField) {
+        if (!winner) continue;
+        fields[field] = winner.value;
+        servers.add(winner.server);
+        const lost = others.filter((o) => !sameValue(field, o.value, winner.value));
+        if (lost.length > 0) conflicts.push({ field, kept: winner, lost });
+      }
+      if (!(await this.changedThere([...servers], taskId, { fields: fields as Partial<TaskFields> })))
+        continue;
       report.changesFound += 1;
-      const lost = seen.filter((s) => s.value !== winner.value);
-      if (lost.length > 0) {
-        log.info({ taskId, kept: winner, lost }, "two servers changed one field: the first kept");
-        orchestrator.emit("task.conflict", { taskId, field: "title", kept: winner, lost });
+      for (const c of conflicts) {
+        log.info({ taskId, ...c }, "two servers changed one field: the first kept");
+        orchestrator.emit("task.conflict", { taskId, ...c });
       }
     }
     if (report.repaired > 0) orchestrator.wake();
@@ -225,39 +238,63 @@ export class Maintenance {
 
   /**
    * A server holds the task as done while taskfan has it open, or the other way round: it
-   * was finished (or reopened) there; its record is gone (deleted there), or holds another
-   * title (renamed there). That becomes a change of the task, sent to the other
-   * servers and told to its chat, when the server is known to hold taskfan's own latest
-   * state (its last operation of the task is done, none is in flight anywhere): taskfan's
-   * own change on its way, or one that failed there, is never read back as a new one.
+   * was finished (or reopened) there; its record is gone (deleted there), or holds other
+   * fields (edited there). That becomes a change of the task, sent to the other servers and
+   * told to its chat, when every server it was read from is known to hold taskfan's own
+   * latest state (its last operation of the task is done, none is in flight anywhere):
+   * taskfan's own change on its way, or one that failed there, is never read back as a new one.
    */
   private async changedThere(
-    server: ServerName,
+    from: ServerName | ServerName[],
     taskId: string,
-    found: "open" | "done" | "deleted" | { title: string },
+    found: "open" | "done" | "deleted" | { fields: Partial<TaskFields> },
   ): Promise<boolean> {
     const { orchestrator, log } = this.deps;
+    const servers = Array.isArray(from) ? from : [from];
     const view = await orchestrator.getTask(taskId);
     if (!view || view.task.state === "deleted") return false;
-    if (typeof found === "string" ? view.task.state === found : view.task.title === found.title) return false;
+    if (typeof found === "string" && view.task.state === found) return false;
     if (view.task.status === "rolled_back") return false;
     const ops = view.operations.filter((o) => o.kind !== "compensate");
     if (ops.some((o) => o.status === "pending" || o.status === "running")) return false;
-    if (ops.filter((o) => o.server === server).at(-1)?.status !== "done") return false;
+    if (servers.some((s) => ops.filter((o) => o.server === s).at(-1)?.status !== "done")) return false;
     const input: TaskChangeInput =
       typeof found === "object"
-        ? { kind: "update", fields: { title: found.title } }
+        ? { kind: "update", fields: found.fields }
         : { kind: found === "done" ? "complete" : found === "deleted" ? "delete" : "reopen" };
     const kind = input.kind;
+    const server = servers.join(",");
     try {
       const result = await orchestrator.changeTask(taskId, input, { source: `sync:${server}` });
       if (result.changed) log.info({ server, taskId, kind }, "change found on a server; sent to the others");
       return result.changed;
     } catch (error) {
       if (storeFault(error)) throw error;
-      // The task moved on meanwhile (changed, deleted): the next sync looks again.
+      // The task moved on meanwhile (changed, deleted), or the value is not one taskfan
+      // takes (a deadline moved into the past): the next sync looks again.
       log.info({ server, taskId, reason: describeError(error) }, "change found on a server not taken");
       return false;
     }
   }
+}
+
+type FieldValue = TaskFields[keyof TaskFields];
+type Seen = { server: ServerName; value: FieldValue };
+
+/** Whether two values of a field are the same: a deadline to the second, tags as a set. */
+function sameValue(field: keyof TaskFields, a: FieldValue, b: FieldValue): boolean {
+  if (field === "deadline") {
+    const seconds = (v: FieldValue) => (typeof v === "string" ? Math.floor(Date.parse(v) / 1000) : null);
+    return seconds(a) === seconds(b);
+  }
+  if (field === "tags" && Array.isArray(a) && Array.isArray(b))
+    return JSON.stringify([...new Set(a)].sort()) === JSON.stringify([...new Set(b)].sort());
+  return a === b;
+}
+
+/** The fields a server holds otherwise than the task, with the server's values. */
+function fieldsChanged(task: Task, fields: Partial<TaskFields>): Array<[keyof TaskFields, FieldValue]> {
+  return (Object.entries(fields) as Array<[keyof TaskFields, FieldValue]>).filter(
+    ([field, value]) => value !== undefined && !sameValue(field, value, task[field]),
+  );
 }

@@ -59,6 +59,8 @@ export interface ChangeResult {
   replayed: boolean;
   /** Servers the change goes to. */
   servers: string[];
+  /** The fields an update changed (none for another kind, or no change). */
+  fields: Array<keyof TaskFields>;
 }
 
 /** Which pending operations of a task a new change makes pointless (it carries the task as it is). */
@@ -253,7 +255,13 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         { taskId: id, kind: input.kind, version: done.task.version, servers: done.servers.length, source },
         "task changed",
       );
-      this.emit("task.changed", { taskId: id, kind: input.kind, version: done.task.version, source });
+      this.emit("task.changed", {
+        taskId: id,
+        kind: input.kind,
+        version: done.task.version,
+        source,
+        fields: done.fields,
+      });
       dispatcher.schedulePump();
     }
     return done;
@@ -280,8 +288,10 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       throw new VersionMismatchError(id, opts.ifVersion, task.version);
     }
     const now = this.ctx.now();
-    const next = nextState(task, input, now);
-    if (!next) return { task, changed: false, replayed: false, servers: [] };
+    // A deadline a person set on a server is taken as it is there, past or not; one asked
+    // for here must be in the future.
+    const next = nextState(task, input, now, opts.source?.startsWith("sync:") ? 0 : now);
+    if (!next) return { task, changed: false, replayed: false, servers: [], fields: [] };
     if (!(await tx.tasks.applyChange(id, task.version, { ...next, source: opts.source ?? "api", key }))) {
       // The task is locked for this transaction: only a bug gets here.
       throw new VersionMismatchError(id, task.version, task.version + 1);
@@ -322,6 +332,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       changed: true,
       replayed: false,
       servers: ops.map((o) => o.server),
+      fields: Object.keys(next.changed) as Array<keyof TaskFields>,
     };
   }
 
@@ -336,7 +347,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     if (earlier.hash !== null && earlier.hash !== hash) throw new IdempotencyConflictError(key);
     const task = await q.tasks.get(earlier.taskId);
     if (!task) throw new TaskNotFoundError(earlier.taskId);
-    return { task, changed: false, replayed: true, servers: [] };
+    return { task, changed: false, replayed: true, servers: [], fields: [] };
   }
 
   /**
@@ -501,6 +512,7 @@ function nextState(
   task: Task,
   input: TaskChangeInput,
   now: number,
+  future: number,
 ): Omit<TaskChangeRow, "source" | "key"> | undefined {
   const fields: TaskFields = {
     title: task.title,
@@ -536,7 +548,7 @@ function nextState(
           deadline: deadlineChanged ? given.deadline : task.deadline,
           tags: given.tags ?? task.tags,
         },
-        deadlineChanged ? now : 0,
+        deadlineChanged ? future : 0,
       );
       const changed: Partial<TaskFields> = {};
       if (valid.title !== task.title) changed.title = valid.title;

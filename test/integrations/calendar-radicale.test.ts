@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { taskMarker } from "../../src/domain/task.js";
 import { startHarness, type Harness } from "../core-harness.js";
 import { freePort, onlyServers } from "../helpers.js";
+import { owned, ownerChat } from "../bot/owner-chat.js";
 
 // caldav-mcp from npm against Debian's Radicale, started by taskfan itself (.ci/run installs it).
 let h: Harness;
@@ -54,7 +55,7 @@ describe("calendar through caldav-mcp and Radicale", () => {
         ({ call, signal }) => integration.verify(task, uid, call, signal),
         AbortSignal.timeout(10_000),
       ),
-    ).toEqual({ found: true, remoteId: uid, state: "open", title: task.title });
+    ).toEqual({ found: true, remoteId: uid, state: "open", fields: { title: task.title, deadline } });
     await h.core.fleet.execute(
       "calendar",
       ({ call, signal }) => integration.compensate(task, uid, call, signal),
@@ -67,4 +68,112 @@ describe("calendar through caldav-mcp and Radicale", () => {
     );
     expect(after).toEqual({ found: false });
   });
+});
+
+/**
+ * A task completed in Radicale's own calendar, as a CalDAV client (a phone's task app) does
+ * it: the VTODO fetched, STATUS:COMPLETED with COMPLETED and PERCENT-COMPLETE:100 set and
+ * SEQUENCE raised, and put back over the item's ETag. Sync reads it through caldav-mcp.
+ */
+describe("a change made in Radicale's calendar, found by sync", () => {
+  it("completed there: done on the other servers and told to the chat, once; a moved due date comes back", async () => {
+    const port = await freePort();
+    const g = await startHarness({
+      servers: onlyServers(["deltatask", "memory", "calendar"], {
+        calendar: { settings: { caldav: { radicale: true, port } } },
+      }),
+    });
+    const chat = ownerChat(g.core);
+    try {
+      const { orchestrator, maintenance } = g.core;
+      const deadline = "2031-03-01T09:00:00.000Z";
+      const id = await orchestrator.createTask({ title: "Renew passport", deadline }, owned);
+      const created = (await orchestrator.waitForSettled(id, 30_000))!;
+      expect(created.task.status).toBe("done");
+      const remote = (server: string) => created.operations.find((o) => o.server === server)!.remoteId!;
+      const delta = () =>
+        JSON.parse(readFileSync(path.join(g.config.data_dir, "deltatask", "tasks.json"), "utf8")).tasks.find(
+          (t: { id: string }) => t.id === remote("deltatask"),
+        );
+      const observations = () =>
+        readFileSync(path.join(g.config.data_dir, "memory", "memory.jsonl"), "utf8")
+          .split("\n")
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as { name?: string; observations?: string[] })
+          .find((e) => e.name === `taskfan-task-${id}`)?.observations ?? [];
+
+      // The item as Radicale serves it, found by its UID.
+      const base = `http://127.0.0.1:${port}`;
+      const auth = { authorization: `Basic ${Buffer.from("taskfan:x").toString("base64")}` };
+      const collection = path.join(
+        g.config.data_dir,
+        "radicale",
+        "collections",
+        "collection-root",
+        "taskfan",
+        "tasks",
+      );
+      const file = readdirSync(collection).find(
+        (f) =>
+          f.endsWith(".ics") &&
+          readFileSync(path.join(collection, f), "utf8").includes(`UID:${remote("calendar")}`),
+      )!;
+      const href = `${base}/taskfan/tasks/${file}`;
+      /** Fetches the item, rewrites its VTODO's lines, and puts it back over its ETag. */
+      const edit = async (change: (lines: string[]) => string[]) => {
+        const got = await fetch(href, { headers: auth });
+        expect(got.status).toBe(200);
+        const etag = got.headers.get("etag")!;
+        const lines = (await got.text()).replace(/\r\n[ \t]/g, "").split(/\r\n/);
+        const end = lines.indexOf("END:VTODO");
+        const todo = change(lines.slice(0, end));
+        const sequence = Number(lines.find((l) => l.startsWith("SEQUENCE:"))?.slice(9) ?? 0);
+        const body = [
+          ...todo.filter((l) => !l.startsWith("SEQUENCE:")),
+          `SEQUENCE:${sequence + 1}`,
+          ...lines.slice(end),
+        ];
+        const put = await fetch(href, {
+          method: "PUT",
+          headers: { ...auth, "content-type": "text/calendar; charset=utf-8", "if-match": etag },
+          body: body.join("\r\n"),
+        });
+        expect(put.status).toBeLessThan(300);
+      };
+      const stamp = new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d+/, "");
+      expect(await maintenance.sync()).toMatchObject({ changesFound: 0, errors: 0 });
+
+      // Completed in the calendar, as RFC 5545 asks: all three set together.
+      await edit((lines) => [
+        ...lines.filter((l) => !/^(STATUS|COMPLETED|PERCENT-COMPLETE)[:;]/.test(l)),
+        "STATUS:COMPLETED",
+        `COMPLETED:${stamp}`,
+        "PERCENT-COMPLETE:100",
+      ]);
+      expect(await maintenance.sync()).toMatchObject({ changesFound: 1, errors: 0 });
+      let view = (await orchestrator.waitForChanges(id, 30_000))!;
+      expect(view.task).toMatchObject({ state: "done", version: 2 });
+      expect(delta()).toMatchObject({ completed: true });
+      expect(observations()).toContain("state: done");
+      await chat.told(`✅ Done in calendar: Renew passport (${id}). Marked done on the other servers too.`);
+      // Once: the next sync finds nothing, and the chat heard it once.
+      expect(await maintenance.sync()).toMatchObject({ changesFound: 0 });
+      expect(chat.tg.texts().filter((t) => t.includes("Done in calendar"))).toHaveLength(1);
+
+      // The due date moved in the calendar: the deadline moves everywhere.
+      await edit((lines) => [...lines.filter((l) => !/^DUE[:;]/.test(l)), "DUE:20310315T170000Z"]);
+      expect(await maintenance.sync()).toMatchObject({ changesFound: 1 });
+      view = (await orchestrator.waitForChanges(id, 30_000))!;
+      expect(view.task).toMatchObject({ deadline: "2031-03-15T17:00:00.000Z", state: "done", version: 3 });
+      expect(delta()).toMatchObject({ deadline: "2031-03-15T17:00:00.000Z", completed: true });
+      expect(await maintenance.sync()).toMatchObject({ changesFound: 0 });
+      expect((await g.core.store.tasks.changes(id)).map((c) => [c.kind, c.source])).toEqual([
+        ["complete", "sync:calendar"],
+        ["update", "sync:calendar"],
+      ]);
+    } finally {
+      chat.stop();
+      await g.stop();
+    }
+  }, 120_000);
 });

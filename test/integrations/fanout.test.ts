@@ -152,9 +152,26 @@ describe("a task fanned out to the ten real servers", () => {
       expect(byMarker, server).toEqual({
         found: true,
         remoteId: op.remoteId,
-        // Where the server keeps a state and the title whole, they read back as taskfan
-        // wrote them: sync compares them.
-        ...(server === "deltatask" || server === "calendar" ? { state: "open", title: task.title } : {}),
+        // Where the server keeps a state and fields whole, they read back as taskfan wrote
+        // them: sync compares them.
+        ...(server === "deltatask"
+          ? {
+              state: "open",
+              fields: {
+                title: task.title,
+                description: task.description,
+                priority: task.priority,
+                deadline: task.deadline,
+                tags: task.tags,
+              },
+            }
+          : {}),
+        ...(server === "calendar"
+          ? {
+              state: "open",
+              fields: { title: task.title, ...(task.deadline ? { deadline: task.deadline } : {}) },
+            }
+          : {}),
       });
       await h.core.fleet.execute(
         server,

@@ -1,13 +1,12 @@
 import { existsSync, readFileSync, unlinkSync } from "node:fs";
 import path from "node:path";
-import { afterAll, describe, expect, it, vi } from "vitest";
-import { createBot } from "../../src/bot/create-bot.js";
-import { botDepsOf } from "../../src/bot/front-end.js";
+import { describe, expect, it, vi } from "vitest";
 import type { ServerName } from "../../src/config/schema.js";
 import { taskMarker } from "../../src/domain/task.js";
-import { botInfo, fakeTelegram } from "../bot/fake-telegram.js";
-import { startHarness, type Harness } from "../core-harness.js";
-import { onlyServers, silentLog } from "../helpers.js";
+import { formatInZone } from "../../src/time-zone.js";
+import { owned, ownerChat } from "../bot/owner-chat.js";
+import { startHarness } from "../core-harness.js";
+import { onlyServers } from "../helpers.js";
 import { storeEngines } from "../store-engines.js";
 
 /**
@@ -17,38 +16,33 @@ import { storeEngines } from "../store-engines.js";
  * read back as new ones.
  */
 const engines = storeEngines();
-const owner = 7;
+const chat = owned;
+
+/** The core on these servers, with a bot on a fake Bot API that tells the owner's chat. */
+async function synced(engine: (typeof engines)[number], servers: ServerName[]) {
+  const g = await startHarness({ servers: onlyServers(servers) }, undefined, { store: await engine.open() });
+  const { tg, told, stop } = ownerChat(g.core);
+  return {
+    g,
+    tg,
+    told,
+    async stop() {
+      stop();
+      await g.stop();
+    },
+  };
+}
 
 describe.each(engines)("a change made on a server, found by sync ($name)", (engine) => {
-  let h: Harness | undefined;
-  afterAll(() => h?.stop());
-
   it("finished in deltatask, reopened in the calendar: changed everywhere and told to the chat, once each", async () => {
-    h = await startHarness(
-      { servers: onlyServers(["deltatask", "memory", "calendar", "time-tracker"]) },
-      undefined,
-      { store: await engine.open() },
-    );
+    const s = await synced(engine, ["deltatask", "memory", "calendar", "time-tracker"]);
+    const { g: h, tg, told } = s;
     const { orchestrator, maintenance, fleet } = h.core;
-    const tg = fakeTelegram();
-    const bot = createBot(
-      botDepsOf(h.core, silentLog),
-      {
-        allowedUserIds: new Set([owner]),
-        alertChatId: "-100",
-        rateLimitPerMinute: 100,
-        progressEditIntervalMs: 50,
-      },
-      { token: "42:TEST", botInfo, fetch: tg.fetch },
-    );
     try {
-      const id = await orchestrator.createTask(
-        { title: "Buy milk" },
-        { owner: { chatId: String(owner), userId: owner } },
-      );
+      const id = await orchestrator.createTask({ title: "Buy milk" }, chat);
       const created = (await orchestrator.waitForSettled(id, 30_000))!;
       const remote = (server: ServerName) => created.operations.find((o) => o.server === server)!.remoteId!;
-      const data = (...p: string[]) => JSON.parse(readFileSync(path.join(h!.config.data_dir, ...p), "utf8"));
+      const data = (...p: string[]) => JSON.parse(readFileSync(path.join(h.config.data_dir, ...p), "utf8"));
       const delta = () =>
         data("deltatask", "tasks.json").tasks.find((t: { tags: string[] }) =>
           t.tags.includes(taskMarker(id)),
@@ -62,7 +56,7 @@ describe.each(engines)("a change made on a server, found by sync ($name)", (engi
           t.tags.includes(taskMarker(id)),
         );
       const observations = () =>
-        readFileSync(path.join(h!.config.data_dir, "memory", "memory.jsonl"), "utf8")
+        readFileSync(path.join(h.config.data_dir, "memory", "memory.jsonl"), "utf8")
           .split("\n")
           .filter(Boolean)
           .map((l) => JSON.parse(l) as { name?: string; observations?: string[] })
@@ -84,13 +78,7 @@ describe.each(engines)("a change made on a server, found by sync ($name)", (engi
       expect(todo()).toMatchObject({ status: "COMPLETED", percentComplete: 100 });
       expect(tracked()).toMatchObject({ active: false });
       expect(observations()).toContain("state: done");
-      await vi.waitFor(
-        () =>
-          expect(tg.texts()).toContain(
-            `✅ Done in deltatask: Buy milk (${id}). Marked done on the other servers too.`,
-          ),
-        { timeout: 10_000, interval: 20 },
-      );
+      await told(`✅ Done in deltatask: Buy milk (${id}). Marked done on the other servers too.`);
       // Once: the servers agree now, and the next sync finds nothing.
       expect(await maintenance.sync()).toMatchObject({ changesFound: 0 });
       expect((await orchestrator.getTask(id))!.task.version).toBe(2);
@@ -108,13 +96,7 @@ describe.each(engines)("a change made on a server, found by sync ($name)", (engi
       expect(delta()).toMatchObject({ completed: false });
       expect(tracked()).toMatchObject({ active: true });
       expect(observations()).not.toContain("state: done");
-      await vi.waitFor(
-        () =>
-          expect(tg.texts()).toContain(
-            `↩️ Reopened in calendar: Buy milk (${id}). Reopened on the other servers too.`,
-          ),
-        { timeout: 10_000, interval: 20 },
-      );
+      await told(`↩️ Reopened in calendar: Buy milk (${id}). Reopened on the other servers too.`);
       expect((await h.core.store.tasks.changes(id)).map((c) => [c.version, c.kind, c.source])).toEqual([
         [2, "complete", "sync:deltatask"],
         [3, "reopen", "sync:calendar"],
@@ -139,27 +121,17 @@ describe.each(engines)("a change made on a server, found by sync ($name)", (engi
         'taskfan_change_operations_total{server="memory",kind="reopen",outcome="done"} 1',
       );
     } finally {
-      bot.progress.stop();
+      await s.stop();
     }
   }, 120_000);
 
   it("renamed in deltatask: renamed everywhere and told once; renamed on two servers: the first kept, the other shown", async () => {
-    const g = await startHarness({ servers: onlyServers(["deltatask", "memory", "calendar"]) }, undefined, {
-      store: await engine.open(),
-    });
+    const s = await synced(engine, ["deltatask", "memory", "calendar"]);
+    const { g, told } = s;
     const { orchestrator, maintenance, fleet } = g.core;
-    const tg = fakeTelegram();
-    const bot = createBot(
-      botDepsOf(g.core, silentLog),
-      { allowedUserIds: new Set([owner]), alertChatId: "-100", rateLimitPerMinute: 100 },
-      { token: "42:TEST", botInfo, fetch: tg.fetch },
-    );
     try {
       // Commas and semicolons: a calendar summary escapes them, and reads back the same.
-      const id = await orchestrator.createTask(
-        { title: "Buy milk, eggs; bread" },
-        { owner: { chatId: String(owner), userId: owner } },
-      );
+      const id = await orchestrator.createTask({ title: "Buy milk, eggs; bread" }, chat);
       const created = (await orchestrator.waitForSettled(id, 30_000))!;
       const remote = (server: ServerName) => created.operations.find((o) => o.server === server)!.remoteId!;
       const summary = () =>
@@ -189,12 +161,8 @@ describe.each(engines)("a change made on a server, found by sync ($name)", (engi
       let view = (await orchestrator.waitForChanges(id, 30_000))!;
       expect(view.task).toMatchObject({ title: "Buy oat milk", version: 2 });
       expect(summary()).toBe(`Buy oat milk [${taskMarker(id)}]`);
-      await vi.waitFor(
-        () =>
-          expect(tg.texts()).toContain(
-            `✏️ Changed in deltatask: now "Buy oat milk" (${id}). Changed on the other servers too.`,
-          ),
-        { timeout: 10_000, interval: 20 },
+      await told(
+        `✏️ Changed in deltatask: Buy oat milk (${id}), now title "Buy oat milk". Changed on the other servers too.`,
       );
       expect(await maintenance.sync()).toMatchObject({ changesFound: 0 });
 
@@ -205,12 +173,8 @@ describe.each(engines)("a change made on a server, found by sync ($name)", (engi
       view = (await orchestrator.waitForChanges(id, 30_000))!;
       expect(view.task).toMatchObject({ title: "Buy soy milk", version: 3 });
       expect(summary()).toBe(`Buy soy milk [${taskMarker(id)}]`);
-      await vi.waitFor(
-        () =>
-          expect(tg.texts()).toContain(
-            `⚠️ Task ${id}: calendar had the title "Buy almond milk" and deltatask "Buy soy milk", both changed since the last sync; "Buy soy milk" is kept everywhere.`,
-          ),
-        { timeout: 10_000, interval: 20 },
+      await told(
+        `⚠️ Task ${id}: calendar had title "Buy almond milk" and deltatask title "Buy soy milk", both changed since the last sync; deltatask's is kept everywhere.`,
       );
       expect(await maintenance.sync()).toMatchObject({ changesFound: 0 });
       expect(await g.core.metrics.registry.metrics()).toContain(
@@ -221,26 +185,116 @@ describe.each(engines)("a change made on a server, found by sync ($name)", (engi
         ["update", "sync:deltatask", { title: "Buy soy milk" }],
       ]);
     } finally {
-      bot.progress.stop();
-      await g.stop();
+      await s.stop();
+    }
+  }, 120_000);
+
+  it("deadline, priority and tags changed in deltatask, the deadline moved in the calendar: each comes back everywhere; both moved: the first kept", async () => {
+    const s = await synced(engine, ["deltatask", "memory", "calendar"]);
+    const { g, told } = s;
+    const { orchestrator, maintenance, fleet } = g.core;
+    try {
+      const day = (n: number) => new Date(Date.UTC(2031, 0, n, 9, 30)).toISOString();
+      const id = await orchestrator.createTask(
+        { title: "Pay rent", deadline: day(10), tags: ["home"], priority: 3 },
+        chat,
+      );
+      const created = (await orchestrator.waitForSettled(id, 30_000))!;
+      const remote = (server: ServerName) => created.operations.find((o) => o.server === server)!.remoteId!;
+      const data = (...p: string[]) => JSON.parse(readFileSync(path.join(g.config.data_dir, ...p), "utf8"));
+      const delta = () =>
+        data("deltatask", "tasks.json").tasks.find((t: { id: string }) => t.id === remote("deltatask"));
+      const todo = () =>
+        data("calendar", "calendar.json").calendars["/taskfan/tasks/"].find(
+          (t: { uid: string }) => t.uid === remote("calendar"),
+        );
+      const inDelta = (updates: Record<string, unknown>) =>
+        fleet.execute(
+          "deltatask",
+          ({ call, signal }) => call("update_task", { task_id: remote("deltatask"), updates }, signal),
+          AbortSignal.timeout(10_000),
+        );
+      const dueInCalendar = (due: string) =>
+        fleet.execute(
+          "calendar",
+          ({ call, signal }) =>
+            call("update-todo", { uid: remote("calendar"), calendarUrl: "/taskfan/tasks/", due }, signal),
+          AbortSignal.timeout(10_000),
+        );
+      const shown = (iso: string) => formatInZone(iso, g.config.timezone);
+      expect(await maintenance.sync()).toMatchObject({ changesFound: 0 });
+
+      // In deltatask, with its own tool: urgency 5 (our priority 1), a tag more, a later deadline.
+      await inDelta({ urgency: 5, tags: ["home", "errand", taskMarker(id)], deadline: day(12) });
+      expect(await maintenance.sync()).toMatchObject({ changesFound: 1, errors: 0 });
+      let view = (await orchestrator.waitForChanges(id, 30_000))!;
+      expect(view.task).toMatchObject({
+        priority: 1,
+        tags: ["home", "errand"],
+        deadline: day(12),
+        version: 2,
+      });
+      expect(todo().due).toBe(day(12));
+      await told(
+        `✏️ Changed in deltatask: Pay rent (${id}), now priority p1, deadline ${shown(day(12))}, tags #home #errand. Changed on the other servers too.`,
+      );
+      expect(await maintenance.sync()).toMatchObject({ changesFound: 0 });
+
+      // In the calendar: the due date moved, into the past even (taken as the person set it).
+      await dueInCalendar(day(1).replace("2031", "2020"));
+      expect(await maintenance.sync()).toMatchObject({ changesFound: 1 });
+      view = (await orchestrator.waitForChanges(id, 30_000))!;
+      expect(view.task).toMatchObject({ deadline: "2020-01-01T09:30:00.000Z", version: 3 });
+      expect(delta()).toMatchObject({ deadline: "2020-01-01T09:30:00.000Z", urgency: 5 });
+      expect(delta().tags).toEqual(["home", "errand", taskMarker(id)]);
+      await told(
+        `✏️ Changed in calendar: Pay rent (${id}), now deadline ${shown("2020-01-01T09:30:00.000Z")}. Changed on the other servers too.`,
+      );
+
+      // Moved on both since the last sync, and the priority in deltatask: deltatask, first in
+      // the role order, wins the deadline; the calendar's is shown to the owner.
+      await inDelta({ deadline: day(20), urgency: 2 });
+      await dueInCalendar(day(25));
+      expect(await maintenance.sync()).toMatchObject({ changesFound: 1 });
+      view = (await orchestrator.waitForChanges(id, 30_000))!;
+      expect(view.task).toMatchObject({ deadline: day(20), priority: 4, version: 4 });
+      expect(todo().due).toBe(day(20));
+      await told(
+        `⚠️ Task ${id}: calendar had deadline ${shown(day(25))} and deltatask deadline ${shown(day(20))}, both changed since the last sync; deltatask's is kept everywhere.`,
+      );
+      expect(await maintenance.sync()).toMatchObject({ changesFound: 0 });
+
+      // The deadline taken away in deltatask: none everywhere that can say none.
+      await inDelta({ deadline: null });
+      expect(await maintenance.sync()).toMatchObject({ changesFound: 1 });
+      view = (await orchestrator.waitForChanges(id, 30_000))!;
+      expect(view.task).toMatchObject({ deadline: null, version: 5 });
+      await told(
+        `✏️ Changed in deltatask: Pay rent (${id}), now deadline none. Changed on the other servers too.`,
+      );
+      // The calendar keeps its due (it cannot clear one), and that is not read as a change.
+      expect(todo().due).toBe(day(20));
+      expect(await maintenance.sync()).toMatchObject({ changesFound: 0 });
+
+      expect(await g.core.metrics.registry.metrics()).toContain(
+        'taskfan_sync_conflicts_total{field="deadline"} 1',
+      );
+      expect((await g.core.store.tasks.changes(id)).map((c) => [c.source, c.changed])).toEqual([
+        ["sync:deltatask", { priority: 1, tags: ["home", "errand"], deadline: day(12) }],
+        ["sync:calendar", { deadline: "2020-01-01T09:30:00.000Z" }],
+        ["sync:deltatask", { deadline: day(20), priority: 4 }],
+        ["sync:deltatask", { deadline: null }],
+      ]);
+    } finally {
+      await s.stop();
     }
   }, 120_000);
 
   it("deleted in memory: deleted everywhere, told to the chat, never re-created; many gone at once are re-created", async () => {
-    const g = await startHarness(
-      { servers: onlyServers(["deltatask", "memory", "filesystem", "time-tracker"]) },
-      undefined,
-      { store: await engine.open() },
-    );
+    const s = await synced(engine, ["deltatask", "memory", "filesystem", "time-tracker"]);
+    const { g, told } = s;
     const { orchestrator, maintenance, fleet } = g.core;
-    const tg = fakeTelegram();
-    const bot = createBot(
-      botDepsOf(g.core, silentLog),
-      { allowedUserIds: new Set([owner]), alertChatId: "-100", rateLimitPerMinute: 100 },
-      { token: "42:TEST", botInfo, fetch: tg.fetch },
-    );
     try {
-      const chat = { owner: { chatId: String(owner), userId: owner } };
       const id = await orchestrator.createTask({ title: "Old plan" }, chat);
       await orchestrator.waitForSettled(id, 30_000);
       const file = (taskId: string) => path.join(g.config.data_dir, "files", "tasks", `${taskId}.md`);
@@ -263,13 +317,7 @@ describe.each(engines)("a change made on a server, found by sync ($name)", (engi
       expect((await g.core.store.tasks.changes(id)).map((c) => [c.kind, c.source])).toEqual([
         ["delete", "sync:memory"],
       ]);
-      await vi.waitFor(
-        () =>
-          expect(tg.texts()).toContain(
-            `🗑 Deleted in memory: Old plan (${id}). Deleted on the other servers too.`,
-          ),
-        { timeout: 10_000, interval: 20 },
-      );
+      await told(`🗑 Deleted in memory: Old plan (${id}). Deleted on the other servers too.`);
       // Never brought back, and told once.
       expect(await maintenance.sync()).toMatchObject({ changesFound: 0, repaired: 0 });
       expect(readFileSync(path.join(g.config.data_dir, "memory", "memory.jsonl"), "utf8")).not.toContain(id);
@@ -286,8 +334,7 @@ describe.each(engines)("a change made on a server, found by sync ($name)", (engi
       });
       for (const t of ids) expect((await orchestrator.getTask(t))!.task.state).toBe("open");
     } finally {
-      bot.progress.stop();
-      await g.stop();
+      await s.stop();
     }
   }, 120_000);
 });
