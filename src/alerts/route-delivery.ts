@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { AlertRouteConfig } from "../config/schema.js";
-import type { Alert } from "../domain/alert.js";
+import { isTaskEvent, type Alert } from "../domain/alert.js";
 import type { Logger } from "../log.js";
 import { oneAtATime } from "../one-at-a-time.js";
 import type { Store } from "../store/store.js";
@@ -43,8 +43,12 @@ export function backoffMs(attempts: number): number {
   return Math.min(300_000, 2000 * 2 ** Math.min(attempts, 20));
 }
 
-/** Whether `route` takes `alert` (its kinds and servers). */
+/**
+ * Whether `route` takes `alert` (its kinds and servers). Task events (done, reopened,
+ * deleted) go only to a route that names them in `kinds`: they are no problems.
+ */
 export function routeTakes(route: AlertRouteConfig, alert: Alert): boolean {
+  if (isTaskEvent(alert.kind)) return route.kinds?.includes(alert.kind) ?? false;
   if (route.kinds && !route.kinds.includes(alert.kind)) return false;
   if (route.servers && !route.servers.includes(alert.server as never)) return false;
   return true;

@@ -1,6 +1,6 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
 import type { AlertRouteConfig } from "../config/schema.js";
-import type { Alert } from "../domain/alert.js";
+import { isTaskEvent, type Alert } from "../domain/alert.js";
 import { RouteFailure, type AlertText, type RouteSender } from "./route-delivery.js";
 
 /**
@@ -24,6 +24,7 @@ const textOrNull = (v: unknown) => (typeof v === "string" && v ? v : null);
  */
 export function webhookBody(alert: Alert, text: string, from: { instance: string; version: string }) {
   const d = alert.details;
+  if (isTaskEvent(alert.kind)) return taskEventBody(alert, text, from);
   return {
     schema: "taskfan.alert/1",
     delivery: `${alert.id}-${alert.count}`,
@@ -41,6 +42,29 @@ export function webhookBody(alert: Alert, text: string, from: { instance: string
       error: textOrNull(d.error),
       seenBy: textOrNull(d.instance),
       acknowledged: alert.acknowledged ? { by: alert.acknowledged.by, at: iso(alert.acknowledged.at) } : null,
+    },
+    text,
+    taskfan: from,
+  };
+}
+
+/**
+ * The JSON a webhook receives for a task done, reopened or deleted (schema "taskfan.task/1"),
+ * sent once per change: `task.version` is the version the change made, `source` who made it
+ * ("chat", "api", "cli", or "sync:<server>" for a change found on a server).
+ */
+function taskEventBody(alert: Alert, text: string, from: { instance: string; version: string }) {
+  const d = alert.details;
+  return {
+    schema: "taskfan.task/1",
+    delivery: `${alert.id}-${alert.count}`,
+    event: alert.kind.replace(/^task_/, ""),
+    task: {
+      id: alert.taskId,
+      title: textOrNull(d.title),
+      version: typeof d.version === "number" ? d.version : null,
+      source: textOrNull(d.source),
+      at: iso(alert.firstSeen),
     },
     text,
     taskfan: from,

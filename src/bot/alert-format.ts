@@ -1,5 +1,5 @@
 import { InlineKeyboard } from "grammy";
-import type { Alert } from "../domain/alert.js";
+import { isTaskEvent, type Alert } from "../domain/alert.js";
 import { buttonData } from "./callback-data.js";
 import type { Translate } from "./i18n.js";
 
@@ -14,6 +14,14 @@ function detail(alert: Alert): string | undefined {
 
 /** The alert as the chat shows it: which server, since when, how often, the last error. */
 export function formatAlert(alert: Alert, t: Translate): string {
+  if (isTaskEvent(alert.kind)) {
+    const d = alert.details;
+    return t(`alert-${alert.kind}`, {
+      id: alert.taskId ?? "",
+      title: typeof d.title === "string" ? d.title : "",
+      source: typeof d.source === "string" ? d.source : "",
+    });
+  }
   if (alert.kind === "rolled_back") {
     return [t("alert-rolled-back", { id: alert.taskId ?? "" }), detail(alert) ?? ""].join("\n").trim();
   }

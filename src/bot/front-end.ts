@@ -22,7 +22,7 @@ import type { Api } from "grammy";
 const hour = 3_600_000;
 
 /** The alert routes besides the chat (`alerts.routes`), in the alert chat's words; none: undefined. */
-function alertRoutesOf(
+export function alertRoutesOf(
   core: Core,
   log: Logger,
   t: Translate,

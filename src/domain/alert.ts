@@ -6,8 +6,21 @@ export const alertKinds = [
   "crash_loop",
   "recovered",
   "rolled_back",
+  "task_done",
+  "task_reopened",
+  "task_deleted",
 ] as const;
 export type AlertKind = (typeof alertKinds)[number];
+
+/**
+ * A task done, reopened or deleted: a row of the alert outbox for the routes that ask for
+ * these kinds by name, born delivered for the alert chat (it is no problem to tell there).
+ */
+export const taskEventKinds = ["task_done", "task_reopened", "task_deleted"] as const;
+export type TaskEventKind = (typeof taskEventKinds)[number];
+export function isTaskEvent(kind: AlertKind): kind is TaskEventKind {
+  return (taskEventKinds as readonly string[]).includes(kind);
+}
 
 export interface Alert {
   id: number;

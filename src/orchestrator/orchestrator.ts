@@ -17,6 +17,7 @@ import {
   TaskNotFoundError,
   VersionMismatchError,
 } from "../errors.js";
+import type { TaskEventKind } from "../domain/alert.js";
 import type { Fleet } from "../fleet/fleet.js";
 import { dependencies } from "../integrations/integration.js";
 import type { Logger } from "../log.js";
@@ -69,6 +70,13 @@ const supersedes: Record<ChangeKind, ChangeKind[]> = {
   complete: ["complete", "reopen"],
   reopen: ["complete", "reopen"],
   delete: ["update", "complete", "reopen"],
+};
+
+/** The event a webhook route may ask for, per change kind (an edit has none). */
+const taskEventOf: Partial<Record<ChangeKind, TaskEventKind>> = {
+  complete: "task_done",
+  reopen: "task_reopened",
+  delete: "task_deleted",
 };
 
 export interface OrchestratorOptions {
@@ -319,6 +327,15 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       { taskId: id },
       { kind: input.kind, version, servers: ops.length, superseded, changed: next.changed },
     );
+    const event = taskEventOf[input.kind];
+    if (event && this.routesTake(event)) {
+      // In the change's transaction: a route is told of a change exactly when it is made.
+      await tx.alerts.notice(event, "", id, {
+        title: next.task.title,
+        version,
+        source: opts.source ?? "api",
+      });
+    }
     return {
       task: {
         ...task,
@@ -334,6 +351,11 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       servers: ops.map((o) => o.server),
       fields: Object.keys(next.changed) as Array<keyof TaskFields>,
     };
+  }
+
+  /** Whether some enabled alert route asks for this task event by name. */
+  private routesTake(kind: TaskEventKind): boolean {
+    return this.ctx.config.alerts.routes.some((r) => r.enabled && r.kinds?.includes(kind));
   }
 
   /** The change an idempotency key already made, if the request is the same; else a conflict. */

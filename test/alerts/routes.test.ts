@@ -11,7 +11,10 @@ import type { AlertRouteConfig } from "../../src/config/schema.js";
 import type { Store } from "../../src/store/store.js";
 import { SMTPServer } from "smtp-server";
 import { recover } from "../../src/monitoring/alert-rules.js";
-import { freePort, silentLog } from "../helpers.js";
+import { alertRoutesOf } from "../../src/bot/front-end.js";
+import { createI18n, translatorFor } from "../../src/bot/i18n.js";
+import { startHarness } from "../core-harness.js";
+import { freePort, onlyServers, silentLog } from "../helpers.js";
 import { storeEngines } from "../store-engines.js";
 
 const engines = storeEngines();
@@ -438,4 +441,85 @@ describe.each(engines)("alert routes: webhooks ($name)", (engine) => {
       await new Promise<void>((resolve) => smtp.close(() => resolve()));
     }
   });
+});
+
+describe.each(engines)("alert routes: task events ($name)", (engine) => {
+  it("a route naming task_done and task_deleted gets each once from the real change; other routes and the alert chat none", async () => {
+    const events = await endpoint();
+    const all = await endpoint();
+    const h = await startHarness(
+      {
+        servers: onlyServers(["memory", "time-tracker"]),
+        alerts: {
+          routes: [
+            {
+              kind: "webhook",
+              name: "task-feed",
+              url: events.url,
+              secret,
+              kinds: ["task_done", "task_deleted"],
+            },
+            { kind: "webhook", name: "everything", url: all.url },
+          ],
+        },
+      },
+      undefined,
+      { store: await engine.open() },
+    );
+    try {
+      const { orchestrator, store } = h.core;
+      const routes = alertRoutesOf(h.core, silentLog, translatorFor(createI18n(), "en"))!;
+      await routes.deliver();
+      const id = await orchestrator.createTask({ title: "Buy milk" });
+      await orchestrator.waitForSettled(id, 30_000);
+      await orchestrator.changeTask(id, { kind: "complete" }, { source: "chat" });
+      // Done is a state: done again is no change, and no second event.
+      await orchestrator.changeTask(id, { kind: "complete" }, { source: "chat" });
+      await orchestrator.changeTask(id, { kind: "reopen" }, { source: "api" });
+      await orchestrator.changeTask(id, { kind: "update", fields: { title: "Buy oat milk" } });
+      await orchestrator.changeTask(id, { kind: "delete" }, { source: "cli" });
+      expect(await routes.deliver()).toBe(2);
+      expect(await routes.deliver()).toBe(0);
+
+      const bodies = events.received.map((r) => {
+        expect(
+          verifyWebhook(
+            r.body,
+            {
+              timestamp: r.headers[timestampHeader] as string,
+              signature: r.headers[signatureHeader] as string,
+            },
+            secret,
+          ),
+        ).toBe(true);
+        return JSON.parse(r.body) as Record<string, unknown>;
+      });
+      expect(bodies).toEqual([
+        {
+          schema: "taskfan.task/1",
+          delivery: expect.any(String),
+          event: "done",
+          task: { id, title: "Buy milk", version: 2, source: "chat", at: expect.any(String) },
+          text: `✅ task done: Buy milk (${id}), by chat`,
+          taskfan: { instance: h.core.instance, version: expect.any(String) },
+        },
+        {
+          schema: "taskfan.task/1",
+          delivery: expect.any(String),
+          event: "deleted",
+          task: { id, title: "Buy oat milk", version: 5, source: "cli", at: expect.any(String) },
+          text: `🗑 task deleted: Buy oat milk (${id}), by cli`,
+          taskfan: { instance: h.core.instance, version: expect.any(String) },
+        },
+      ]);
+      // No route asked for reopen: none was kept. The route without kinds takes problems only.
+      expect((await store.alerts.recent(10)).map((a) => a.kind)).toEqual(["task_deleted", "task_done"]);
+      expect(all.received).toEqual([]);
+      // The alert chat has nothing to send.
+      expect(await store.alerts.claimUndelivered("chat", 10, 60_000)).toEqual([]);
+      await routes.stop();
+    } finally {
+      await h.stop();
+    }
+  }, 60_000);
 });

@@ -38,7 +38,7 @@ describe("store", () => {
     expect(store.db.pragma("foreign_keys", { simple: true })).toBe(1);
     expect(store.db.pragma("busy_timeout", { simple: true })).toBe(5000);
     expect(store.db.pragma("temp_store", { simple: true })).toBe(2);
-    expect(store.db.pragma("user_version", { simple: true })).toBe(14);
+    expect(store.db.pragma("user_version", { simple: true })).toBe(15);
   });
 
   it("reads operations through indexes: only the small per-status ones are ever scanned whole", async () => {
@@ -138,6 +138,19 @@ describe("store", () => {
            VALUES (41, 'old', 'git', 'done', 3, 'old:git:create', 'g1', 1, 1, 1)`,
         )
         .run();
+      if (version >= 2) {
+        old
+          .prepare(
+            `INSERT INTO alerts (id, kind, server, status, first_seen, last_seen, delivered_count)
+             VALUES (7, 'error', 'git', 'open', 1, 1, 1)`,
+          )
+          .run();
+      }
+      if (version >= 12) {
+        old
+          .prepare("INSERT INTO alert_deliveries (alert_id, route, delivered_count) VALUES (7, 'ops', 1)")
+          .run();
+      }
       old.close();
       const store = createStore(file);
       try {
@@ -159,6 +172,12 @@ describe("store", () => {
         );
         const ids = (await store.operations.forTask("old")).map((o) => o.id);
         expect(ids[1]).toBeGreaterThan(41);
+        // The rebuilt alerts keep their rows, ids and route deliveries, and take task events.
+        if (version >= 2) expect(await store.alerts.get(7)).toMatchObject({ kind: "error", server: "git" });
+        if (version >= 12) expect(await store.alertRoutes.forAlert(7)).toMatchObject([{ route: "ops" }]);
+        const event = await store.alerts.notice("task_done", "", "old", { title: "from before" });
+        expect(event).toMatchObject({ kind: "task_done", deliveredCount: 1 });
+        if (version >= 2) expect(event.id).toBeGreaterThan(7);
       } finally {
         await store.close();
       }

@@ -1,3 +1,4 @@
+import { isTaskEvent } from "../../domain/alert.js";
 import { toAlert, type AlertRow } from "../rows.js";
 import type { StoreQueries } from "../store.js";
 import { type Queryable, statementsOn } from "./sql.js";
@@ -25,9 +26,19 @@ export function createAlertStore(q: Queryable, now: () => number): StoreQueries[
     async notice(kind, server, taskId, details) {
       const t = now();
       const [row] = await rows<AlertRow>(
-        `INSERT INTO alerts (kind, server, task_id, status, first_seen, last_seen, details, closed_at)
-         VALUES ($1, $2, $3, 'closed', $4, $4, $5, $4) RETURNING *`,
-        [kind, server, taskId, t, JSON.stringify(details)],
+        // A task event is delivered as far as the alert chat goes.
+        `INSERT INTO alerts (kind, server, task_id, status, first_seen, last_seen, details, closed_at,
+           delivered_at, delivered_count)
+         VALUES ($1, $2, $3, 'closed', $4, $4, $5, $4, $6, $7) RETURNING *`,
+        [
+          kind,
+          server,
+          taskId,
+          t,
+          JSON.stringify(details),
+          isTaskEvent(kind) ? t : null,
+          isTaskEvent(kind) ? 1 : 0,
+        ],
       );
       return toAlert(row!);
     },

@@ -1,4 +1,4 @@
-import type { Alert, AlertKind } from "../../domain/alert.js";
+import { isTaskEvent, type Alert, type AlertKind } from "../../domain/alert.js";
 import { toAlert, type AlertRow } from "../rows.js";
 import type { Db } from "./open-database.js";
 
@@ -12,6 +12,12 @@ export function createAlertStore(db: Db, now: () => number) {
   const insert = db.prepare<[string, string, string | null, string, number, number, string, number | null]>(
     `INSERT INTO alerts (kind, server, task_id, status, first_seen, last_seen, details, closed_at)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+  // A task event: born closed, and delivered as far as the alert chat goes.
+  const insertEvent = db.prepare<{ kind: string; taskId: string | null; t: number; details: string }>(
+    `INSERT INTO alerts (kind, server, task_id, status, first_seen, last_seen, details, closed_at,
+       delivered_at, delivered_count)
+     VALUES (@kind, '', @taskId, 'closed', @t, @t, @details, @t, @t, 1)`,
   );
   const openForServer = db.prepare<[string], AlertRow>(
     "SELECT * FROM alerts WHERE server = ? AND status = 'open' ORDER BY id",
@@ -73,7 +79,9 @@ export function createAlertStore(db: Db, now: () => number) {
     /** A one-off notice (recovered, rolled back): born closed, still to be delivered. */
     notice(kind: AlertKind, server: string, taskId: string | null, details: Record<string, unknown>): Alert {
       const t = now();
-      const id = insert.run(kind, server, taskId, "closed", t, t, JSON.stringify(details), t).lastInsertRowid;
+      const id = isTaskEvent(kind)
+        ? insertEvent.run({ kind, taskId, t, details: JSON.stringify(details) }).lastInsertRowid
+        : insert.run(kind, server, taskId, "closed", t, t, JSON.stringify(details), t).lastInsertRowid;
       return toAlert(byId.get(Number(id))!);
     },
     /** Closes a server's open alerts; returns those it closed. */
