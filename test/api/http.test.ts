@@ -353,6 +353,12 @@ describe("the local HTTP API", () => {
     expect(res.headers.get("content-type")).toMatch(/^text\/html/);
     const html = await res.text();
     expect(html.match(/<tr class="server">/g)).toHaveLength(2);
+    // Each task row shows its state past open: the task the lifecycle test deleted says so.
+    const rows = html.split("\n").filter((l) => l.startsWith("<tr><td><code>"));
+    expect(rows.find((l) => l.includes("Lifecycle, edited"))).toContain(
+      '<span class="state deleted">deleted</span>',
+    );
+    expect(rows.filter((l) => !l.includes('class="state'))).not.toEqual([]);
     expect(html).toContain('<meta http-equiv="refresh"');
     expect(html).toContain("<svg");
   });
