@@ -72,8 +72,27 @@ export interface Integration {
    * record on the server. Absent, or a kind it has no tool for: the change is skipped.
    */
   change?(req: ChangeRequest, task: Task, call: CallTool, signal: AbortSignal): Promise<ChangeOutcome>;
+  /**
+   * The server's own change feed, where it has one (memory keeper's `context_watch`): the
+   * records changed since `cursor`, so sync reads only those back. With no cursor, or one
+   * the server no longer knows (expired, restarted), it opens a new feed and answers "all":
+   * what changed before it is read the slow way, once. Undefined: this server (an older
+   * version) offers no feed.
+   */
+  changes?(
+    cursor: string | null,
+    call: CallTool,
+    signal: AbortSignal,
+    has: (tool: string) => boolean,
+  ): Promise<FeedPage | undefined>;
   /** A cheap read for the health monitor. */
   probe(call: CallTool, signal: AbortSignal): Promise<void>;
+}
+
+/** What a change feed said: the cursor to ask from next time, and the records changed. */
+export interface FeedPage {
+  cursor: string;
+  changed: ReadonlySet<string> | "all";
 }
 
 /** All text parts of a tool result, joined. */

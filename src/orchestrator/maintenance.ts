@@ -15,6 +15,8 @@ export interface SyncReport {
   errors: number;
   /** Tasks finished or reopened on a server behind taskfan's back, now changed everywhere. */
   changesFound: number;
+  /** Records not read back because their server's change feed said they had not changed. */
+  unchangedByFeed: number;
 }
 
 /**
@@ -27,6 +29,8 @@ export class Maintenance {
   /** Until started (and again once stopped) it does nothing, even when health changes. */
   private stopped = true;
   private lastGiveUp = 0;
+  /** Each server's change feed cursor, where it has a feed (memory keeper's context_watch). */
+  private readonly feeds = new Map<ServerName, string>();
   /** A store that does not answer: each loop logs once, backs off and tries again. */
   private readonly retries: { recovery: StoreRetry; sync: StoreRetry };
 
@@ -133,13 +137,13 @@ export class Maintenance {
 
   private readonly syncOnce = oneAtATime(async () => {
     const report = await this.retries.sync.run(() => this.runSync());
-    return report ?? { checked: 0, repaired: 0, errors: 0, changesFound: 0 };
+    return report ?? { checked: 0, repaired: 0, errors: 0, changesFound: 0, unchangedByFeed: 0 };
   });
 
   private async runSync(): Promise<SyncReport> {
     const { store, fleet, orchestrator, config, log } = this.deps;
     await this.recover();
-    const report: SyncReport = { checked: 0, repaired: 0, errors: 0, changesFound: 0 };
+    const report: SyncReport = { checked: 0, repaired: 0, errors: 0, changesFound: 0, unchangedByFeed: 0 };
     // Fields a server holds otherwise than taskfan: task, field, then each server's value.
     const edited = new Map<string, Map<keyof TaskFields, Array<{ server: ServerName; value: FieldValue }>>>();
     for (const server of fleet.names) {
@@ -147,8 +151,13 @@ export class Maintenance {
       if (!this.healthy(server)) continue;
       const integration = fleet.integration(server);
       const missing: Array<{ id: number; taskId: string; remoteId: string | null }> = [];
+      const changed = await this.changedOn(server);
       for (const op of await store.operations.recentDone(server, config.sync_batch_size)) {
         if (this.stopped) break;
+        if (changed !== "all" && op.remoteId !== null && !changed.has(op.remoteId)) {
+          report.unchangedByFeed += 1;
+          continue;
+        }
         const task = await store.tasks.get(op.taskId);
         if (!task) continue;
         try {
@@ -234,6 +243,32 @@ export class Maintenance {
     }
     if (report.repaired > 0) orchestrator.wake();
     return report;
+  }
+
+  /**
+   * The records of a server with a change feed that changed since the last sync ("all": read
+   * every one, for a server without a feed, a new feed, or a feed that did not answer).
+   */
+  private async changedOn(server: ServerName): Promise<ReadonlySet<string> | "all"> {
+    const { fleet, log } = this.deps;
+    const integration = fleet.integration(server);
+    if (!integration.changes) return "all";
+    const cursor = this.feeds.get(server) ?? null;
+    this.feeds.delete(server);
+    try {
+      const page = await fleet.execute(
+        server,
+        ({ call, signal, tools }) => integration.changes!(cursor, call, signal, (t) => tools.has(t)),
+        AbortSignal.timeout(fleet.config(server).timeout * 1000 * 2),
+      );
+      if (!page) return "all";
+      this.feeds.set(server, page.cursor);
+      return page.changed;
+    } catch (error) {
+      if (storeFault(error)) throw error;
+      log.info({ server, reason: describeError(error) }, "change feed did not answer; reading every record");
+      return "all";
+    }
   }
 
   /**

@@ -154,7 +154,7 @@ describe("a task fanned out to the ten real servers", () => {
         remoteId: op.remoteId,
         // Where the server keeps a state and fields whole, they read back as taskfan wrote
         // them: sync compares them.
-        ...(server === "deltatask"
+        ...(server === "deltatask" || server === "hpkv-memory"
           ? {
               state: "open",
               fields: {

@@ -290,6 +290,99 @@ describe.each(engines)("a change made on a server, found by sync ($name)", (engi
     }
   }, 120_000);
 
+  it("memory keeper's change feed: only the records it names are read back; done and edited there come back; a lost feed reads all once", async () => {
+    const s = await synced(engine, ["deltatask", "hpkv-memory"]);
+    const { g, told } = s;
+    const { orchestrator, maintenance, fleet } = g.core;
+    const kv = (tool: string, args: Record<string, unknown>) =>
+      fleet.execute(
+        "hpkv-memory",
+        ({ call, signal }) => call(tool, args, signal),
+        AbortSignal.timeout(10_000),
+      );
+    try {
+      const ids: string[] = [];
+      for (const title of ["Water plants", "Call mum", "Pay rent"])
+        ids.push(await orchestrator.createTask({ title, priority: 3 }, chat));
+      for (const id of ids) await orchestrator.waitForSettled(id, 30_000);
+      const [plants, mum, rent] = ids as [string, string, string];
+      const delta = (id: string) =>
+        JSON.parse(readFileSync(path.join(g.config.data_dir, "deltatask", "tasks.json"), "utf8")).tasks.find(
+          (t: { tags: string[] }) => t.tags.includes(taskMarker(id)),
+        );
+      const save = (id: string, value: Record<string, unknown>) =>
+        kv("context_save", { key: `taskfan_task_${id}`, value: JSON.stringify(value), category: "task" });
+
+      // The first sync opens the feed and reads every record: 3 there, 3 in deltatask.
+      expect(await maintenance.sync()).toMatchObject({ checked: 6, changesFound: 0, unchangedByFeed: 0 });
+      // Nothing changed in memory keeper since: its feed names nothing, nothing is read there.
+      expect(await maintenance.sync()).toMatchObject({ checked: 3, changesFound: 0, unchangedByFeed: 3 });
+
+      // Finished in memory keeper, and another one edited there, with its own tool.
+      await save(plants, {
+        id: plants,
+        title: "Water plants",
+        description: "",
+        priority: 3,
+        deadline: null,
+        tags: [],
+        state: "done",
+      });
+      await save(mum, {
+        id: mum,
+        title: "Call mum tonight",
+        description: "",
+        priority: 1,
+        deadline: null,
+        tags: ["family"],
+      });
+      expect(await maintenance.sync()).toMatchObject({
+        checked: 5,
+        changesFound: 2,
+        unchangedByFeed: 1,
+        errors: 0,
+      });
+      for (const id of [plants, mum]) await orchestrator.waitForChanges(id, 30_000);
+      expect((await orchestrator.getTask(plants))!.task).toMatchObject({ state: "done", version: 2 });
+      expect((await orchestrator.getTask(mum))!.task).toMatchObject({
+        title: "Call mum tonight",
+        priority: 1,
+        tags: ["family"],
+        version: 2,
+      });
+      expect(delta(plants)).toMatchObject({ completed: true });
+      expect(delta(mum)).toMatchObject({ title: "Call mum tonight", urgency: 5 });
+      await told(`✅ Done in hpkv-memory: Water plants (${plants}). Marked done on the other servers too.`);
+      await told(
+        `✏️ Changed in hpkv-memory: Call mum tonight (${mum}), now title "Call mum tonight", priority p1, tags #family.`,
+      );
+      expect((await g.core.store.tasks.changes(plants)).map((c) => [c.kind, c.source])).toEqual([
+        ["complete", "sync:hpkv-memory"],
+      ]);
+      // taskfan's own saves of those two come through the feed: read, and found to be its own.
+      expect(await maintenance.sync()).toMatchObject({ checked: 5, changesFound: 0, unchangedByFeed: 1 });
+      expect(await maintenance.sync()).toMatchObject({ checked: 3, changesFound: 0, unchangedByFeed: 3 });
+
+      // The feed stopped (as when it expires): the next sync opens another and reads all, once.
+      const listed = JSON.parse(
+        ((await kv("context_watch", { action: "list" })).content as Array<{ text: string }>)[0]!.text,
+      ) as { watchers: Array<{ watcherId: string; active: boolean }> };
+      for (const w of listed.watchers.filter((w) => w.active))
+        await kv("context_watch", { action: "stop", watcherId: w.watcherId });
+      expect(await maintenance.sync()).toMatchObject({ checked: 6, changesFound: 0, unchangedByFeed: 0 });
+      expect(await maintenance.sync()).toMatchObject({ checked: 3, unchangedByFeed: 3 });
+
+      // Deleted in memory keeper: the feed names it, and it is deleted everywhere.
+      await kv("context_batch_delete", { keys: [`taskfan_task_${rent}`] });
+      expect(await maintenance.sync()).toMatchObject({ changesFound: 1, unchangedByFeed: 2 });
+      await orchestrator.waitForChanges(rent, 30_000);
+      expect((await orchestrator.getTask(rent))!.task.state).toBe("deleted");
+      expect(delta(rent)).toBeUndefined();
+    } finally {
+      await s.stop();
+    }
+  }, 120_000);
+
   it("deleted in memory: deleted everywhere, told to the chat, never re-created; many gone at once are re-created", async () => {
     const s = await synced(engine, ["deltatask", "memory", "filesystem", "time-tracker"]);
     const { g, told } = s;
