@@ -37,6 +37,11 @@ export interface Store extends StoreQueries {
   /** Transactions begun through `transaction`, by durability. */
   readonly commits: { full: number; relaxed: number };
   /**
+   * Statements sent to the database server by the store's work pool, so far (the bench's
+   * round trips per task). SQLite runs in the process: always 0.
+   */
+  readonly roundTrips: number;
+  /**
    * Whether the database answers: every transaction reports to it, and so does every loop
    * that meets a store error. A store fault leaves `transaction` as StoreUnavailableError.
    */

@@ -177,6 +177,25 @@ describe("choosing PostgreSQL", () => {
     }
   });
 
+  it("counts the statements it sends: one a read, BEGIN and COMMIT around a transaction's", async () => {
+    const url = await server.createDatabase();
+    const store = await createPostgresStore(url);
+    try {
+      const start = store.roundTrips;
+      await store.tasks.get("none");
+      expect(store.roundTrips - start).toBe(1);
+      const before = store.roundTrips;
+      await store.transaction(async (tx) => {
+        await tx.tasks.get("none");
+        await tx.tasks.get("other");
+      });
+      // BEGIN with its SET LOCAL goes as one text, then the two reads, then COMMIT.
+      expect(store.roundTrips - before).toBe(4);
+    } finally {
+      await store.close();
+    }
+  });
+
   it("names its sessions and limits them: a statement blocked by an outside lock ends at the limit, and its slot is free again", async () => {
     const url = await server.createDatabase();
     const store = await createPostgresStore(url, Date.now, {

@@ -50,8 +50,10 @@ export async function createPostgresStore(
 ): Promise<Store> {
   const named = { instance: options.instance, timeoutMs: options.timeoutMs ?? defaultSessionTimeoutMs };
   const session = sessionConfig(url, named);
+  const trips = { count: 0 };
   const pool = new pg.Pool({
     ...session,
+    Client: countingClient(trips),
     max: options.poolSize ?? 10,
     types,
     // A burst of work queues for the pool; no slot is held past the statement limit, so a
@@ -131,6 +133,9 @@ export async function createPostgresStore(
     ...queries,
     description: `PostgreSQL ${where}`,
     commits,
+    get roundTrips() {
+      return trips.count;
+    },
     health,
     async taskView(id) {
       const [task, operations] = await Promise.all([queries.tasks.get(id), queries.operations.forTask(id)]);
@@ -274,4 +279,17 @@ function guarded<T extends object>(queries: T, health: StoreHealth): T {
 function retryable(error: unknown): boolean {
   const code = (error as { code?: unknown } | undefined)?.code;
   return code === "40P01" || code === "40001";
+}
+
+/**
+ * A client that counts the statements it sends: each `query` is one round trip to the
+ * server (a text of several statements, or one with parameters, goes in one flight).
+ */
+function countingClient(trips: { count: number }): typeof pg.Client {
+  return class CountingClient extends pg.Client {
+    override query(...args: unknown[]): never {
+      trips.count += 1;
+      return (super.query as (...a: unknown[]) => never)(...args);
+    }
+  } as typeof pg.Client;
 }

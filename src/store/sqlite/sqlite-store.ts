@@ -76,6 +76,7 @@ export function createSqliteStore(
     db,
     description: `SQLite ${file}`,
     commits,
+    roundTrips: 0,
     health,
     taskView(id) {
       return call(() => {
