@@ -106,17 +106,7 @@ export async function startCore(config: Config, log: Logger, options: CoreOption
   // Build integrations first: a bad `settings` is a config error, raised before anything starts.
   const integrations = new Map<ServerName, Integration>(enabled.map((s) => [s.name, createIntegration(s)]));
   for (const dir of defaultDataFolders(config.data_dir)) mkdirSync(dir, { recursive: true });
-  const radicale = await startCalendarBackend(config, log);
   const instance = options.instance ?? (process.env.INSTANCE_ID || `${hostname()}-${process.pid}`);
-  let store: Store;
-  try {
-    store = options.store ?? (await openStore(config, options.now, instance));
-  } catch (error) {
-    await radicale?.close();
-    throw error;
-  }
-  const closeStore = () => (options.store ? Promise.resolve() : store.close());
-  const storeWatch = watchStore(store, log);
   const fleet = new Fleet({
     servers: enabled,
     integrations,
@@ -133,16 +123,32 @@ export async function startCore(config: Config, log: Logger, options: CoreOption
     log,
   });
   const startedAt = Date.now();
-  let started: Core["started"];
-  try {
-    started = await fleet.start();
-  } catch (error) {
-    await fleet.close();
-    storeWatch.stop();
-    await closeStore();
-    await radicale?.close();
-    throw error;
+  // The store (its migrations, its first connection) opens while the servers start: neither
+  // needs the other until the orchestrator is built. Whichever fails, the other is closed.
+  const opening = options.store ? Promise.resolve(options.store) : openStore(config, options.now, instance);
+  const starting = (async () => {
+    const radicale = await startCalendarBackend(config, log);
+    try {
+      return { radicale, started: await fleet.start() };
+    } catch (error) {
+      await fleet.close();
+      await radicale?.close();
+      throw error;
+    }
+  })();
+  const [opened, fleetUp] = await Promise.allSettled([opening, starting]);
+  if (opened.status === "rejected" || fleetUp.status === "rejected") {
+    if (fleetUp.status === "fulfilled") {
+      await fleet.close();
+      await fleetUp.value.radicale?.close();
+    }
+    if (opened.status === "fulfilled" && !options.store) await opened.value.close();
+    throw opened.status === "rejected" ? opened.reason : (fleetUp as PromiseRejectedResult).reason;
   }
+  const store: Store = opened.value;
+  const { radicale, started } = fleetUp.value;
+  const closeStore = () => (options.store ? Promise.resolve() : store.close());
+  const storeWatch = watchStore(store, log);
   const orchestrator = new Orchestrator({
     store,
     fleet,

@@ -106,8 +106,8 @@ export class CommitQueue {
     const { status, dispatcher } = this.parts;
     try {
       const { values, effects } = await dispatcher.claiming(async (tx, claims) => {
-        const values: Array<{ create?: boolean }> = [];
-        for (const c of batch) values.push(await c.write(tx));
+        // All at once: the store may send outcomes of one turn as one statement.
+        const values = await Promise.all(batch.map((c) => c.write(tx)));
         // A create that finished after its task was rolled back is undone as well.
         const created = new Set(batch.filter((_, i) => values[i]!.create).map((c) => c.taskId));
         const effects = new Map<string, TaskEffects>();

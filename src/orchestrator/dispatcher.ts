@@ -175,43 +175,53 @@ export class Dispatcher {
   }
 
   /**
+   * Stores a new task through `write`, one atomic write of its own (one statement on
+   * PostgreSQL, its own synced commit), with the operations planned here: those stored
+   * claimed count against the limits from now on, and their calls are launched once it
+   * returned, with the task as stored (nothing is read back).
+   */
+  async storeNew(
+    taskId: string,
+    write: (ops: NewOperationRow[]) => Promise<{ task: Task; claimed: Operation[] }>,
+  ): Promise<void> {
+    const ops = this.newOperations(taskId);
+    // Not stored yet: held under keys of their own until the store gives them ids.
+    const keys: number[] = [];
+    for (const op of ops) {
+      if (!op.lease || op.waitsFor.length > 0) continue;
+      const key = -++this.plannedKeys;
+      this.reserved.set(key, { server: op.server as ServerName, taskId });
+      keys.push(key);
+    }
+    let stored: { task: Task; claimed: Operation[] };
+    try {
+      stored = await write(ops);
+    } finally {
+      for (const key of keys) this.reserved.delete(key);
+    }
+    this.launch(stored.claimed.map((op) => ({ op, task: stored.task })));
+  }
+
+  /**
    * Runs `fn` in one transaction whose claims are launched once it committed; until then
-   * they count against the limits. `claims.newOperations` plans a new task's operations
-   * (those stored claimed count from then on); `claims.claimFreed` claims what waits for the
-   * free slots, with `also`, the operations the transaction stored claimed.
+   * they count against the limits. `claims.claimFreed` claims what waits for the free
+   * slots, with `also`, the operations the transaction stored claimed.
    */
   async claiming<T>(
     fn: (
       tx: StoreQueries,
-      claims: {
-        newOperations(taskId: string): NewOperationRow[];
-        claimFreed(also?: readonly Operation[]): Promise<Claimed[]>;
-      },
+      claims: { claimFreed(also?: readonly Operation[]): Promise<Claimed[]> },
     ) => Promise<T>,
     durability: "full" | "relaxed",
   ): Promise<T> {
     const claimed: Claimed[] = [];
     const reserved: number[] = [];
-    let planned: number[] = [];
     const reserve = (key: number, server: string, taskId: string) => {
       this.reserved.set(key, { server: server as ServerName, taskId });
       reserved.push(key);
     };
     const claimsIn = (tx: StoreQueries) => ({
-      newOperations: (taskId: string) => {
-        const rows = this.newOperations(taskId);
-        // Not stored yet: held under keys of their own until the store gives them ids.
-        for (const row of rows) {
-          if (!row.lease || row.waitsFor.length > 0) continue;
-          const key = -++this.plannedKeys;
-          reserve(key, row.server, taskId);
-          planned.push(key);
-        }
-        return rows;
-      },
       claimFreed: async (also: readonly Operation[] = []) => {
-        for (const key of planned) this.reserved.delete(key);
-        planned = [];
         for (const op of also) reserve(op.id, op.server, op.taskId);
         const more = await this.claimForFreedSlots(tx, also);
         for (const { op } of more) if (!this.reserved.has(op.id)) reserve(op.id, op.server, op.taskId);
@@ -225,7 +235,6 @@ export class Dispatcher {
         // A run again (the store retries a deadlock): the earlier run's claims rolled back.
         for (const key of reserved.splice(0)) this.reserved.delete(key);
         claimed.length = 0;
-        planned = [];
         return fn(tx, claimsIn(tx));
       }, durability);
     } finally {
@@ -361,13 +370,15 @@ export class Dispatcher {
    */
   private async withTasks(tx: StoreQueries, claimed: readonly Operation[]): Promise<Claimed[]> {
     const tasks = new Map<string, Task | undefined>();
+    const ids = [...new Set(claimed.map((o) => o.taskId))].sort();
+    const read = new Map((await tx.tasks.getMany(ids)).map((t) => [t.id, t]));
     // In id order, as every transaction that updates several tasks does: none waits for another.
-    for (const taskId of [...new Set(claimed.map((o) => o.taskId))].sort()) {
-      const task = await tx.tasks.get(taskId);
+    for (const taskId of ids) {
+      const task = read.get(taskId);
       // A running task stays running when more of its operations are claimed: nothing to
       // derive. Any other (pending, settled with a retry claimed, rolled back) is recomputed.
       const unchanged = task?.status === "running" && !task.rollbackReason && task.settledAt === null;
-      tasks.set(taskId, unchanged ? task : (await this.parts.status.recompute(tx, taskId, false, task)).task);
+      tasks.set(taskId, unchanged ? task : (await this.parts.status.recompute(tx, taskId)).task);
     }
     return claimed.flatMap((op) => {
       const task = tasks.get(op.taskId);

@@ -105,11 +105,9 @@ export class Maintenance {
 
   private async recoverNow(): Promise<number> {
     const { store, fleet, orchestrator, config } = this.deps;
-    const touched = new Set<string>();
-    for (const server of fleet.names) {
-      if (!this.healthy(server)) continue;
-      for (const id of await store.operations.recover(server)) touched.add(id);
-    }
+    const touched = new Set<string>(
+      await store.operations.recover(fleet.names.filter((s) => this.healthy(s))),
+    );
     // Giving up is about age (a day by default): looked at a tenth as often, at most once a minute.
     const giveUpEvery = Math.min(60_000, config.recovery.give_up_after * 100);
     let gaveUp: string[] = [];

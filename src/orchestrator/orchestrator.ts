@@ -199,27 +199,24 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   }
 
   /**
-   * The task and its operations in one synced commit, with the claims of the servers that
-   * have room: their calls start as soon as the caller has the id.
+   * The task and its operations in one synced commit (one statement on PostgreSQL), with the
+   * claims of the servers that have room: their calls start as soon as the caller has the id.
    */
   private async insertTask(valid: ValidTask, key: string | null, owner?: TaskOwner): Promise<string> {
-    const { log } = this.ctx;
+    const { log, store } = this.ctx;
     const { dispatcher } = this.parts;
     const id = newTaskId();
     const servers = this.ctx.fleet.names.length;
     try {
-      await dispatcher.claiming(async (tx, claims) => {
-        const ops = claims.newOperations(id);
-        const direct = await tx.tasks.insertWithOperations(
+      await dispatcher.storeNew(id, (ops) =>
+        store.tasks.insertWithOperations(
           id,
           valid,
           key === null ? null : { key, hash: requestHash(valid) },
           ops,
           owner,
-        );
-        await tx.events.append("task.created", { taskId: id }, { servers: ops.length });
-        await claims.claimFreed(direct);
-      }, "full");
+        ),
+      );
     } catch (error) {
       // Nothing was stored: the servers marked above are looked at again by the next pass.
       dispatcher.schedulePump();
@@ -287,8 +284,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       const replay = await this.replayChange(tx, key.key, key.hash);
       if (replay) return replay;
     }
-    await tx.tasks.lock(id);
-    const task = await tx.tasks.get(id);
+    const task = await tx.tasks.lock(id);
     if (!task) throw new TaskNotFoundError(id);
     if (task.state === "deleted") throw new ChangeRefusedError(id, "deleted");
     if (task.rollbackReason || task.status === "rolled_back") throw new ChangeRefusedError(id, "rolled_back");

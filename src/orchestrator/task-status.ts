@@ -24,16 +24,10 @@ export class TaskStatus {
    * back (`created`: one just did), releases the task's operations whose wait is over and
    * stores its status as derived from its operations.
    */
-  async recompute(
-    tx: StoreQueries,
-    taskId: string,
-    created = false,
-    known?: Task,
-  ): Promise<TaskEffects & { task?: Task }> {
+  async recompute(tx: StoreQueries, taskId: string, created = false): Promise<TaskEffects & { task?: Task }> {
     // Two instances recording outcomes of one task at once: the second waits for the first
     // to commit and then sees its outcome, so the last one releases what waits for both.
-    await tx.tasks.lock(taskId);
-    const task = known ?? (await tx.tasks.get(taskId));
+    const task = await tx.tasks.lock(taskId);
     if (!task) return { released: [], settled: false };
     const undo = created && task.rollbackReason ? await tx.operations.rollback(taskId) : 0;
     const operations = await tx.operations.statesOf(taskId);
@@ -54,10 +48,8 @@ export class TaskStatus {
     ) {
       return { released, settled: false, changesSettled, task };
     }
+    // No event row for the settle: nothing reads one back (listeners hear it once committed).
     const at = await tx.tasks.setStatus(taskId, derived.status, derived.reason, derived.settled);
-    if (derived.settled) {
-      await tx.events.append("task.settled", { taskId }, { status: derived.status, reason: derived.reason });
-    }
     return {
       released,
       settled: derived.settled,

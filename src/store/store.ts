@@ -196,8 +196,10 @@ export interface NewChangeRow {
 
 export interface TaskStore {
   /**
-   * The task and its operations, together. Operations stored claimed are returned; with
-   * any, the task is stored running. `key`: the idempotency key and its request's hash.
+   * The task and its operations, together, in one statement where the engine allows (one
+   * round trip, and on the store itself its own synced commit). The task as stored and the
+   * operations stored claimed are returned; with any, the task is stored running. `key`: the
+   * idempotency key and its request's hash.
    */
   insertWithOperations(
     id: string,
@@ -205,7 +207,7 @@ export interface TaskStore {
     key: { key: string; hash: string } | null,
     ops: readonly NewOperationRow[],
     owner?: TaskOwner,
-  ): Promise<Operation[]>;
+  ): Promise<{ task: Task; claimed: Operation[] }>;
   /**
    * Writes a change: the task as it leaves it, one version more, and the change's record.
    * Only while the task is at `version`; false (nothing written) when another change came first.
@@ -220,12 +222,15 @@ export interface TaskStore {
   /** Tasks by the filter, newest first. */
   list(filter: TaskFilter): Promise<Task[]>;
   get(id: string): Promise<Task | undefined>;
+  /** The tasks of these ids that exist, in one statement. */
+  getMany(ids: readonly string[]): Promise<Task[]>;
   /**
    * Inside a transaction: holds the task until the commit, so transactions that recompute
    * one task's status from its operations take turns and each sees the others' outcomes
-   * (PostgreSQL; SQLite's write transactions take turns already).
+   * (PostgreSQL; SQLite's write transactions take turns already). Returns the task as it
+   * is once held: the lock and the read are one statement.
    */
-  lock(id: string): Promise<void>;
+  lock(id: string): Promise<Task | undefined>;
   /** The task an idempotency key made, and the hash of its request (null for older rows). */
   getByIdempotencyKey(key: string): Promise<{ id: string; hash: string | null } | undefined>;
   /** Returns the time it stored as the update (and, when settled, the settle) time. */
@@ -363,10 +368,10 @@ export interface OperationStore {
   /** Failed operations of a task back to pending; they look before creating again. */
   requeueFailed(taskId: string): Promise<number>;
   /**
-   * Failed-but-retryable operations of a server, due for recovery, back to pending, and those
-   * parked waiting for it due now (it answers again); their tasks.
+   * Failed-but-retryable operations of these servers, due for recovery, back to pending, and
+   * those parked waiting for them due now (they answer again); their tasks. One statement.
    */
-  recover(server: string): Promise<string[]>;
+  recover(servers: readonly string[]): Promise<string[]>;
   /** Operations older than `cutoff` that still wait or wait to be recovered: failed for good. */
   giveUp(cutoff: number, reason: string): Promise<string[]>;
   /**

@@ -280,7 +280,16 @@ describe.each(engines)("dispatcher on $name", (engine) => {
   it("claims a new task's operations in the commit that stores it while its servers have room", async () => {
     const c = await buildFresh(
       engine,
-      { servers: onlyServers(["memory", "time-tracker"]), dispatcher: { prefetch: 2 } },
+      {
+        // Two calls at a time each. (A server that takes one at a time is claimed by the pass
+        // right after the commit on a store other instances may share: the claim looks at
+        // whether another instance is calling it.)
+        servers: onlyServers(["memory", "time-tracker"], {
+          memory: { concurrency: 2 },
+          "time-tracker": { concurrency: 2 },
+        }),
+        dispatcher: { prefetch: 1 },
+      },
       { owner: "direct" },
     );
     await c.start();
@@ -291,7 +300,7 @@ describe.each(engines)("dispatcher on $name", (engine) => {
     let states;
     let ids: string[];
     try {
-      // Serial servers with two claims each: two tasks go straight to them, the third waits.
+      // Two claims each: two tasks go straight to them, the third waits.
       ids = [];
       for (const title of ["one", "two", "three"]) ids.push(await c.orchestrator.createTask({ title }));
       states = await Promise.all(
@@ -366,9 +375,11 @@ describe.each(engines)("dispatcher on $name", (engine) => {
     const c = await buildFresh(
       engine,
       {
+        // Two calls at a time each, so the task's own commit claims both on either store.
         servers: onlyServers(["deltatask", "memory"], {
           // Answers 30 ms after memory has, at the earliest.
-          deltatask: slowDeltatask(30, { required: false }),
+          deltatask: slowDeltatask(30, { required: false, concurrency: 2 }),
+          memory: { concurrency: 2 },
         }),
       },
       { owner: "one-commit" },

@@ -60,16 +60,29 @@ describe.each(engines)("the $name store", (engine) => {
   it("returns the operations it stores claimed exactly as stored, and stores their task running", async () => {
     const store = await engine.open();
     const lease = { owner: "me", expiresAt: Date.now() + 60_000 };
-    const claimed = await store.tasks.insertWithOperations("t3", task, null, [
+    const commits = { ...store.commits };
+    const stored = await store.tasks.insertWithOperations("t3", task, null, [
       op("t3", "memory", { lease }),
       op("t3", "git", { priority: 4 }),
       op("t3", "backup", { priority: 5, waitsFor: ["memory"], lease }),
     ]);
+    // On its own: one synced commit, and on PostgreSQL one statement.
+    expect(store.commits).toEqual({ full: commits.full + 1, relaxed: commits.relaxed });
+    const { claimed } = stored;
     expect(claimed).toEqual((await store.operations.forTask("t3")).filter((o) => o.status === "running"));
     expect(claimed.map((o) => o.server)).toEqual(["memory"]);
-    expect((await store.tasks.get("t3"))?.status).toBe("running");
+    expect(stored.task).toEqual(await store.tasks.get("t3"));
+    expect(stored.task.status).toBe("running");
+    // The one that waits is stored blocked, the other due now.
+    const pending = (await store.operations.forTask("t3")).filter((o) => o.status === "pending");
+    expect(pending.map((o) => [o.server, o.waitsFor, o.attempts, o.startedAt])).toEqual([
+      ["git", [], 0, null],
+      ["backup", ["memory"], 0, null],
+    ]);
     await store.tasks.insertWithOperations("t4", task, null, [op("t4", "memory")]);
     expect((await store.tasks.get("t4"))?.status).toBe("pending");
+    expect((await store.tasks.getMany(["t4", "none", "t3"])).map((t) => t.id).sort()).toEqual(["t3", "t4"]);
+    expect(await store.tasks.getMany([])).toEqual([]);
     expect(await store.tasks.countByStatus()).toEqual({ running: 1, pending: 1 });
   });
 
@@ -294,9 +307,11 @@ describe.each(engines)("the $name store", (engine) => {
       ]),
     );
     // Recovery re-drives the retryable failure once it is due.
-    expect(await store.operations.recover("git")).toEqual([]);
+    expect(await store.operations.recover(["git"])).toEqual([]);
     c.t += 10_000;
-    expect(await store.operations.recover("git")).toEqual(["t1"]);
+    // Only the servers it is given (which answer again), all of them in one call.
+    expect(await store.operations.recover(["memory"])).toEqual([]);
+    expect(await store.operations.recover(["memory", "git"])).toEqual(["t1"]);
     expect(await store.operations.requeueFailed("t1")).toBe(0);
   });
 
@@ -329,12 +344,12 @@ describe.each(engines)("the $name store", (engine) => {
     ).toEqual([]);
     // Back before that time (restarted, a new session): recovery makes it due now.
     c.t += 1000;
-    expect(await store.operations.recover("git")).toEqual(["t1"]);
+    expect(await store.operations.recover(["git"])).toEqual(["t1"]);
     expect((await store.operations.forTask("t1")).find((o) => o.server === "git")).toMatchObject({
       waiting: null,
       nextAttemptAt: c.t,
     });
-    expect(await store.operations.recover("git")).toEqual([]);
+    expect(await store.operations.recover(["git"])).toEqual([]);
   });
 
   it("releases an operation waiting for its task's other creates once they have settled", async () => {

@@ -191,8 +191,98 @@ describe("choosing PostgreSQL", () => {
       });
       // BEGIN with its SET LOCAL goes as one text, then the two reads, then COMMIT.
       expect(store.roundTrips - before).toBe(4);
+      // A new task with ten operations, three stored claimed: one statement, and synced
+      // (the session's synchronous_commit, whatever the server's default is).
+      const lease = { owner: "me", expiresAt: Date.now() + 60_000 };
+      const servers = ["deltatask", "memory", "git", "calendar", "backup", "filesystem", "time-tracker"];
+      const atAck = store.roundTrips;
+      const { claimed } = await store.tasks.insertWithOperations(
+        "ack",
+        { title: "one trip", description: "", priority: 3, deadline: null, tags: [] },
+        null,
+        servers.map((server, i) => ({
+          server,
+          priority: 3,
+          waitsFor: server === "backup" ? ["git"] : [],
+          idempotencyKey: `ack:${server}:create`,
+          ...(i < 3 ? { lease } : {}),
+        })),
+      );
+      expect(store.roundTrips - atAck).toBe(1);
+      expect(claimed.map((o) => o.server)).toEqual(["deltatask", "memory", "git"]);
+      expect(await store.operations.forTask("ack")).toHaveLength(servers.length);
     } finally {
       await store.close();
+    }
+  });
+
+  it("writes a group commit's outcomes as one statement, each behind its own claim, and its events as one more", async () => {
+    const url = await server.createDatabase();
+    const store = await createPostgresStore(url);
+    try {
+      const lease = { owner: "me", expiresAt: Date.now() + 60_000 };
+      const { claimed } = await store.tasks.insertWithOperations(
+        "g",
+        { title: "three outcomes", description: "", priority: 3, deadline: null, tags: [] },
+        null,
+        ["memory", "git", "backup"].map((server) => ({
+          server,
+          priority: 3,
+          waitsFor: [],
+          idempotencyKey: `g:${server}:create`,
+          lease,
+        })),
+      );
+      const before = store.roundTrips;
+      const oks = await store.transaction(
+        (tx) =>
+          Promise.all(
+            claimed.map(async (op, i) => {
+              // The third holds a token another claim has replaced: refused.
+              const claim = { owner: "me", token: i === 2 ? op.attempts + 1 : op.attempts };
+              const ok = await tx.operations.finish(op.id, claim, {
+                status: "done",
+                remoteId: `r${i}`,
+                durationMs: 5,
+              });
+              if (ok) await tx.events.append("operation.done", { taskId: "g", operationId: op.id });
+              return ok;
+            }),
+          ),
+        "relaxed",
+      );
+      expect(oks).toEqual([true, true, false]);
+      // BEGIN, the three outcomes, the two events, COMMIT.
+      expect(store.roundTrips - before).toBe(4);
+      const ops = await store.operations.forTask("g");
+      expect(ops.map((o) => [o.server, o.status, o.remoteId, o.leaseOwner])).toEqual([
+        ["memory", "done", "r0", null],
+        ["git", "done", "r1", null],
+        ["backup", "running", null, "me"],
+      ]);
+      expect((await store.events.forTask("g")).map((e) => e.operationId)).toEqual([
+        claimed[0]!.id,
+        claimed[1]!.id,
+      ]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("commits a statement of its own synced even where the database's default is not", async () => {
+    const url = await server.createDatabase();
+    const admin = new pg.Client({ connectionString: url });
+    await admin.connect();
+    const session = new pg.Client(sessionConfig(url, {}));
+    try {
+      const db = new URL(url).pathname.slice(1);
+      await admin.query(`ALTER DATABASE "${db}" SET synchronous_commit = off`);
+      await session.connect();
+      const { rows } = await session.query<{ synchronous_commit: string }>("SHOW synchronous_commit");
+      expect(rows).toEqual([{ synchronous_commit: "on" }]);
+    } finally {
+      await session.end().catch(() => undefined);
+      await admin.end();
     }
   });
 
@@ -222,18 +312,16 @@ describe("choosing PostgreSQL", () => {
       // What every such session is opened with.
       const probe = new pg.Client(sessionConfig(url, { instance: "probe", timeoutMs: 800 }));
       await probe.connect();
-      const show = async (name: string) =>
-        (await probe.query<Record<string, string>>(`SHOW ${name}`)).rows[0]![name];
-      expect(
-        await Promise.all(
-          [
-            "statement_timeout",
-            "idle_in_transaction_session_timeout",
-            "tcp_keepalives_idle",
-            "application_name",
-          ].map(show),
-        ),
-      ).toEqual(["800ms", "800ms", "10", "taskfan probe"]);
+      const shown: string[] = [];
+      for (const name of [
+        "statement_timeout",
+        "idle_in_transaction_session_timeout",
+        "tcp_keepalives_idle",
+        "application_name",
+      ]) {
+        shown.push((await probe.query<Record<string, string>>(`SHOW ${name}`)).rows[0]![name]!);
+      }
+      expect(shown).toEqual(["800ms", "800ms", "10", "taskfan probe"]);
       await probe.end();
       // Someone else holds the table: our statement waits only as long as the limit.
       await admin.query("BEGIN");

@@ -29,69 +29,74 @@ export function createOperationStore(q: Queryable, now: () => number): StoreQuer
     async claim(req) {
       return atomic(q, async (c) => {
         const t = now();
-        type Candidate = { id: number; priority: number; created_at: number };
-        const candidates: Candidate[] = [];
-        // A serial server's claimers take turns (its lock, held to the commit, in name order
-        // so two claimers never wait for each other); one that another live dispatcher is
-        // calling is passed by.
-        const busy = new Set<string>();
-        for (const server of [...req.capacity.keys()].filter((s) => req.serial?.has(s)).sort()) {
-          await c.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [serialLockClass, server]);
-          const { rowCount } = await c.query(
-            `SELECT 1 FROM operations o JOIN dispatchers d ON d.owner = o.lease_owner
-             WHERE o.server = $1 AND o.status = 'running' AND o.lease_owner <> $2
-               AND o.lease_expires_at >= $3 LIMIT 1`,
-            [server, req.owner, t - (req.overrunMs?.get(server) ?? 0)],
+        const servers = [...req.capacity.entries()].filter(([, free]) => free > 0);
+        // A serial server's claimers take turns: its lock, held to the commit, taken in name
+        // order so two claimers never wait for each other; then, in a statement of its own (it
+        // must see what the last holder of the lock committed), the ones another live
+        // dispatcher is calling, which are passed by.
+        const serial = servers.map(([s]) => s).filter((s) => req.serial?.has(s));
+        let busy = new Set<string>();
+        if (serial.length > 0) {
+          await c.query(
+            `SELECT count(pg_advisory_xact_lock($1, hashtext(s)))
+             FROM (SELECT s FROM unnest($2::text[]) AS s ORDER BY s) AS ordered`,
+            [serialLockClass, serial],
           );
-          if (rowCount) busy.add(server);
+          const calling = await c.query<{ server: string }>(
+            `SELECT DISTINCT o.server FROM operations o JOIN dispatchers d ON d.owner = o.lease_owner
+             JOIN unnest($1::text[], $2::bigint[]) AS s(server, live_after) ON s.server = o.server
+             WHERE o.status = 'running' AND o.lease_owner <> $3 AND o.lease_expires_at >= s.live_after`,
+            [serial, serial.map((s) => t - (req.overrunMs?.get(s) ?? 0)), req.owner],
+          );
+          busy = new Set(calling.rows.map((r) => r.server));
         }
-        // Per server: running ones whose lease ran out longer ago than a call started in time
-        // could still be at work (on the poll), then due ones, locked with SKIP LOCKED until
-        // this transaction ends: another dispatcher passes them by.
-        for (const [server, free] of req.capacity) {
-          if (free <= 0 || busy.has(server)) continue;
-          const limit = Math.min(free, req.limit);
-          const orphans =
-            req.orphans === false
-              ? []
-              : (
-                  await c.query<Candidate>(
-                    `SELECT id, priority, created_at FROM operations
-                     WHERE status = 'running' AND lease_expires_at < $2 AND server = $1
-                     ORDER BY lease_expires_at LIMIT $3 FOR UPDATE SKIP LOCKED`,
-                    [server, t - (req.overrunMs?.get(server) ?? 0), limit],
-                  )
-                ).rows;
-          const due =
-            limit - orphans.length <= 0
-              ? []
-              : (
-                  await c.query<Candidate>(
-                    `SELECT id, priority, created_at FROM operations
-                     WHERE server = $1 AND status = 'pending' AND next_attempt_at <= $2
-                     ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED`,
-                    [server, t, limit - orphans.length],
-                  )
-                ).rows;
-          candidates.push(...orphans, ...due);
-        }
-        // Across servers: priority 1 first, then the oldest.
-        candidates.sort((a, b) => a.priority - b.priority || a.created_at - b.created_at || a.id - b.id);
-        const ids = candidates.slice(0, req.limit).map((x) => x.id);
-        if (ids.length === 0) return [];
+        const open = servers.filter(([s]) => !busy.has(s));
+        if (open.length === 0 || req.limit <= 0) return [];
+        // One statement for every server: per server, running ones whose lease ran out longer
+        // ago than a call started in time could still be at work (on the poll), then due ones,
+        // locked with SKIP LOCKED until this transaction ends (another dispatcher passes them
+        // by); across servers, priority 1 first, then the oldest.
         const { rows: taken } = await c.query<OperationRow>(
-          `UPDATE operations
+          `WITH cap AS (
+             SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[]) AS c(server, n, orphaned_before)),
+           orphan AS (
+             SELECT x.* FROM cap CROSS JOIN LATERAL (
+               SELECT id, server, priority, created_at FROM operations
+               WHERE $4::boolean AND server = cap.server AND status = 'running'
+                 AND lease_expires_at < cap.orphaned_before
+               ORDER BY lease_expires_at LIMIT cap.n FOR UPDATE SKIP LOCKED) AS x),
+           due AS (
+             SELECT x.* FROM cap CROSS JOIN LATERAL (
+               SELECT id, server, priority, created_at FROM operations
+               WHERE server = cap.server AND status = 'pending' AND next_attempt_at <= $5
+               ORDER BY next_attempt_at, id
+               LIMIT greatest(cap.n - (SELECT count(*) FROM orphan WHERE orphan.server = cap.server), 0)
+               FOR UPDATE SKIP LOCKED) AS x),
+           picked AS (
+             SELECT id FROM (SELECT * FROM orphan UNION ALL SELECT * FROM due) AS candidates
+             ORDER BY priority, created_at, id LIMIT $6)
+           UPDATE operations
            SET recheck = CASE WHEN status = 'running' THEN 1 ELSE recheck END,
                attempts = attempts + 1,
-               status = 'running', lease_owner = $2, lease_expires_at = $3, waiting = NULL,
-               started_at = coalesce(started_at, $4), updated_at = $4
-           WHERE id = ANY($1::bigint[]) AND ((status = 'pending' AND next_attempt_at <= $4)
-                              OR (status = 'running' AND lease_expires_at < $4))
+               status = 'running', lease_owner = $7, lease_expires_at = $8, waiting = NULL,
+               started_at = coalesce(started_at, $5), updated_at = $5
+           WHERE id IN (SELECT id FROM picked) AND ((status = 'pending' AND next_attempt_at <= $5)
+                              OR (status = 'running' AND lease_expires_at < $5))
            RETURNING *`,
-          [ids, req.owner, t + req.leaseMs, t],
+          [
+            open.map(([s]) => s),
+            open.map(([, free]) => Math.min(free, req.limit)),
+            open.map(([s]) => t - (req.overrunMs?.get(s) ?? 0)),
+            req.orphans !== false,
+            t,
+            req.limit,
+            req.owner,
+            t + req.leaseMs,
+          ],
         );
-        const order = new Map(ids.map((id, i) => [id, i]));
-        return taken.map(toOperation).sort((a, b) => order.get(a.id)! - order.get(b.id)!);
+        return taken
+          .map(toOperation)
+          .sort((a, b) => a.priority - b.priority || a.createdAt - b.createdAt || a.id - b.id);
       });
     },
     async forTask(taskId) {
@@ -283,22 +288,24 @@ export function createOperationStore(q: Queryable, now: () => number): StoreQuer
         [t, taskId],
       );
     },
-    async recover(server) {
-      const t = now();
-      const recovered = await rows<{ task_id: string }>(
-        `UPDATE operations SET status = 'pending', recheck = 1, waiting = NULL, next_attempt_at = $2, updated_at = $2
-         WHERE server = $1 AND status = 'failed' AND retryable = 1 AND next_attempt_at <= $2
-         RETURNING task_id`,
-        [server, t],
+    async recover(servers) {
+      if (servers.length === 0) return [];
+      // The failed ones, and those parked for their server (breaker, restart backoff) past
+      // now, due now that it answers: two sets of rows apart, in one statement.
+      const touched = await rows<{ task_id: string }>(
+        `WITH recovered AS (
+           UPDATE operations SET status = 'pending', recheck = 1, waiting = NULL, next_attempt_at = $2,
+             updated_at = $2
+           WHERE server = ANY($1::text[]) AND status = 'failed' AND retryable = 1 AND next_attempt_at <= $2
+           RETURNING task_id),
+         unparked AS (
+           UPDATE operations SET waiting = NULL, next_attempt_at = $2, updated_at = $2
+           WHERE server = ANY($1::text[]) AND status = 'pending' AND waiting IS NOT NULL AND next_attempt_at > $2
+           RETURNING task_id)
+         SELECT DISTINCT task_id FROM (SELECT task_id FROM recovered UNION ALL SELECT task_id FROM unparked) AS t`,
+        [servers, now()],
       );
-      // Parked for their server (breaker, restart backoff) past now: due now that it answers.
-      const unparked = await rows<{ task_id: string }>(
-        `UPDATE operations SET waiting = NULL, next_attempt_at = $2, updated_at = $2
-         WHERE server = $1 AND status = 'pending' AND waiting IS NOT NULL AND next_attempt_at > $2
-         RETURNING task_id`,
-        [server, t],
-      );
-      return [...new Set([...recovered, ...unparked].map((r) => r.task_id))];
+      return touched.map((r) => r.task_id);
     },
     async giveUp(cutoff, reason) {
       const t = now();
@@ -393,6 +400,63 @@ export function createOperationStore(q: Queryable, now: () => number): StoreQuer
           )
           .join(" UNION ALL "),
       );
+    },
+  };
+}
+
+/**
+ * The operations table on a transaction's client: outcomes recorded in the same turn (a group
+ * commit writes its batch at once) go as one statement, each fenced by its own claim, and
+ * each caller learns whether its claim still held.
+ */
+export function transactionOperations(q: Queryable, now: () => number): StoreQueries["operations"] {
+  const table = createOperationStore(q, now);
+  type Kept = {
+    values: [number, string, number, string, string | null, string | null, number];
+    settle: { resolve: (ok: boolean) => void; reject: (error: unknown) => void };
+  };
+  let kept: Kept[] = [];
+  const send = async () => {
+    const batch = kept;
+    kept = [];
+    const column = <K extends number>(k: K) => batch.map((b) => b.values[k]);
+    try {
+      const { rows } = await q.query<{ id: number }>(
+        `UPDATE operations o SET status = u.status, remote_id = coalesce(u.remote_id, o.remote_id),
+           last_error = u.note, retryable = 0, waiting = NULL, recheck = 0, lease_owner = NULL,
+           lease_expires_at = NULL, duration_ms = u.ms, total_ms = o.total_ms + u.ms,
+           finished_at = $1, updated_at = $1
+         FROM unnest($2::bigint[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::int[])
+           AS u(id, owner, token, status, remote_id, note, ms)
+         WHERE o.id = u.id AND o.lease_owner = u.owner AND o.attempts = u.token AND o.status = 'running'
+         RETURNING o.id`,
+        [now(), column(0), column(1), column(2), column(3), column(4), column(5), column(6)],
+      );
+      const held = new Set(rows.map((r) => r.id));
+      for (const b of batch) b.settle.resolve(held.has(b.values[0]));
+    } catch (error) {
+      for (const b of batch) b.settle.reject(error);
+    }
+  };
+  return {
+    ...table,
+    finish(id, claim, outcome) {
+      return new Promise<boolean>((resolve, reject) => {
+        kept.push({
+          values: [
+            id,
+            claim.owner,
+            claim.token,
+            outcome.status,
+            outcome.remoteId,
+            outcome.note ?? null,
+            Math.round(outcome.durationMs),
+          ],
+          settle: { resolve, reject },
+        });
+        // The others of this turn join it.
+        if (kept.length === 1) queueMicrotask(() => void send());
+      });
     },
   };
 }

@@ -12,8 +12,8 @@ import { createAlertStore } from "./alerts.js";
 import { createBotStateStore } from "./bot-state.js";
 import { createDispatcherStore } from "./dispatchers.js";
 import { createReminderStore } from "./reminders.js";
-import { createEventStore } from "./events.js";
-import { createOperationStore } from "./operations.js";
+import { createEventStore, transactionEvents } from "./events.js";
+import { createOperationStore, transactionOperations } from "./operations.js";
 import type { Queryable } from "./sql.js";
 import { createTaskStore } from "./tasks.js";
 import { sessionConfig, type SessionOptions } from "./session.js";
@@ -102,13 +102,22 @@ export async function createPostgresStore(
     let broken: unknown;
     try {
       client = await pool.connect();
-      await client.query(`BEGIN; SET LOCAL synchronous_commit = ${durability === "relaxed" ? "off" : "on"}`);
+      // One statement at a time on the client, whatever the transaction runs at once; the
+      // ROLLBACK of a failed one, after what it still has under way.
+      const turns = inTurn(client);
+      await turns.query(`BEGIN; SET LOCAL synchronous_commit = ${durability === "relaxed" ? "off" : "on"}`);
       let value: T;
       try {
-        value = await fn(queriesOn(client, now));
-        await client.query("COMMIT");
+        const events = transactionEvents(turns, now);
+        value = await fn({
+          ...queriesOn(turns, now),
+          events,
+          operations: transactionOperations(turns, now),
+        });
+        await events.flush();
+        await turns.query("COMMIT");
       } catch (error) {
-        await client.query("ROLLBACK").catch((rollbackFailed: unknown) => (broken = rollbackFailed));
+        await turns.query("ROLLBACK").catch((rollbackFailed: unknown) => (broken = rollbackFailed));
         throw error;
       }
       health.succeeded();
@@ -131,6 +140,14 @@ export async function createPostgresStore(
   };
   return {
     ...queries,
+    // A new task on its own is one statement, and so a synced commit of its own.
+    tasks: {
+      ...queries.tasks,
+      insertWithOperations: (...args) => {
+        commits.full += 1;
+        return queries.tasks.insertWithOperations(...args);
+      },
+    },
     description: `PostgreSQL ${where}`,
     commits,
     get roundTrips() {
@@ -285,6 +302,23 @@ function retryable(error: unknown): boolean {
  * A client that counts the statements it sends: each `query` is one round trip to the
  * server (a text of several statements, or one with parameters, goes in one flight).
  */
+/**
+ * `client` with its statements sent one after another: several calls of one transaction at
+ * once (a group commit's outcomes) queue here, not inside node-postgres, which no longer
+ * takes a query while another runs.
+ */
+function inTurn(client: pg.PoolClient): pg.PoolClient {
+  let last: Promise<unknown> = Promise.resolve();
+  const query = (...args: unknown[]) => {
+    const run = last.then(() => (client.query as (...a: unknown[]) => Promise<unknown>)(...args));
+    last = run.catch(() => undefined);
+    return run;
+  };
+  return new Proxy(client, {
+    get: (target, name) => (name === "query" ? query : Reflect.get(target, name)),
+  });
+}
+
 function countingClient(trips: { count: number }): typeof pg.Client {
   return class CountingClient extends pg.Client {
     override query(...args: unknown[]): never {

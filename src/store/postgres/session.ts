@@ -46,6 +46,8 @@ export function sessionConfig(
     "tcp_keepalives_idle=10",
     "tcp_keepalives_interval=5",
     "tcp_keepalives_count=3",
+    // A statement outside a transaction (a new task) commits synced, whatever the server's default.
+    "synchronous_commit=on",
     ...(timeout ? [`idle_in_transaction_session_timeout=${timeout}`, `statement_timeout=${timeout}`] : []),
   ];
   return {

@@ -1,4 +1,4 @@
-import type { Operation, TaskStatus } from "../../domain/task.js";
+import type { TaskStatus } from "../../domain/task.js";
 import { taskFilterSql, toOperation, toTask, type OperationRow, type TaskRow } from "../rows.js";
 import { blockedUntil, type StoreQueries, type TaskChange } from "../store.js";
 import { atomic, type Queryable, statementsOn } from "./sql.js";
@@ -8,59 +8,53 @@ export function createTaskStore(q: Queryable, now: () => number): StoreQueries["
   const { rows, changes } = statementsOn(q);
   return {
     async insertWithOperations(id, task, key, ops, owner) {
-      return atomic(q, async (c) => {
-        const t = now();
-        const leased = (op: (typeof ops)[number]) => (op.waitsFor.length === 0 ? op.lease : undefined);
-        await c.query(
-          `INSERT INTO tasks (id, title, description, priority, deadline, tags, status, idempotency_key,
+      // One statement, so one round trip and its own commit (or the caller's transaction's):
+      // the task, its operations (those stored claimed come back) and nothing read back.
+      const t = now();
+      const leased = (op: (typeof ops)[number]) => (op.waitsFor.length === 0 ? op.lease : undefined);
+      const [row] = await rows<{ task: TaskRow; claimed: OperationRow[] }>(
+        `WITH t AS (
+           INSERT INTO tasks (id, title, description, priority, deadline, tags, status, idempotency_key,
              idempotency_hash, chat_id, user_id, remind, created_at, updated_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $11, $12, $13, $10, $10)`,
-          [
-            id,
-            task.title,
-            task.description,
-            task.priority,
-            task.deadline,
-            JSON.stringify(task.tags),
-            ops.some(leased) ? "running" : "pending",
-            key?.key ?? null,
-            key?.hash ?? null,
-            t,
-            owner?.chatId ?? null,
-            owner?.userId ?? null,
-            owner?.remind ? JSON.stringify(owner.remind) : null,
-          ],
-        );
-        const claimed: Operation[] = [];
-        for (const op of ops) {
-          const lease = leased(op);
-          if (lease) {
-            const { rows: inserted } = await c.query<OperationRow>(
-              `INSERT INTO operations (task_id, server, kind, status, waits_for, priority, idempotency_key, attempts,
-                 lease_owner, lease_expires_at, next_attempt_at, created_at, started_at, updated_at)
-               VALUES ($1, $2, 'create', 'running', NULL, $3, $4, 1, $5, $6, $7, $7, $7, $7) RETURNING *`,
-              [id, op.server, op.priority, op.idempotencyKey, lease.owner, lease.expiresAt, t],
-            );
-            claimed.push(toOperation(inserted[0]!));
-            continue;
-          }
-          await c.query(
-            `INSERT INTO operations (task_id, server, kind, status, waits_for, priority, idempotency_key,
-               next_attempt_at, created_at, updated_at)
-             VALUES ($1, $2, 'create', 'pending', $3, $4, $5, $6, $7, $7)`,
-            [
-              id,
-              op.server,
-              op.waitsFor.length > 0 ? op.waitsFor.join(",") : null,
-              op.priority,
-              op.idempotencyKey,
-              op.waitsFor.length === 0 ? t : blockedUntil,
-              t,
-            ],
-          );
-        }
-        return claimed;
-      });
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $11, $12, $13, $10, $10) RETURNING *),
+         o AS (
+           INSERT INTO operations (task_id, server, kind, status, waits_for, priority, idempotency_key,
+             attempts, lease_owner, lease_expires_at, next_attempt_at, created_at, started_at, updated_at)
+           SELECT t.id, u.server, 'create', CASE WHEN u.owner IS NULL THEN 'pending' ELSE 'running' END,
+             u.waits_for, u.priority, u.key, CASE WHEN u.owner IS NULL THEN 0 ELSE 1 END, u.owner,
+             u.expires, u.due, $10, CASE WHEN u.owner IS NULL THEN NULL ELSE $10 END, $10
+           FROM t, unnest($14::text[], $15::text[], $16::int[], $17::text[], $18::text[], $19::bigint[],
+             $20::bigint[]) WITH ORDINALITY AS u(server, waits_for, priority, key, owner, expires, due, n)
+           ORDER BY u.n
+           RETURNING *)
+         SELECT row_to_json(t) AS task,
+           (SELECT coalesce(json_agg(o ORDER BY o.id), '[]') FROM o WHERE o.status = 'running') AS claimed
+         FROM t`,
+        [
+          id,
+          task.title,
+          task.description,
+          task.priority,
+          task.deadline,
+          JSON.stringify(task.tags),
+          ops.some(leased) ? "running" : "pending",
+          key?.key ?? null,
+          key?.hash ?? null,
+          t,
+          owner?.chatId ?? null,
+          owner?.userId ?? null,
+          owner?.remind ? JSON.stringify(owner.remind) : null,
+          ops.map((op) => op.server),
+          ops.map((op) => (op.waitsFor.length > 0 ? op.waitsFor.join(",") : null)),
+          ops.map((op) => op.priority),
+          ops.map((op) => op.idempotencyKey),
+          ops.map((op) => leased(op)?.owner ?? null),
+          ops.map((op) => leased(op)?.expiresAt ?? null),
+          // One that waits is blocked until what it waits for settles (operations.releaseWaiting).
+          ops.map((op) => (op.waitsFor.length === 0 ? t : blockedUntil)),
+        ],
+      );
+      return { task: toTask(row!.task), claimed: row!.claimed.map(toOperation) };
     },
     async applyChange(id, version, change) {
       return atomic(q, async (c) => {
@@ -143,8 +137,14 @@ export function createTaskStore(q: Queryable, now: () => number): StoreQueries["
       const [row] = await rows<TaskRow>("SELECT * FROM tasks WHERE id = $1", [id]);
       return row ? toTask(row) : undefined;
     },
+    async getMany(ids) {
+      if (ids.length === 0) return [];
+      return (await rows<TaskRow>("SELECT * FROM tasks WHERE id = ANY($1::text[])", [ids])).map(toTask);
+    },
     async lock(id) {
-      await q.query("SELECT 1 FROM tasks WHERE id = $1 FOR UPDATE", [id]);
+      // Once the lock is granted, the row as the holder before committed it.
+      const [row] = await rows<TaskRow>("SELECT * FROM tasks WHERE id = $1 FOR UPDATE", [id]);
+      return row ? toTask(row) : undefined;
     },
     async getByIdempotencyKey(key) {
       const [row] = await rows<{ id: string; idempotency_hash: string | null }>(

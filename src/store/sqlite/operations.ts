@@ -384,16 +384,20 @@ export function createOperationStore(db: Db, now: () => number) {
       const t = now();
       return requeueFailed.run(t, t, taskId).changes;
     },
-    /** Failed-but-retryable operations of a server, due for recovery, back to pending. */
-    recover(server: string): string[] {
+    /** Failed-but-retryable operations of these servers, due for recovery, back to pending. */
+    recover(servers: readonly string[]): string[] {
       return db
         .transaction(() => {
           const t = now();
-          const rows = recoverable.all(server, t);
-          for (const r of rows) recoverOne.run(t, t, r.id);
-          const parked = parkedForServer.all(server, t);
-          for (const r of parked) unparkOne.run(t, t, r.id);
-          return [...new Set([...rows, ...parked].map((r) => r.task_id))];
+          const touched = new Set<string>();
+          for (const server of servers) {
+            const rows = recoverable.all(server, t);
+            for (const r of rows) recoverOne.run(t, t, r.id);
+            const parked = parkedForServer.all(server, t);
+            for (const r of parked) unparkOne.run(t, t, r.id);
+            for (const r of [...rows, ...parked]) touched.add(r.task_id);
+          }
+          return [...touched];
         })
         .immediate();
     },

@@ -73,6 +73,15 @@ export function createSqliteStore(
   };
   return {
     ...queries,
+    // A new task on its own is a synced commit of its own, in turn with the transactions.
+    tasks: {
+      ...queries.tasks,
+      insertWithOperations: (...args) =>
+        exclusive(async () => {
+          commits.full += 1;
+          return reported(() => tasks.insertWithOperations(...args));
+        }),
+    },
     db,
     description: `SQLite ${file}`,
     commits,

@@ -73,7 +73,7 @@ export function createTaskStore(db: Db, now: () => number) {
       key: { key: string; hash: string } | null,
       ops: readonly NewOperationRow[],
       owner: TaskOwner | undefined,
-    ): Operation[] => {
+    ): { task: Task; claimed: Operation[] } => {
       const t = now();
       const claimed: Operation[] = [];
       // Only an operation that waits for nothing can be stored claimed.
@@ -120,7 +120,7 @@ export function createTaskStore(db: Db, now: () => number) {
           now: t,
         });
       }
-      return claimed;
+      return { task: toTask(byId.get(id)!), claimed };
     },
   );
 
@@ -159,7 +159,7 @@ export function createTaskStore(db: Db, now: () => number) {
       key: { key: string; hash: string } | null,
       ops: readonly NewOperationRow[],
       owner?: TaskOwner,
-    ): Operation[] {
+    ): { task: Task; claimed: Operation[] } {
       return insertWithOperations.immediate(id, task, key, ops, owner);
     },
     applyChange(id: string, version: number, change: TaskChangeRow): boolean {
@@ -193,7 +193,16 @@ export function createTaskStore(db: Db, now: () => number) {
       return row ? toTask(row) : undefined;
     },
     /** Write transactions take turns already (BEGIN IMMEDIATE). */
-    lock(): void {},
+    getMany(ids: readonly string[]): Task[] {
+      return ids.flatMap((id) => {
+        const row = byId.get(id);
+        return row ? [toTask(row)] : [];
+      });
+    },
+    lock(id: string): Task | undefined {
+      const row = byId.get(id);
+      return row ? toTask(row) : undefined;
+    },
     /** The task an idempotency key made, and the hash of its request (null for older rows). */
     getByIdempotencyKey(key: string): { id: string; hash: string | null } | undefined {
       const row = byKey.get(key);
