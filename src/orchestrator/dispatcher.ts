@@ -199,6 +199,9 @@ export class Dispatcher {
     } finally {
       for (const key of keys) this.reserved.delete(key);
     }
+    // The store answers: a pass backing off after it did not is due at once, so the task's
+    // servers that were not claimed here are claimed by the pass that follows.
+    this.retries.dispatch.succeeded();
     this.launch(stored.claimed.map((op) => ({ op, task: stored.task })));
   }
 

@@ -108,7 +108,7 @@ describe("/newtask conversation", () => {
       timeout: 10_000,
       interval: 20,
     });
-    expect(last()).toMatch(/✅ memory\s+\d+ ms/);
+    expect(last()).toMatch(/✅ memory\s+[\d,]+ ms/);
     expect(last()).toMatch(/❌ deltatask\s+deltatask: create_task failed: disk full/);
     const edits = tg.calls.filter((c) => c.method === "editMessageText");
     expect(edits.length).toBeLessThanOrEqual(4);
@@ -607,7 +607,7 @@ describe("commands", () => {
     await say("/stats");
     expect(last()).toMatch(/^Tasks: .*partial \d+/);
     expect(last()).toMatch(/Last hour: [▁▂▃▄▅▆▇█]{12} \(\d+ operations\)/);
-    expect(last()).toMatch(/memory\s+\d+ ops · +0% err · p50\/p95 \d+\/\d+ ms/);
+    expect(last()).toMatch(/memory\s+\d+ ops · +0% err · p50\/p95 [\d,]+\/[\d,]+ ms/);
   });
 
   it("/mute and /unmute", async () => {
