@@ -14,7 +14,7 @@ export function createEventStore(q: Queryable, now: () => number): StoreQueries[
         .n;
     },
     async append(type, refs, data = {}) {
-      await write(q, [[refs.taskId ?? null, refs.operationId ?? null, type, JSON.stringify(data), now()]]);
+      await write(q, [eventValues(type, refs, data, now())]);
     },
     async forTask(taskId) {
       return (await rows<EventRow>("SELECT * FROM events WHERE task_id = $1 ORDER BY id", [taskId])).map(
@@ -44,7 +44,7 @@ export function transactionEvents(q: Queryable, now: () => number): TransactionE
       return table.count(type);
     },
     async append(type, refs, data = {}) {
-      kept.push([refs.taskId ?? null, refs.operationId ?? null, type, JSON.stringify(data), now()]);
+      kept.push(eventValues(type, refs, data, now()));
     },
     async forTask(taskId) {
       await flush();
@@ -55,6 +55,16 @@ export function transactionEvents(q: Queryable, now: () => number): TransactionE
 }
 
 type EventValues = [string | null, number | null, string, string, number];
+
+/** One event's row, as `write` takes it. */
+function eventValues(
+  type: string,
+  refs: { taskId?: string | null | undefined; operationId?: number | null | undefined },
+  data: Record<string, unknown>,
+  at: number,
+): EventValues {
+  return [refs.taskId ?? null, refs.operationId ?? null, type, JSON.stringify(data), at];
+}
 
 /** Event rows in one statement, in order. */
 async function write(q: Queryable, values: readonly EventValues[]): Promise<void> {

@@ -1,6 +1,6 @@
 import type { OperationStatus } from "../../domain/task.js";
 import { toOperation, type OperationRow } from "../rows.js";
-import { blockedUntil, type StoreQueries } from "../store.js";
+import { blockedUntil, type ClaimRef, type Outcome, type StoreQueries } from "../store.js";
 import { atomic, type Queryable, statementsOn } from "./sql.js";
 
 /** The advisory lock class of a serial server's claim turn ("tg"; singletons use 0x7466). */
@@ -29,6 +29,8 @@ export function createOperationStore(q: Queryable, now: () => number): StoreQuer
     async claim(req) {
       return atomic(q, async (c) => {
         const t = now();
+        // A lease counts as live until this long past its expiry (see ClaimRequest.overrunMs).
+        const liveAfter = (server: string) => t - (req.overrunMs?.get(server) ?? 0);
         const servers = [...req.capacity.entries()].filter(([, free]) => free > 0);
         // A serial server's claimers take turns: its lock, held to the commit, taken in name
         // order so two claimers never wait for each other; then, in a statement of its own (it
@@ -46,7 +48,7 @@ export function createOperationStore(q: Queryable, now: () => number): StoreQuer
             `SELECT DISTINCT o.server FROM operations o JOIN dispatchers d ON d.owner = o.lease_owner
              JOIN unnest($1::text[], $2::bigint[]) AS s(server, live_after) ON s.server = o.server
              WHERE o.status = 'running' AND o.lease_owner <> $3 AND o.lease_expires_at >= s.live_after`,
-            [serial, serial.map((s) => t - (req.overrunMs?.get(s) ?? 0)), req.owner],
+            [serial, serial.map(liveAfter), req.owner],
           );
           busy = new Set(calling.rows.map((r) => r.server));
         }
@@ -86,7 +88,7 @@ export function createOperationStore(q: Queryable, now: () => number): StoreQuer
           [
             open.map(([s]) => s),
             open.map(([, free]) => Math.min(free, req.limit)),
-            open.map(([s]) => t - (req.overrunMs?.get(s) ?? 0)),
+            open.map(([s]) => liveAfter(s)),
             req.orphans !== false,
             t,
             req.limit,
@@ -206,17 +208,7 @@ export function createOperationStore(q: Queryable, now: () => number): StoreQuer
       );
     },
     async finish(id, claim, outcome) {
-      const ms = Math.round(outcome.durationMs);
-      return (
-        (await changes(
-          `UPDATE operations SET status = $4, remote_id = coalesce($5, remote_id),
-             last_error = $6, retryable = 0, waiting = NULL, recheck = 0, lease_owner = NULL,
-             lease_expires_at = NULL, duration_ms = $7::int, total_ms = total_ms + $7::int,
-             finished_at = $8, updated_at = $8
-           WHERE ${holds}`,
-          [id, claim.owner, claim.token, outcome.status, outcome.remoteId, outcome.note ?? null, ms, now()],
-        )) === 1
-      );
+      return (await finishAll(q, now(), [finishValues(id, claim, outcome)])).has(id);
     },
     async fail(id, claim, failure) {
       const ms = Math.round(failure.durationMs);
@@ -412,27 +404,19 @@ export function createOperationStore(q: Queryable, now: () => number): StoreQuer
 export function transactionOperations(q: Queryable, now: () => number): StoreQueries["operations"] {
   const table = createOperationStore(q, now);
   type Kept = {
-    values: [number, string, number, string, string | null, string | null, number];
+    values: FinishValues;
     settle: { resolve: (ok: boolean) => void; reject: (error: unknown) => void };
   };
   let kept: Kept[] = [];
   const send = async () => {
     const batch = kept;
     kept = [];
-    const column = <K extends number>(k: K) => batch.map((b) => b.values[k]);
     try {
-      const { rows } = await q.query<{ id: number }>(
-        `UPDATE operations o SET status = u.status, remote_id = coalesce(u.remote_id, o.remote_id),
-           last_error = u.note, retryable = 0, waiting = NULL, recheck = 0, lease_owner = NULL,
-           lease_expires_at = NULL, duration_ms = u.ms, total_ms = o.total_ms + u.ms,
-           finished_at = $1, updated_at = $1
-         FROM unnest($2::bigint[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::int[])
-           AS u(id, owner, token, status, remote_id, note, ms)
-         WHERE o.id = u.id AND o.lease_owner = u.owner AND o.attempts = u.token AND o.status = 'running'
-         RETURNING o.id`,
-        [now(), column(0), column(1), column(2), column(3), column(4), column(5), column(6)],
+      const held = await finishAll(
+        q,
+        now(),
+        batch.map((b) => b.values),
       );
-      const held = new Set(rows.map((r) => r.id));
       for (const b of batch) b.settle.resolve(held.has(b.values[0]));
     } catch (error) {
       for (const b of batch) b.settle.reject(error);
@@ -442,21 +426,45 @@ export function transactionOperations(q: Queryable, now: () => number): StoreQue
     ...table,
     finish(id, claim, outcome) {
       return new Promise<boolean>((resolve, reject) => {
-        kept.push({
-          values: [
-            id,
-            claim.owner,
-            claim.token,
-            outcome.status,
-            outcome.remoteId,
-            outcome.note ?? null,
-            Math.round(outcome.durationMs),
-          ],
-          settle: { resolve, reject },
-        });
+        kept.push({ values: finishValues(id, claim, outcome), settle: { resolve, reject } });
         // The others of this turn join it.
         if (kept.length === 1) queueMicrotask(() => void send());
       });
     },
   };
+}
+
+type FinishValues = [number, string, number, string, string | null, string | null, number];
+
+/** One outcome's row, as `finishAll` takes it. */
+function finishValues(id: number, claim: ClaimRef, outcome: Outcome): FinishValues {
+  return [
+    id,
+    claim.owner,
+    claim.token,
+    outcome.status,
+    outcome.remoteId,
+    outcome.note ?? null,
+    Math.round(outcome.durationMs),
+  ];
+}
+
+/**
+ * Outcomes in one statement, each fenced by its own claim (`holds`, row by row): the ids
+ * whose claim still held.
+ */
+async function finishAll(q: Queryable, at: number, batch: readonly FinishValues[]): Promise<Set<number>> {
+  const column = <K extends number>(k: K) => batch.map((b) => b[k]);
+  const { rows } = await q.query<{ id: number }>(
+    `UPDATE operations o SET status = u.status, remote_id = coalesce(u.remote_id, o.remote_id),
+       last_error = u.note, retryable = 0, waiting = NULL, recheck = 0, lease_owner = NULL,
+       lease_expires_at = NULL, duration_ms = u.ms, total_ms = o.total_ms + u.ms,
+       finished_at = $1, updated_at = $1
+     FROM unnest($2::bigint[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::int[])
+       AS u(id, owner, token, status, remote_id, note, ms)
+     WHERE o.id = u.id AND o.lease_owner = u.owner AND o.attempts = u.token AND o.status = 'running'
+     RETURNING o.id`,
+    [at, column(0), column(1), column(2), column(3), column(4), column(5), column(6)],
+  );
+  return new Set(rows.map((r) => r.id));
 }

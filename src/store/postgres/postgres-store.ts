@@ -299,10 +299,6 @@ function retryable(error: unknown): boolean {
 }
 
 /**
- * A client that counts the statements it sends: each `query` is one round trip to the
- * server (a text of several statements, or one with parameters, goes in one flight).
- */
-/**
  * `client` with its statements sent one after another: several calls of one transaction at
  * once (a group commit's outcomes) queue here, not inside node-postgres, which no longer
  * takes a query while another runs.
@@ -319,6 +315,10 @@ function inTurn(client: pg.PoolClient): pg.PoolClient {
   });
 }
 
+/**
+ * A client that counts the statements it sends: each `query` is one round trip to the
+ * server (a text of several statements, or one with parameters, goes in one flight).
+ */
 function countingClient(trips: { count: number }): typeof pg.Client {
   return class CountingClient extends pg.Client {
     override query(...args: unknown[]): never {

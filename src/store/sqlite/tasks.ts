@@ -151,6 +151,11 @@ export function createTaskStore(db: Db, now: () => number) {
     return true;
   });
 
+  function get(id: string): Task | undefined {
+    const row = byId.get(id);
+    return row ? toTask(row) : undefined;
+  }
+
   return {
     /** `key`: the idempotency key and a hash of the request it came with. */
     insertWithOperations(
@@ -188,21 +193,12 @@ export function createTaskStore(db: Db, now: () => number) {
         .all(...params, filter.limit, filter.offset ?? 0)
         .map(toTask);
     },
-    get(id: string): Task | undefined {
-      const row = byId.get(id);
-      return row ? toTask(row) : undefined;
-    },
-    /** Write transactions take turns already (BEGIN IMMEDIATE). */
+    get,
     getMany(ids: readonly string[]): Task[] {
-      return ids.flatMap((id) => {
-        const row = byId.get(id);
-        return row ? [toTask(row)] : [];
-      });
+      return ids.flatMap((id) => get(id) ?? []);
     },
-    lock(id: string): Task | undefined {
-      const row = byId.get(id);
-      return row ? toTask(row) : undefined;
-    },
+    /** Write transactions take turns already (BEGIN IMMEDIATE): only the read. */
+    lock: get,
     /** The task an idempotency key made, and the hash of its request (null for older rows). */
     getByIdempotencyKey(key: string): { id: string; hash: string | null } | undefined {
       const row = byKey.get(key);
