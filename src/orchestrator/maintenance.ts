@@ -9,6 +9,9 @@ import type { Store } from "../store/store.js";
 import type { Task, TaskFields } from "../domain/task.js";
 import type { Orchestrator, TaskChangeInput } from "./orchestrator.js";
 
+/** How often recovery folds the count tables (PostgreSQL), at most. */
+const compactEvery = 10_000;
+
 export interface SyncReport {
   checked: number;
   repaired: number;
@@ -29,6 +32,7 @@ export class Maintenance {
   /** Until started (and again once stopped) it does nothing, even when health changes. */
   private stopped = true;
   private lastGiveUp = 0;
+  private lastCompact = 0;
   /** Each server's change feed cursor, where it has a feed (memory keeper's context_watch). */
   private readonly feeds = new Map<ServerName, string>();
   /** A store that does not answer: each loop logs once, backs off and tries again. */
@@ -105,6 +109,11 @@ export class Maintenance {
 
   private async recoverNow(): Promise<number> {
     const { store, fleet, orchestrator, config } = this.deps;
+    // The count tables' appended rows, folded: /stats reads a few rows, however busy the store.
+    if (store.compactCounts && this.now - this.lastCompact >= compactEvery) {
+      this.lastCompact = this.now;
+      await store.compactCounts();
+    }
     const touched = new Set<string>(
       await store.operations.recover(fleet.names.filter((s) => this.healthy(s))),
     );

@@ -70,6 +70,12 @@ export interface Store extends StoreQueries {
    * instance following it in a chat can show it; "" when some were missed (look at all).
    */
   onTaskChanged?(listener: (taskId: string) => void): () => void;
+  /**
+   * PostgreSQL: folds the count tables' appended rows (one per statement that changed
+   * operations, tasks or events) into one row per key; the rows removed. Maintenance runs
+   * it every few seconds. Absent on SQLite, whose triggers keep one row per key.
+   */
+  compactCounts?(): Promise<number>;
   /** PostgreSQL: the schema versions this open applied (none when another process had). */
   readonly migrated?: readonly number[];
   close(): Promise<void>;

@@ -38,7 +38,7 @@ describe("store", () => {
     expect(store.db.pragma("foreign_keys", { simple: true })).toBe(1);
     expect(store.db.pragma("busy_timeout", { simple: true })).toBe(5000);
     expect(store.db.pragma("temp_store", { simple: true })).toBe(2);
-    expect(store.db.pragma("user_version", { simple: true })).toBe(15);
+    expect(store.db.pragma("user_version", { simple: true })).toBe(16);
   });
 
   it("reads operations through indexes: only the small per-status ones are ever scanned whole", async () => {
@@ -163,6 +163,11 @@ describe("store", () => {
         expect(await store.operations.forTask("old")).toMatchObject([
           { id: 41, kind: "create", remoteId: "g1" },
         ]);
+        // The counts /stats reads start from the rows already stored.
+        expect(await store.operations.countByServerStatus()).toEqual([
+          { server: "git", status: "done", n: 1 },
+        ]);
+        expect(await store.tasks.countByStatus()).toEqual({ pending: 1 });
         // The rebuilt table keeps counting ids from where it was, and takes the change kinds.
         await store.operations.addChanges(
           "old",

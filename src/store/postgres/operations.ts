@@ -366,31 +366,35 @@ export function createOperationStore(q: Queryable, now: () => number): StoreQuer
       ).map((r) => r.duration_ms);
     },
     async finishedPerBucket(since, bucketMs, buckets) {
-      const counts = await rows<{ b: number; n: number }>(
-        `SELECT ((finished_at - $1) / $2)::int AS b, count(*)::int AS n FROM operations
-         WHERE finished_at >= $1 AND finished_at < $1 + $2 * $3 GROUP BY 1`,
+      // Per bucket: its whole minutes from finished_counts (kept by triggers, postgres
+      // migration 0009), the parts of a minute at its edges counted from the index; a bucket
+      // with no whole minute in it, counted from the index alone.
+      const counts = await rows<{ n: number }>(
+        `SELECT (CASE WHEN m1 > m0 THEN
+             coalesce((SELECT sum(n) FROM finished_counts WHERE minute >= m0 AND minute < m1), 0)
+             + (SELECT count(*) FROM operations WHERE finished_at >= lo AND finished_at < m0 * 60000)
+             + (SELECT count(*) FROM operations WHERE finished_at >= m1 * 60000 AND finished_at < hi)
+           ELSE (SELECT count(*) FROM operations WHERE finished_at >= lo AND finished_at < hi) END)::int AS n
+         FROM (SELECT i, lo, hi, (lo + 59999) / 60000 AS m0, hi / 60000 AS m1
+               FROM (SELECT i, $1::bigint + i * $2::bigint AS lo, $1::bigint + (i + 1) * $2::bigint AS hi
+                     FROM generate_series(0, $3::int - 1) AS i) r) b
+         ORDER BY i`,
         [since, bucketMs, buckets],
       );
-      const out = Array.from({ length: buckets }, () => 0);
-      for (const { b, n } of counts) out[b] = n;
-      return out;
+      return counts.map((r) => r.n);
     },
+    // Counts from operation_counts, whose rows triggers append as operations change and
+    // compact_counts() folds (postgres migration 0009): a few rows however many are stored.
     async queueSize() {
       return (
         await rows<{ n: number }>(
-          "SELECT count(*)::int AS n FROM operations WHERE status IN ('pending', 'running')",
+          "SELECT coalesce(sum(n), 0)::int AS n FROM operation_counts WHERE status IN ('pending', 'running')",
         )
       )[0]!.n;
     },
     async countByServerStatus() {
-      // One branch per status: each counts its own partial index, not the whole table.
       return rows<{ server: string; status: OperationStatus; n: number }>(
-        (["pending", "running", "done", "failed", "skipped"] satisfies OperationStatus[])
-          .map(
-            (status) =>
-              `(SELECT server, '${status}' AS status, count(*)::int AS n FROM operations WHERE status = '${status}' GROUP BY server)`,
-          )
-          .join(" UNION ALL "),
+        "SELECT server, status, sum(n)::int AS n FROM operation_counts GROUP BY server, status HAVING sum(n) <> 0",
       );
     },
   };

@@ -190,6 +190,13 @@ export async function createPostgresStore(
         return false;
       }
     },
+    async compactCounts() {
+      try {
+        return Number((await pool.query<{ n: string }>("SELECT compact_counts() AS n")).rows[0]!.n);
+      } catch (error) {
+        throw reported(error, health);
+      }
+    },
     onDue: (fn) => channels.due.add(fn),
     onTaskChanged: (fn) => channels.task.add(fn),
     locks,

@@ -183,7 +183,7 @@ export function createTaskStore(q: Queryable, now: () => number): StoreQueries["
     },
     async countByStatus() {
       const counts = await rows<{ status: TaskStatus; n: number }>(
-        "SELECT status, count(*)::int AS n FROM tasks GROUP BY status",
+        "SELECT status, sum(n)::int AS n FROM task_counts GROUP BY status HAVING sum(n) <> 0",
       );
       return Object.fromEntries(counts.map((r) => [r.status, r.n]));
     },

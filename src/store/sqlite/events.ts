@@ -7,7 +7,10 @@ export function createEventStore(db: Db, now: () => number) {
     "INSERT INTO events (task_id, operation_id, type, data, at) VALUES (?, ?, ?, ?, ?)",
   );
   const forTask = db.prepare<[string], EventRow>("SELECT * FROM events WHERE task_id = ? ORDER BY id");
-  const countType = db.prepare<[string], { n: number }>("SELECT count(*) AS n FROM events WHERE type = ?");
+  // Kept by triggers as events are written (migration 0016).
+  const countType = db.prepare<[string], { n: number }>(
+    "SELECT coalesce(sum(n), 0) AS n FROM event_counts WHERE type = ?",
+  );
   return {
     count(type: string): number {
       return countType.get(type)!.n;

@@ -11,6 +11,8 @@ import {
 import type { Db } from "./open-database.js";
 import { toOperation, type OperationRow } from "../rows.js";
 
+const minute = 60_000;
+
 export function createOperationStore(db: Db, now: () => number) {
   // Each status index is partial: a query names its status with `status = '...'`, so
   // SQLite can use it.
@@ -194,21 +196,19 @@ export function createOperationStore(db: Db, now: () => number) {
     `SELECT duration_ms FROM operations WHERE server = ? AND status = 'done' AND duration_ms IS NOT NULL
      ORDER BY finished_at DESC LIMIT ?`,
   );
+  // Counts from operation_counts, which triggers keep as rows change (migration 0016):
+  // a few rows read however many operations are stored.
   const queueSize = db.prepare<[], { n: number }>(
-    `SELECT (SELECT count(*) FROM operations WHERE status = 'pending')
-          + (SELECT count(*) FROM operations WHERE status = 'running') AS n`,
+    "SELECT coalesce(sum(n), 0) AS n FROM operation_counts WHERE status IN ('pending', 'running')",
   );
   const finishedBetween = db.prepare<[number, number], { n: number }>(
     "SELECT count(*) AS n FROM operations WHERE finished_at >= ? AND finished_at < ?",
   );
-  // One branch per status: each counts its own partial index, not the whole table.
+  const finishedMinutes = db.prepare<[number, number], { n: number }>(
+    "SELECT coalesce(sum(n), 0) AS n FROM finished_counts WHERE minute >= ? AND minute < ?",
+  );
   const countByServerStatus = db.prepare<[], { server: string; status: OperationStatus; n: number }>(
-    (["pending", "running", "done", "failed", "skipped"] satisfies OperationStatus[])
-      .map(
-        (status) =>
-          `SELECT server, '${status}' AS status, count(*) AS n FROM operations WHERE status = '${status}' GROUP BY server`,
-      )
-      .join(" UNION ALL "),
+    "SELECT server, status, n FROM operation_counts WHERE n <> 0",
   );
 
   // A serial server another live dispatcher is calling, or may still be (BEGIN IMMEDIATE:
@@ -440,10 +440,19 @@ export function createOperationStore(db: Db, now: () => number) {
     },
     /** Operations finished per bucket since `since`, oldest bucket first. */
     finishedPerBucket(since: number, bucketMs: number, buckets: number): number[] {
-      // One index range count per bucket: cheap however many operations are stored.
+      // Per bucket: its whole minutes from finished_counts (kept by triggers, migration
+      // 0016), the parts of a minute at its edges counted from the index; a bucket with no
+      // whole minute in it, counted from the index alone.
       return Array.from({ length: buckets }, (_, b) => {
         const from = since + b * bucketMs;
-        return finishedBetween.get(from, from + bucketMs)!.n;
+        const to = from + bucketMs;
+        const [m0, m1] = [Math.ceil(from / minute), Math.floor(to / minute)];
+        if (m1 <= m0) return finishedBetween.get(from, to)!.n;
+        return (
+          finishedMinutes.get(m0, m1)!.n +
+          finishedBetween.get(from, m0 * minute)!.n +
+          finishedBetween.get(m1 * minute, to)!.n
+        );
       });
     },
     queueSize(): number {

@@ -59,7 +59,7 @@ export function createTaskStore(db: Db, now: () => number) {
   );
   const count = db.prepare<[], { n: number }>("SELECT count(*) AS n FROM tasks");
   const countByStatus = db.prepare<[], { status: TaskStatus; n: number }>(
-    "SELECT status, count(*) AS n FROM tasks GROUP BY status",
+    "SELECT status, n FROM task_counts WHERE n <> 0",
   );
 
   /**
