@@ -7,18 +7,21 @@
  *   fresh server data; as ratios to one instance in the same run. Twice: against servers
  *   that answer at once (each instance's own stdio processes of
  *   test/fixtures/instant-server.mjs, four calls at a time: the store and the orchestrator
- *   are the bound), then against the real servers served over HTTP.
+ *   are the bound), then against the real servers served over HTTP. With each rate, the CPU
+ *   one task costs in the taskfan processes (their servers not counted) and in PostgreSQL's
+ *   processes, from /proc: what N instances on C cores can give, on paper.
  * - Failover: two instances polling a fake Bot API; the poller's holder is killed with
  *   SIGKILL (`--kills K`), or stopped with SIGSTOP (`--pauses K`), and the time to the next
  *   getUpdates (from the other) is taken; the killed one starts again, the stopped one goes
  *   on, and the next round follows. p50 and p95 over the rounds.
  */
 import { once } from "node:events";
+import { availableParallelism } from "node:os";
 import pg from "pg";
 import { percentile } from "../src/monitoring/health-rules.js";
 import { startGroup, startServedGroup, type Group, type Instance } from "../test/cluster/instance.js";
 import { instantRoles } from "../test/helpers.js";
-import { startPostgres, type TestPostgres } from "../test/postgres.js";
+import { processCpu, startPostgres, type TestPostgres } from "../test/postgres.js";
 
 type Say = (text: string) => void;
 
@@ -39,7 +42,7 @@ async function throughput(
   servers: Servers,
   instances: number,
   tasks: number,
-): Promise<number> {
+): Promise<{ perSecond: number; taskfanCpuMs: number; postgresCpuMs: number }> {
   const group = await startBenchGroup(server, servers);
   const db = new pg.Client({ connectionString: group.url });
   try {
@@ -47,6 +50,10 @@ async function throughput(
     await group.until(() => group.instances.every(isStarted));
     const bases = await Promise.all(group.instances.map((i) => i.api));
     await db.connect();
+    // CPU of the taskfan processes themselves (not their servers) and of PostgreSQL's.
+    const taskfanCpu = () =>
+      group.instances.reduce((sum, i) => sum + (processCpu(i.child.pid!)?.ownMs ?? 0), 0);
+    const cpuBefore = { taskfan: taskfanCpu(), postgres: server.cpuMs() };
     const begun = performance.now();
     let next = 0;
     // Twenty clients at a time, each posting to the instances in turn.
@@ -71,11 +78,16 @@ async function throughput(
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     const seconds = (performance.now() - begun) / 1000;
+    const cpu = { taskfan: taskfanCpu() - cpuBefore.taskfan, postgres: server.cpuMs() - cpuBefore.postgres };
     const { rows } = await db.query<{ n: number }>(
       "SELECT count(*)::int AS n FROM tasks WHERE status <> 'done'",
     );
     if (rows[0]!.n > 0) throw new Error(`${rows[0]!.n} tasks did not end done`);
-    return tasks / seconds;
+    return {
+      perSecond: tasks / seconds,
+      taskfanCpuMs: cpu.taskfan / tasks,
+      postgresCpuMs: cpu.postgres / tasks,
+    };
   } finally {
     await db.end().catch(() => undefined);
     await group.stop();
@@ -144,7 +156,8 @@ export async function benchInstances(
   const result: Record<string, number> = {};
   const server = await startPostgres({ durable: true });
   try {
-    say(`instances: 1 to ${max} · ${options.tasks} tasks a run · PostgreSQL`);
+    result.cores = availableParallelism();
+    say(`instances: 1 to ${max} · ${options.tasks} tasks a run · PostgreSQL · ${result.cores} cores`);
     const cases = [
       ["instant", "store-bound: servers that answer at once"],
       ["served", "the real servers, served over HTTP"],
@@ -154,10 +167,15 @@ export async function benchInstances(
       const key = (n: number) => `${servers}_throughput_${n}`;
       for (let n = 1; n <= max; n++) {
         progress(`${title}: ${n} instance(s), ${options.tasks} tasks`);
-        const perSecond = round(await throughput(server, servers, n, options.tasks));
+        const run = await throughput(server, servers, n, options.tasks);
+        const perSecond = round(run.perSecond);
         result[`${key(n)}_tasks_per_s`] = perSecond;
         result[`${key(n)}_ratio`] = round(perSecond / result[`${key(1)}_tasks_per_s`]!, 2);
-        say(`  with ${n}: ${perSecond} tasks/s (${result[`${key(n)}_ratio`]} of one instance)`);
+        result[`${key(n)}_taskfan_cpu_ms_per_task`] = round(run.taskfanCpuMs, 2);
+        result[`${key(n)}_postgres_cpu_ms_per_task`] = round(run.postgresCpuMs, 2);
+        say(
+          `  with ${n}: ${perSecond} tasks/s (${result[`${key(n)}_ratio`]} of one instance); CPU a task: taskfan ${result[`${key(n)}_taskfan_cpu_ms_per_task`]} ms, PostgreSQL ${result[`${key(n)}_postgres_cpu_ms_per_task`]} ms`,
+        );
       }
     }
     for (const [how, rounds, key, what] of [

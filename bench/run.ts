@@ -7,7 +7,7 @@
  * of one task against the same ten tool calls made directly with the SDK (the floor),
  * throughput against the servers' own ceiling (two runs of N tasks a side, each on fresh
  * server data), commits per outcome under that load, memory, and how fast /health and
- * /stats answer with 100 000 operations stored. About five minutes on a 2-core machine
+ * /stats answer with 1 000 000 operations stored (`--seed N`). About five minutes on a 2-core machine
  * (`--full`: 2 000 tasks a run and 100 one at a time, about a quarter of an hour).
  * Progress goes to stderr. `--store postgres`: the same on PostgreSQL, a fresh database
  * per core on the server DATABASE_URL names (its user may create databases), or on a
@@ -41,6 +41,7 @@ import { createLogger } from "../src/log.js";
 import { startCore, type Core } from "../src/core.js";
 import type { SqliteStore } from "../src/store/sqlite/sqlite-store.js";
 import { percentile } from "../src/monitoring/health-rules.js";
+import { lastHourActivity } from "../src/monitoring/stats.js";
 import { newTaskId, type ChangeKind, type Task } from "../src/domain/task.js";
 import { startPostgres } from "../test/postgres.js";
 import { terminate } from "../test/helpers.js";
@@ -53,7 +54,7 @@ const { values } = parseArgs({
     full: { type: "boolean", default: false },
     tasks: { type: "string" },
     sequential: { type: "string" },
-    seed: { type: "string", default: "100000" },
+    seed: { type: "string", default: "1000000" },
     warmup: { type: "string", default: "5" },
     store: { type: "string", default: "sqlite" },
     transport: { type: "string", default: "stdio" },
@@ -541,8 +542,7 @@ async function main() {
 }
 
 function activityOf(core: Core): Promise<number[]> {
-  const hour = 3_600_000;
-  return core.store.operations.finishedPerBucket(Date.now() - hour, hour / 12, 12);
+  return lastHourActivity(core.store);
 }
 
 /** Finished operations, spread over the last hour, written directly for the read benchmarks. */

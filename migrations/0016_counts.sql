@@ -89,3 +89,7 @@ END;
 CREATE TRIGGER event_counts_delete AFTER DELETE ON events BEGIN
   UPDATE event_counts SET n = n - 1 WHERE type = old.type;
 END;
+
+-- The latency percentiles read a server's last 1 000 durations: from the index alone.
+DROP INDEX operations_done;
+CREATE INDEX operations_done ON operations (server, finished_at, duration_ms) WHERE status = 'done';

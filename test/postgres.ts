@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import pg from "pg";
@@ -18,6 +18,32 @@ export interface TestPostgres {
   start(): void;
   /** Stops it and removes its folder. */
   remove(): void;
+  /**
+   * CPU milliseconds the server's processes have used so far: the postmaster's own and its
+   * exited children's, and each live backend's (Linux: from /proc).
+   */
+  cpuMs(): number;
+}
+
+/** The kernel's clock ticks a second, the unit of /proc/<pid>/stat's times. */
+const clockTicks = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+
+/**
+ * A process's CPU time from /proc/<pid>/stat (Linux): its own, and that of its children it
+ * waited for; undefined once it has ended.
+ */
+export function processCpu(pid: number): { ppid: number; ownMs: number; childrenMs: number } | undefined {
+  let fields: string[];
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // After the command's closing parenthesis: state, ppid, ..., utime, stime, cutime, cstime.
+    fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  } catch {
+    return undefined;
+  }
+  const [ppid, utime, stime, cutime, cstime] = [1, 11, 12, 13, 14].map((i) => Number(fields[i]));
+  const ms = 1000 / clockTicks;
+  return { ppid: ppid!, ownMs: (utime! + stime!) * ms, childrenMs: (cutime! + cstime!) * ms };
 }
 
 /** The newest installed server's binaries: /usr/lib/postgresql/<version>/bin. */
@@ -80,6 +106,16 @@ export async function startPostgres(options: { durable?: boolean } = {}): Promis
     },
     stop,
     start,
+    cpuMs() {
+      const postmaster = Number(readFileSync(path.join(data, "postmaster.pid"), "utf8").split("\n")[0]);
+      let ms = 0;
+      for (const entry of readdirSync("/proc")) {
+        const cpu = /^\d+$/.test(entry) ? processCpu(Number(entry)) : undefined;
+        if (Number(entry) === postmaster) ms += cpu!.ownMs + cpu!.childrenMs;
+        else if (cpu?.ppid === postmaster) ms += cpu.ownMs;
+      }
+      return ms;
+    },
     remove() {
       try {
         stop();

@@ -24,6 +24,11 @@ INSERT INTO event_counts (type, n) SELECT type, count(*) FROM events GROUP BY ty
 INSERT INTO finished_counts (minute, n)
 SELECT finished_at / 60000, count(*) FROM operations WHERE finished_at IS NOT NULL GROUP BY 1;
 
+-- The latency percentiles read a server's last 1 000 durations: from the index alone
+-- (an index-only scan, once autovacuum has marked the pages all-visible).
+DROP INDEX operations_done;
+CREATE INDEX operations_done ON operations (server, finished_at) INCLUDE (duration_ms) WHERE status = 'done';
+
 CREATE FUNCTION operation_counts_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   IF TG_OP = 'INSERT' THEN

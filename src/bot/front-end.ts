@@ -18,8 +18,7 @@ import type { Translate } from "./i18n.js";
 import { parseOffsets } from "../domain/reminder.js";
 import { Reminders } from "./reminders.js";
 import type { Api } from "grammy";
-
-const hour = 3_600_000;
+import { lastHourActivity } from "../monitoring/stats.js";
 
 /** The alert routes besides the chat (`alerts.routes`), in the alert chat's words; none: undefined. */
 export function alertRoutesOf(
@@ -69,7 +68,7 @@ export function botDepsOf(core: Core, log: Logger): BotDeps {
     ratedBy: () => core.ratedBy(),
     checkHealth: () => core.checkHealth(),
     getStats: () => core.getStats(),
-    activity: () => store.operations.finishedPerBucket(Date.now() - hour, hour / 12, 12),
+    activity: () => lastHourActivity(store),
     alerts: store.alerts,
     state: store.bot,
     storeHealth: store.health,

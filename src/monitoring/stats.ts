@@ -21,6 +21,17 @@ export interface Stats {
   uptime_s: number;
 }
 
+/**
+ * Operations finished in the last hour, in twelve five-minute bars, oldest first. The bars
+ * start and end on whole minutes (the last one at the end of the current minute), so the
+ * store sums its per-minute counts and reads no operation.
+ */
+export function lastHourActivity(store: Store, now = Date.now()): Promise<number[]> {
+  const minute = 60_000;
+  const since = Math.ceil((now - 60 * minute) / minute) * minute;
+  return store.operations.finishedPerBucket(since, 5 * minute, 12);
+}
+
 /** The numbers behind /stats, shaped after the original system's, plus latency and queue. */
 export async function collectStats(deps: {
   store: Store;

@@ -33,7 +33,7 @@ export function applicationName(instance: string, role: SessionRole = "pool"): s
 
 /**
  * A connection's settings: the instance's name, the statement and idle-transaction limits,
- * and TCP keepalives on both ends, so the server ends the session of a peer the network
+ * synced commits, no JIT, and TCP keepalives on both ends, so the server ends the session of a peer the network
  * cut off within about 25 s (10 s idle, then 3 probes 5 s apart), not hours.
  */
 export function sessionConfig(
@@ -48,6 +48,9 @@ export function sessionConfig(
     "tcp_keepalives_count=3",
     // A statement outside a transaction (a new task) commits synced, whatever the server's default.
     "synchronous_commit=on",
+    // Short statements only: compiling one (its plan's cost estimate past jit_above_cost)
+    // takes longer than running it.
+    "jit=off",
     ...(timeout ? [`idle_in_transaction_session_timeout=${timeout}`, `statement_timeout=${timeout}`] : []),
   ];
   return {
