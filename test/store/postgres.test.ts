@@ -521,6 +521,17 @@ describe("moving a SQLite store to PostgreSQL", () => {
             .stdout,
         ) as { task: { status: string } };
         expect(next.task.status).toBe("done");
+        // The counts /stats reads hold the copied rows and the new ones.
+        const store = await createPostgresStore(url);
+        try {
+          expect(await store.operations.countByServerStatus()).toEqual(
+            expect.arrayContaining([{ server: "git", status: "done", n: 2 }]),
+          );
+          expect(await store.operations.countByServerStatus()).toHaveLength(10);
+          expect(await store.tasks.countByStatus()).toEqual({ done: 2 });
+        } finally {
+          await store.close();
+        }
       } finally {
         remove();
       }
