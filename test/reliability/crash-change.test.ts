@@ -82,8 +82,11 @@ describe.each(["SQLite", "PostgreSQL"])("a crash in the middle of changes, on %s
       const doomed = spawnTracked(process.execPath, [changeMany, String(tasks)], {
         cwd: dir,
         env,
-        stdio: ["ignore", "pipe", "ignore"],
+        stdio: ["ignore", "pipe", "pipe"],
       });
+      // What it says on stderr (a change it could not make) goes into the failure message.
+      let stderr = "";
+      doomed.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
       const ids: string[] = [];
       const changes: string[] = [];
       for await (const line of createInterface({ input: doomed.stdout! })) {
@@ -92,8 +95,8 @@ describe.each(["SQLite", "PostgreSQL"])("a crash in the middle of changes, on %s
         if (what === "changed") changes.push(line.trim());
         if (what === "committed") break;
       }
-      expect(ids).toHaveLength(tasks);
-      expect(changes).toHaveLength(tasks + tasks / 4);
+      expect(ids, stderr).toHaveLength(tasks);
+      expect(changes, stderr).toHaveLength(tasks + tasks / 4);
       await new Promise((r) => setTimeout(r, killAfterMs)); // the crash point, not a wait for a result
       process.stdout.write(
         `crash-change test (${engine}): SIGKILL ${killAfterMs} ms after the last change\n`,
