@@ -336,8 +336,7 @@ export class Dispatcher {
   /** Inside a transaction: claims what waits for the slots there are, with the operations' tasks. */
   private async claimForFreedSlots(tx: StoreQueries, also: readonly Operation[] = []): Promise<Claimed[]> {
     const plan = this.plan();
-    const { operations, tasks } = plan ? await this.claimPlanned(tx, plan) : { operations: [], tasks: [] };
-    return this.withTasks(tx, [...also, ...operations], tasks);
+    return this.withTasks(tx, [...also, ...(plan ? await this.claimPlanned(tx, plan) : [])]);
   }
 
   /**
@@ -347,13 +346,10 @@ export class Dispatcher {
    * `dispatchers` makes the next start look up every unfinished operation before creating
    * it).
    */
-  private async claimPlanned(
-    tx: StoreQueries,
-    { capacity, free }: Plan,
-  ): Promise<{ operations: Operation[]; tasks: Task[] }> {
+  private async claimPlanned(tx: StoreQueries, { capacity, free }: Plan): Promise<Operation[]> {
     const orphans = this.orphansDue;
     this.orphansDue = false;
-    const req = {
+    const claimed = await tx.operations.claim({
       owner: this.ctx.owner,
       leaseMs: this.ctx.leaseMs,
       capacity,
@@ -361,34 +357,24 @@ export class Dispatcher {
       orphans,
       serial: this.serial,
       overrunMs: this.overrunMs,
-    };
-    // Where the store can, the claim reads the tasks too (on PostgreSQL, a round trip less).
-    const { operations: claimed, tasks } = tx.operations.claimWithTasks
-      ? await tx.operations.claimWithTasks(req)
-      : { operations: await tx.operations.claim(req), tasks: [] };
+    });
     // A server whose claim came back short has nothing more due (unless the global limit cut it).
     if (claimed.length < free) {
       for (const [server, cap] of capacity) {
         if (claimed.filter((o) => o.server === server).length < cap) this.mayHaveWork.delete(server);
       }
     }
-    return { operations: claimed, tasks };
+    return claimed;
   }
 
   /**
    * Inside the claim's transaction: each task with claimed operations becomes running and
-   * is read once for all of them (the runs need it), unless the claim read it (`known`).
+   * is read once for all of them (the runs need it).
    */
-  private async withTasks(
-    tx: StoreQueries,
-    claimed: readonly Operation[],
-    known: readonly Task[] = [],
-  ): Promise<Claimed[]> {
+  private async withTasks(tx: StoreQueries, claimed: readonly Operation[]): Promise<Claimed[]> {
     const tasks = new Map<string, Task | undefined>();
     const ids = [...new Set(claimed.map((o) => o.taskId))].sort();
-    const read = new Map(known.map((t) => [t.id, t]));
-    const missing = ids.filter((id) => !read.has(id));
-    if (missing.length > 0) for (const t of await tx.tasks.getMany(missing)) read.set(t.id, t);
+    const read = new Map((await tx.tasks.getMany(ids)).map((t) => [t.id, t]));
     // In id order, as every transaction that updates several tasks does: none waits for another.
     for (const taskId of ids) {
       const task = read.get(taskId);

@@ -315,12 +315,6 @@ export const blockedUntil = 8_640_000_000_000_000;
 export interface OperationStore {
   /** Claims due operations with a lease; two dispatchers never get the same one. */
   claim(req: ClaimRequest): Promise<Operation[]>;
-  /**
-   * PostgreSQL: `claim`, with the claimed operations' tasks read by the same statement (a
-   * round trip less for the runs, which need them). Absent on SQLite, which reads in the
-   * process.
-   */
-  claimWithTasks?(req: ClaimRequest): Promise<{ operations: Operation[]; tasks: Task[] }>;
   forTask(taskId: string): Promise<Operation[]>;
   /** The fields a task's status and its waits are derived from, read in one go. */
   statesOf(taskId: string): Promise<OperationState[]>;

@@ -1,6 +1,6 @@
-import type { Operation, OperationStatus, Task } from "../../domain/task.js";
-import { toOperation, toTask, type OperationRow, type TaskRow } from "../rows.js";
-import { blockedUntil, type ClaimRef, type ClaimRequest, type Outcome, type StoreQueries } from "../store.js";
+import type { OperationStatus } from "../../domain/task.js";
+import { toOperation, type OperationRow } from "../rows.js";
+import { blockedUntil, type ClaimRef, type Outcome, type StoreQueries } from "../store.js";
 import { atomic, type Queryable, statementsOn } from "./sql.js";
 
 /** The advisory lock class of a serial server's claim turn ("tg"; singletons use 0x7466). */
@@ -25,44 +25,41 @@ const nothingOpen = `NOT EXISTS (
  */
 export function createOperationStore(q: Queryable, now: () => number): StoreQueries["operations"] {
   const { rows, changes } = statementsOn(q);
-  /** Claims due operations (see `claim`); with `withTasks`, their tasks from the same statement. */
-  const claimed = (
-    req: ClaimRequest,
-    withTasks: boolean,
-  ): Promise<{ operations: Operation[]; tasks: Task[] }> =>
-    atomic(q, async (c) => {
-      const t = now();
-      // A lease counts as live until this long past its expiry (see ClaimRequest.overrunMs).
-      const liveAfter = (server: string) => t - (req.overrunMs?.get(server) ?? 0);
-      const servers = [...req.capacity.entries()].filter(([, free]) => free > 0);
-      // A serial server's claimers take turns: its lock, held to the commit, taken in name
-      // order so two claimers never wait for each other; then, in a statement of its own (it
-      // must see what the last holder of the lock committed), the ones another live
-      // dispatcher is calling, which are passed by.
-      const serial = servers.map(([s]) => s).filter((s) => req.serial?.has(s));
-      let busy = new Set<string>();
-      if (serial.length > 0) {
-        await c.query(
-          `SELECT count(pg_advisory_xact_lock($1, hashtext(s)))
+  return {
+    async claim(req) {
+      return atomic(q, async (c) => {
+        const t = now();
+        // A lease counts as live until this long past its expiry (see ClaimRequest.overrunMs).
+        const liveAfter = (server: string) => t - (req.overrunMs?.get(server) ?? 0);
+        const servers = [...req.capacity.entries()].filter(([, free]) => free > 0);
+        // A serial server's claimers take turns: its lock, held to the commit, taken in name
+        // order so two claimers never wait for each other; then, in a statement of its own (it
+        // must see what the last holder of the lock committed), the ones another live
+        // dispatcher is calling, which are passed by.
+        const serial = servers.map(([s]) => s).filter((s) => req.serial?.has(s));
+        let busy = new Set<string>();
+        if (serial.length > 0) {
+          await c.query(
+            `SELECT count(pg_advisory_xact_lock($1, hashtext(s)))
              FROM (SELECT s FROM unnest($2::text[]) AS s ORDER BY s) AS ordered`,
-          [serialLockClass, serial],
-        );
-        const calling = await c.query<{ server: string }>(
-          `SELECT DISTINCT o.server FROM operations o JOIN dispatchers d ON d.owner = o.lease_owner
+            [serialLockClass, serial],
+          );
+          const calling = await c.query<{ server: string }>(
+            `SELECT DISTINCT o.server FROM operations o JOIN dispatchers d ON d.owner = o.lease_owner
              JOIN unnest($1::text[], $2::bigint[]) AS s(server, live_after) ON s.server = o.server
              WHERE o.status = 'running' AND o.lease_owner <> $3 AND o.lease_expires_at >= s.live_after`,
-          [serial, serial.map(liveAfter), req.owner],
-        );
-        busy = new Set(calling.rows.map((r) => r.server));
-      }
-      const open = servers.filter(([s]) => !busy.has(s));
-      if (open.length === 0 || req.limit <= 0) return { operations: [], tasks: [] };
-      // One statement for every server: per server, running ones whose lease ran out longer
-      // ago than a call started in time could still be at work (on the poll), then due ones,
-      // locked with SKIP LOCKED until this transaction ends (another dispatcher passes them
-      // by); across servers, priority 1 first, then the oldest.
-      const { rows: taken } = await c.query<OperationRow & { task_row?: TaskRow | null }>(
-        `WITH cap AS (
+            [serial, serial.map(liveAfter), req.owner],
+          );
+          busy = new Set(calling.rows.map((r) => r.server));
+        }
+        const open = servers.filter(([s]) => !busy.has(s));
+        if (open.length === 0 || req.limit <= 0) return [];
+        // One statement for every server: per server, running ones whose lease ran out longer
+        // ago than a call started in time could still be at work (on the poll), then due ones,
+        // locked with SKIP LOCKED until this transaction ends (another dispatcher passes them
+        // by); across servers, priority 1 first, then the oldest.
+        const { rows: taken } = await c.query<OperationRow>(
+          `WITH cap AS (
              SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[]) AS c(server, n, orphaned_before)),
            orphan AS (
              SELECT x.* FROM cap CROSS JOIN LATERAL (
@@ -79,8 +76,7 @@ export function createOperationStore(q: Queryable, now: () => number): StoreQuer
                FOR UPDATE SKIP LOCKED) AS x),
            picked AS (
              SELECT id FROM (SELECT * FROM orphan UNION ALL SELECT * FROM due) AS candidates
-             ORDER BY priority, created_at, id LIMIT $6),
-           taken AS (
+             ORDER BY priority, created_at, id LIMIT $6)
            UPDATE operations
            SET recheck = CASE WHEN status = 'running' THEN 1 ELSE recheck END,
                attempts = attempts + 1,
@@ -88,35 +84,22 @@ export function createOperationStore(q: Queryable, now: () => number): StoreQuer
                started_at = coalesce(started_at, $5), updated_at = $5
            WHERE id IN (SELECT id FROM picked) AND ((status = 'pending' AND next_attempt_at <= $5)
                               OR (status = 'running' AND lease_expires_at < $5))
-           RETURNING *)
-         SELECT taken.*${withTasks ? ", (SELECT row_to_json(t) FROM tasks t WHERE t.id = taken.task_id) AS task_row" : ""}
-         FROM taken`,
-        [
-          open.map(([s]) => s),
-          open.map(([, free]) => Math.min(free, req.limit)),
-          open.map(([s]) => liveAfter(s)),
-          req.orphans !== false,
-          t,
-          req.limit,
-          req.owner,
-          t + req.leaseMs,
-        ],
-      );
-      const tasks = new Map<string, Task>();
-      for (const row of taken) if (row.task_row) tasks.set(row.task_id, toTask(row.task_row));
-      return {
-        operations: taken
-          .map(({ task_row: _, ...row }) => toOperation(row))
-          .sort((a, b) => a.priority - b.priority || a.createdAt - b.createdAt || a.id - b.id),
-        tasks: [...tasks.values()],
-      };
-    });
-  return {
-    async claim(req) {
-      return (await claimed(req, false)).operations;
-    },
-    claimWithTasks(req) {
-      return claimed(req, true);
+           RETURNING *`,
+          [
+            open.map(([s]) => s),
+            open.map(([, free]) => Math.min(free, req.limit)),
+            open.map(([s]) => liveAfter(s)),
+            req.orphans !== false,
+            t,
+            req.limit,
+            req.owner,
+            t + req.leaseMs,
+          ],
+        );
+        return taken
+          .map(toOperation)
+          .sort((a, b) => a.priority - b.priority || a.createdAt - b.createdAt || a.id - b.id);
+      });
     },
     async forTask(taskId) {
       return (
