@@ -104,39 +104,32 @@ CREATE TRIGGER event_counts_insert AFTER INSERT ON events
 CREATE TRIGGER event_counts_delete AFTER DELETE ON events
   REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION event_counts_change();
 
--- Folds each table's rows into one per key (dropping keys that sum to 0), in one
--- transaction; the rows it sees are deleted and their sums written back, while rows
--- appended meanwhile stay for the next run, so a reader's sum never changes. One instance
--- at a time (an advisory lock, "th"); another returns at once. Returns the rows removed.
-CREATE FUNCTION compact_counts() RETURNS bigint LANGUAGE plpgsql AS $$
+-- Folds one count table's rows into one per key (dropping keys that sum to 0): the rows
+-- it sees are deleted and their sums written back, while rows appended meanwhile stay for
+-- the next run, so a reader's sum never changes. Returns the rows removed.
+CREATE FUNCTION fold_counts(counts regclass, keys text) RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
-  removed bigint := 0;
   before bigint;
   after bigint;
+BEGIN
+  EXECUTE format(
+    'WITH gone AS (DELETE FROM %1$s RETURNING %2$s, n),
+       kept AS (
+         INSERT INTO %1$s (%2$s, n)
+         SELECT %2$s, sum(n) FROM gone GROUP BY %2$s HAVING sum(n) <> 0 RETURNING 1)
+     SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM kept)',
+    counts, keys)
+  INTO before, after;
+  RETURN before - after;
+END $$;
+
+-- Every count table folded, in one transaction; one instance at a time (an advisory lock,
+-- "th"), another returns at once. Returns the rows removed.
+CREATE FUNCTION compact_counts() RETURNS bigint LANGUAGE plpgsql AS $$
 BEGIN
   IF NOT pg_try_advisory_xact_lock(29800, 0) THEN
     RETURN 0;
   END IF;
-  WITH gone AS (DELETE FROM operation_counts RETURNING server, status, n),
-    kept AS (
-      INSERT INTO operation_counts (server, status, n)
-      SELECT server, status, sum(n) FROM gone GROUP BY server, status HAVING sum(n) <> 0
-      RETURNING 1
-    )
-  SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM kept) INTO before, after;
-  removed := removed + before - after;
-  WITH gone AS (DELETE FROM task_counts RETURNING status, n),
-    kept AS (
-      INSERT INTO task_counts (status, n)
-      SELECT status, sum(n) FROM gone GROUP BY status HAVING sum(n) <> 0 RETURNING 1
-    )
-  SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM kept) INTO before, after;
-  removed := removed + before - after;
-  WITH gone AS (DELETE FROM event_counts RETURNING type, n),
-    kept AS (
-      INSERT INTO event_counts (type, n)
-      SELECT type, sum(n) FROM gone GROUP BY type HAVING sum(n) <> 0 RETURNING 1
-    )
-  SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM kept) INTO before, after;
-  RETURN removed + before - after;
+  RETURN fold_counts('operation_counts', 'server, status') + fold_counts('task_counts', 'status')
+    + fold_counts('event_counts', 'type') + fold_counts('finished_counts', 'minute');
 END $$;
