@@ -33,8 +33,9 @@ export function applicationName(instance: string, role: SessionRole = "pool"): s
 
 /**
  * A connection's settings: the instance's name, the statement and idle-transaction limits,
- * synced commits, no JIT, and TCP keepalives on both ends, so the server ends the session of a peer the network
- * cut off within about 25 s (10 s idle, then 3 probes 5 s apart), not hours.
+ * synced commits, no JIT, and TCP keepalives on both ends, so the server ends the session
+ * of a peer the network cut off within about 25 s (10 s idle, then 3 probes 5 s apart),
+ * not hours.
  */
 export function sessionConfig(
   url: string,
